@@ -1,0 +1,388 @@
+// Package auth turns dmctl's auth options (flags and environment) into the
+// credential an IoT Hub client needs: a SAS signer from a service connection
+// string, or a Microsoft Entra ID token credential from azidentity. It is the
+// only importer of azidentity.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/sas"
+)
+
+// Method is an --auth value.
+type Method string
+
+// The auth methods.
+const (
+	MethodSAS              Method = "sas"               // a service connection string (shared access policy)
+	MethodDefault          Method = "default"           // azidentity's DefaultAzureCredential chain
+	MethodAzureCLI         Method = "azure-cli"         // the identity logged in to the Azure CLI
+	MethodEnvironment      Method = "environment"       // a service principal from AZURE_* variables
+	MethodManagedIdentity  Method = "managed-identity"  // the managed identity of the Azure host
+	MethodWorkloadIdentity Method = "workload-identity" // Kubernetes workload identity federation
+)
+
+// Methods lists the --auth values, in the order help shows them.
+func Methods() []string {
+	return []string{string(MethodSAS), string(MethodDefault), string(MethodAzureCLI), string(MethodEnvironment),
+		string(MethodManagedIdentity), string(MethodWorkloadIdentity)}
+}
+
+// ParseMethod checks an --auth value.
+func ParseMethod(s string) (Method, error) {
+	for _, m := range Methods() {
+		if s == m {
+			return Method(m), nil
+		}
+	}
+	return "", &InputError{Input: "--auth", Reason: fmt.Sprintf("%q is not an auth method (use one of %s)", s, strings.Join(Methods(), ", "))}
+}
+
+// IsEntra reports whether m obtains Microsoft Entra ID tokens.
+func (m Method) IsEntra() bool { return m != MethodSAS && m != "" }
+
+// Environment variables read here.
+const (
+	EnvConnectionString = "IOTHUB_CONNECTION_STRING"
+	EnvAuthorityHost    = "AZURE_AUTHORITY_HOST"
+	EnvClientID         = "AZURE_CLIENT_ID"
+)
+
+// DefaultHubSuffix completes a bare hub name given to --hub.
+const DefaultHubSuffix = ".azure-devices.net"
+
+// Options are the inputs to Resolve. Nothing else is read.
+type Options struct {
+	// Method is --auth; empty means: SAS when a connection string is
+	// available, else default when Hub is set, else an InputError.
+	Method Method
+	// Hub is --hub: the hub's host name (a bare name gets DefaultHubSuffix).
+	Hub string
+	// ConnectionString is --connection-string (a secret).
+	ConnectionString string
+	// ConnectionStringFile is --connection-string-file.
+	ConnectionStringFile string
+	// LookupEnv reads the environment; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// ReadFile reads --connection-string-file; nil means os.ReadFile.
+	ReadFile func(string) ([]byte, error)
+	// Transport sends the credential's own HTTP requests (token endpoints), so
+	// they trust the same CAs and proxies as hub calls; nil means azcore's default.
+	Transport policy.Transporter
+	// Now is the clock SAS tokens are signed with; nil means time.Now.
+	Now func() time.Time
+}
+
+// Credential is what an IoT Hub client needs: exactly one of Signer and
+// Token is set.
+type Credential struct {
+	Method Method
+	// Host is the hub's host name (may carry :port).
+	Host string
+	// Signer makes SAS tokens (MethodSAS).
+	Signer *sas.Signer
+	// Token obtains Entra ID tokens (every other method). Its failures are
+	// *CredentialError.
+	Token azcore.TokenCredential
+	// Source says where the credential came from, for messages: a flag, a
+	// file, or an environment variable. Never a secret.
+	Source string
+	// ConnectionString is the parsed service connection string (MethodSAS);
+	// show it only with Redacted().
+	ConnectionString *connstr.ConnectionString
+}
+
+// Describe says which credential is in use, safe to print.
+func (c *Credential) Describe() string {
+	if c.Method == MethodSAS {
+		return fmt.Sprintf("SAS policy %q from %s (%s)", c.ConnectionString.SharedAccessKeyName, c.Source, c.ConnectionString.Redacted())
+	}
+	return fmt.Sprintf("Microsoft Entra ID token from %s", c.Source)
+}
+
+// RefusedHint explains what to check when the hub answers 401 or 403.
+func (c *Credential) RefusedHint() string {
+	if c.Method == MethodSAS {
+		return fmt.Sprintf("the hub refused %s. Check that the key is current (regenerating a key invalidates old "+
+			"connection strings), that the policy has the ServiceConnect permission, and that this machine's clock is right "+
+			"(within 5 minutes).", c.Describe())
+	}
+	return fmt.Sprintf("the hub refused the %s for %s. The identity needs the \"IoT Hub Data Contributor\" role on this hub "+
+		"(az role assignment create --role \"IoT Hub Data Contributor\" --assignee <principal> --scope <hub resource id>); "+
+		"role assignments can take a few minutes to apply.", c.Describe(), c.Host)
+}
+
+// InputError is a missing, conflicting or malformed auth input; nothing was
+// sent. It names the input.
+type InputError struct {
+	Input  string // e.g. "--connection-string-file", "IOTHUB_CONNECTION_STRING"
+	Reason string
+}
+
+func (e *InputError) Error() string {
+	if e.Input == "" {
+		return e.Reason
+	}
+	return e.Input + ": " + e.Reason
+}
+
+// CredentialError is a credential that could not be built or could not get
+// a token: the hub was never asked.
+type CredentialError struct {
+	Method Method
+	Err    error
+}
+
+func (e *CredentialError) Error() string {
+	return fmt.Sprintf("%s credential could not get a token: %s", e.Method, firstLine(connstr.Redact(e.Err.Error())))
+}
+
+func (e *CredentialError) Unwrap() error { return e.Err }
+
+// CredentialFailure marks the error as the credential's (fleet counts such
+// targets as unauthorized without importing this package).
+func (e *CredentialError) CredentialFailure() bool { return true }
+
+// Hint says how to fix a credential that could not get a token.
+func (e *CredentialError) Hint() string {
+	switch e.Method {
+	case MethodAzureCLI:
+		return "run `az login` (and `az account set` for the right subscription), or choose another --auth method."
+	case MethodEnvironment:
+		return "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) for a service principal."
+	case MethodManagedIdentity:
+		return "managed identity only works on an Azure host with an identity assigned; set AZURE_CLIENT_ID for a user-assigned one."
+	case MethodWorkloadIdentity:
+		return "workload identity needs AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (set by the AKS webhook)."
+	}
+	return "sign in with `az login`, set AZURE_* service principal variables, or use a connection string with --auth sas (see `dmctl help environment`)."
+}
+
+func firstLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			return l
+		}
+	}
+	return strings.TrimSpace(s)
+}
+
+// Resolve turns options into a credential. It reads files and the
+// environment but sends nothing: Entra credentials get tokens on first use.
+func Resolve(o Options) (*Credential, error) {
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ConnectionString != "" && o.ConnectionStringFile != "" {
+		return nil, &InputError{Input: "--connection-string", Reason: "give either --connection-string or --connection-string-file, not both"}
+	}
+	hub := ""
+	if o.Hub != "" {
+		h, err := NormalizeHub(o.Hub)
+		if err != nil {
+			return nil, err
+		}
+		hub = h
+	}
+	method := o.Method
+	if method != "" {
+		if _, err := ParseMethod(string(method)); err != nil {
+			return nil, err
+		}
+	}
+	if method.IsEntra() {
+		if o.ConnectionString != "" || o.ConnectionStringFile != "" {
+			return nil, &InputError{Input: "--auth", Reason: fmt.Sprintf("a connection string is for --auth sas, not --auth %s", method)}
+		}
+		if hub == "" {
+			return nil, &InputError{Input: "--hub", Reason: fmt.Sprintf("--auth %s needs --hub HOST (e.g. --hub myhub.azure-devices.net)", method)}
+		}
+		return entraCredential(method, hub, o)
+	}
+	raw, source, err := connectionString(o)
+	if err != nil {
+		return nil, err
+	}
+	if raw == "" {
+		if method == MethodSAS {
+			return nil, &InputError{Input: "--auth sas", Reason: "no connection string: set " + EnvConnectionString +
+				", or give --connection-string-file PATH or --connection-string"}
+		}
+		if hub != "" {
+			return entraCredential(MethodDefault, hub, o)
+		}
+		return nil, &InputError{Reason: "no credentials: either give a service connection string (" + EnvConnectionString +
+			", --connection-string-file PATH or --connection-string), or name the hub with --hub HOST to sign in with " +
+			"Microsoft Entra ID (--auth default, azure-cli, environment, managed-identity or workload-identity)"}
+	}
+	cs, err := connstr.ParseService(raw)
+	if err != nil {
+		return nil, &InputError{Input: source, Reason: err.Error()}
+	}
+	if hub != "" && !strings.EqualFold(hub, cs.HostName) {
+		return nil, &InputError{Input: "--hub", Reason: fmt.Sprintf("%q does not match the connection string's HostName %q (from %s)", hub, cs.HostName, source)}
+	}
+	key, err := sas.DecodeKey(cs.SharedAccessKey)
+	if err != nil {
+		if cs.SharedAccessKey == "" {
+			return nil, &InputError{Input: source, Reason: "the connection string carries a SharedAccessSignature instead of a SharedAccessKey; dmctl needs the key to sign short-lived tokens"}
+		}
+		return nil, &InputError{Input: source, Reason: err.Error()}
+	}
+	return &Credential{
+		Method:           MethodSAS,
+		Host:             cs.HostName,
+		Signer:           sas.NewSigner(cs.HostName, cs.SharedAccessKeyName, key, 0, o.Now),
+		Source:           source,
+		ConnectionString: cs,
+	}, nil
+}
+
+// connectionString finds the connection string by precedence: the flag,
+// the file, the environment. It returns "" when there is none.
+func connectionString(o Options) (value, source string, err error) {
+	if o.ConnectionString != "" {
+		return o.ConnectionString, "--connection-string", nil
+	}
+	if o.ConnectionStringFile != "" {
+		src := "--connection-string-file " + o.ConnectionStringFile
+		b, err := o.ReadFile(o.ConnectionStringFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return "", "", &InputError{Input: src, Reason: "cannot read the file: " + err.Error()}
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", "", &InputError{Input: src, Reason: "the file is empty"}
+		}
+		return v, src, nil
+	}
+	if v, ok := o.LookupEnv(EnvConnectionString); ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v), EnvConnectionString, nil
+	}
+	return "", "", nil
+}
+
+// NormalizeHub checks a --hub value: a host name with an optional :port. A
+// bare name without dots or a port gets DefaultHubSuffix.
+func NormalizeHub(h string) (string, error) {
+	h = strings.TrimSpace(h)
+	bad := func(why string) error {
+		return &InputError{Input: "--hub", Reason: fmt.Sprintf("%q %s; give the hub's host name, e.g. myhub.azure-devices.net", h, why)}
+	}
+	switch {
+	case h == "":
+		return "", bad("is empty")
+	case strings.Contains(h, "://"):
+		return "", bad("has a URL scheme")
+	case strings.ContainsAny(h, "/?#@ \t;"):
+		return "", bad("is not a host name")
+	}
+	if !strings.ContainsAny(h, ".:") {
+		h += DefaultHubSuffix
+	}
+	return h, nil
+}
+
+// publicAuthorities are the Entra authority hosts of the public clouds, where
+// instance discovery works and should stay on.
+var publicAuthorities = []string{"login.microsoftonline.com", "login.microsoftonline.us", "login.chinacloudapi.cn"}
+
+// disableInstanceDiscovery reports whether AZURE_AUTHORITY_HOST names a
+// private authority (Azure Stack, a disconnected cloud, a local test
+// endpoint), where MSAL's instance discovery against login.microsoft.com
+// must be skipped.
+func disableInstanceDiscovery(lookupEnv func(string) (string, bool)) bool {
+	v, ok := lookupEnv(EnvAuthorityHost)
+	if !ok || strings.TrimSpace(v) == "" {
+		return false
+	}
+	host := strings.TrimSpace(v)
+	if u, err := url.Parse(host); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "/"))
+	for _, p := range publicAuthorities {
+		if host == p {
+			return false
+		}
+	}
+	return true
+}
+
+func entraCredential(m Method, hub string, o Options) (*Credential, error) {
+	co := azcore.ClientOptions{Transport: o.Transport}
+	noDiscovery := disableInstanceDiscovery(o.LookupEnv)
+	var (
+		cred   azcore.TokenCredential
+		err    error
+		source string
+	)
+	switch m {
+	case MethodDefault:
+		source = "DefaultAzureCredential (--auth default)"
+		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{
+			ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
+	case MethodAzureCLI:
+		source = "the Azure CLI (--auth azure-cli)"
+		cred, err = azidentity.NewAzureCLICredential(nil)
+	case MethodEnvironment:
+		source = "AZURE_* environment variables (--auth environment)"
+		cred, err = azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{
+			ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
+	case MethodManagedIdentity:
+		source = "the managed identity (--auth managed-identity)"
+		mo := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: co}
+		if id, ok := o.LookupEnv(EnvClientID); ok && id != "" {
+			mo.ID = azidentity.ClientID(id)
+			source = fmt.Sprintf("the managed identity with client id %s (--auth managed-identity)", id)
+		}
+		cred, err = azidentity.NewManagedIdentityCredential(mo)
+	case MethodWorkloadIdentity:
+		source = "workload identity (--auth workload-identity)"
+		cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions: co, DisableInstanceDiscovery: noDiscovery})
+	default:
+		return nil, &InputError{Input: "--auth", Reason: fmt.Sprintf("%q is not an Entra ID method", m)}
+	}
+	if err != nil {
+		return nil, &CredentialError{Method: m, Err: err}
+	}
+	return &Credential{Method: m, Host: hub, Token: guarded{method: m, cred: cred}, Source: source}, nil
+}
+
+// guarded wraps a credential so its failures are *CredentialError, which
+// callers can tell apart from the hub refusing a token.
+type guarded struct {
+	method Method
+	cred   azcore.TokenCredential
+}
+
+func (g guarded) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	tok, err := g.cred.GetToken(ctx, opts)
+	if err != nil && ctx.Err() == nil {
+		return tok, &CredentialError{Method: g.method, Err: err}
+	}
+	return tok, err
+}
