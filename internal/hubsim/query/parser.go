@@ -51,6 +51,17 @@ func newParser(src string) (*parser, *Error) {
 	if err := p.checkLength(); err != nil {
 		return nil, err
 	}
+	if !utf8.ValidString(src) {
+		off := 0
+		for off < len(src) {
+			r, n := utf8.DecodeRuneInString(src[off:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			off += n
+		}
+		return nil, errAt(src, off, "the query is not valid UTF-8")
+	}
 	toks, err := lex(src)
 	if err != nil {
 		return nil, err
@@ -439,10 +450,12 @@ func (p *parser) parseAnd() (expr, *Error) {
 	return l, nil
 }
 
-func (p *parser) enter() *Error {
+// enter counts one level of nesting opened by t ('(', NOT, unary minus or
+// a function call).
+func (p *parser) enter(t token) *Error {
 	p.depth++
 	if p.depth > maxDepth {
-		return p.errAt(p.peek(), "the expression is nested too deeply (more than %d levels)", maxDepth)
+		return p.errAt(t, "the expression is nested too deeply (more than %d levels)", maxDepth)
 	}
 	return nil
 }
@@ -453,8 +466,7 @@ func (p *parser) parseNot() (expr, *Error) {
 	if !p.peek().is("NOT") {
 		return p.parseComparison()
 	}
-	p.next()
-	if err := p.enter(); err != nil {
+	if err := p.enter(p.next()); err != nil {
 		return nil, err
 	}
 	defer p.leave()
@@ -613,7 +625,7 @@ func (p *parser) parseUnary() (expr, *Error) {
 		return p.parsePrimary()
 	}
 	p.next()
-	if err := p.enter(); err != nil {
+	if err := p.enter(t); err != nil {
 		return nil, err
 	}
 	defer p.leave()
@@ -638,7 +650,7 @@ func (p *parser) parsePrimary() (expr, *Error) {
 	switch {
 	case t.kind == tLParen:
 		p.next()
-		if err := p.enter(); err != nil {
+		if err := p.enter(t); err != nil {
 			return nil, err
 		}
 		defer p.leave()
@@ -703,7 +715,7 @@ func (p *parser) parseCall() (expr, *Error) {
 		return nil, p.errAt(nameTok, "unknown function '%s'", shorten(nameTok.raw))
 	}
 	p.next() // (
-	if err := p.enter(); err != nil {
+	if err := p.enter(nameTok); err != nil {
 		return nil, err
 	}
 	defer p.leave()
