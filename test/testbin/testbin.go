@@ -36,11 +36,11 @@ import (
 	"github.com/dmctl/dmctl/internal/connstr"
 )
 
-// ReadyTimeout is how long StartHubsim waits for hubsim's ready line.
-const ReadyTimeout = 30 * time.Second
+// ReadyTimeout is how long Start waits for hubsim's ready line.
+var ReadyTimeout = 30 * time.Second
 
 // StopTimeout is how long hubsim gets to exit after SIGTERM before it is killed.
-const StopTimeout = 10 * time.Second
+var StopTimeout = 10 * time.Second
 
 // maxCapture bounds how much of a child's stdout/stderr is kept in memory.
 const maxCapture = 4 << 20
@@ -222,12 +222,14 @@ func (h *Hubsim) Exited() bool {
 
 // Stop sends SIGTERM and waits for hubsim to exit, killing it after
 // StopTimeout. It returns an error when hubsim had to be killed, exited with
-// a non-zero status, or had already exited on its own. Stop is idempotent;
+// a non-zero status, or had already exited on its own. Only the first call
+// does anything (later calls return nil);
 // StartHubsim registers it with tb.Cleanup, so calling it is only needed to
 // stop hubsim early (e.g. to restart it on the same --dir).
 func (h *Hubsim) Stop() error {
 	var err error
 	h.stop.Do(func() {
+		stopTimeout := StopTimeout
 		if h.Exited() {
 			err = fmt.Errorf("hubsim exited before it was stopped: %v", h.err)
 			return
@@ -238,10 +240,10 @@ func (h *Hubsim) Stop() error {
 			if h.err != nil {
 				err = fmt.Errorf("hubsim did not exit cleanly after SIGTERM: %v", h.err)
 			}
-		case <-time.After(StopTimeout):
+		case <-time.After(stopTimeout):
 			_ = h.Cmd.Process.Kill()
 			<-h.done
-			err = fmt.Errorf("hubsim did not exit within %s of SIGTERM and was killed", StopTimeout)
+			err = fmt.Errorf("hubsim did not exit within %s of SIGTERM and was killed", stopTimeout)
 		}
 	})
 	return err
@@ -255,7 +257,13 @@ func (h *Hubsim) Stop() error {
 // (non-zero exit, crash before, or needing SIGKILL) fails the test.
 func StartHubsim(tb testing.TB, args ...string) *Hubsim {
 	tb.Helper()
-	bin := Build(tb, "hubsim")
+	return Start(tb, Build(tb, "hubsim"), args...)
+}
+
+// Start is StartHubsim for a given binary: bin must behave like hubsim (print
+// the ready line, stop on SIGTERM), e.g. a prebuilt bin/hubsim.
+func Start(tb testing.TB, bin string, args ...string) *Hubsim {
+	tb.Helper()
 
 	dir := ""
 	for i, a := range args {
@@ -283,7 +291,7 @@ func StartHubsim(tb testing.TB, args ...string) *Hubsim {
 	h.Cmd = exec.Command(bin, full...)
 	h.Cmd.Stdout = &readyWriter{ready: ready, rest: h.out}
 	h.Cmd.Stderr = h.errs
-	h.Cmd.WaitDelay = StopTimeout
+	h.Cmd.WaitDelay = 5 * time.Second
 	if err := h.Cmd.Start(); err != nil {
 		tb.Fatalf("starting hubsim: %v", err)
 	}
@@ -303,7 +311,8 @@ func StartHubsim(tb testing.TB, args ...string) *Hubsim {
 	}
 
 	var line string
-	timer := time.NewTimer(ReadyTimeout)
+	readyTimeout := ReadyTimeout
+	timer := time.NewTimer(readyTimeout)
 	defer timer.Stop()
 	select {
 	case line = <-ready:
@@ -315,7 +324,7 @@ func StartHubsim(tb testing.TB, args ...string) *Hubsim {
 			fail("exited before printing its ready line (%v)", h.err)
 		}
 	case <-timer.C:
-		fail("printed no ready line within %s", ReadyTimeout)
+		fail("printed no ready line within %s", readyTimeout)
 	}
 
 	if err := json.Unmarshal([]byte(line), &h.Ready); err != nil {
