@@ -18,6 +18,7 @@
 
 const https = require('https');
 const net = require('net');
+const tls = require('tls');
 
 const port = Number.parseInt(process.env.HUBSIM_PORT || '', 10);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
@@ -38,12 +39,15 @@ https.Agent.prototype.createConnection = function createConnection(options, ...r
   const p = Number(options.port || 443);
   if (hosts.has(host) && p === 443) {
     const redirected = Object.assign({}, options, { host: '127.0.0.1', port });
-    // Keep the identity the client asked for: the SNI name and the name
-    // checkServerIdentity verifies (servername, else host). IP literals get
-    // no SNI (RFC 6066), and their identity is the IP itself.
+    // Keep the identity the client asked for. SNI: the original name (IP
+    // literals get none, RFC 6066). Certificate check: against the original
+    // host, not the address we dial (Node would otherwise check
+    // servername || host, i.e. 127.0.0.1 for IP literals).
     if (!redirected.servername && !net.isIP(host)) {
       redirected.servername = host;
     }
+    const check = options.checkServerIdentity || tls.checkServerIdentity;
+    redirected.checkServerIdentity = (_name, cert) => check(host, cert);
     if (process.env.REDIRECT443_DEBUG) {
       process.stderr.write(`redirect443: ${host}:443 -> 127.0.0.1:${port} (servername ${redirected.servername || '(none)'})\n`);
     }
