@@ -1,0 +1,252 @@
+package hubsim
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/sas"
+)
+
+// access is what a request asks to do, for the permission check.
+type access int
+
+const (
+	accessInvoke    access = iota // direct methods: ServiceConnect; Entra: directMethods/invoke
+	accessRead                    // query, twin GET: RegistryRead or ServiceConnect; Entra: */read
+	accessTwinWrite               // twin PATCH/PUT: ServiceConnect or RegistryWrite; Entra: twins/write
+)
+
+func (a access) String() string {
+	switch a {
+	case accessInvoke:
+		return "ServiceConnect"
+	case accessRead:
+		return "RegistryRead"
+	default:
+		return "ServiceConnect or RegistryWrite"
+	}
+}
+
+// sasAllows says whether a policy's permissions allow a.
+func sasAllows(p perm, a access) bool {
+	switch a {
+	case accessInvoke:
+		return p&permServiceConnect != 0
+	case accessRead:
+		return p&(permRegistryRead|permServiceConnect) != 0
+	case accessTwinWrite:
+		return p&(permServiceConnect|permRegistryWrite) != 0
+	}
+	return false
+}
+
+// roleAllows says whether an Azure RBAC data-plane role allows a (built-in
+// role definitions, contract §5.4).
+func roleAllows(role string, a access) bool {
+	switch {
+	case strings.EqualFold(role, entra.RoleDataContributor):
+		return true
+	case strings.EqualFold(role, entra.RoleDataReader):
+		return a == accessRead
+	case strings.EqualFold(role, entra.RoleTwinContributor):
+		return a == accessRead || a == accessTwinWrite
+	}
+	return false
+}
+
+// sasEntry is a verified SAS token.
+type sasEntry struct {
+	policy   string
+	perms    perm
+	resource string // sr, decoded
+	expiry   time.Time
+}
+
+// maxCachedSAS bounds the verified-token cache; it is cleared when full.
+const maxCachedSAS = 8192
+
+// authenticator checks Authorization headers. Verified SAS tokens are cached
+// by their exact text until they expire, so a client that reuses a token
+// costs one map lookup per request instead of an HMAC.
+type authenticator struct {
+	policies  map[string]perm
+	keys      map[string][]byte
+	authority *entra.Authority
+	hosts     []string // the hub host with and without port
+	now       func() time.Time
+
+	mu    sync.RWMutex
+	cache map[string]*sasEntry
+}
+
+func newAuthenticator(st *state, authority *entra.Authority, hostName string, now func() time.Time) *authenticator {
+	a := &authenticator{
+		policies:  map[string]perm{},
+		keys:      map[string][]byte{},
+		authority: authority,
+		hosts:     hostVariants(hostName),
+		now:       now,
+		cache:     map[string]*sasEntry{},
+	}
+	for name, p := range policyPerms {
+		a.policies[name] = p
+		a.keys[name] = st.policyKeys[name]
+	}
+	return a
+}
+
+// hostVariants returns host and, when it carries a port, host without it.
+func hostVariants(host string) []string {
+	out := []string{host}
+	if h, ok := stripPort(host); ok {
+		out = append(out, h)
+	}
+	return out
+}
+
+func stripPort(host string) (string, bool) {
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.HasSuffix(host, "]") {
+		return host, false
+	}
+	if strings.Count(host, ":") > 1 && !strings.HasPrefix(host, "[") {
+		return host, false // a bare IPv6 literal
+	}
+	return host[:i], true
+}
+
+// authorize checks r's Authorization for a on resource (e.g.
+// "devices/dev1" or "devices/query"). It returns nil when allowed.
+func (a *authenticator) authorize(r *http.Request, want access, resource string) *hubError {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return newError(codeUnauthorized, "Authorization header missing.")
+	}
+	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return a.authorizeBearer(r, strings.TrimSpace(tok), want)
+	}
+	e, herr := a.verifySAS(h)
+	if herr != nil {
+		return herr
+	}
+	if !a.srCovers(e.resource, r.Host, resource) {
+		return newError(codeUnauthorizedAccess, "Unauthorized: the token's resource (sr) does not cover this hub or this request's resource.")
+	}
+	if !sasAllows(e.perms, want) {
+		return newError(codeUnauthorized, "Authorization rule '"+e.policy+"' does not allow access for '"+want.String()+"'.")
+	}
+	return nil
+}
+
+func (a *authenticator) verifySAS(h string) (*sasEntry, *hubError) {
+	now := a.now()
+	a.mu.RLock()
+	e := a.cache[h]
+	a.mu.RUnlock()
+	if e != nil {
+		if now.Before(e.expiry) {
+			return e, nil
+		}
+		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the shared access signature has expired.")
+	}
+	if !strings.HasPrefix(strings.TrimSpace(h), sas.Prefix) {
+		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the Authorization header is neither a SharedAccessSignature nor a Bearer token.")
+	}
+	tok, err := sas.Parse(h)
+	if err != nil {
+		return nil, newError(codeUnauthorizedAccess, "Unauthorized: "+err.Error()+".")
+	}
+	if tok.KeyName == "" {
+		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the token has no shared access policy name (skn); device credentials cannot call service APIs.")
+	}
+	policy := tok.KeyName
+	key, ok := a.keys[policy]
+	if !ok {
+		for name, k := range a.keys { // policy names are matched case-insensitively
+			if strings.EqualFold(name, policy) {
+				policy, key, ok = name, k, true
+				break
+			}
+		}
+	}
+	if !ok {
+		return nil, newError(codeUnauthorizedAccess, "Unauthorized: unknown shared access policy '"+displayID(tok.KeyName)+"'.")
+	}
+	perms := a.policies[policy]
+	if perms&(permRegistryRead|permRegistryWrite|permServiceConnect) == 0 {
+		return nil, newError(codeUnauthorized, "Authorization rule '"+policy+"' does not allow access to service APIs.")
+	}
+	switch err := tok.Verify(key, now); {
+	case errors.Is(err, sas.ErrExpired):
+		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the shared access signature has expired.")
+	case err != nil:
+		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the shared access signature does not match the key of policy '"+policy+"'.")
+	}
+	e = &sasEntry{policy: policy, perms: perms, resource: tok.Resource, expiry: tok.Expiry}
+	a.mu.Lock()
+	if len(a.cache) >= maxCachedSAS {
+		clear(a.cache)
+	}
+	a.cache[h] = e
+	a.mu.Unlock()
+	return e, nil
+}
+
+// srCovers reports whether a token for sr grants access to resource on this
+// hub. sr is the hub host (with or without port, as configured or as the
+// client addressed the hub in Host), optionally followed by a path that must
+// be a whole-segment prefix of resource. Comparisons ignore case.
+func (a *authenticator) srCovers(sr, requestHost, resource string) bool {
+	sr = strings.TrimSuffix(sr, "/")
+	for _, p := range []string{"https://", "http://"} {
+		if len(sr) > len(p) && strings.EqualFold(sr[:len(p)], p) {
+			sr = sr[len(p):]
+		}
+	}
+	host, path, _ := strings.Cut(sr, "/")
+	if !a.hostMatches(host, requestHost) {
+		return false
+	}
+	if path == "" {
+		return true
+	}
+	if len(path) > len(resource) || !strings.EqualFold(path, resource[:len(path)]) {
+		return false
+	}
+	return len(path) == len(resource) || resource[len(path)] == '/'
+}
+
+func (a *authenticator) hostMatches(host, requestHost string) bool {
+	for _, h := range a.hosts {
+		if strings.EqualFold(host, h) {
+			return true
+		}
+	}
+	if requestHost == "" {
+		return false
+	}
+	if strings.EqualFold(host, requestHost) {
+		return true
+	}
+	h, ok := stripPort(requestHost)
+	return ok && strings.EqualFold(host, h)
+}
+
+func (a *authenticator) authorizeBearer(r *http.Request, tok string, want access) *hubError {
+	if a.authority == nil || tok == "" {
+		return newError(codeUnauthorizedAccess, "Unauthorized: the bearer token is not valid.")
+	}
+	id, err := a.authority.Verify(tok)
+	if err != nil {
+		return newError(codeUnauthorizedAccess, "Unauthorized: "+err.Error()+".")
+	}
+	if !roleAllows(id.Principal.Role, want) {
+		// A real hub answers 401 IotHubUnauthorized here, not 403.
+		return newError(codeUnauthorized, "Principal "+id.Principal.ObjectID+" is not authorized for "+r.Method+" on "+displayID(r.URL.Path)+" due to no assigned permissions")
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package hubsim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/hubsim/devices"
+)
+
+// Exit codes of the hubsim command.
+const (
+	ExitOK    = 0
+	ExitError = 1 // runtime failure (I/O, listener died)
+	ExitUsage = 2 // bad flags or input: nothing started
+)
+
+// shutdownGrace is how long in-flight requests get on SIGINT/SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+// usageError is a command-line mistake (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// Main runs the hubsim command line with args (without the program name)
+// and returns the process exit code. SIGINT and SIGTERM stop it cleanly.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// Run is Main with explicit streams and a context whose end stops the hub.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := newRootCmd(stdout, stderr)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "hubsim: "+err.Error())
+	var ue *usageError
+	var ie *InputError
+	if errors.As(err, &ue) || errors.As(err, &ie) {
+		return ExitUsage
+	}
+	return ExitError
+}
+
+type serveFlags struct {
+	cfg      Config
+	register []string
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	f := &serveFlags{}
+	cmd := &cobra.Command{
+		Use:   "hubsim",
+		Short: "A local Azure IoT Hub with a simulated device fleet",
+		Long: `hubsim is a local Azure IoT Hub for tests, demos and CI: the service REST API
+(direct methods, device query, twins) over HTTPS with SAS and Entra ID checks,
+a local Entra token endpoint, throttling by tier, fault injection and a
+simulated fleet.
+
+When it is listening it prints one JSON line on stdout (addresses, CA file,
+connection strings, Entra principals) and writes DIR/hubsim.env for
+'source'. Logs go to stderr. SIGINT or SIGTERM stop it.`,
+		Example: `  $ hubsim --devices 1000
+  $ hubsim --dir ./hub --https-addr 127.0.0.1:8443 --register thermostat-1,thermostat-2
+  $ hubsim --fleet fleet.yaml --tier S2 --units 2 --method-log methods.jsonl
+  $ hubsim --devices 100 --no-throttle --fault-throttle 0.05 --seed 7`,
+		Args:          cobra.NoArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.check(cmd); err != nil {
+				return err
+			}
+			f.cfg.Log = stderr
+			return serve(cmd.Context(), f.cfg, stdout, stderr)
+		},
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+
+	fl := cmd.Flags()
+	fl.SortFlags = false
+	fl.StringVar(&f.cfg.Dir, "dir", "", "directory for the CA, certificates and state.json (keys, tenant); default: a temporary directory removed on exit")
+	fl.StringVar(&f.cfg.HTTPSAddr, "https-addr", DefaultAddr, "HTTPS listen address (service API and Entra token endpoint)")
+	fl.StringVar(&f.cfg.MQTTAddr, "mqtt-addr", DefaultAddr, "MQTT/TLS listen address for devices")
+	fl.IntVar(&f.cfg.Devices, "devices", 0, "simulate `N` devices sim-000001... (online, 0 ms latency, status 200, device-management life cycles)")
+	fl.StringVar(&f.cfg.FleetFile, "fleet", "", "fleet `FILE` (JSON or YAML) describing simulated device groups")
+	fl.StringSliceVar(&f.register, "register", nil, "register device `ID`s without simulation (offline until a real device connects); comma-separated or repeated")
+	fl.StringVar(&f.cfg.Tier, "tier", "S1", "IoT Hub tier whose throttles apply: F1, S1, S2 or S3")
+	fl.IntVar(&f.cfg.Units, "units", 1, "number of purchased units of the tier")
+	fl.BoolVar(&f.cfg.NoThrottle, "no-throttle", false, "turn throttling off (capacity tests)")
+	fl.StringVar(&f.cfg.MethodLog, "method-log", "", "append one JSON line per delivered method to `FILE`")
+	fl.Int64Var(&f.cfg.Seed, "seed", 0, "seed for simulation and faults (0: the seed kept in DIR/state.json)")
+	fl.Float64Var(&f.cfg.Faults.Throttle, "fault-throttle", 0, "share (0..1) of method calls answered 429 / 429001")
+	fl.Float64Var(&f.cfg.Faults.ServerError, "fault-server-error", 0, "share (0..1) of method calls answered 500 / 500001")
+	fl.Float64Var(&f.cfg.Faults.Unavailable, "fault-unavailable", 0, "share (0..1) of method calls answered 503 / 503001")
+	fl.Float64Var(&f.cfg.Faults.GatewayTimeout, "fault-gateway-timeout", 0, "share (0..1) of method calls answered 504 / 504101 without delivery")
+	fl.Float64Var(&f.cfg.Faults.Drop, "fault-drop", 0, "share (0..1) of method calls delivered, then dropped without an answer")
+	fl.BoolVarP(&f.cfg.Verbose, "verbose", "v", false, "log one line per request to stderr")
+
+	cmd.AddCommand(newBenchCmd(stdout, stderr))
+	return cmd
+}
+
+// check validates flag values and combinations.
+func (f *serveFlags) check(cmd *cobra.Command) error {
+	fl := cmd.Flags()
+	if f.cfg.NoThrottle && (fl.Changed("tier") || fl.Changed("units")) {
+		return usagef("--no-throttle cannot be combined with --tier or --units")
+	}
+	if !validTier(f.cfg.Tier) {
+		return usagef("--tier %q: must be F1, S1, S2 or S3", f.cfg.Tier)
+	}
+	f.cfg.Tier = strings.ToUpper(f.cfg.Tier)
+	if f.cfg.Units < 1 {
+		return usagef("--units %d: must be at least 1", f.cfg.Units)
+	}
+	if f.cfg.Devices < 0 {
+		return usagef("--devices %d: must be 0 or more", f.cfg.Devices)
+	}
+	const maxDevices = 1_000_000
+	if f.cfg.Devices > maxDevices {
+		return usagef("--devices %d: a hub holds at most %d devices and modules", f.cfg.Devices, maxDevices)
+	}
+	if err := checkFaults(f.cfg.Faults); err != nil {
+		return err
+	}
+	for _, id := range f.register {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			return usagef("--register: an id is empty")
+		}
+		f.cfg.Register = append(f.cfg.Register, id)
+	}
+	for _, a := range []struct{ flag, v string }{{"--https-addr", f.cfg.HTTPSAddr}, {"--mqtt-addr", f.cfg.MQTTAddr}} {
+		if !strings.Contains(a.v, ":") {
+			return usagef("%s %q: expected HOST:PORT (port 0 picks a free port)", a.flag, a.v)
+		}
+	}
+	return nil
+}
+
+func checkFaults(fr devices.FaultRates) error {
+	sum := 0.0
+	for _, s := range []struct {
+		flag string
+		v    float64
+	}{
+		{"--fault-throttle", fr.Throttle}, {"--fault-server-error", fr.ServerError}, {"--fault-unavailable", fr.Unavailable},
+		{"--fault-gateway-timeout", fr.GatewayTimeout}, {"--fault-drop", fr.Drop},
+	} {
+		if s.v < 0 || s.v > 1 || s.v != s.v {
+			return usagef("%s %v: must be a share between 0 and 1", s.flag, s.v)
+		}
+		sum += s.v
+	}
+	if sum > 1+1e-9 {
+		return usagef("--fault-* shares add up to %.3g: their sum must not exceed 1", sum)
+	}
+	return nil
+}
+
+// serve runs a hub until ctx ends.
+func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	srv, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	envPath, err := srv.WriteEnv()
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	ready := srv.Ready()
+	line, err := MarshalReady(ready)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	if _, err := stdout.Write(append(line, '\n')); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return fmt.Errorf("write the ready line: %w", err)
+	}
+	fmt.Fprintf(stderr, "hubsim: listening on https://%s (mqtt %s), %d devices, %d modules, throttle %s, seed %d; environment in %s\n",
+		ready.HostName, ready.MQTTAddr, ready.Devices, ready.Modules, ready.Throttle, ready.Seed, envPath)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-srv.Errors():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serveErr != nil {
+		return serveErr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "hubsim: stopped")
+	return nil
+}

@@ -1,0 +1,603 @@
+// Package hubsim is a local Azure IoT Hub: the service REST API (direct
+// methods, device query, twins) over HTTPS with SAS and Entra ID
+// authentication as a hub does it, a local Entra token endpoint, throttling by
+// tier, fault injection, and the ground truth tests need (method log, stats).
+//
+// The registry, simulated fleet and twins live in internal/hubsim/devices,
+// the query engine in internal/hubsim/query and the throttle arithmetic in
+// internal/hubsim/throttle; this package is the server around them and the
+// hubsim command line (Main).
+package hubsim
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/certs"
+	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/hubsim/throttle"
+)
+
+// HubName is the hub's name in the ready line.
+const HubName = "hubsim"
+
+// DefaultAddr is where both listeners go by default: loopback, a free port.
+const DefaultAddr = "127.0.0.1:0"
+
+// Config configures a Server. The zero value is a hub on free loopback ports
+// in a temporary directory, throttled like one S1 unit, without devices.
+type Config struct {
+	// Dir keeps the CA, server certificate and state.json (keys, Entra
+	// tenant). Empty: a temporary directory removed by Shutdown.
+	Dir string
+	// HTTPSAddr and MQTTAddr are the listen addresses ("" = DefaultAddr).
+	HTTPSAddr string
+	MQTTAddr  string
+	// Devices adds a generated fleet of that many simulated devices
+	// (sim-000001...). FleetFile and Fleet add more.
+	Devices   int
+	FleetFile string
+	Fleet     *devices.FleetSpec
+	// Register adds identities without simulation (offline until a real
+	// device connects); their connection strings are in the ready line.
+	Register []string
+	// Tier (F1, S1, S2, S3; "" = S1) and Units (0 = 1) set the throttles;
+	// NoThrottle turns them off.
+	Tier       string
+	Units      int
+	NoThrottle bool
+	// MethodLog appends one JSON line per delivered method to this file.
+	MethodLog string
+	// Seed drives simulation and faults; 0 = the seed kept in state.json
+	// (random on first start), so a restart with the same Dir behaves the same.
+	Seed int64
+	// Faults are the global fault shares (0..1 each).
+	Faults devices.FaultRates
+	// Log receives diagnostics (nil = discarded); Verbose adds one line per request.
+	Log     io.Writer
+	Verbose bool
+	// Now is the clock for tokens and timestamps (nil = time.Now).
+	Now func() time.Time
+	// NewDeviceEndpoint, when set, serves devices on the MQTT listener. When
+	// nil the listener is reserved and connections are closed at once (the
+	// MQTT endpoint comes in a later issue).
+	NewDeviceEndpoint func(DeviceEndpointConfig) (DeviceEndpoint, error)
+}
+
+// DeviceEndpoint serves devices (MQTT over TLS) on the listener reserved
+// for Config.MQTTAddr.
+type DeviceEndpoint interface {
+	// Serve accepts connections on l until l is closed.
+	Serve(l net.Listener) error
+	// Close stops the endpoint and drops its connections.
+	Close() error
+}
+
+// DeviceEndpointConfig is what a DeviceEndpoint gets to work with.
+type DeviceEndpointConfig struct {
+	Registry *devices.Registry
+	TLS      *tls.Config // the hub's server certificate
+	HostName string      // the hub host name devices put in their username and sr
+	Log      *log.Logger
+	Verbose  bool
+}
+
+// InputError is a Config value hubsim cannot use (bad fleet file, bad
+// --register id, bad tier...). Main exits 2 for it.
+type InputError struct {
+	Flag string // the flag (or Config field) at fault, e.g. "--fleet"
+	Err  error
+}
+
+func (e *InputError) Error() string { return e.Flag + ": " + e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+// Server is a running (or ready to run) hub.
+type Server struct {
+	cfg        Config
+	now        func() time.Time
+	log        *log.Logger
+	dir        string
+	tempDir    bool
+	state      *state
+	certs      *certs.Bundle
+	authority  *entra.Authority
+	auth       *authenticator
+	reg        *devices.Registry
+	limiter    *throttle.Limiter
+	limits     throttle.Limits
+	tierDesc   string
+	mlog       *methodLog
+	counters   counters
+	ids        idGen
+	hostName   string
+	seed       int64
+	registered []string
+
+	httpsLn  net.Listener
+	mqttLn   net.Listener
+	httpSrv  *http.Server
+	endpoint DeviceEndpoint
+
+	startOnce    sync.Once
+	shutdownOnce sync.Once
+	serveErr     chan error
+}
+
+// New prepares a hub: directory, state, certificates, listeners (bound, so
+// the addresses are known), registry and fleet. Call Start to serve.
+func New(cfg Config) (s *Server, err error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.HTTPSAddr == "" {
+		cfg.HTTPSAddr = DefaultAddr
+	}
+	if cfg.MQTTAddr == "" {
+		cfg.MQTTAddr = DefaultAddr
+	}
+	s = &Server{cfg: cfg, now: cfg.Now, log: log.New(cfg.Log, "hubsim: ", 0), serveErr: make(chan error, 2)}
+	s.ids.init()
+	defer func() {
+		if err != nil {
+			s.cleanup()
+		}
+	}()
+
+	// Inputs first, so a bad flag costs nothing.
+	if err := s.setupThrottle(); err != nil {
+		return nil, err
+	}
+	var specs []*devices.FleetSpec
+	if cfg.Devices < 0 {
+		return nil, &InputError{"--devices", errors.New("must be 0 or more")}
+	}
+	if cfg.Devices > 0 {
+		specs = append(specs, devices.GenerateFleet(cfg.Devices))
+	}
+	if cfg.FleetFile != "" {
+		spec, err := devices.LoadFleetFile(cfg.FleetFile)
+		if err != nil {
+			return nil, &InputError{"--fleet", err}
+		}
+		specs = append(specs, spec)
+	}
+	if cfg.Fleet != nil {
+		specs = append(specs, cfg.Fleet)
+	}
+
+	if cfg.Dir == "" {
+		d, err := os.MkdirTemp("", "hubsim-*")
+		if err != nil {
+			return nil, fmt.Errorf("create a temporary directory: %w", err)
+		}
+		s.dir, s.tempDir = d, true
+	} else {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, &InputError{"--dir", err}
+		}
+		s.dir = cfg.Dir
+	}
+	if s.state, err = loadState(s.dir); err != nil {
+		return nil, err
+	}
+	s.seed = cfg.Seed
+	if s.seed == 0 {
+		s.seed = s.state.Seed
+	}
+
+	if s.httpsLn, err = net.Listen("tcp", cfg.HTTPSAddr); err != nil {
+		return nil, &InputError{"--https-addr", err}
+	}
+	if s.mqttLn, err = net.Listen("tcp", cfg.MQTTAddr); err != nil {
+		return nil, &InputError{"--mqtt-addr", err}
+	}
+	s.hostName = hostName(cfg.HTTPSAddr, s.httpsLn.Addr())
+
+	host, _ := stripPort(s.hostName)
+	if s.certs, err = certs.LoadOrCreate(s.dir, []string{strings.Trim(host, "[]")}, s.now()); err != nil {
+		return nil, err
+	}
+	if s.authority, err = entra.New(s.state.Entra, s.now); err != nil {
+		return nil, fmt.Errorf("%s: %w", StateFile, err)
+	}
+	s.auth = newAuthenticator(s.state, s.authority, s.hostName, s.now)
+
+	s.reg = devices.NewRegistry(devices.Options{HostName: s.hostName, Seed: s.seed, Now: s.now, Faults: cfg.Faults})
+	for _, spec := range specs {
+		if err := s.reg.Apply(spec); err != nil {
+			flag := "--fleet"
+			if spec == cfg.Fleet {
+				flag = "fleet"
+			} else if cfg.Devices > 0 && spec == specs[0] {
+				flag = "--devices"
+			}
+			return nil, &InputError{flag, err}
+		}
+	}
+	if len(cfg.Register) > 0 {
+		if err := s.reg.Register(cfg.Register...); err != nil {
+			return nil, &InputError{"--register", err}
+		}
+		s.registered = append([]string(nil), cfg.Register...)
+	}
+	if err := s.installKeys(); err != nil {
+		return nil, err
+	}
+
+	if cfg.MethodLog != "" {
+		if s.mlog, err = openMethodLog(cfg.MethodLog); err != nil {
+			return nil, &InputError{"--method-log", err}
+		}
+	}
+	s.reg.OnDelivered(s.onDelivered)
+	s.counters.started = s.now()
+
+	errLog := io.Discard
+	if cfg.Verbose {
+		errLog = cfg.Log
+	}
+	s.httpSrv = &http.Server{
+		Handler:           s,
+		TLSConfig:         s.certs.TLSConfig(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(errLog, "hubsim: http: ", 0),
+	}
+	return s, nil
+}
+
+func (s *Server) setupThrottle() error {
+	if s.cfg.NoThrottle {
+		s.limiter = throttle.NewUnlimited()
+		s.tierDesc = "unthrottled"
+		return nil
+	}
+	tier, units := s.cfg.Tier, s.cfg.Units
+	if tier == "" {
+		tier = "S1"
+	}
+	if units == 0 {
+		units = 1
+	}
+	l, err := throttle.LimitsFor(tier, units)
+	if err != nil {
+		flag := "--units"
+		if !validTier(tier) {
+			flag = "--tier"
+		}
+		return &InputError{flag, err}
+	}
+	s.limits = l
+	s.limiter = throttle.New(l, s.now)
+	s.tierDesc = fmt.Sprintf("%s x%d", strings.ToUpper(tier), units)
+	return nil
+}
+
+func validTier(t string) bool {
+	switch strings.ToUpper(t) {
+	case "F1", "S1", "S2", "S3":
+		return true
+	}
+	return false
+}
+
+// installKeys gives every identity its key derived from state.json's secret.
+func (s *Server) installKeys() error {
+	for _, id := range s.reg.DeviceIDs(false) {
+		if err := s.reg.SetKey(id, "", s.state.deviceKey(id, "")); err != nil {
+			return fmt.Errorf("set key of device %q: %w", id, err)
+		}
+	}
+	var err error
+	s.reg.Each("devices.modules", "", func(_ string, doc map[string]any) bool {
+		d, _ := doc["deviceId"].(string)
+		m, _ := doc["moduleId"].(string)
+		if d == "" || m == "" {
+			return true
+		}
+		if e := s.reg.SetKey(d, m, s.state.deviceKey(d, m)); e != nil {
+			err = fmt.Errorf("set key of module %q/%q: %w", d, m, e)
+			return false
+		}
+		return true
+	})
+	return err
+}
+
+// hostName is the hub host written in connection strings: the host given
+// in the listen address (unless empty or unspecified, then the bound IP)
+// with the bound port.
+func hostName(configured string, bound net.Addr) string {
+	ba, ok := bound.(*net.TCPAddr)
+	if !ok {
+		return bound.String()
+	}
+	host, _, err := net.SplitHostPort(configured)
+	if err != nil || host == "" {
+		host = ba.IP.String()
+	} else if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	if ba.IP.IsUnspecified() && host == ba.IP.String() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, fmt.Sprint(ba.Port))
+}
+
+func (s *Server) onDelivered(d devices.Delivery) {
+	s.counters.delivered.Add(1)
+	if s.mlog != nil {
+		s.mlog.record(d)
+	}
+}
+
+// Start serves HTTPS and the device endpoint in the background. When it
+// returns, both listeners accept connections.
+func (s *Server) Start() error {
+	var err error
+	s.startOnce.Do(func() {
+		if s.cfg.NewDeviceEndpoint != nil {
+			s.endpoint, err = s.cfg.NewDeviceEndpoint(DeviceEndpointConfig{
+				Registry: s.reg, TLS: s.certs.TLSConfig(), HostName: s.hostName, Log: s.log, Verbose: s.cfg.Verbose,
+			})
+			if err != nil {
+				err = fmt.Errorf("device endpoint: %w", err)
+				return
+			}
+		} else {
+			s.endpoint = &closingEndpoint{log: s.log, verbose: s.cfg.Verbose}
+		}
+		go func() {
+			if e := s.httpSrv.ServeTLS(s.httpsLn, "", ""); e != nil && !errors.Is(e, http.ErrServerClosed) {
+				s.serveErr <- fmt.Errorf("https: %w", e)
+			}
+		}()
+		go func() {
+			if e := s.endpoint.Serve(s.mqttLn); e != nil && !errors.Is(e, net.ErrClosed) {
+				s.serveErr <- fmt.Errorf("device endpoint: %w", e)
+			}
+		}()
+	})
+	return err
+}
+
+// Errors delivers a fatal serving error, if one happens.
+func (s *Server) Errors() <-chan error { return s.serveErr }
+
+// Registry is the hub's device registry (for tests and the device endpoint).
+func (s *Server) Registry() *devices.Registry { return s.reg }
+
+// HostName is the hub host name used in connection strings.
+func (s *Server) HostName() string { return s.hostName }
+
+// Certs is the hub's certificate bundle.
+func (s *Server) Certs() *certs.Bundle { return s.certs }
+
+// Dir is the state directory.
+func (s *Server) Dir() string { return s.dir }
+
+// PolicyKey returns the key of a shared access policy.
+func (s *Server) PolicyKey(policy string) ([]byte, bool) {
+	k, ok := s.state.policyKeys[policy]
+	return k, ok
+}
+
+// Shutdown stops accepting, waits for in-flight requests until ctx ends
+// (then drops them), flushes the method log and removes a temporary Dir.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutdownOnce.Do(func() {
+		if s.httpSrv != nil {
+			if e := s.httpSrv.Shutdown(ctx); e != nil {
+				_ = s.httpSrv.Close()
+			}
+		}
+		if s.endpoint != nil {
+			_ = s.endpoint.Close()
+		}
+		err = s.cleanup()
+	})
+	return err
+}
+
+func (s *Server) cleanup() error {
+	var err error
+	if s.httpsLn != nil {
+		_ = s.httpsLn.Close()
+	}
+	if s.mqttLn != nil {
+		_ = s.mqttLn.Close()
+	}
+	if s.mlog != nil {
+		if e := s.mlog.Close(); e != nil {
+			err = fmt.Errorf("--method-log: %w", e)
+		}
+		s.mlog = nil
+	}
+	if s.tempDir && s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+		s.dir = ""
+	}
+	return err
+}
+
+// closingEndpoint holds the MQTT port until the MQTT endpoint exists:
+// connections are accepted and closed at once.
+type closingEndpoint struct {
+	log     *log.Logger
+	verbose bool
+}
+
+func (c *closingEndpoint) Serve(l net.Listener) error {
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		if c.verbose {
+			c.log.Printf("mqtt: connection from %s closed: the MQTT device endpoint is not implemented yet", conn.RemoteAddr())
+		}
+		_ = conn.Close()
+	}
+}
+
+func (c *closingEndpoint) Close() error { return nil }
+
+// Ready is the JSON line hubsim prints on stdout once it is listening.
+type Ready struct {
+	HTTPSAddr                         string            `json:"httpsAddr"`
+	MQTTAddr                          string            `json:"mqttAddr"`
+	CAFile                            string            `json:"caFile"`
+	HostName                          string            `json:"hostName"`
+	HubName                           string            `json:"hubName"`
+	ServiceConnectionString           string            `json:"serviceConnectionString"`
+	OwnerConnectionString             string            `json:"ownerConnectionString"`
+	RegistryReadConnectionString      string            `json:"registryReadConnectionString"`
+	RegistryReadWriteConnectionString string            `json:"registryReadWriteConnectionString"`
+	DeviceConnectionStrings           map[string]string `json:"deviceConnectionStrings"`
+	Entra                             ReadyEntra        `json:"entra"`
+	Devices                           int               `json:"devices"`
+	Modules                           int               `json:"modules"`
+	Throttle                          string            `json:"throttle"`
+	Seed                              int64             `json:"seed"`
+	Dir                               string            `json:"dir"`
+	PID                               int               `json:"pid"`
+}
+
+// ReadyEntra describes the local Entra tenant.
+type ReadyEntra struct {
+	AuthorityHost string           `json:"authorityHost"`
+	TenantID      string           `json:"tenantId"`
+	Audience      string           `json:"audience"`
+	Principals    []ReadyPrincipal `json:"principals"`
+}
+
+// ReadyPrincipal is one app registration of the local tenant.
+type ReadyPrincipal struct {
+	Name         string `json:"name"`
+	ClientID     string `json:"clientId"`
+	ClientSecret string `json:"clientSecret"`
+	ObjectID     string `json:"objectId"`
+	Role         string `json:"role"`
+}
+
+// Ready describes the running hub (the ready line).
+func (s *Server) Ready() Ready {
+	nd, nm := s.reg.Count()
+	r := Ready{
+		HTTPSAddr:                         s.httpsLn.Addr().String(),
+		MQTTAddr:                          s.mqttLn.Addr().String(),
+		CAFile:                            s.certs.CAFile,
+		HostName:                          s.hostName,
+		HubName:                           HubName,
+		ServiceConnectionString:           s.ServiceConnectionString(PolicyService),
+		OwnerConnectionString:             s.ServiceConnectionString(PolicyOwner),
+		RegistryReadConnectionString:      s.ServiceConnectionString(PolicyRegistryRead),
+		RegistryReadWriteConnectionString: s.ServiceConnectionString(PolicyRegistryReadWrite),
+		DeviceConnectionStrings:           map[string]string{},
+		Entra: ReadyEntra{
+			AuthorityHost: "https://" + s.hostName + "/",
+			TenantID:      s.state.Entra.TenantID,
+			Audience:      entra.Audience,
+		},
+		Devices:  nd,
+		Modules:  nm,
+		Throttle: s.tierDesc,
+		Seed:     s.seed,
+		Dir:      s.dir,
+		PID:      os.Getpid(),
+	}
+	for _, id := range s.registered {
+		r.DeviceConnectionStrings[id] = s.DeviceConnectionString(id, "")
+	}
+	for _, p := range s.state.Entra.Principals {
+		r.Entra.Principals = append(r.Entra.Principals, ReadyPrincipal{
+			Name: p.Name, ClientID: p.ClientID, ClientSecret: p.ClientSecret, ObjectID: p.ObjectID, Role: p.Role,
+		})
+	}
+	return r
+}
+
+// ServiceConnectionString returns the connection string of a policy.
+func (s *Server) ServiceConnectionString(policy string) string {
+	return "HostName=" + s.hostName + ";SharedAccessKeyName=" + policy + ";SharedAccessKey=" +
+		base64.StdEncoding.EncodeToString(s.state.policyKeys[policy])
+}
+
+// DeviceConnectionString returns the connection string of a device (or
+// module when moduleID is set), whether or not it exists.
+func (s *Server) DeviceConnectionString(deviceID, moduleID string) string {
+	cs := "HostName=" + s.hostName + ";DeviceId=" + deviceID
+	if moduleID != "" {
+		cs += ";ModuleId=" + moduleID
+	}
+	return cs + ";SharedAccessKey=" + base64.StdEncoding.EncodeToString(s.state.deviceKey(deviceID, moduleID))
+}
+
+// EnvFile is the name of the file in Dir with shell variables for `source`.
+const EnvFile = "hubsim.env"
+
+// WriteEnv writes Dir/hubsim.env (mode 0600: it holds keys).
+func (s *Server) WriteEnv() (string, error) {
+	r := s.Ready()
+	vars := [][2]string{
+		{"IOTHUB_CONNECTION_STRING", r.ServiceConnectionString},
+		{"SSL_CERT_FILE", r.CAFile},
+		{"DMCTL_CA_FILE", r.CAFile},
+		{"NODE_EXTRA_CA_CERTS", r.CAFile},
+		{"HUBSIM_HOST", r.HostName},
+		{"HUBSIM_HTTPS_ADDR", r.HTTPSAddr},
+		{"HUBSIM_MQTT_ADDR", r.MQTTAddr},
+		{"HUBSIM_CA_FILE", r.CAFile},
+		{"HUBSIM_OWNER_CONNECTION_STRING", r.OwnerConnectionString},
+		{"HUBSIM_REGISTRY_READ_CONNECTION_STRING", r.RegistryReadConnectionString},
+		{"HUBSIM_AUTHORITY_HOST", r.Entra.AuthorityHost},
+		{"HUBSIM_TENANT_ID", r.Entra.TenantID},
+	}
+	for _, p := range r.Entra.Principals {
+		if p.Role == entra.RoleDataContributor {
+			vars = append(vars, [2]string{"HUBSIM_CLIENT_ID", p.ClientID}, [2]string{"HUBSIM_CLIENT_SECRET", p.ClientSecret})
+			break
+		}
+	}
+	var b strings.Builder
+	b.WriteString("# Written by hubsim for `source`. Holds secrets: keep it private.\n")
+	for _, kv := range vars {
+		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
+	}
+	path := s.dir + string(os.PathSeparator) + EnvFile
+	if err := writeFileAtomic(path, []byte(b.String()), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+func shellQuote(v string) string {
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+}
+
+// MarshalReady encodes the ready line (one line, no trailing newline).
+func MarshalReady(r Ready) ([]byte, error) {
+	return json.Marshal(r)
+}

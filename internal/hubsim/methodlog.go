@@ -1,0 +1,96 @@
+package hubsim
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/devices"
+)
+
+// methodLogFlushInterval bounds how long a delivered method may sit in the
+// buffer before it reaches the file.
+const methodLogFlushInterval = 100 * time.Millisecond
+
+// methodLog appends one JSON line per delivered method:
+//
+//	{"time":"2025-01-02T03:04:05.123456789Z","deviceId":"d","moduleId":"","method":"reboot","requestId":"...","status":200}
+type methodLog struct {
+	mu   sync.Mutex
+	f    *os.File
+	w    *bufio.Writer
+	buf  []byte
+	err  error
+	stop chan struct{}
+	done chan struct{}
+}
+
+func openMethodLog(path string) (*methodLog, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("--method-log: %w", err)
+	}
+	l := &methodLog{f: f, w: bufio.NewWriterSize(f, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.flusher()
+	return l, nil
+}
+
+func (l *methodLog) flusher() {
+	defer close(l.done)
+	t := time.NewTicker(methodLogFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			l.mu.Lock()
+			if l.w.Buffered() > 0 && l.err == nil {
+				l.err = l.w.Flush()
+			}
+			l.mu.Unlock()
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// record appends d.
+func (l *methodLog) record(d devices.Delivery) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buf[:0]
+	b = append(b, `{"time":`...)
+	b = appendJSONString(b, d.Time.UTC().Format(time.RFC3339Nano))
+	b = append(b, `,"deviceId":`...)
+	b = appendJSONString(b, d.DeviceID)
+	b = append(b, `,"moduleId":`...)
+	b = appendJSONString(b, d.ModuleID)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, d.Method)
+	b = append(b, `,"requestId":`...)
+	b = appendJSONString(b, d.RequestID)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(d.Status), 10)
+	b = append(b, '}', '\n')
+	l.buf = b
+	if l.err == nil {
+		_, l.err = l.w.Write(b)
+	}
+}
+
+// Close flushes and closes the file.
+func (l *methodLog) Close() error {
+	close(l.stop)
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = l.w.Flush()
+	}
+	if err := l.f.Close(); l.err == nil {
+		l.err = err
+	}
+	return l.err
+}

@@ -1,0 +1,258 @@
+package hubsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/devices"
+)
+
+// Direct-method limits (contract §1.3).
+const (
+	maxMethodPayloadBytes  = 128 * 1024
+	defaultResponseTimeout = 30
+	minResponseTimeout     = 5
+	maxResponseTimeout     = 300
+	maxConnectTimeout      = 300
+)
+
+// methodRequest is the CloudToDeviceMethod body.
+type methodRequest struct {
+	MethodName               string          `json:"methodName"`
+	Payload                  json.RawMessage `json:"payload"`
+	ResponseTimeoutInSeconds json.RawMessage `json:"responseTimeoutInSeconds"`
+	ConnectTimeoutInSeconds  json.RawMessage `json:"connectTimeoutInSeconds"`
+}
+
+var jsonNull = json.RawMessage("null")
+
+// parseMethodRequest validates a CloudToDeviceMethod body and returns the
+// method, payload (never empty: JSON null when absent) and timeouts.
+func parseMethodRequest(body []byte) (name string, payload json.RawMessage, connect, response time.Duration, herr *hubError) {
+	if len(body) == 0 {
+		return "", nil, 0, 0, newError(codeIotHubFormatError, "The request body is empty; expected a CloudToDeviceMethod JSON object.")
+	}
+	var req methodRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return "", nil, 0, 0, newError(codeIotHubFormatError, "The request body is not a valid CloudToDeviceMethod JSON object: "+jsonErrorText(err))
+	}
+	if req.MethodName == "" {
+		return "", nil, 0, 0, newError(codeArgumentInvalid, "methodName is required.")
+	}
+	if bad := badMethodNameChar(req.MethodName); bad >= 0 {
+		return "", nil, 0, 0, newError(codeArgumentInvalid, fmt.Sprintf(
+			"methodName '%s' contains %q: method names may use printable US-ASCII characters except $ ( ) < > @ , ; : \\ \" / [ ] ? = { } and space.",
+			displayID(req.MethodName), rune(bad)))
+	}
+	payload = req.Payload
+	if len(payload) == 0 {
+		payload = jsonNull
+	}
+	if len(payload) > maxMethodPayloadBytes {
+		return "", nil, 0, 0, newError(codeArgumentInvalid, fmt.Sprintf("'payload' size should be less than %d bytes.", maxMethodPayloadBytes))
+	}
+	rt, ok := parseSeconds(req.ResponseTimeoutInSeconds, defaultResponseTimeout)
+	if !ok || rt < minResponseTimeout || rt > maxResponseTimeout {
+		return "", nil, 0, 0, newError(codeArgumentInvalid, "responseTimeoutInSeconds must be within [5; 300].")
+	}
+	ct, ok := parseSeconds(req.ConnectTimeoutInSeconds, 0)
+	if !ok || ct < 0 || ct > maxConnectTimeout {
+		return "", nil, 0, 0, newError(codeArgumentInvalid, "connectTimeoutInSeconds must be within [0; 300].")
+	}
+	return req.MethodName, payload, time.Duration(ct) * time.Second, time.Duration(rt) * time.Second, nil
+}
+
+// parseSeconds reads a whole number of seconds; absent or null gives def.
+// Like the hub's JSON reader it also takes an integer written as a string.
+func parseSeconds(raw json.RawMessage, def int64) (int64, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return def, true
+	}
+	s := string(raw)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return n, true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1e9 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// badMethodNameChar returns the first character not allowed in a method
+// name (contract §1.4), or -1.
+func badMethodNameChar(name string) int {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte(`$()<>@,;:\"/[]?={}`, c) >= 0 {
+			return int(c)
+		}
+	}
+	return -1
+}
+
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at byte %d).", se.Error(), se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("field %s cannot hold a JSON %s.", te.Field, te.Value)
+		}
+		return fmt.Sprintf("expected a JSON object, got a JSON %s.", te.Value)
+	}
+	return err.Error() + "."
+}
+
+// handleInvoke serves POST /twins/{id}/methods and
+// POST /twins/{id}/modules/{mid}/methods.
+func (s *Server) handleInvoke(w http.ResponseWriter, r *http.Request, reqID, deviceID, moduleID string) int {
+	if herr := s.auth.authorize(r, accessInvoke, resourceOf(deviceID, moduleID)); herr != nil {
+		return s.fail(w, reqID, herr)
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return s.fail(w, reqID, bodyError(err))
+	}
+	method, payload, connect, response, herr := parseMethodRequest(body)
+	if herr != nil {
+		return s.fail(w, reqID, herr)
+	}
+	if herr := s.checkExists(deviceID, moduleID); herr != nil {
+		return s.fail(w, reqID, herr)
+	}
+	ctx := r.Context()
+	wait, ok := s.limiter.AllowMethod(len(payload))
+	if !ok {
+		s.counters.throttled.Add(1)
+		return s.fail(w, reqID, throttleError("direct methods", s.tierDesc))
+	}
+	if wait > 0 {
+		s.counters.shaped.Add(1)
+		if !sleepCtx(ctx, wait) {
+			return statusClientClosed
+		}
+	}
+
+	fault := s.reg.Fault(deviceID, moduleID, method)
+	if fault != devices.FaultNone && int(fault) < len(s.counters.faults) {
+		s.counters.faults[fault].Add(1)
+	}
+	switch fault {
+	case devices.FaultThrottle:
+		e := throttleError("direct methods", s.tierDesc)
+		e.fault = fault.String()
+		return s.fail(w, reqID, e)
+	case devices.FaultServerError:
+		return s.fail(w, reqID, &hubError{code: codeServerError, message: "An internal server error occurred.", fault: fault.String()})
+	case devices.FaultUnavailable:
+		return s.fail(w, reqID, &hubError{code: codeServiceUnavailable, message: "The service is temporarily unavailable. Retry the request later.", fault: fault.String()})
+	case devices.FaultGatewayTimeout:
+		return s.fail(w, reqID, &hubError{code: codeGatewayTimeout, message: "Timed out waiting for the response from device.", fault: fault.String()})
+	}
+
+	status, resp, err := s.reg.InvokeMethod(devices.WithRequestID(ctx, reqID), deviceID, moduleID, method, payload, connect, response)
+	if fault == devices.FaultDrop {
+		s.counters.dropped.Add(1)
+		dropConnection(w)
+		return statusClientClosed
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return statusClientClosed
+		}
+		return s.fail(w, reqID, s.invokeError(err, deviceID, moduleID, connect))
+	}
+	if len(resp) == 0 {
+		resp = jsonNull
+	}
+	out := make([]byte, 0, len(resp)+32)
+	out = append(out, `{"status":`...)
+	out = strconv.AppendInt(out, int64(status), 10)
+	out = append(out, `,"payload":`...)
+	out = append(out, resp...)
+	out = append(out, '}')
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSONValue
+	h["X-Ms-Request-Id"] = []string{reqID}
+	h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+	return http.StatusOK
+}
+
+var contentTypeJSONValue = []string{contentTypeJSON}
+
+// resourceOf is the resource a service token's sr must cover.
+func resourceOf(deviceID, moduleID string) string {
+	if moduleID == "" {
+		return "devices/" + deviceID
+	}
+	return "devices/" + deviceID + "/modules/" + moduleID
+}
+
+func (s *Server) checkExists(deviceID, moduleID string) *hubError {
+	if _, ok := s.reg.Key(deviceID, ""); !ok {
+		return deviceNotFound(deviceID)
+	}
+	if moduleID != "" {
+		if _, ok := s.reg.Key(deviceID, moduleID); !ok {
+			return moduleNotFound(deviceID, moduleID)
+		}
+	}
+	return nil
+}
+
+func deviceNotFound(deviceID string) *hubError {
+	return newError(codeDeviceNotFound, "Device "+displayID(deviceID)+" not registered. To learn more, see https://aka.ms/iothub404001")
+}
+
+func moduleNotFound(deviceID, moduleID string) *hubError {
+	return newError(codeModuleNotFound, "Module "+displayID(moduleID)+" on device "+displayID(deviceID)+" not registered.")
+}
+
+func throttleError(what, tier string) *hubError {
+	return newError(codeThrottling, "IoT hub throttling limit for "+what+" exceeded ("+tier+"). Back off and retry. To learn more, see https://aka.ms/iothub429001")
+}
+
+func (s *Server) invokeError(err error, deviceID, moduleID string, connect time.Duration) *hubError {
+	switch {
+	case errors.Is(err, devices.ErrDeviceNotFound):
+		return deviceNotFound(deviceID)
+	case errors.Is(err, devices.ErrModuleNotFound):
+		return moduleNotFound(deviceID, moduleID)
+	case errors.Is(err, devices.ErrDeviceNotOnline):
+		return &hubError{
+			code:    codeDeviceNotOnline,
+			message: "The operation failed because the requested device isn't online or hasn't registered the direct method callback. To learn more, see https://aka.ms/iothub404103",
+			info:    [][2]string{{"timeout", durationHMS(connect)}},
+		}
+	case errors.Is(err, devices.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return newError(codeGatewayTimeout, "Timed out waiting for the response from device.")
+	}
+	s.log.Printf("invoke on %q/%q failed: %v", deviceID, moduleID, err)
+	return newError(codeServerError, "An internal server error occurred.")
+}
+
+// dropConnection closes the client's connection without an answer (the
+// FaultDrop fault): hijack on HTTP/1.x, reset the stream on HTTP/2.
+func dropConnection(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler)
+}

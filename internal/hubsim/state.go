@@ -1,0 +1,201 @@
+package hubsim
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/dmctl/dmctl/internal/hubsim/entra"
+)
+
+// StateFile is the name of the file in --dir that keeps hubsim's secrets
+// across restarts (mode 0600).
+const StateFile = "state.json"
+
+const stateVersion = 1
+
+// Shared access policy names, as on a new IoT hub.
+const (
+	PolicyOwner             = "iothubowner"
+	PolicyService           = "service"
+	PolicyDevice            = "device"
+	PolicyRegistryRead      = "registryRead"
+	PolicyRegistryReadWrite = "registryReadWrite"
+)
+
+// perm is a set of IoT Hub shared-access permissions.
+type perm uint8
+
+const (
+	permRegistryRead perm = 1 << iota
+	permRegistryWrite
+	permServiceConnect
+	permDeviceConnect
+)
+
+func (p perm) String() string {
+	var s string
+	add := func(name string) {
+		if s != "" {
+			s += ", "
+		}
+		s += name
+	}
+	if p&permRegistryRead != 0 {
+		add("RegistryRead")
+	}
+	if p&permRegistryWrite != 0 {
+		add("RegistryWrite")
+	}
+	if p&permServiceConnect != 0 {
+		add("ServiceConnect")
+	}
+	if p&permDeviceConnect != 0 {
+		add("DeviceConnect")
+	}
+	return s
+}
+
+// policyPerms are the permissions of the default policies of a new hub.
+var policyPerms = map[string]perm{
+	PolicyOwner:             permRegistryRead | permRegistryWrite | permServiceConnect | permDeviceConnect,
+	PolicyService:           permServiceConnect,
+	PolicyDevice:            permDeviceConnect,
+	PolicyRegistryRead:      permRegistryRead,
+	PolicyRegistryReadWrite: permRegistryRead | permRegistryWrite,
+}
+
+// policyOrder lists the policies in a stable order.
+var policyOrder = []string{PolicyOwner, PolicyService, PolicyDevice, PolicyRegistryRead, PolicyRegistryReadWrite}
+
+// state is what hubsim persists in DIR/state.json.
+type state struct {
+	Version int `json:"version"`
+	// Policies maps a policy name to its base64 primary key.
+	Policies map[string]string `json:"policies"`
+	// DeviceKeySecret (base64) derives every device and module key:
+	// HMAC-SHA256(secret, "device\x00" + deviceId + "\x00" + moduleId). So a
+	// restart with the same DIR gives every identity the same key, whatever
+	// the fleet, without storing one key per device.
+	DeviceKeySecret string `json:"deviceKeySecret"`
+	// Seed is the simulation seed used when --seed is not given.
+	Seed  int64        `json:"seed"`
+	Entra *entra.State `json:"entra"`
+
+	deviceSecret []byte
+	policyKeys   map[string][]byte
+}
+
+// loadState reads DIR/state.json, creating it, or completing it, as needed.
+func loadState(dir string) (*state, error) {
+	path := filepath.Join(dir, StateFile)
+	st := &state{}
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	default:
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("%s is not valid JSON (%v); move it away to start with new keys", path, err)
+		}
+	}
+	changed := err != nil
+	if st.Policies == nil {
+		st.Policies = map[string]string{}
+	}
+	st.policyKeys = map[string][]byte{}
+	for _, name := range policyOrder {
+		k, err := base64.StdEncoding.DecodeString(st.Policies[name])
+		if st.Policies[name] == "" || err != nil || len(k) == 0 {
+			k = randomBytes(32)
+			st.Policies[name] = base64.StdEncoding.EncodeToString(k)
+			changed = true
+		}
+		st.policyKeys[name] = k
+	}
+	sec, err := base64.StdEncoding.DecodeString(st.DeviceKeySecret)
+	if st.DeviceKeySecret == "" || err != nil || len(sec) < 16 {
+		sec = randomBytes(32)
+		st.DeviceKeySecret = base64.StdEncoding.EncodeToString(sec)
+		changed = true
+	}
+	st.deviceSecret = sec
+	if st.Seed == 0 {
+		st.Seed = int64(binary.LittleEndian.Uint32(randomBytes(4)) >> 1)
+		if st.Seed == 0 {
+			st.Seed = 1
+		}
+		changed = true
+	}
+	if st.Entra == nil || st.Entra.TenantID == "" || st.Entra.SigningKey == "" || len(st.Entra.Principals) == 0 {
+		es, err := entra.NewState()
+		if err != nil {
+			return nil, err
+		}
+		st.Entra = es
+		changed = true
+	}
+	if st.Version != stateVersion {
+		st.Version = stateVersion
+		changed = true
+	}
+	if changed {
+		out, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", path, err)
+		}
+		if err := writeFileAtomic(path, append(out, '\n'), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// deviceKey derives the primary key of a device or module.
+func (st *state) deviceKey(deviceID, moduleID string) []byte {
+	m := hmac.New(sha256.New, st.deviceSecret)
+	m.Write([]byte("device\x00"))
+	m.Write([]byte(deviceID))
+	m.Write([]byte{0})
+	m.Write([]byte(moduleID))
+	return m.Sum(nil)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (Go 1.24+ crashes the process instead)
+	return b
+}
+
+// writeFileAtomic writes data to path through a temp file and a rename.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	defer os.Remove(name)
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
