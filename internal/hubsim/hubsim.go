@@ -125,6 +125,7 @@ type Server struct {
 	ids        idGen
 	hostName   string
 	seed       int64
+	sleep      func(ctx context.Context, d time.Duration) bool // traffic-shaping delay (tests replace it)
 	registered []string
 
 	httpsLn  net.Listener
@@ -152,7 +153,7 @@ func New(cfg Config) (s *Server, err error) {
 	if cfg.MQTTAddr == "" {
 		cfg.MQTTAddr = DefaultAddr
 	}
-	s = &Server{cfg: cfg, now: cfg.Now, log: log.New(cfg.Log, "hubsim: ", 0), serveErr: make(chan error, 2)}
+	s = &Server{cfg: cfg, now: cfg.Now, log: log.New(cfg.Log, "hubsim: ", 0), serveErr: make(chan error, 2), sleep: sleepCtx}
 	s.ids.init()
 	defer func() {
 		if err != nil {

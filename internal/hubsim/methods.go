@@ -141,7 +141,7 @@ func (s *Server) handleInvoke(w http.ResponseWriter, r *http.Request, reqID, dev
 	}
 	if wait > 0 {
 		s.counters.shaped.Add(1)
-		if !sleepCtx(ctx, wait) {
+		if !s.sleep(ctx, wait) {
 			return statusClientClosed
 		}
 	}

@@ -79,7 +79,7 @@ func (s *Server) throttleWait(r *http.Request, reqID string, w http.ResponseWrit
 	}
 	if wait > 0 {
 		s.counters.shaped.Add(1)
-		if !sleepCtx(r.Context(), wait) {
+		if !s.sleep(r.Context(), wait) {
 			return statusClientClosed, false
 		}
 	}
