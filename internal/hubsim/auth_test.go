@@ -40,7 +40,7 @@ func TestSASPolicies(t *testing.T) {
 		return outcome(t, call(s, http.MethodPatch, "/twins/nope"+apiV, `{"tags":{"a":1}}`, authz(tok)))
 	}
 	cases := []struct {
-		policy                     string
+		policy                    string
 		invokeOK, readOK, writeOK bool
 	}{
 		{PolicyOwner, true, true, true},

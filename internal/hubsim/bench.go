@@ -261,7 +261,7 @@ SAS token signed up front) and prints calls/s and latency percentiles.
 Client and hub share the machine, so the figure is a lower bound for the hub.`,
 		Example: `  $ hubsim bench
   $ hubsim bench --duration 30s --concurrency 128 --payload-bytes 1024 --json`,
-		Args:          cobra.NoArgs,
+		Args:          noArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, _ []string) error {

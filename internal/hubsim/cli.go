@@ -61,6 +61,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return ExitError
 }
 
+// noArgs refuses positional arguments as a usage error.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q (hubsim takes flags only; see --help)", args[0])
+	}
+	return nil
+}
+
 type serveFlags struct {
 	cfg      Config
 	register []string
@@ -83,7 +91,7 @@ connection strings, Entra principals) and writes DIR/hubsim.env for
   $ hubsim --dir ./hub --https-addr 127.0.0.1:8443 --register thermostat-1,thermostat-2
   $ hubsim --fleet fleet.yaml --tier S2 --units 2 --method-log methods.jsonl
   $ hubsim --devices 100 --no-throttle --fault-throttle 0.05 --seed 7`,
-		Args:          cobra.NoArgs,
+		Args:          noArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -140,7 +140,7 @@ type Server struct {
 
 // New prepares a hub: directory, state, certificates, listeners (bound, so
 // the addresses are known), registry and fleet. Call Start to serve.
-func New(cfg Config) (s *Server, err error) {
+func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -153,13 +153,15 @@ func New(cfg Config) (s *Server, err error) {
 	if cfg.MQTTAddr == "" {
 		cfg.MQTTAddr = DefaultAddr
 	}
-	s = &Server{cfg: cfg, now: cfg.Now, log: log.New(cfg.Log, "hubsim: ", 0), serveErr: make(chan error, 2), sleep: sleepCtx}
+	s := &Server{cfg: cfg, now: cfg.Now, log: log.New(cfg.Log, "hubsim: ", 0), serveErr: make(chan error, 2), sleep: sleepCtx}
 	s.ids.init()
+	ready := false
 	defer func() {
-		if err != nil {
-			s.cleanup()
+		if !ready {
+			_ = s.cleanup()
 		}
 	}()
+	var err error
 
 	// Inputs first, so a bad flag costs nothing.
 	if err := s.setupThrottle(); err != nil {
@@ -262,6 +264,7 @@ func New(cfg Config) (s *Server, err error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(errLog, "hubsim: http: ", 0),
 	}
+	ready = true
 	return s, nil
 }
 

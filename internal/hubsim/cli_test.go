@@ -1,0 +1,192 @@
+package hubsim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/connstr"
+)
+
+func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tier", "S9"}, "--tier"},
+		{[]string{"--units", "0"}, "--units"},
+		{[]string{"--no-throttle", "--tier", "S2"}, "--no-throttle"},
+		{[]string{"--devices", "-1"}, "--devices"},
+		{[]string{"--devices", "abc"}, "--devices"},
+		{[]string{"--fault-drop", "1.5"}, "--fault-drop"},
+		{[]string{"--fault-throttle", "0.6", "--fault-server-error", "0.6"}, "sum"},
+		{[]string{"--register", "a,,b"}, "--register"},
+		{[]string{"--https-addr", "nohostport"}, "--https-addr"},
+		{[]string{"--bogus"}, "--bogus"},
+		{[]string{"extra-arg"}, "extra-arg"},
+		{[]string{"bench", "--concurrency", "0"}, "--concurrency"},
+		{[]string{"bench", "--duration", "-1s"}, "--duration"},
+		{[]string{"--fleet", "/nonexistent/fleet.yaml"}, "--fleet"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), c.args, &stdout, &stderr)
+			assert.Equal(t, ExitUsage, code, "stderr: %s", stderr.String())
+			assert.Contains(t, stderr.String(), c.want)
+			assert.Empty(t, stdout.String(), "nothing on stdout")
+			assert.NotContains(t, stderr.String(), "goroutine", "no stack trace")
+		})
+	}
+}
+
+// syncBuffer is a goroutine-safe writer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runHub runs the command line until the returned stop is called; it
+// returns the decoded ready line.
+func runHub(t *testing.T, args ...string) (Ready, map[string]any, func() (int, string)) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	stderr := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, args, pw, stderr)
+		pw.Close()
+	}()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	var line string
+	select {
+	case line = <-lines:
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("no ready line; stderr: %s", connstr.Redact(stderr.String()))
+	}
+	require.NotEmpty(t, line, "stderr: %s", connstr.Redact(stderr.String()))
+	var r Ready
+	require.NoError(t, json.Unmarshal([]byte(line), &r))
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal([]byte(line), &raw))
+	stopped := false
+	stop := func() (int, string) {
+		if stopped {
+			return 0, ""
+		}
+		stopped = true
+		cancel()
+		select {
+		case code := <-done:
+			return code, stderr.String()
+		case <-time.After(20 * time.Second):
+			t.Fatal("hubsim did not stop")
+			return 0, ""
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return r, raw, stop
+}
+
+func TestReadyLineEnvAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	r, raw, stop := runHub(t, "--dir", dir)
+	for _, k := range []string{"httpsAddr", "mqttAddr", "caFile", "hostName", "hubName", "serviceConnectionString",
+		"ownerConnectionString", "registryReadConnectionString", "registryReadWriteConnectionString",
+		"deviceConnectionStrings", "entra", "devices", "pid"} {
+		assert.Contains(t, raw, k)
+	}
+	assert.True(t, strings.HasPrefix(r.HTTPSAddr, "127.0.0.1:"))
+	assert.True(t, strings.HasPrefix(r.MQTTAddr, "127.0.0.1:"))
+	assert.NotEqual(t, r.HTTPSAddr, r.MQTTAddr)
+	assert.Equal(t, r.HTTPSAddr, r.HostName)
+	assert.Equal(t, filepath.Join(dir, "ca.pem"), r.CAFile)
+	assert.Equal(t, "hubsim", r.HubName)
+	assert.Equal(t, os.Getpid(), r.PID)
+	assert.Equal(t, "https://"+r.HostName+"/", r.Entra.AuthorityHost)
+	assert.Equal(t, "https://iothubs.azure.net", r.Entra.Audience)
+	assert.Len(t, r.Entra.Principals, 3)
+	for _, cs := range []string{r.ServiceConnectionString, r.OwnerConnectionString, r.RegistryReadConnectionString, r.RegistryReadWriteConnectionString} {
+		c, err := connstr.Parse(cs)
+		require.NoError(t, err)
+		assert.Equal(t, r.HostName, c.HostName)
+	}
+	assert.Contains(t, r.ServiceConnectionString, "SharedAccessKeyName=service;")
+
+	env, err := os.ReadFile(filepath.Join(dir, EnvFile))
+	require.NoError(t, err)
+	assert.Contains(t, string(env), "export IOTHUB_CONNECTION_STRING='"+r.ServiceConnectionString+"'")
+	assert.Contains(t, string(env), "export SSL_CERT_FILE='"+r.CAFile+"'")
+	assert.Contains(t, string(env), "export HUBSIM_HOST='"+r.HostName+"'")
+	fi, err := os.Stat(filepath.Join(dir, EnvFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	fi, err = os.Stat(filepath.Join(dir, StateFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+
+	code, stderr := stop()
+	assert.Equal(t, ExitOK, code, stderr)
+	assert.Contains(t, stderr, "hubsim: stopped")
+	assert.NotContains(t, stderr, "SharedAccessKey=", "no secrets on stderr")
+
+	// Same dir: same keys, tenant and principals; the CA file is kept.
+	ca1, err := os.ReadFile(r.CAFile)
+	require.NoError(t, err)
+	r2, _, stop2 := runHub(t, "--dir", dir)
+	defer stop2()
+	key := func(cs string) string { c, err := connstr.Parse(cs); require.NoError(t, err); return c.SharedAccessKey }
+	assert.Equal(t, key(r.ServiceConnectionString), key(r2.ServiceConnectionString))
+	assert.Equal(t, key(r.OwnerConnectionString), key(r2.OwnerConnectionString))
+	assert.Equal(t, r.Entra.TenantID, r2.Entra.TenantID)
+	assert.Equal(t, r.Entra.Principals, r2.Entra.Principals)
+	assert.Equal(t, r.Seed, r2.Seed, "the simulation seed is kept too")
+	ca2, err := os.ReadFile(r2.CAFile)
+	require.NoError(t, err)
+	assert.Equal(t, ca1, ca2)
+}
+
+func TestTemporaryDirIsRemovedOnExit(t *testing.T) {
+	r, _, stop := runHub(t)
+	dir := filepath.Dir(r.CAFile)
+	_, err := os.Stat(dir)
+	require.NoError(t, err)
+	code, _ := stop()
+	assert.Equal(t, ExitOK, code)
+	_, err = os.Stat(dir)
+	assert.True(t, os.IsNotExist(err), "temporary dir %s removed", dir)
+}
