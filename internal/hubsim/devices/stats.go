@@ -1,0 +1,106 @@
+package devices
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxStatKeys bounds the distinct (method, status) pairs counted; calls
+// beyond it are counted under method "(other)".
+const maxStatKeys = 1024
+
+type counters struct {
+	invoked, delivered, notFound, notOnline, timeouts atomic.Int64
+	twinReads, twinUpdates, reportedUpdates           atomic.Int64
+	faults                                            [FaultDrop + 1]atomic.Int64
+
+	byKey sync.Map // statKey -> *atomic.Int64
+	nKeys atomic.Int64
+}
+
+type statKey struct {
+	method string
+	status int
+}
+
+func (c *counters) countDelivery(method string, status int) {
+	c.delivered.Add(1)
+	k := statKey{method, status}
+	if v, ok := c.byKey.Load(k); ok {
+		v.(*atomic.Int64).Add(1)
+		return
+	}
+	if c.nKeys.Load() >= maxStatKeys {
+		k.method = "(other)"
+	}
+	v, loaded := c.byKey.LoadOrStore(k, new(atomic.Int64))
+	if !loaded {
+		c.nKeys.Add(1)
+	}
+	v.(*atomic.Int64).Add(1)
+}
+
+// Stats returns a snapshot of the counters. Connected and Attached are
+// counted by visiting every identity (cheap enough for an admin endpoint,
+// not meant for a hot loop).
+func (r *Registry) Stats() Stats {
+	c := &r.stats
+	s := Stats{
+		Devices:           int(r.nDevices.Load()),
+		Modules:           int(r.nModules.Load()),
+		Simulated:         int(r.nSim.Load()),
+		Registered:        int(r.nReg.Load()),
+		MethodsInvoked:    c.invoked.Load(),
+		MethodsDelivered:  c.delivered.Load(),
+		DeliveredByMethod: map[string]int64{},
+		DeliveredByStatus: map[int]int64{},
+		NotFound:          c.notFound.Load(),
+		NotOnline:         c.notOnline.Load(),
+		Timeouts:          c.timeouts.Load(),
+		Faults:            map[string]int64{},
+		TwinReads:         c.twinReads.Load(),
+		TwinUpdates:       c.twinUpdates.Load(),
+		ReportedUpdates:   c.reportedUpdates.Load(),
+	}
+	c.byKey.Range(func(k, v any) bool {
+		sk, n := k.(statKey), v.(*atomic.Int64).Load()
+		s.DeliveredByMethod[sk.method] += n
+		s.DeliveredByStatus[sk.status] += n
+		return true
+	})
+	for f := FaultThrottle; f <= FaultDrop; f++ {
+		if n := c.faults[f].Load(); n > 0 {
+			s.Faults[f.String()] = n
+		}
+	}
+	now := time.Now().UnixNano()
+	visit := func(id *identity) {
+		id.mu.Lock()
+		if id.att != nil {
+			s.Attached++
+		}
+		if id.connectedLocked(now) {
+			s.Connected++
+		}
+		id.mu.Unlock()
+	}
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.RLock()
+		devs := make([]*identity, 0, len(sh.m))
+		for _, d := range sh.m {
+			devs = append(devs, d)
+		}
+		sh.mu.RUnlock()
+		for _, d := range devs {
+			visit(d)
+			if p := d.modules.Load(); p != nil {
+				for _, m := range *p {
+					visit(m)
+				}
+			}
+		}
+	}
+	return s
+}
