@@ -1,0 +1,238 @@
+// Package fleet holds what a run is about and what it produced: targets, the
+// runner that invokes a method on each target through the one retry owner,
+// per-target results in their stable JSON shape, and the summary. It never
+// prints; internal/output renders what it returns.
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dmctl/dmctl/internal/iothub"
+)
+
+// Target is one device, or one module on a device, to invoke a method on.
+type Target struct {
+	DeviceID string
+	ModuleID string // empty: the device itself
+}
+
+// String is "device" or "device/module", as the name printer shows it.
+func (t Target) String() string {
+	if t.ModuleID == "" {
+		return t.DeviceID
+	}
+	return t.DeviceID + "/" + t.ModuleID
+}
+
+// Outcome is what happened to one target, in one word a script can match on.
+type Outcome string
+
+// The outcomes, spelled as they appear in JSON (design.md §3).
+const (
+	OutcomeSucceeded    Outcome = "succeeded"    // the device answered with an ok status
+	OutcomeFailed       Outcome = "failed"       // the device answered with a status that is not ok
+	OutcomeOffline      Outcome = "offline"      // 404103: the device is not connected or not listening for methods
+	OutcomeTimeout      Outcome = "timeout"      // 504101 or a client-side timeout: no answer in time
+	OutcomeThrottled    Outcome = "throttled"    // 429 (or too many in-flight methods): the hub refused for load
+	OutcomeUnauthorized Outcome = "unauthorized" // 401/403 or the credential could not produce a token
+	OutcomeNotFound     Outcome = "notFound"     // 404001/404010: no such device or module
+	OutcomeError        Outcome = "error"        // anything else: bad request, server error, connection failure
+	OutcomeSkipped      Outcome = "skipped"      // never attempted (the run was interrupted first)
+)
+
+// Outcomes lists every outcome in the order summaries show them.
+var Outcomes = []Outcome{OutcomeSucceeded, OutcomeFailed, OutcomeOffline, OutcomeTimeout, OutcomeThrottled,
+	OutcomeUnauthorized, OutcomeNotFound, OutcomeError, OutcomeSkipped}
+
+// Result is what happened to one target. Its JSON form is public API used by
+// the json and jsonl printers (and later journals and --resume): camelCase,
+// additive changes only.
+type Result struct {
+	DeviceID string  `json:"deviceId"`
+	ModuleID string  `json:"moduleId,omitempty"`
+	Method   string  `json:"method"`
+	Outcome  Outcome `json:"outcome"`
+	// Status is the status the device answered with; nil when it did not answer.
+	Status *int `json:"status,omitempty"`
+	// Payload is the JSON the device answered with (possibly null); absent when it did not answer.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// Error is why the hub gave no device answer; nil when the device answered.
+	Error *ResultError `json:"error,omitempty"`
+	// Attempts is how many times the call was sent (0 for skipped targets).
+	Attempts int `json:"attempts"`
+	// StartTime is when the first attempt started, UTC.
+	StartTime time.Time `json:"startTime"`
+	// DurationMs is the wall time of all attempts and the waits between them, in milliseconds.
+	DurationMs float64 `json:"durationMs"`
+}
+
+// Target returns the target the result is about.
+func (r Result) Target() Target { return Target{DeviceID: r.DeviceID, ModuleID: r.ModuleID} }
+
+// Duration is DurationMs as a time.Duration.
+func (r Result) Duration() time.Duration {
+	return time.Duration(r.DurationMs * float64(time.Millisecond))
+}
+
+// MarshalJSON writes StartTime as RFC 3339 with nanoseconds in UTC whatever
+// its location, so results compare and sort as text.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	p := plain(r)
+	p.StartTime = p.StartTime.UTC()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // a payload's < > & stay as the device sent them
+	if err := enc.Encode(p); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// ResultError is the hub's error (or the transport's) for a target that got
+// no device answer. Secrets never appear in it.
+type ResultError struct {
+	HTTPStatus int    `json:"httpStatus,omitempty"` // 0 when no HTTP answer came back
+	Code       int    `json:"code,omitempty"`       // six-digit IoT Hub error code, 0 when none
+	CodeName   string `json:"codeName,omitempty"`   // e.g. DeviceNotOnline
+	Message    string `json:"message"`
+	TrackingID string `json:"trackingId,omitempty"`
+	RequestID  string `json:"requestId,omitempty"`
+}
+
+// String is the error on one line: HTTP status, IoT Hub code, message,
+// tracking id.
+func (e *ResultError) String() string {
+	var b strings.Builder
+	if e.HTTPStatus != 0 {
+		b.WriteString(strconv.Itoa(e.HTTPStatus))
+	}
+	if code := e.CodeText(); code != "" {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(code)
+	}
+	if e.Message != "" {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(oneLine(e.Message))
+	}
+	if e.TrackingID != "" {
+		b.WriteString(" (tracking id " + e.TrackingID + ")")
+	}
+	return b.String()
+}
+
+// CodeText is "404103 DeviceNotOnline", "404103", "DeviceNotOnline" or "".
+func (e *ResultError) CodeText() string {
+	switch {
+	case e.Code != 0 && e.CodeName != "":
+		return strconv.Itoa(e.Code) + " " + e.CodeName
+	case e.Code != 0:
+		return strconv.Itoa(e.Code)
+	default:
+		return e.CodeName
+	}
+}
+
+// ErrorFrom turns a call's error into a ResultError. A *iothub.ResponseError
+// keeps its fields; anything else becomes its message on one line.
+func ErrorFrom(err error) *ResultError {
+	if err == nil {
+		return nil
+	}
+	if re, ok := iothub.AsResponseError(err); ok {
+		return &ResultError{
+			HTTPStatus: re.StatusCode,
+			Code:       re.ErrorCode,
+			CodeName:   re.ErrorCodeName,
+			Message:    oneLine(re.Message),
+			TrackingID: re.TrackingID,
+			RequestID:  re.RequestID,
+		}
+	}
+	return &ResultError{Message: oneLine(err.Error())}
+}
+
+// oneLine collapses whitespace runs, newlines included, so a message fits a
+// table cell or a log line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// credentialFailure is implemented by errors (internal/auth's) that mean the
+// credential could not produce a token. fleet checks the behaviour, not the
+// type, so it does not depend on auth.
+type credentialFailure interface{ CredentialFailure() bool }
+
+// OutcomeOf is the one place that decides a target's outcome from a call's
+// answer or error. ok says which device statuses count as success (the zero
+// StatusSet means any 2xx).
+func OutcomeOf(res iothub.MethodResult, err error, ok StatusSet) Outcome {
+	if err == nil {
+		if ok.Contains(res.Status) {
+			return OutcomeSucceeded
+		}
+		return OutcomeFailed
+	}
+	var cf credentialFailure
+	if errors.As(err, &cf) && cf.CredentialFailure() {
+		return OutcomeUnauthorized
+	}
+	if re, isRE := iothub.AsResponseError(err); isRE {
+		switch {
+		case re.ErrorCode == iothub.CodeDeviceNotOnline:
+			return OutcomeOffline
+		case re.ErrorCode == iothub.CodeGatewayTimeout, re.StatusCode == 504, re.StatusCode == 408:
+			return OutcomeTimeout
+		case re.StatusCode == 429, re.ErrorCode == codeDeviceMaximumInflightMethodExceeded:
+			return OutcomeThrottled
+		case re.ErrorCode == iothub.CodeDeviceNotFound, re.ErrorCode == iothub.CodeModuleNotFound:
+			return OutcomeNotFound
+		case re.StatusCode == 404 && re.ErrorCode == 0 && re.ErrorCodeName == "":
+			return OutcomeNotFound
+		case re.StatusCode == 401:
+			return OutcomeUnauthorized
+		case re.StatusCode == 403 && !isQuotaCode(re.ErrorCode):
+			return OutcomeUnauthorized
+		}
+		return OutcomeError
+	}
+	if isTimeout(err) {
+		return OutcomeTimeout
+	}
+	return OutcomeError
+}
+
+// 403 codes that are about quotas, not about who is calling.
+const (
+	codeJobQuotaExceeded                    = 403001
+	codeIotHubQuotaExceeded                 = 403002
+	codeJobQuotaExceededDoc                 = 403003
+	codeDeviceMaximumInflightMethodExceeded = 403800
+)
+
+func isQuotaCode(code int) bool {
+	switch code {
+	case codeJobQuotaExceeded, codeIotHubQuotaExceeded, codeJobQuotaExceededDoc, codeDeviceMaximumInflightMethodExceeded:
+		return true
+	}
+	return false
+}
+
+// isTimeout reports a client-side deadline: the call's own timeout or a
+// network timeout. A cancelled context (Ctrl-C) is not a timeout.
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
