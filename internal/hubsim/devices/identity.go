@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // identity is a device or a module: its key, twin and connection. Everything
@@ -41,7 +42,7 @@ type identity struct {
 	// simulation
 	permOffline bool
 	flap        *flapState
-	downUntil   atomic.Int64 // real unix ns until which a reboot/reset keeps it offline
+	downUntil   atomic.Int64 // != 0: offline for a reboot/reset, expected back at this real unix ns
 	simN        uint64       // draws so far (latency, failures)
 	faultN      atomic.Uint64
 	lcGen       [3]uint32 // life-cycle generations (reboot, firmwareUpdate, factoryReset)
@@ -154,11 +155,16 @@ func (id *identity) simOnlineLocked(now int64) (bool, int64) {
 		up, next = dev.flapOnlineLocked(now)
 		dev.mu.Unlock()
 	}
+	// A reboot or reset keeps the identity offline until its timer clears
+	// downUntil; the stored time is when that is expected.
 	down := dev.downUntil.Load()
 	if own := id.downUntil.Load(); own > down {
 		down = own
 	}
-	if now < down {
+	if down != 0 {
+		if down <= now {
+			down = now + int64(time.Millisecond) // the timer is due: look again shortly
+		}
 		if !up && next > down {
 			return false, next
 		}
@@ -291,4 +297,3 @@ func callHandler(ctx context.Context, h MethodHandler, method string, payload js
 		return handlerResult{err: ctx.Err()}
 	}
 }
-

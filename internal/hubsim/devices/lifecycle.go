@@ -270,9 +270,11 @@ func (r *Registry) startReboot(id *identity, downtime time.Duration) {
 			id.dmLocked().lastReboot = t
 			id.lastActivity = t
 			r.bumpReportedLocked(id, t)
+			id.downUntil.Store(0)
 		}
 		id.wakeLocked()
 		id.mu.Unlock()
+		id.wakeModules()
 	})
 }
 
@@ -299,9 +301,11 @@ func (r *Registry) startFactoryReset(id *identity, downtime time.Duration) {
 			}
 			id.lastActivity = t
 			r.bumpReportedLocked(id, t)
+			id.downUntil.Store(0)
 		}
 		id.wakeLocked()
 		id.mu.Unlock()
+		id.wakeModules()
 	})
 }
 
@@ -383,4 +387,18 @@ func lastFirmwareUpdateOf(reported map[string]any) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// wakeModules wakes calls waiting for a device's modules (they follow the
+// device's connection). Called without id.mu held.
+func (id *identity) wakeModules() {
+	p := id.modules.Load()
+	if p == nil {
+		return
+	}
+	for _, m := range *p {
+		m.mu.Lock()
+		m.wakeLocked()
+		m.mu.Unlock()
+	}
 }
