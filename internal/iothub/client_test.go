@@ -440,7 +440,10 @@ func TestInputErrorsSendNothing(t *testing.T) {
 		call  func() error
 		input string
 	}{
-		{"bad device", func() error { _, err := c.InvokeDeviceMethod(ctx, "bad id", MethodRequest{MethodName: "m"}); return err }, "device id"},
+		{"bad device", func() error {
+			_, err := c.InvokeDeviceMethod(ctx, "bad id", MethodRequest{MethodName: "m"})
+			return err
+		}, "device id"},
 		{"bad module", func() error {
 			_, err := c.InvokeModuleMethod(ctx, "d", "m/x", MethodRequest{MethodName: "m"})
 			return err
