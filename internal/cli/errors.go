@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/fleet"
+	"github.com/dmctl/dmctl/internal/iothub"
+)
+
+// Exit codes (design.md §3; `dmctl help exit-codes`).
+const (
+	ExitOK          = 0   // every target succeeded
+	ExitError       = 1   // an unexpected error (a bug, an I/O failure)
+	ExitUsage       = 2   // usage or input error: nothing was sent
+	ExitAuth        = 3   // authentication or authorization refused
+	ExitTargets     = 4   // at least one target did not succeed
+	ExitThreshold   = 5   // the run was stopped by its failure threshold (waves)
+	ExitInterrupted = 130 // interrupted (Ctrl-C or SIGTERM)
+)
+
+// FlagError is a usage or input error found before anything was sent: a bad
+// flag, argument, payload or id. It exits 2.
+type FlagError struct{ err error }
+
+func (e *FlagError) Error() string { return e.err.Error() }
+func (e *FlagError) Unwrap() error { return e.err }
+
+// FlagErrorf returns a *FlagError with a formatted message.
+func FlagErrorf(format string, args ...any) error {
+	return &FlagError{err: fmt.Errorf(format, args...)}
+}
+
+// FlagErrorWrap marks err as a usage error.
+func FlagErrorWrap(err error) error { return &FlagError{err: err} }
+
+// TargetsError says that some targets did not succeed. The per-target lines
+// and the summary are already on stderr, so Main prints nothing more.
+type TargetsError struct {
+	Summary fleet.Summary
+}
+
+func (e *TargetsError) Error() string {
+	return fmt.Sprintf("%d of %d targets did not succeed", e.Summary.NotSucceeded(), e.Summary.Targets)
+}
+
+// ErrInterrupted is returned when the run stopped because of Ctrl-C or
+// SIGTERM; the results so far have been written.
+var ErrInterrupted = errors.New("interrupted")
+
+// ExitCode is the one place that maps an error to an exit code.
+func ExitCode(err error) int {
+	var (
+		flagErr    *FlagError
+		authInput  *auth.InputError
+		hubInput   *iothub.InputError
+		connErr    *connstr.Error
+		credErr    *auth.CredentialError
+		targetsErr *TargetsError
+	)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case errors.As(err, &flagErr), errors.As(err, &authInput), errors.As(err, &hubInput), errors.As(err, &connErr):
+		return ExitUsage
+	case errors.As(err, &credErr):
+		return ExitAuth
+	case errors.As(err, &targetsErr):
+		if targetsErr.Summary.AllUnauthorized() {
+			return ExitAuth
+		}
+		return ExitTargets
+	}
+	return ExitError
+}
+
+// isCobraUsageError recognises the usage errors cobra returns as plain
+// errors (unknown commands and the like).
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command ", "unknown flag: ", "unknown shorthand flag: ", "flag needs an argument: ",
+		"invalid argument ", "required flag(s) "} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// oneLine keeps an error message on one line, secrets redacted.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(connstr.Redact(s)), " ")
+}

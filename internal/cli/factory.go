@@ -1,0 +1,200 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/fleet"
+	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/output"
+)
+
+// Our own environment variables (the rest are IOTHUB_CONNECTION_STRING and AZURE_*).
+const (
+	EnvOutput = "DMCTL_OUTPUT" // default for -o/--output
+	EnvAuth   = "DMCTL_AUTH"   // default for --auth
+	EnvHub    = "DMCTL_HUB"    // default for --hub
+)
+
+// GlobalOptions are the root's persistent flags: hub, credential, transport
+// and output. They are filled by cobra before any RunE.
+type GlobalOptions struct {
+	Auth                 string
+	Hub                  string
+	ConnectionString     string
+	ConnectionStringFile string
+	CAFile               string
+	APIVersion           string
+	Debug                bool
+	Output               string
+	// outputSource names where Output came from, for error messages.
+	outputSource string
+	authSource   string
+}
+
+// Factory holds what commands depend on: streams, the environment, and a
+// lazily built hub client. Tests replace Invoker.
+type Factory struct {
+	IOStreams *output.IOStreams
+	LookupEnv func(string) (string, bool)
+	ReadFile  func(string) ([]byte, error)
+	Now       func() time.Time
+	// Sleep waits between retries; nil means a real, cancellable sleep.
+	Sleep  func(context.Context, time.Duration) error
+	Global *GlobalOptions
+	// Debug receives --debug output (redacted); nil unless --debug.
+	Debug *redactingWriter
+	// Invoker returns the method invoker for the hub the global options
+	// name, with the credential it uses (for hints). It builds the client
+	// once, on first call, so commands that never call the hub never need
+	// credentials.
+	Invoker func() (fleet.Invoker, *auth.Credential, error)
+}
+
+// NewFactory returns the factory for a real process.
+func NewFactory(io *output.IOStreams, lookupEnv func(string) (string, bool)) *Factory {
+	f := &Factory{
+		IOStreams: io,
+		LookupEnv: lookupEnv,
+		ReadFile:  os.ReadFile,
+		Now:       time.Now,
+		Global:    &GlobalOptions{},
+	}
+	var (
+		once sync.Once
+		inv  fleet.Invoker
+		cred *auth.Credential
+		err  error
+	)
+	f.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
+		once.Do(func() {
+			var c *iothub.Client
+			c, cred, err = f.hubClient()
+			if err == nil {
+				inv = fleet.ClientInvoker{Client: c}
+			}
+		})
+		return inv, cred, err
+	}
+	return f
+}
+
+var apiVersionShape = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`)
+
+// hubClient resolves the credential and builds the IoT Hub client. Input
+// problems come back as usage errors; nothing is sent here.
+func (f *Factory) hubClient() (*iothub.Client, *auth.Credential, error) {
+	g := f.Global
+	httpClient, err := newHTTPClient(g.CAFile, f.ReadFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	cred, err := auth.Resolve(auth.Options{
+		Method:               auth.Method(g.Auth),
+		Hub:                  g.Hub,
+		ConnectionString:     g.ConnectionString,
+		ConnectionStringFile: g.ConnectionStringFile,
+		LookupEnv:            f.LookupEnv,
+		ReadFile:             f.ReadFile,
+		Transport:            httpClient,
+		Now:                  f.Now,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := &iothub.ClientOptions{
+		ClientOptions: azcore.ClientOptions{Transport: httpClient},
+		APIVersion:    g.APIVersion,
+	}
+	if f.Debug != nil {
+		opts.Debug = f.Debug
+	}
+	var c *iothub.Client
+	if cred.Signer != nil {
+		c, err = iothub.NewSASClient(cred.Host, cred.Signer, opts)
+	} else {
+		c, err = iothub.NewTokenClient(cred.Host, cred.Token, opts)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, cred, nil
+}
+
+// newHTTPClient builds the transport for hub and token calls: system roots
+// (SSL_CERT_FILE and SSL_CERT_DIR work as Go reads them) plus --ca-file,
+// proxies from HTTPS_PROXY/NO_PROXY, TLS 1.2 or later, verification always
+// on, and no redirects (a redirected POST could run a method twice).
+func newHTTPClient(caFile string, readFile func(string) ([]byte, error)) (*http.Client, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile != "" {
+		pem, err := readFile(caFile)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, FlagErrorf("--ca-file %s: cannot read it: %v", caFile, err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, FlagErrorf("--ca-file %s: it holds no PEM certificate", caFile)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = http.ProxyFromEnvironment
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}, nil
+}
+
+// checkGlobal validates the persistent flags and their environment
+// defaults before any command runs.
+func (f *Factory) checkGlobal() error {
+	g := f.Global
+	if _, err := output.ParseFormat(g.Output); err != nil {
+		return FlagErrorf("%s: %v", g.outputSource, err)
+	}
+	if g.Auth != "" {
+		if _, err := auth.ParseMethod(g.Auth); err != nil {
+			var ie *auth.InputError
+			if errors.As(err, &ie) {
+				return FlagErrorf("%s: %s", g.authSource, ie.Reason)
+			}
+			return FlagErrorWrap(err)
+		}
+	}
+	if g.APIVersion != "" && !apiVersionShape.MatchString(g.APIVersion) {
+		return FlagErrorf("--api-version: %q is not an api-version (expected YYYY-MM-DD, e.g. %s)", g.APIVersion, iothub.DefaultAPIVersion)
+	}
+	if g.Hub != "" {
+		if _, err := auth.NormalizeHub(g.Hub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func describeSource(flag, env string, changed bool) string {
+	if changed {
+		return flag
+	}
+	return fmt.Sprintf("%s (from %s)", flag, env)
+}

@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// helpTopics are pages shown by `dmctl help <topic>` (gh's help_topic.go).
+var helpTopics = []struct {
+	name, short, long string
+}{
+	{
+		name:  "exit-codes",
+		short: "Exit codes and what they mean to a script",
+		long: heredoc(`
+			dmctl exits with one of these codes:
+
+			  0    every target succeeded
+			  1    an unexpected error (a bug, an I/O failure)
+			  2    usage or input error: a flag, argument, payload, id or connection
+			       string is wrong; nothing was sent to the hub
+			  3    authentication or authorization refused: the credential could not
+			       get a token, or the hub refused every target with 401/403
+			  4    at least one target did not succeed: the device answered with a
+			       status outside --ok-status, was offline, timed out, was throttled,
+			       was not found, or the call failed
+			  5    the run was stopped by its failure threshold (waves)
+			  130  interrupted (Ctrl-C or SIGTERM); the results so far are written
+
+			A device's answer is data: HTTP 200 from the hub with {"status":500} is a
+			device that failed, so dmctl exits 4. --ok-status (default: any 2xx)
+			decides which device statuses count as success.
+
+			Example:
+
+			  $ dmctl invoke reboot --device thermostat-17 -o json > result.json
+			  $ case $? in 0) echo rebooted;; 4) echo "device did not reboot";; *) exit 1;; esac
+		`),
+	},
+	{
+		name:  "environment",
+		short: "Environment variables that dmctl reads",
+		long: heredoc(`
+			Hub and credentials:
+
+			  IOTHUB_CONNECTION_STRING  a service connection string (HostName=...;
+			                            SharedAccessKeyName=...;SharedAccessKey=...).
+			                            Used for --auth sas; --connection-string-file and
+			                            --connection-string take precedence over it.
+			                            Prefer this or a file to putting the key in argv.
+			  DMCTL_HUB                 default for --hub (the hub's host name)
+			  DMCTL_AUTH                default for --auth: sas, default, azure-cli,
+			                            environment, managed-identity, workload-identity
+
+			Microsoft Entra ID (read by the Azure Identity library):
+
+			  AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET
+			  AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_CERTIFICATE_PASSWORD
+			                            a service principal (--auth environment, default)
+			  AZURE_CLIENT_ID           the user-assigned managed identity to use
+			                            (--auth managed-identity)
+			  AZURE_FEDERATED_TOKEN_FILE
+			                            workload identity (--auth workload-identity)
+			  AZURE_AUTHORITY_HOST      the Entra authority for a sovereign or private
+			                            cloud; for a non-public authority dmctl turns
+			                            off instance discovery
+			  AZURE_TOKEN_CREDENTIALS   limits which credentials --auth default tries
+
+			Output:
+
+			  DMCTL_OUTPUT              default for -o/--output: table, wide, json,
+			                            jsonl, name
+			  NO_COLOR                  when set, never print colour
+
+			Network:
+
+			  HTTPS_PROXY, NO_PROXY     proxy for hub and token requests
+			  SSL_CERT_FILE, SSL_CERT_DIR
+			                            extra trusted CA certificates (as does
+			                            --ca-file)
+		`),
+	},
+}
+
+func newHelpTopic(name, short, long string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   name,
+		Short: short,
+		Long:  long,
+		Args:  cobra.NoArgs,
+	}
+	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
+		fmt.Fprint(c.OutOrStdout(), c.Long)
+	})
+	cmd.SetUsageFunc(func(c *cobra.Command) error {
+		fmt.Fprintf(c.ErrOrStderr(), "Usage: dmctl help %s\n", c.Name())
+		return nil
+	})
+	return cmd
+}
+
+// heredoc removes the common indentation of a raw string literal and its
+// first newline, so help text can be indented like the code around it.
+func heredoc(s string) string {
+	lines := strings.Split(strings.TrimPrefix(s, "\n"), "\n")
+	indent := -1
+	for _, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		n := len(l) - len(strings.TrimLeft(l, "\t"))
+		if indent < 0 || n < indent {
+			indent = n
+		}
+	}
+	var b strings.Builder
+	for i, l := range lines {
+		if len(l) >= indent && indent > 0 {
+			l = l[indent:]
+		}
+		l = strings.TrimRight(l, " \t")
+		if i == len(lines)-1 && l == "" {
+			break
+		}
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// example formats an Example block: heredoc, then indented by two spaces as
+// cobra's help shows examples.
+func example(s string) string {
+	lines := strings.Split(strings.TrimRight(heredoc(s), "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,89 @@
+// Package cli is dmctl's command line: cobra commands built gh-style (an
+// XOptions struct, NewCmdX(f, runF) and xRun(opts) per command), the
+// factory that holds streams and a lazily built hub client, and the one
+// mapping from errors to exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/output"
+)
+
+// Main runs dmctl with the process's arguments, streams and environment and
+// returns the exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, restore the default handling so a second
+		// Ctrl-C kills a run that is slow to stop.
+		<-ctx.Done()
+		stop()
+	}()
+	if Version != "0.0.0-dev" && iothub.Version == "0.0.0-dev" {
+		iothub.Version = Version // one -X flag sets both the CLI's and the User-Agent's version
+	}
+	ios := output.System(os.LookupEnv)
+	f := NewFactory(ios, os.LookupEnv)
+	return Run(ctx, f, os.Args[1:])
+}
+
+// Run executes one command line with the factory's streams and returns the
+// exit code. Errors are printed once to stderr as "Error: ...", without a
+// stack trace.
+func Run(ctx context.Context, f *Factory, args []string) int {
+	root := NewCmdRoot(f)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if f.Debug != nil {
+		_ = f.Debug.Flush()
+		auth.LogTo(nil)
+	}
+	if err != nil && isCobraUsageError(err) {
+		err = FlagErrorWrap(err)
+	}
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
+		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	printError(f.IOStreams.ErrOut, cmd, err)
+	return ExitCode(err)
+}
+
+// printError writes err for a person: one line, then a hint where one helps.
+func printError(w io.Writer, cmd *cobra.Command, err error) {
+	if err == nil {
+		return
+	}
+	var (
+		targets *TargetsError
+		flagErr *FlagError
+		credErr *auth.CredentialError
+	)
+	switch {
+	case errors.As(err, &targets):
+		return // the per-target lines and the summary are already on stderr
+	case errors.Is(err, ErrInterrupted):
+		fmt.Fprintln(w, "Interrupted.")
+		return
+	}
+	fmt.Fprintf(w, "Error: %s\n", oneLine(err.Error()))
+	switch {
+	case errors.As(err, &flagErr), ExitCode(err) == ExitUsage:
+		if cmd != nil {
+			fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+	case errors.As(err, &credErr):
+		fmt.Fprintf(w, "hint: %s\n", credErr.Hint())
+	}
+}

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/output"
+)
+
+// NewCmdRoot returns the dmctl command tree.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	g := f.Global
+	cmd := &cobra.Command{
+		Use:   "dmctl <command> [flags]",
+		Short: "Invoke Azure IoT Hub direct methods on devices and fleets",
+		Long: heredoc(`
+			dmctl invokes Azure IoT Hub direct methods on one device, one module or a
+			fleet, and tells you what each device answered, with exit codes a script
+			can trust.
+
+			Authenticate with a service connection string (IOTHUB_CONNECTION_STRING,
+			--connection-string-file or --connection-string) or with Microsoft Entra ID
+			(--hub HOST and --auth default|azure-cli|environment|managed-identity|
+			workload-identity; the identity needs the "IoT Hub Data Contributor" role).
+		`),
+		Example: example(`
+			$ export IOTHUB_CONNECTION_STRING='HostName=myhub.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=...'
+			$ dmctl invoke reboot --device thermostat-17
+			$ dmctl invoke getStatus --device thermostat-17 --device thermostat-18 -o json
+			$ dmctl invoke reboot --hub myhub.azure-devices.net --auth azure-cli --device thermostat-17
+		`),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			flags := cmd.Flags()
+			g.outputSource = describeSource("-o/--output", EnvOutput, flags.Changed("output"))
+			g.authSource = describeSource("--auth", EnvAuth, flags.Changed("auth"))
+			if err := f.checkGlobal(); err != nil {
+				return err
+			}
+			if g.Debug && f.Debug == nil {
+				f.Debug = newRedactingWriter(f.IOStreams.ErrOut)
+				auth.LogTo(f.Debug)
+			}
+			return nil
+		},
+	}
+	cmd.SetOut(f.IOStreams.Out)
+	cmd.SetErr(f.IOStreams.ErrOut)
+	cmd.SetIn(f.IOStreams.In)
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return FlagErrorWrap(err)
+	})
+
+	env := func(k string) string {
+		if f.LookupEnv == nil {
+			return ""
+		}
+		v, _ := f.LookupEnv(k)
+		return strings.TrimSpace(v)
+	}
+	pf := cmd.PersistentFlags()
+	stringEnumFlag(cmd, pf, &g.Auth, "auth", "", "", auth.Methods(),
+		"How to authenticate (default: sas with a connection string, else default with --hub)")
+	if v := env(EnvAuth); v != "" {
+		g.Auth = v // validated in checkGlobal, naming DMCTL_AUTH
+	}
+	pf.StringVar(&g.Hub, "hub", env(EnvHub), "IoT Hub host name, e.g. myhub.azure-devices.net (for Entra ID auth)")
+	pf.StringVar(&g.ConnectionString, "connection-string", "", "Service connection string (prefer IOTHUB_CONNECTION_STRING or --connection-string-file: argv is visible to other users)")
+	pf.StringVar(&g.ConnectionStringFile, "connection-string-file", "", "Read the service connection string from `PATH`")
+	pf.StringVar(&g.CAFile, "ca-file", "", "Also trust the CA certificates in this PEM `PATH`")
+	pf.StringVar(&g.APIVersion, "api-version", "", "IoT Hub REST api-version (default 2021-04-12)")
+	pf.BoolVar(&g.Debug, "debug", false, "Log HTTP requests and responses to stderr (secrets redacted)")
+	def := string(output.FormatTable)
+	if v := env(EnvOutput); v != "" {
+		def = v
+	}
+	stringEnumFlag(cmd, pf, &g.Output, "output", "o", string(output.FormatTable), output.Formats(), "Output format")
+	g.Output = def // validated in checkGlobal, naming DMCTL_OUTPUT
+
+	_ = cmd.RegisterFlagCompletionFunc("hub", cobra.NoFileCompletions)
+
+	cmd.AddCommand(NewCmdInvoke(f, nil))
+	cmd.AddCommand(NewCmdVersion(f, nil))
+	for _, t := range helpTopics {
+		cmd.AddCommand(newHelpTopic(t.name, t.short, t.long))
+	}
+	return cmd
+}

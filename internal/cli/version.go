@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/output"
+)
+
+// Build information, set by the release build:
+//
+//	-ldflags "-X github.com/dmctl/dmctl/internal/cli.Version=1.2.3 -X github.com/dmctl/dmctl/internal/cli.Commit=abc1234 -X github.com/dmctl/dmctl/internal/cli.Date=2026-01-02T03:04:05Z"
+var (
+	Version = "0.0.0-dev"
+	Commit  = "none"
+	Date    = "unknown"
+)
+
+// VersionOptions are the inputs of `dmctl version`.
+type VersionOptions struct {
+	IO     *output.IOStreams
+	Output output.Format
+}
+
+// VersionInfo is the JSON shape of `dmctl version -o json`.
+type VersionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	Date      string `json:"date"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
+}
+
+// NewCmdVersion returns `dmctl version`.
+func NewCmdVersion(f *Factory, runF func(*VersionOptions) error) *cobra.Command {
+	opts := &VersionOptions{IO: f.IOStreams}
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Show dmctl's version",
+		Example: example(`
+			$ dmctl version
+			$ dmctl version -o json
+		`),
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Output = output.Format(f.Global.Output)
+			if runF != nil {
+				return runF(opts)
+			}
+			return versionRun(opts)
+		},
+	}
+}
+
+func versionRun(opts *VersionOptions) error {
+	info := VersionInfo{Version: Version, Commit: Commit, Date: Date, GoVersion: runtime.Version(),
+		Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	switch opts.Output {
+	case output.FormatJSON, output.FormatJSONL:
+		return output.WriteJSON(opts.IO.Out, info, opts.Output == output.FormatJSON)
+	case output.FormatName:
+		_, err := fmt.Fprintln(opts.IO.Out, info.Version)
+		return err
+	}
+	_, err := fmt.Fprintf(opts.IO.Out, "dmctl version %s (commit %s, built %s, %s %s)\n",
+		info.Version, info.Commit, info.Date, info.GoVersion, info.Platform)
+	return err
+}
+
+// noArgs refuses positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return FlagErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
+	}
+	return nil
+}
