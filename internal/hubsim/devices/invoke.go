@@ -51,28 +51,36 @@ func (r *Registry) InvokeMethod(ctx context.Context, deviceID, moduleID, method 
 	if connectTimeout < 0 {
 		connectTimeout = 0
 	}
-	deadline := time.Now().Add(connectTimeout).UnixNano()
+	wall := time.Now()
+	deadline := wall.Add(connectTimeout).UnixNano()
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
-	for {
-		now := time.Now().UnixNano()
+	for first := true; ; first = false {
+		if !first {
+			wall = time.Now()
+		}
+		now := wall.UnixNano()
+		at := wall
+		if r.opts.Now != nil {
+			at = r.now()
+		}
 		var next int64
 		id.mu.Lock()
 		if a := id.att; a != nil {
 			if id.subscribed {
-				id.lastActivity = r.nowNano()
+				id.lastActivity = at.UnixNano()
 				id.mu.Unlock()
-				return r.invokeAttached(ctx, id, a, method, payload, responseTimeout)
+				return r.invokeAttached(ctx, id, a, method, payload, responseTimeout, at)
 			}
 		} else if id.grp != nil {
 			var on bool
 			on, next = id.simOnlineLocked(now)
 			if on {
-				return r.invokeSimulatedLocked(ctx, id, method, payload, responseTimeout)
+				return r.invokeSimulatedLocked(ctx, id, method, payload, responseTimeout, at)
 			}
 		}
 		if now >= deadline {
@@ -106,7 +114,7 @@ func (r *Registry) InvokeMethod(ctx context.Context, deviceID, moduleID, method 
 // invokeSimulatedLocked answers for an online simulated identity. Called
 // with id.mu held; unlocks it.
 func (r *Registry) invokeSimulatedLocked(ctx context.Context, id *identity, method string, payload json.RawMessage,
-	responseTimeout time.Duration) (int, json.RawMessage, error) {
+	responseTimeout time.Duration, at time.Time) (int, json.RawMessage, error) {
 	n := id.simN
 	id.simN++
 	var ans simAnswer
@@ -117,7 +125,6 @@ func (r *Registry) invokeSimulatedLocked(ctx context.Context, id *identity, meth
 	} else {
 		ans = simAnswer{status: 404, resp: notImplemented(method)}
 	}
-	at := r.now()
 	id.lastActivity = at.UnixNano()
 	id.mu.Unlock()
 
@@ -150,8 +157,7 @@ func (r *Registry) invokeSimulatedLocked(ctx context.Context, id *identity, meth
 }
 
 func (r *Registry) invokeAttached(ctx context.Context, id *identity, a *attachment, method string, payload json.RawMessage,
-	responseTimeout time.Duration) (int, json.RawMessage, error) {
-	at := r.now()
+	responseTimeout time.Duration, at time.Time) (int, json.RawMessage, error) {
 	hctx, cancel := context.WithTimeout(ctx, responseTimeout)
 	defer cancel()
 	res := callHandler(hctx, a.h, method, payload)

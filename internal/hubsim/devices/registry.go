@@ -405,6 +405,7 @@ func newGroup(name string, sg *Group, seed, created int64, global FaultRates) (*
 		modules:  append([]string(nil), sg.Modules...),
 		onlineSh: 1,
 	}
+	sort.Strings(g.modules) // module slices are kept sorted for lookup and Each
 	g.desiredMeta = metaFor(g.desired, created, 1)
 	g.reportMeta = metaFor(g.reported, created, 0)
 	if sg.Connection.OnlineShare != nil {
