@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,6 +43,9 @@ func TestUnknownMethodAndDefaults(t *testing.T) {
 	assert.JSONEq(t, `{"method":"echo","received":{"x":[1,2]}}`, string(resp))
 	_, resp, _ = r.InvokeMethod(ctx, "dev-001", "", "echo", nil, 0, time.Second)
 	assert.JSONEq(t, `{"method":"echo","received":null}`, string(resp))
+	big := raw(`"` + strings.Repeat("x", 70*1024) + `"`)
+	_, resp, _ = r.InvokeMethod(ctx, "dev-001", "", "echo", big, 0, time.Second)
+	assert.JSONEq(t, fmt.Sprintf(`{"method":"echo","receivedBytes":%d}`, len(big)), string(resp))
 }
 
 func TestStarMethod(t *testing.T) {

@@ -3,6 +3,7 @@ package devices
 import (
 	"encoding/json"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -230,10 +231,18 @@ func fwPackageURI(payload json.RawMessage) (string, bool) {
 	return s, true
 }
 
+// maxEcho is the largest request payload echoed back (the hub limits a
+// response payload to 128 KB).
+const maxEcho = 64 * 1024
+
 // echoPayload is the default answer of a method without a configured
-// payload: {"method":"<name>","received":<request payload>}.
+// payload: {"method":"<name>","received":<request payload>}; payloads over
+// 64 KB are not echoed: {"method":"<name>","receivedBytes":<n>}.
 func echoPayload(method string, payload json.RawMessage) json.RawMessage {
 	name, _ := json.Marshal(method)
+	if len(payload) > maxEcho {
+		return json.RawMessage(`{"method":` + string(name) + `,"receivedBytes":` + strconv.Itoa(len(payload)) + `}`)
+	}
 	if len(payload) == 0 || !json.Valid(payload) {
 		payload = json.RawMessage("null")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -33,6 +34,14 @@ func TestGenerateFleet(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 200, status)
 	assert.JSONEq(t, `{"message":"Reboot started"}`, string(resp))
+}
+
+func TestNoGoroutinePerDevice(t *testing.T) {
+	before := runtime.NumGoroutine()
+	r := newFleet(t, Options{}, Group{Name: "g", IDPattern: "d-%05d", Count: 10000, Modules: []string{"m"},
+		Connection: Connection{OnlineShare: ptr(0.5), Flapping: &Flapping{MeanUp: Duration(time.Minute), MeanDown: Duration(time.Minute)}}})
+	_, _ = r.Twin("d-00001", "")
+	assert.LessOrEqual(t, runtime.NumGoroutine()-before, 2)
 }
 
 func TestApplyRejectsDuplicatesAtomically(t *testing.T) {
