@@ -377,18 +377,23 @@ func (p *parser) check(q *Query) *Error {
 		return nil
 	}
 	if q.agg {
-		grouped := map[string]bool{}
-		for _, g := range q.groupBy {
-			grouped[g.text()] = true
+		grouped := map[string]int{}
+		for i, g := range q.groupBy {
+			grouped[g.text()] = i
 		}
-		for _, it := range q.items {
+		for i := range q.items {
+			it := &q.items[i]
 			if it.agg != aggNone {
 				continue
 			}
-			path, ok := it.e.(*pathExpr)
-			if !ok || !grouped[path.text()] {
+			path, isPath := it.e.(*pathExpr)
+			inGroup := false
+			if isPath {
+				it.key, inGroup = grouped[path.text()]
+			}
+			if !inGroup {
 				what := "this expression"
-				if ok {
+				if isPath {
 					what = "'" + path.text() + "'"
 				}
 				return errAt(p.src, it.pos, what+" must be in GROUP BY or inside an aggregate such as COUNT()")

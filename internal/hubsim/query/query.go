@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -92,6 +91,7 @@ type item struct {
 	agg  aggKind // aggNone for a plain expression
 	name string  // output column name
 	pos  int
+	key  int // in an aggregate query, the index in GROUP BY of a plain item
 }
 
 // Query is a parsed SELECT statement. It is immutable and safe for
@@ -230,21 +230,21 @@ type acc struct {
 func (q *Query) runAggregate(each func(yield func(doc map[string]any) bool)) []map[string]any {
 	groups := map[string]*group{}
 	var order []*group
-	var kb strings.Builder
+	var kb []byte
+	cur := make([]value, len(q.groupBy))
 	each(func(doc map[string]any) bool {
 		if !q.Match(doc) {
 			return true
 		}
-		keys := make([]value, len(q.groupBy))
-		kb.Reset()
+		kb = kb[:0]
 		for i, p := range q.groupBy {
-			keys[i] = p.eval(doc)
-			writeKey(&kb, keys[i])
+			cur[i] = p.eval(doc)
+			kb = appendKey(kb, cur[i])
 		}
-		g, ok := groups[kb.String()]
+		g, ok := groups[string(kb)]
 		if !ok {
-			g = &group{keys: keys, accs: make([]acc, len(q.items))}
-			groups[kb.String()] = g
+			g = &group{keys: append([]value(nil), cur...), accs: make([]acc, len(q.items))}
+			groups[string(kb)] = g
 			order = append(order, g)
 		}
 		for i := range q.items {
@@ -290,14 +290,8 @@ func (q *Query) runAggregate(each func(yield func(doc map[string]any) bool)) []m
 			switch it.agg {
 			case aggNone:
 				// A GROUP BY path (checked at parse time).
-				p := it.e.(*pathExpr)
-				for j, gp := range q.groupBy {
-					if gp.text() == p.text() {
-						if v, ok := g.keys[j].toAny(); ok {
-							row[it.name] = v
-						}
-						break
-					}
+				if v, ok := g.keys[it.key].toAny(); ok {
+					row[it.name] = v
 				}
 			case aggCount:
 				row[it.name] = a.count
@@ -321,21 +315,21 @@ func (q *Query) runAggregate(each func(yield func(doc map[string]any) bool)) []m
 	return rows
 }
 
-// writeKey appends a type-tagged encoding of v, so that 1 and "1" fall in
+// appendKey appends a type-tagged encoding of v, so that 1 and "1" fall in
 // different groups.
-func writeKey(b *strings.Builder, v value) {
-	b.WriteByte(byte('0' + v.k))
+func appendKey(b []byte, v value) []byte {
+	b = append(b, byte('0'+v.k))
 	switch v.k {
 	case kBool:
-		b.WriteString(strconv.FormatBool(v.b))
+		b = strconv.AppendBool(b, v.b)
 	case kNum:
-		b.WriteString(strconv.FormatFloat(v.n, 'g', -1, 64))
+		b = strconv.AppendFloat(b, v.n, 'g', -1, 64)
 	case kStr:
-		b.WriteString(strconv.Quote(v.s))
+		b = strconv.AppendQuote(b, v.s)
 	case kArr, kObj:
-		fmt.Fprintf(b, "%v", v.raw)
+		b = fmt.Appendf(b, "%v", v.raw)
 	}
-	b.WriteByte(0)
+	return append(b, 0)
 }
 
 // rank orders types for MIN and MAX: null < bool < number < string; 0 means
