@@ -1,6 +1,8 @@
 package devices
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -267,4 +269,44 @@ func TestFleetDocumentMentionsEveryField(t *testing.T) {
 		"throttle", "serverError", "unavailable", "gatewayTimeout", "drop"} {
 		assert.True(t, strings.Contains(string(doc), "`"+field+"`"), "fleetfile.md does not mention `%s`", field)
 	}
+}
+
+func TestFleetSpecJSONRoundTrip(t *testing.T) {
+	spec, err := ParseFleet([]byte(fleetJSON), "json")
+	require.NoError(t, err)
+	b, err := json.Marshal(spec)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"meanUp":"10m0s"`)
+	var back FleetSpec
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.NoError(t, back.Validate())
+	assert.Equal(t, spec.Groups[0].Connection.Flapping, back.Groups[0].Connection.Flapping)
+	assert.Equal(t, *spec.Groups[0].Methods["reboot"].Latency.Max, *back.Groups[0].Methods["reboot"].Latency.Max)
+
+	var d Duration
+	assert.ErrorContains(t, json.Unmarshal([]byte(`5`), &d), "not a duration")
+	assert.ErrorContains(t, json.Unmarshal([]byte(`"5 days"`), &d), "not a duration")
+}
+
+func TestFleetValuesKeepTheirTypes(t *testing.T) {
+	spec, err := ParseFleet([]byte(`
+groups:
+  - idPattern: d-%d
+    count: 1
+    tags: {list: [1, 2.5, "x", {k: true}], big: 12345678901, neg: -3}
+    methods:
+      ping: {payload: [1, {a: null}]}
+`), "")
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"list": []any{1.0, 2.5, "x", map[string]any{"k": true}}, "big": 12345678901.0, "neg": -3.0}, spec.Groups[0].Tags)
+	assert.JSONEq(t, `[1,{"a":null}]`, string(spec.Groups[0].Methods["ping"].Payload))
+	r := NewRegistry(Options{})
+	require.NoError(t, r.Apply(spec))
+	st, resp, err := r.InvokeMethod(context.Background(), "d-1", "", "ping", nil, 0, time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, 200, st)
+	assert.JSONEq(t, `[1,{"a":null}]`, string(resp))
+	tw, err := r.Twin("d-1", "")
+	require.NoError(t, err)
+	assert.Equal(t, 2.5, path(tw, "tags", "list").([]any)[1])
 }

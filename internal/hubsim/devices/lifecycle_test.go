@@ -79,6 +79,16 @@ func TestRebootTakesModulesDown(t *testing.T) {
 	assert.Equal(t, "Disconnected", mt["connectionState"])
 }
 
+func TestModuleWaitsForDeviceReboot(t *testing.T) {
+	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Modules: []string{"m"}, Methods: map[string]MethodSpec{"reboot": {Downtime: dur(40 * time.Millisecond)}}})
+	_, _, err := r.InvokeMethod(context.Background(), "dev-001", "", "reboot", nil, 0, time.Second)
+	require.NoError(t, err)
+	st, _, err := r.InvokeMethod(context.Background(), "dev-001", "m", "ping", nil, 10*time.Second, time.Second)
+	require.NoError(t, err, "the module comes back with its device")
+	assert.Equal(t, 404, st)
+	assert.NotNil(t, reported(t, r, "dev-001", "iothubDM", "reboot", "lastReboot"))
+}
+
 func fwStatus(t *testing.T, r *Registry, dev string) string {
 	s, _ := reported(t, r, dev, "iothubDM", "firmwareUpdate", "status").(string)
 	return s

@@ -311,21 +311,6 @@ func (id *identity) reportedLocked() (map[string]any, *metaNode) {
 	return nil, nil
 }
 
-// ownDesiredLocked makes the desired section owned (copy-on-write).
-func (id *identity) ownDesiredLocked() *section {
-	if id.desired == nil {
-		p, m := id.desiredLocked()
-		id.desired = &section{props: deepCopyMap(p), meta: m.clone()}
-		if id.desired.props == nil {
-			id.desired.props = map[string]any{}
-		}
-		if id.desired.meta == nil {
-			id.desired.meta = &metaNode{t: id.created, v: 1}
-		}
-	}
-	return id.desired
-}
-
 func (id *identity) ownReportedLocked() *section {
 	if id.reported == nil {
 		p, m := id.reportedLocked()

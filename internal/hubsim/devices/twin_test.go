@@ -169,8 +169,17 @@ func TestPatchTwinInvalid(t *testing.T) {
 	}
 	tw, _ := r.Twin("dev-001", "")
 	assert.Equal(t, int64(1), tw["version"], "nothing changed")
+	assert.Equal(t, "AAAAAAAAAAE=", tw["etag"])
+	// Arrays (with objects inside) are fine; their objects follow the name rules.
+	_, err := r.PatchTwin("dev-001", "", map[string]any{"tags": map[string]any{"list": []any{1.0, "x", map[string]any{"k": json.Number("2")}, nil}}}, "")
+	require.NoError(t, err)
+	_, err = r.PatchTwin("dev-001", "", map[string]any{"tags": map[string]any{"list": []any{map[string]any{"a.b": 1.0}}}}, "")
+	assert.ErrorIs(t, err, ErrInvalidPatch)
+	// A PUT cannot contain nulls.
+	_, err = r.ReplaceTwin("dev-001", "", map[string]any{"tags": map[string]any{"a": nil}}, "")
+	assert.ErrorIs(t, err, ErrInvalidPatch)
 	// An empty reported section (as in a twin read back) is tolerated.
-	_, err := r.PatchTwin("dev-001", "", map[string]any{"properties": map[string]any{"reported": map[string]any{"$version": 1.0}}}, "")
+	_, err = r.PatchTwin("dev-001", "", map[string]any{"properties": map[string]any{"reported": map[string]any{"$version": 1.0}}}, "")
 	assert.NoError(t, err)
 	_, err = r.PatchTwin("nope", "", map[string]any{}, "")
 	assert.ErrorIs(t, err, ErrDeviceNotFound)
