@@ -195,3 +195,21 @@ func TestRunNeedsSource(t *testing.T) {
 	require.Error(t, err)
 	assert.Nil(t, rows)
 }
+
+func TestConcurrentUse(t *testing.T) {
+	// A parsed query is shared by concurrent requests (run with -race).
+	docs := twins(t)
+	q, err := Parse(`SELECT tags.location.region AS region, COUNT() AS n FROM devices WHERE connectionState = 'Connected' GROUP BY tags.location.region`)
+	require.NoError(t, err)
+	want := []map[string]any{{"region": "US", "n": int64(2)}, {"region": "EU", "n": int64(1)}, {"region": "us", "n": int64(1)}}
+	done := make(chan []map[string]any)
+	for range 8 {
+		go func() {
+			rows, _ := q.Run(seq(docs, nil))
+			done <- rows
+		}()
+	}
+	for range 8 {
+		assert.Equal(t, want, <-done)
+	}
+}
