@@ -26,6 +26,26 @@
 //     `deviceId` and `properties.reported.x`, as the hub's own doc example
 //     `SELECT DeviceId, LastActivityTime FROM devices` returns `deviceId` and
 //     `lastActivityTime`. Inside tags and properties, case matters.
+//
+// Language:
+//   - SELECT [TOP n] * | item [AS name], ... where an item is a path, an
+//     expression, or one of COUNT(), COUNT(*), COUNT(expr), SUM, AVG, MIN,
+//     MAX. An item without AS is named after its last path step
+//     (tags.location → "location"); other unnamed items are "$1", "$2", ...
+//     in order (so SELECT COUNT() FROM devices gives [{"$1": n}]).
+//   - FROM devices | devices.modules | devices.jobs. A path may repeat the
+//     collection name (devices.jobs.jobId is jobId). devices.jobs allows
+//     only SELECT *, as the hub documents.
+//   - WHERE: = != <> < > <= >=, AND OR NOT, parentheses, IN / NIN / NOT IN
+//     with a list of constants ([...] or (...)), + - * / %, literals
+//     ('single' or "double" quoted strings with doubled-quote or backslash
+//     escapes, decimal and 0x numbers, true, false, null, undefined,
+//     arrays), paths a.b.c, a['key'], a[0], and the functions IS_DEFINED,
+//     IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_ARRAY, IS_OBJECT,
+//     IS_PRIMITIVE, STARTSWITH / STARTS_WITH, ENDSWITH / ENDS_WITH, CONTAINS
+//     (with an optional third ignore-case argument), LOWER, UPPER, LENGTH,
+//     AS_NUMBER.
+//   - GROUP BY path, ...: every plain SELECT item must be one of the paths.
 package query
 
 import (
