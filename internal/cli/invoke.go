@@ -22,9 +22,9 @@ import (
 
 // Defaults and bounds of invoke's retry flags.
 const (
-	DefaultMaxAttempts = 5
+	DefaultMaxAttempts = retry.DefaultMaxAttempts
 	MaxMaxAttempts     = 100
-	DefaultRetryFor    = 2 * time.Minute
+	DefaultRetryFor    = retry.DefaultMaxElapsed
 	MaxWait            = 24 * time.Hour
 	// maxProblemLines is how many failed targets are listed on stderr.
 	maxProblemLines = 10
