@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
@@ -60,6 +61,7 @@ func roleAllows(role string, a access) bool {
 
 // sasEntry is a verified SAS token.
 type sasEntry struct {
+	token    string // the whole Authorization header
 	policy   string
 	perms    perm
 	resource string // sr, decoded
@@ -81,6 +83,21 @@ type authenticator struct {
 
 	mu    sync.RWMutex
 	cache map[string]*sasEntry
+	last  atomic.Pointer[sasEntry] // the last token verified or found: a lock-free hit for the usual single client
+}
+
+// resource names what a request touches, for the sr check: a device, a
+// module, or (device "") the device query.
+type resource struct{ device, module string }
+
+func (r resource) path() string {
+	switch {
+	case r.device == "":
+		return "devices/query"
+	case r.module == "":
+		return "devices/" + r.device
+	}
+	return "devices/" + r.device + "/modules/" + r.module
 }
 
 func newAuthenticator(st *state, authority *entra.Authority, hostName string, now func() time.Time) *authenticator {
@@ -119,9 +136,8 @@ func stripPort(host string) (string, bool) {
 	return host[:i], true
 }
 
-// authorize checks r's Authorization for a on resource (e.g.
-// "devices/dev1" or "devices/query"). It returns nil when allowed.
-func (a *authenticator) authorize(r *http.Request, want access, resource string) *hubError {
+// authorize checks r's Authorization for want on res. It returns nil when allowed.
+func (a *authenticator) authorize(r *http.Request, want access, res resource) *hubError {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return newError(codeUnauthorized, "Authorization header missing.")
@@ -133,7 +149,7 @@ func (a *authenticator) authorize(r *http.Request, want access, resource string)
 	if herr != nil {
 		return herr
 	}
-	if !a.srCovers(e.resource, r.Host, resource) {
+	if !a.srCovers(e.resource, r.Host, res) {
 		return newError(codeUnauthorizedAccess, "Unauthorized: the token's resource (sr) does not cover this hub or this request's resource.")
 	}
 	if !sasAllows(e.perms, want) {
@@ -144,9 +160,15 @@ func (a *authenticator) authorize(r *http.Request, want access, resource string)
 
 func (a *authenticator) verifySAS(h string) (*sasEntry, *hubError) {
 	now := a.now()
-	a.mu.RLock()
-	e := a.cache[h]
-	a.mu.RUnlock()
+	e := a.last.Load()
+	if e == nil || e.token != h {
+		a.mu.RLock()
+		e = a.cache[h]
+		a.mu.RUnlock()
+		if e != nil {
+			a.last.Store(e)
+		}
+	}
 	if e != nil {
 		if now.Before(e.expiry) {
 			return e, nil
@@ -186,21 +208,22 @@ func (a *authenticator) verifySAS(h string) (*sasEntry, *hubError) {
 	case err != nil:
 		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the shared access signature does not match the key of policy '"+policy+"'.")
 	}
-	e = &sasEntry{policy: policy, perms: perms, resource: tok.Resource, expiry: tok.Expiry}
+	e = &sasEntry{token: h, policy: policy, perms: perms, resource: tok.Resource, expiry: tok.Expiry}
 	a.mu.Lock()
 	if len(a.cache) >= maxCachedSAS {
 		clear(a.cache)
 	}
 	a.cache[h] = e
 	a.mu.Unlock()
+	a.last.Store(e)
 	return e, nil
 }
 
-// srCovers reports whether a token for sr grants access to resource on this
+// srCovers reports whether a token for sr grants access to res on this
 // hub. sr is the hub host (with or without port, as configured or as the
 // client addressed the hub in Host), optionally followed by a path that must
 // be a whole-segment prefix of resource. Comparisons ignore case.
-func (a *authenticator) srCovers(sr, requestHost, resource string) bool {
+func (a *authenticator) srCovers(sr, requestHost string, res resource) bool {
 	sr = strings.TrimSuffix(sr, "/")
 	for _, p := range []string{"https://", "http://"} {
 		if len(sr) > len(p) && strings.EqualFold(sr[:len(p)], p) {
@@ -214,6 +237,7 @@ func (a *authenticator) srCovers(sr, requestHost, resource string) bool {
 	if path == "" {
 		return true
 	}
+	resource := res.path()
 	if len(path) > len(resource) || !strings.EqualFold(path, resource[:len(path)]) {
 		return false
 	}

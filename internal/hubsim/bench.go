@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,23 +33,29 @@ type BenchOptions struct {
 	Devices      int           // simulated devices the calls are spread over
 	PayloadBytes int           // size of the method payload (a JSON string), 0 = null
 	CPUProfile   string        // write a CPU profile of the measured time here
+	HTTP2        bool          // use HTTP/2 (multiplexed streams) instead of HTTP/1.1 keep-alive connections
 }
 
 // BenchResult is what Bench measured.
 type BenchResult struct {
-	Duration     float64          `json:"durationSeconds"`
-	Concurrency  int              `json:"concurrency"`
-	Devices      int              `json:"devices"`
-	PayloadBytes int              `json:"payloadBytes"`
-	GOMAXPROCS   int              `json:"gomaxprocs"`
-	Calls        int64            `json:"calls"`
-	Errors       int64            `json:"errors"`
-	CallsPerSec  float64          `json:"callsPerSecond"`
-	P50Ms        float64          `json:"p50Ms"`
-	P90Ms        float64          `json:"p90Ms"`
-	P99Ms        float64          `json:"p99Ms"`
-	MaxMs        float64          `json:"maxMs"`
-	ByStatus     map[string]int64 `json:"byHttpStatus"`
+	Duration     float64 `json:"durationSeconds"`
+	Concurrency  int     `json:"concurrency"`
+	Devices      int     `json:"devices"`
+	PayloadBytes int     `json:"payloadBytes"`
+	GOMAXPROCS   int     `json:"gomaxprocs"`
+	Calls        int64   `json:"calls"`
+	Errors       int64   `json:"errors"`
+	CallsPerSec  float64 `json:"callsPerSecond"`
+	P50Ms        float64 `json:"p50Ms"`
+	P90Ms        float64 `json:"p90Ms"`
+	P99Ms        float64 `json:"p99Ms"`
+	MaxMs        float64 `json:"maxMs"`
+	// CPUSeconds is the CPU time this process (load generator and hub
+	// together) used while measuring; CallsPerCPUSecond = Calls/CPUSeconds
+	// stays meaningful when other processes compete for the cores.
+	CPUSeconds        float64          `json:"cpuSeconds"`
+	CallsPerCPUSecond float64          `json:"callsPerCpuSecond"`
+	ByStatus          map[string]int64 `json:"byHttpStatus"`
 }
 
 // benchMethod is the method the load generator invokes; the bench fleet
@@ -101,7 +108,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		MaxIdleConns:        o.Concurrency * 2,
 		MaxIdleConnsPerHost: o.Concurrency * 2,
 		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
+		ForceAttemptHTTP2:   o.HTTP2,
 		IdleConnTimeout:     time.Minute,
 	}
 	defer tr.CloseIdleConnections()
@@ -186,11 +193,13 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			return nil, fmt.Errorf("--cpuprofile: %w", err)
 		}
 	}
+	cpu0 := processCPU()
 	measuring.Store(true)
 	start := time.Now()
 	sleepCtx(ctx, o.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	if o.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -215,6 +224,10 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	}
 	r.Calls = int64(len(all))
 	r.CallsPerSec = float64(r.Calls) / elapsed.Seconds()
+	r.CPUSeconds = cpu.Seconds()
+	if cpu > 0 {
+		r.CallsPerCPUSecond = float64(r.Calls) / cpu.Seconds()
+	}
 	if len(all) > 0 {
 		slices.Sort(all)
 		pct := func(p float64) float64 {
@@ -227,6 +240,15 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	return r, ctx.Err()
 }
 
+// processCPU is the user+system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // Text renders the result for people.
 func (r *BenchResult) Text() string {
 	var b strings.Builder
@@ -234,6 +256,8 @@ func (r *BenchResult) Text() string {
 		r.Concurrency, r.Devices, r.PayloadBytes, r.GOMAXPROCS, r.Duration)
 	fmt.Fprintf(&b, "calls:   %d ok (%.0f calls/s), %d not ok\n", r.Calls, r.CallsPerSec, r.Errors)
 	fmt.Fprintf(&b, "latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", r.P50Ms, r.P90Ms, r.P99Ms, r.MaxMs)
+	fmt.Fprintf(&b, "cpu:     %.2f s used (%.0f%% of %d cores), %.0f calls per CPU-second\n",
+		r.CPUSeconds, 100*r.CPUSeconds/r.Duration/float64(r.GOMAXPROCS), r.GOMAXPROCS, r.CallsPerCPUSecond)
 	if r.Errors > 0 {
 		keys := make([]string, 0, len(r.ByStatus))
 		for k := range r.ByStatus {
@@ -301,6 +325,7 @@ Client and hub share the machine, so the figure is a lower bound for the hub.`,
 	fl.IntVar(&o.Devices, "devices", 20000, "simulated devices to spread the calls over")
 	fl.IntVar(&o.PayloadBytes, "payload-bytes", 0, "method payload size in bytes (0: null)")
 	fl.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
+	fl.BoolVar(&o.HTTP2, "http2", false, "use HTTP/2 streams over few connections (as azcore clients do) instead of HTTP/1.1 keep-alive")
 	fl.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile (pprof) of the measured time to `FILE`")
 	return cmd
 }

@@ -41,7 +41,10 @@ const statusClientClosed = 499
 // each id segment is percent-decoded on its own, so ids holding '/', '#',
 // '?' or '%' work when clients encode them.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	var start time.Time
+	if s.cfg.Verbose {
+		start = time.Now()
+	}
 	rt := routeUnknown
 	status := 0
 	reqID := s.requestID(r)

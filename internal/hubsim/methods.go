@@ -1,6 +1,7 @@
 package hubsim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 )
@@ -33,6 +35,144 @@ type methodRequest struct {
 
 var jsonNull = json.RawMessage("null")
 
+// parseFast decodes the common shape of a CloudToDeviceMethod body without
+// reflection: a valid JSON object whose keys are spelled exactly as the
+// fields and whose methodName is a string without escapes. It reports false
+// when the body is anything else; json.Unmarshal then decides (and words the
+// error), so both paths accept exactly the same bodies.
+func (m *methodRequest) parseFast(b []byte) bool {
+	if !json.Valid(b) {
+		return false
+	}
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return false
+		}
+		if b[i] == '}' {
+			return true // json.Valid guarantees only white space follows
+		}
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		end := i + 1
+		for end < len(b) && b[end] != '"' {
+			if b[end] == '\\' {
+				return false
+			}
+			end++
+		}
+		key := b[i+1 : end]
+		i = skipSpace(b, end+1)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		vEnd := skipValue(b, i)
+		if vEnd < 0 {
+			return false
+		}
+		val := b[i:vEnd]
+		switch string(key) {
+		case "methodName":
+			if len(val) < 2 || val[0] != '"' || bytes.IndexByte(val, '\\') >= 0 || !utf8.Valid(val) {
+				if string(val) == "null" {
+					m.MethodName = ""
+					break
+				}
+				return false
+			}
+			m.MethodName = string(val[1 : len(val)-1])
+		case "payload":
+			m.Payload = val
+		case "responseTimeoutInSeconds":
+			m.ResponseTimeoutInSeconds = val
+		case "connectTimeoutInSeconds":
+			m.ConnectTimeoutInSeconds = val
+		default:
+			if isFieldFold(key) {
+				return false // encoding/json matches keys case-insensitively
+			}
+		}
+		i = vEnd
+	}
+}
+
+func isFieldFold(key []byte) bool {
+	for _, f := range []string{"methodName", "payload", "responseTimeoutInSeconds", "connectTimeoutInSeconds"} {
+		if bytes.EqualFold(key, []byte(f)) {
+			return true
+		}
+	}
+	return false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the JSON value starting at b[i] in a body
+// json.Valid accepted, or -1.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				if i < 0 {
+					return -1
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	default:
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+			i++
+		}
+		return i
+	}
+}
+
+// skipString returns the index after the string starting at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
 // parseMethodRequest validates a CloudToDeviceMethod body and returns the
 // method, payload (never empty: JSON null when absent) and timeouts.
 func parseMethodRequest(body []byte) (name string, payload json.RawMessage, connect, response time.Duration, herr *hubError) {
@@ -40,8 +180,11 @@ func parseMethodRequest(body []byte) (name string, payload json.RawMessage, conn
 		return "", nil, 0, 0, newError(codeIotHubFormatError, "The request body is empty; expected a CloudToDeviceMethod JSON object.")
 	}
 	var req methodRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return "", nil, 0, 0, newError(codeIotHubFormatError, "The request body is not a valid CloudToDeviceMethod JSON object: "+jsonErrorText(err))
+	if !req.parseFast(body) {
+		req = methodRequest{}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return "", nil, 0, 0, newError(codeIotHubFormatError, "The request body is not a valid CloudToDeviceMethod JSON object: "+jsonErrorText(err))
+		}
 	}
 	if req.MethodName == "" {
 		return "", nil, 0, 0, newError(codeArgumentInvalid, "methodName is required.")
@@ -119,7 +262,7 @@ func jsonErrorText(err error) string {
 // handleInvoke serves POST /twins/{id}/methods and
 // POST /twins/{id}/modules/{mid}/methods.
 func (s *Server) handleInvoke(w http.ResponseWriter, r *http.Request, reqID, deviceID, moduleID string) int {
-	if herr := s.auth.authorize(r, accessInvoke, resourceOf(deviceID, moduleID)); herr != nil {
+	if herr := s.auth.authorize(r, accessInvoke, resource{deviceID, moduleID}); herr != nil {
 		return s.fail(w, reqID, herr)
 	}
 	body, err := readBody(r)
@@ -130,9 +273,9 @@ func (s *Server) handleInvoke(w http.ResponseWriter, r *http.Request, reqID, dev
 	if herr != nil {
 		return s.fail(w, reqID, herr)
 	}
-	if herr := s.checkExists(deviceID, moduleID); herr != nil {
-		return s.fail(w, reqID, herr)
-	}
+	// Unknown devices and modules are answered by InvokeMethod (404001,
+	// 404010): Fault never hits them, and like a hub's front door the
+	// throttle counts the call anyway.
 	ctx := r.Context()
 	wait, ok := s.limiter.AllowMethod(len(payload))
 	if !ok {
@@ -194,26 +337,6 @@ func (s *Server) handleInvoke(w http.ResponseWriter, r *http.Request, reqID, dev
 }
 
 var contentTypeJSONValue = []string{contentTypeJSON}
-
-// resourceOf is the resource a service token's sr must cover.
-func resourceOf(deviceID, moduleID string) string {
-	if moduleID == "" {
-		return "devices/" + deviceID
-	}
-	return "devices/" + deviceID + "/modules/" + moduleID
-}
-
-func (s *Server) checkExists(deviceID, moduleID string) *hubError {
-	if _, ok := s.reg.Key(deviceID, ""); !ok {
-		return deviceNotFound(deviceID)
-	}
-	if moduleID != "" {
-		if _, ok := s.reg.Key(deviceID, moduleID); !ok {
-			return moduleNotFound(deviceID, moduleID)
-		}
-	}
-	return nil
-}
 
 func deviceNotFound(deviceID string) *hubError {
 	return newError(codeDeviceNotFound, "Device "+displayID(deviceID)+" not registered. To learn more, see https://aka.ms/iothub404001")

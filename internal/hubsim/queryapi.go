@@ -58,7 +58,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, reqID strin
 	if herr := checkAPIVersion(r); herr != nil {
 		return s.fail(w, reqID, herr)
 	}
-	if herr := s.auth.authorize(r, accessRead, "devices/query"); herr != nil {
+	if herr := s.auth.authorize(r, accessRead, resource{}); herr != nil {
 		return s.fail(w, reqID, herr)
 	}
 	body, err := readBody(r)

@@ -13,7 +13,7 @@ import (
 
 // handleTwinGet serves GET /twins/{id} and GET /twins/{id}/modules/{mid}.
 func (s *Server) handleTwinGet(w http.ResponseWriter, r *http.Request, reqID, deviceID, moduleID string) int {
-	if herr := s.auth.authorize(r, accessRead, resourceOf(deviceID, moduleID)); herr != nil {
+	if herr := s.auth.authorize(r, accessRead, resource{deviceID, moduleID}); herr != nil {
 		return s.fail(w, reqID, herr)
 	}
 	if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowTwinRead, "twin reads"); !ok {
@@ -29,7 +29,7 @@ func (s *Server) handleTwinGet(w http.ResponseWriter, r *http.Request, reqID, de
 // handleTwinWrite serves PATCH (merge) and PUT (replace) on device and
 // module twins. If-Match "" or "*" is unconditional.
 func (s *Server) handleTwinWrite(w http.ResponseWriter, r *http.Request, reqID, deviceID, moduleID string, replace bool) int {
-	if herr := s.auth.authorize(r, accessTwinWrite, resourceOf(deviceID, moduleID)); herr != nil {
+	if herr := s.auth.authorize(r, accessTwinWrite, resource{deviceID, moduleID}); herr != nil {
 		return s.fail(w, reqID, herr)
 	}
 	body, err := readBody(r)
