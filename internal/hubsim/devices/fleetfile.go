@@ -169,7 +169,8 @@ func isPlainKey(k string) bool {
 		return false
 	}
 	for _, c := range k {
-		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+		plain := c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !plain {
 			return false
 		}
 	}

@@ -270,7 +270,8 @@ func (r *Registry) startReboot(id *identity, downtime time.Duration) {
 	gen := id.lcGen[lcReboot]
 	id.dmLocked().rebootStarted = t
 	r.bumpReportedLocked(id, t)
-	id.downUntil.Store(time.Now().Add(downtime).UnixNano())
+	until := time.Now().Add(downtime).UnixNano()
+	id.downUntil.Store(until)
 	id.mu.Unlock()
 	time.AfterFunc(downtime, func() {
 		t := r.nowNano()
@@ -279,8 +280,8 @@ func (r *Registry) startReboot(id *identity, downtime time.Duration) {
 			id.dmLocked().lastReboot = t
 			id.lastActivity = t
 			r.bumpReportedLocked(id, t)
-			id.downUntil.Store(0)
 		}
+		id.downUntil.CompareAndSwap(until, 0) // unless another life cycle took it down since
 		id.wakeLocked()
 		id.mu.Unlock()
 		id.wakeModules()
@@ -297,7 +298,8 @@ func (r *Registry) startFactoryReset(id *identity, downtime time.Duration) {
 	dm := id.dmLocked()
 	dm.resetStatus, dm.resetStatusT, dm.resetStarted = ResetResetting, t, t
 	r.bumpReportedLocked(id, t)
-	id.downUntil.Store(time.Now().Add(downtime).UnixNano())
+	until := time.Now().Add(downtime).UnixNano()
+	id.downUntil.Store(until)
 	id.mu.Unlock()
 	time.AfterFunc(downtime, func() {
 		t := r.nowNano()
@@ -310,8 +312,8 @@ func (r *Registry) startFactoryReset(id *identity, downtime time.Duration) {
 			}
 			id.lastActivity = t
 			r.bumpReportedLocked(id, t)
-			id.downUntil.Store(0)
 		}
+		id.downUntil.CompareAndSwap(until, 0)
 		id.wakeLocked()
 		id.mu.Unlock()
 		id.wakeModules()
