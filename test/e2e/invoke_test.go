@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -500,4 +505,120 @@ func TestVersionAndHelp(t *testing.T) {
 	r = runDmctl(t, dmctlCmd{}, "help", "environment")
 	require.Equal(t, 0, r.code)
 	assert.Contains(t, r.stdout, "IOTHUB_CONNECTION_STRING")
+}
+
+// connectProxy is a loopback HTTP CONNECT proxy that tunnels every request
+// to one address and records the targets it was asked for.
+type connectProxy struct {
+	ln      net.Listener
+	to      string
+	mu      sync.Mutex
+	targets []string
+}
+
+func startConnectProxy(t *testing.T, to string) *connectProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &connectProxy{ln: ln, to: to}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.handle(c)
+		}
+	}()
+	return p
+}
+
+func (p *connectProxy) handle(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	p.targets = append(p.targets, req.Method+" "+req.Host)
+	p.mu.Unlock()
+	if req.Method != http.MethodConnect {
+		_, _ = io.WriteString(c, "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	up, err := net.Dial("tcp", p.to)
+	if err != nil {
+		_, _ = io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	defer up.Close()
+	_, _ = io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	go func() { _, _ = io.Copy(up, br) }()
+	_, _ = io.Copy(c, up)
+}
+
+func (p *connectProxy) Targets() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.targets...)
+}
+
+// TestInvokeThroughHTTPSProxy checks that HTTPS_PROXY is honoured. Go never
+// proxies "localhost" or loopback addresses, so the hub is named 0.0.0.0
+// (not a loopback address to the proxy rules, yet local to the machine if
+// the proxy were ignored: a broken build fails here without leaving it).
+func TestInvokeThroughHTTPSProxy(t *testing.T) {
+	h := newStubHubFor(t, "0.0.0.0")
+	h.SASHost = "0.0.0.0"
+	h.Script("d1", deviceAnswer(200, `{"proxied":true}`))
+	p := startConnectProxy(t, h.Addr())
+	r := runDmctl(t, dmctlCmd{env: map[string]string{
+		"IOTHUB_CONNECTION_STRING": h.ConnectionString(stubKey),
+		"HTTPS_PROXY":              "http://" + p.ln.Addr().String(),
+	}}, "invoke", "--ca-file", h.CAFile, "ping", "--device", "d1", "-o", "json")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Equal(t, []string{"CONNECT 0.0.0.0:443"}, p.Targets())
+	reqs := h.Requests()
+	require.Len(t, reqs, 1)
+	assert.Empty(t, reqs[0].AuthError, "the SAS was signed for the hub's name and verified through the tunnel")
+	rs := parseJSON(t, r.stdout)
+	assert.JSONEq(t, `{"proxied":true}`, string(rs[0].Payload))
+}
+
+// TestInvokeInterrupted sends SIGINT while a device is slow to answer: the
+// call in flight is recorded as interrupted, the rest as skipped, results so
+// far are written, and dmctl exits 130.
+func TestInvokeInterrupted(t *testing.T) {
+	h := newStubHub(t)
+	h.Script("slow", stubResponse{Status: 200, Body: `{"status":200,"payload":null}`, Delay: time.Minute})
+	cmd := exec.Command(binary(t, "dmctl"), "invoke", "--ca-file", h.CAFile, "reboot", "--device", "fast", "--device", "slow", "--device", "never", "-o", "jsonl")
+	cmd.Env = cleanEnv(t, dmctlCmd{env: map[string]string{"IOTHUB_CONNECTION_STRING": h.ConnectionString(stubKey)}})
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	require.Eventually(t, func() bool { return len(h.RequestsFor("slow")) == 1 }, 30*time.Second, 10*time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(os.Interrupt))
+	err := cmd.Wait()
+	var exitErr *exec.ExitError
+	require.True(t, errors.As(err, &exitErr), "%v", err)
+	assert.Equal(t, 130, exitErr.ExitCode(), "stderr: %s", stderr.String())
+
+	lines := strings.Split(strings.TrimRight(stdout.String(), "\n"), "\n")
+	require.Len(t, lines, 3, stdout.String())
+	var rs []jsonResult
+	for _, l := range lines {
+		var res jsonResult
+		require.NoError(t, json.Unmarshal([]byte(l), &res))
+		rs = append(rs, res)
+	}
+	assert.Equal(t, "succeeded", rs[0].Outcome)
+	assert.Equal(t, "error", rs[1].Outcome)
+	require.NotNil(t, rs[1].Error)
+	assert.Contains(t, rs[1].Error.Message, "interrupted")
+	assert.Equal(t, "skipped", rs[2].Outcome)
+	assert.Empty(t, h.RequestsFor("never"))
+	assert.True(t, strings.HasSuffix(stderr.String(), "Interrupted.\n"), stderr.String())
 }

@@ -1,10 +1,18 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -32,6 +40,7 @@ type stubResponse struct {
 	Status int // HTTP status; 0 means 200
 	Body   string
 	Header map[string]string
+	Delay  time.Duration // how long the "device" takes; the wait ends early if the client goes away
 }
 
 // deviceAnswer is the hub's HTTP 200 carrying what the device returned.
@@ -79,29 +88,91 @@ type stubHub struct {
 	CAFile string // PEM of the server certificate, for --ca-file
 	// Bearer, when set, is the only accepted Authorization: "Bearer <Bearer>".
 	Bearer string
+	// SASHost is the resource SAS tokens must be signed for; Host when empty.
+	SASHost string
 
 	mu       sync.Mutex
 	script   map[string][]stubResponse
 	requests []stubRequest
 }
 
-func newStubHub(t testing.TB) *stubHub {
+func newStubHub(t testing.TB) *stubHub { return newStubHubFor(t) }
+
+// newStubHubFor starts the stub. With no names it uses httptest's
+// certificate (valid for 127.0.0.1); with names it serves a certificate for
+// those names issued by a throwaway CA, and CAFile holds that CA.
+func newStubHubFor(t testing.TB, names ...string) *stubHub {
 	t.Helper()
 	h := &stubHub{t: t, script: map[string][]stubResponse{}}
 	h.srv = httptest.NewUnstartedServer(http.HandlerFunc(h.serve))
+	var caPEM []byte
+	if len(names) > 0 {
+		var cert tls.Certificate
+		caPEM, cert = issueCert(t, names)
+		h.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	h.srv.StartTLS() // listens on 127.0.0.1
 	t.Cleanup(h.srv.Close)
 	h.Host = strings.TrimPrefix(h.srv.URL, "https://")
-	dir := t.TempDir()
-	h.CAFile = filepath.Join(dir, "stubhub-ca.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.srv.Certificate().Raw})
-	require.NoError(t, os.WriteFile(h.CAFile, pemBytes, 0o600))
+	if caPEM == nil {
+		caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: h.srv.Certificate().Raw})
+	}
+	h.CAFile = filepath.Join(t.TempDir(), "stubhub-ca.pem")
+	require.NoError(t, os.WriteFile(h.CAFile, caPEM, 0o600))
 	return h
 }
 
+// issueCert makes a CA and a server certificate for names (host names or IP
+// addresses, plus 127.0.0.1)
+// and returns the CA's PEM and the server's key pair.
+func issueCert(t testing.TB, names []string) ([]byte, tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dmctl e2e stub CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: names[0]},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// Addr is the stub's listening address.
+func (h *stubHub) Addr() string { return h.srv.Listener.Addr().String() }
+
 // ConnectionString is a service connection string for the stub with key.
 func (h *stubHub) ConnectionString(key string) string {
-	return "HostName=" + h.Host + ";SharedAccessKeyName=" + stubPolicy + ";SharedAccessKey=" + key
+	return "HostName=" + h.sasHost() + ";SharedAccessKeyName=" + stubPolicy + ";SharedAccessKey=" + key
+}
+
+func (h *stubHub) sasHost() string {
+	if h.SASHost != "" {
+		return h.SASHost
+	}
+	return h.Host
 }
 
 // Script sets the answers for a target; the last one repeats.
@@ -175,6 +246,13 @@ func (h *stubHub) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Unlock()
 
+	if resp.Delay > 0 {
+		select {
+		case <-time.After(resp.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	for k, v := range resp.Header {
 		w.Header().Set(k, v)
@@ -206,8 +284,8 @@ func (h *stubHub) checkAuth(header string) string {
 	if err := tok.Verify(key, time.Now()); err != nil {
 		return err.Error()
 	}
-	if !strings.EqualFold(tok.Resource, h.Host) {
-		return fmt.Sprintf("token is for %q, not %q", tok.Resource, h.Host)
+	if !strings.EqualFold(tok.Resource, h.sasHost()) {
+		return fmt.Sprintf("token is for %q, not %q", tok.Resource, h.sasHost())
 	}
 	if tok.KeyName != stubPolicy {
 		return fmt.Sprintf("token names policy %q, not %q", tok.KeyName, stubPolicy)
