@@ -131,6 +131,7 @@ type InputError struct {
 	Reason string
 }
 
+// Error names the input and what is wrong with it.
 func (e *InputError) Error() string {
 	if e.Input == "" {
 		return e.Reason
@@ -145,10 +146,12 @@ type CredentialError struct {
 	Err    error
 }
 
+// Error is one line, secrets redacted.
 func (e *CredentialError) Error() string {
 	return fmt.Sprintf("%s credential could not get a token: %s", e.Method, firstLine(connstr.Redact(e.Err.Error())))
 }
 
+// Unwrap returns the credential's own error.
 func (e *CredentialError) Unwrap() error { return e.Err }
 
 // CredentialFailure marks the error as the credential's (fleet counts such
@@ -156,8 +159,12 @@ func (e *CredentialError) Unwrap() error { return e.Err }
 func (e *CredentialError) CredentialFailure() bool { return true }
 
 // Hint says how to fix a credential that could not get a token.
-func (e *CredentialError) Hint() string {
-	switch e.Method {
+func (e *CredentialError) Hint() string { return TokenFailureHint(e.Method) }
+
+// TokenFailureHint says how to fix a credential of method m that could not
+// get a token.
+func TokenFailureHint(m Method) string {
+	switch m {
 	case MethodAzureCLI:
 		return "run `az login` (and `az account set` for the right subscription), or choose another --auth method."
 	case MethodEnvironment:

@@ -27,7 +27,10 @@ const (
 // flag, argument, payload or id. It exits 2.
 type FlagError struct{ err error }
 
+// Error is the message, naming the input.
 func (e *FlagError) Error() string { return e.err.Error() }
+
+// Unwrap returns the underlying error.
 func (e *FlagError) Unwrap() error { return e.err }
 
 // FlagErrorf returns a *FlagError with a formatted message.
@@ -44,6 +47,7 @@ type TargetsError struct {
 	Summary fleet.Summary
 }
 
+// Error says how many targets did not succeed.
 func (e *TargetsError) Error() string {
 	return fmt.Sprintf("%d of %d targets did not succeed", e.Summary.NotSucceeded(), e.Summary.Targets)
 }
