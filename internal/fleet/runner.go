@@ -92,6 +92,9 @@ func (r *Runner) one(ctx context.Context, t Target, opts RunOptions, now func() 
 		answer, callErr = r.Invoker.Invoke(ctx, t, opts.Request)
 		return callErr
 	})
+	if attempts == 0 && ctx.Err() != nil {
+		return skipped(t, opts.Request.MethodName, start) // cancelled before the first attempt
+	}
 	res.StartTime = start.UTC()
 	res.DurationMs = millis(now().Sub(start))
 	res.Attempts = attempts
