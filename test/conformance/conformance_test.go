@@ -241,6 +241,31 @@ func readMethodLog(t *testing.T, path string) []delivery {
 	return out
 }
 
+// waitForDeliveries polls the method log (which hubsim flushes every ~100 ms)
+// until at least one line matches, or methodLogWait passes, and returns the
+// matching lines.
+func waitForDeliveries(t *testing.T, path string, match func(delivery) bool) []delivery {
+	t.Helper()
+	deadline := time.Now().Add(methodLogWait)
+	for {
+		var hits []delivery
+		if _, err := os.Stat(path); err == nil {
+			for _, d := range readMethodLog(t, path) {
+				if match(d) {
+					hits = append(hits, d)
+				}
+			}
+		}
+		if len(hits) > 0 || time.Now().After(deadline) {
+			return hits
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// methodLogWait bounds how long a delivery may take to reach the method log.
+const methodLogWait = 5 * time.Second
+
 // TestServiceSDKAgainstFleet drives a 1,200-device simulated fleet with the
 // service SDK: direct methods, twin reads and a paged query.
 func TestServiceSDKAgainstFleet(t *testing.T) {
@@ -260,15 +285,14 @@ func TestServiceSDKAgainstFleet(t *testing.T) {
 		result, ok := r.Out["result"].(map[string]any)
 		require.True(t, ok, "result should be the parsed {status,payload} object: %s", r.Stdout)
 		assert.EqualValues(t, 200, result["status"], "device status of reboot")
-		assert.Contains(t, result, "payload", "result carries the device payload")
+		// The simulator's documented reboot payload (internal/hubsim/devices/fleetfile.md).
+		assert.Equal(t, map[string]any{"message": "Reboot started"}, result["payload"], "device payload")
 
-		// Ground truth: hubsim delivered exactly this call to the device.
-		var hits []delivery
-		for _, d := range readMethodLog(t, methodLog) {
-			if d.DeviceID == "sim-000001" && d.Method == "reboot" {
-				hits = append(hits, d)
-			}
-		}
+		// Ground truth: hubsim delivered exactly this call to the device. The
+		// method log is flushed periodically, so wait for the line to appear.
+		hits := waitForDeliveries(t, methodLog, func(d delivery) bool {
+			return d.DeviceID == "sim-000001" && d.Method == "reboot"
+		})
 		require.Len(t, hits, 1, "method log should record one reboot delivered to sim-000001")
 		assert.Equal(t, 200, hits[0].Status)
 	})
@@ -281,6 +305,9 @@ func TestServiceSDKAgainstFleet(t *testing.T) {
 		result, ok := r.Out["result"].(map[string]any)
 		require.True(t, ok, "result: %s", r.Stdout)
 		assert.EqualValues(t, 404, result["status"])
+		// fleetfile.md: an unlisted method is not implemented by the device.
+		assert.Equal(t, map[string]any{"message": "Method 'noSuchMethod' is not implemented by this device"},
+			result["payload"])
 	})
 
 	t.Run("invokeDeviceMethod on an unknown device", func(t *testing.T) {
@@ -384,6 +411,8 @@ func TestServiceSDKPayloads(t *testing.T) {
 	for name, p := range payloads {
 		methods["get_"+name] = map[string]any{"status": 201, "payload": json.RawMessage(p)}
 	}
+	// A listed method without a payload echoes the request (fleetfile.md).
+	methods["echo"] = map[string]any{}
 	fleet := map[string]any{"groups": []any{map[string]any{
 		"name": "payloads", "idPattern": "pay-%02d", "count": 3, "methods": methods,
 	}}}
@@ -406,6 +435,19 @@ func TestServiceSDKPayloads(t *testing.T) {
 			var want any
 			require.NoError(t, json.Unmarshal([]byte(p), &want))
 			assert.Equal(t, want, result["payload"], fmt.Sprintf("payload of get_%s", name))
+		})
+		// The same JSON as a request payload makes the round trip SDK -> hub
+		// -> device -> hub -> SDK unchanged.
+		t.Run("echo "+name, func(t *testing.T) {
+			t.Parallel()
+			r := h.run(t, node, "invoke", "DEVICE_ID=pay-03", "METHOD_NAME=echo", "METHOD_PAYLOAD="+p, "RESPONSE_TIMEOUT=10")
+			require.Equal(t, 0, r.ExitCode, "invoke failed: %s", r.Stdout)
+			result, ok := r.Out["result"].(map[string]any)
+			require.True(t, ok, "result: %s", r.Stdout)
+			assert.EqualValues(t, 200, result["status"])
+			var want any
+			require.NoError(t, json.Unmarshal([]byte(p), &want))
+			assert.Equal(t, map[string]any{"method": "echo", "received": want}, result["payload"])
 		})
 	}
 }
