@@ -104,6 +104,7 @@ connection strings, Entra principals) and writes DIR/hubsim.env for
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
+	cmd.CompletionOptions.DisableDefaultCmd = true
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 
 	fl := cmd.Flags()
