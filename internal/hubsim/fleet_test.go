@@ -361,6 +361,16 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+func TestFleetGroupFaults(t *testing.T) {
+	one := 1.0
+	spec := answeringFleet(2, 200, `null`)
+	spec.Groups[0].Faults = &devices.FaultSpec{Unavailable: &one}
+	s := newTestServer(t, Config{NoThrottle: true, Fleet: spec})
+	rec := call(s, http.MethodPost, "/twins/sim-000002/methods"+apiV, invokeBody("ping", ""), authz(token(t, s, PolicyService, "", time.Hour)))
+	requireCode(t, rec, codeServiceUnavailable)
+	assert.Equal(t, "unavailable", rec.Header().Get("x-hubsim-fault"))
+}
+
 func TestFaultDropDeliversThenClosesTheConnection(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "m.jsonl")
 	s := startTestServer(t, Config{NoThrottle: true, Faults: devices.FaultRates{Drop: 1}, Fleet: answeringFleet(1, 200, `null`), MethodLog: logPath})

@@ -126,6 +126,7 @@ type Server struct {
 	hostName   string
 	seed       int64
 	sleep      func(ctx context.Context, d time.Duration) bool // traffic-shaping delay (tests replace it)
+	faulty     bool                                            // some fault share is set (flags or fleet groups)
 	registered []string
 
 	httpsLn  net.Listener
@@ -222,6 +223,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.auth = newAuthenticator(s.state, s.authority, s.hostName, s.now)
 
+	s.faulty = cfg.Faults != (devices.FaultRates{})
+	for _, spec := range specs {
+		for _, g := range spec.Groups {
+			if g.Faults != nil {
+				s.faulty = true
+			}
+		}
+	}
 	s.reg = devices.NewRegistry(devices.Options{HostName: s.hostName, Seed: s.seed, Now: s.now, Faults: cfg.Faults})
 	for _, spec := range specs {
 		if err := s.reg.Apply(spec); err != nil {
