@@ -102,7 +102,10 @@ type InputError struct {
 	Err  error
 }
 
+// Error names the flag and the problem.
 func (e *InputError) Error() string { return e.Flag + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
 func (e *InputError) Unwrap() error { return e.Err }
 
 // Server is a running (or ready to run) hub.
@@ -462,6 +465,7 @@ type closingEndpoint struct {
 	verbose bool
 }
 
+// Serve accepts connections and closes them until l is closed.
 func (c *closingEndpoint) Serve(l net.Listener) error {
 	for {
 		conn, err := l.Accept()
@@ -475,6 +479,7 @@ func (c *closingEndpoint) Serve(l net.Listener) error {
 	}
 }
 
+// Close does nothing: closing the listener stops Serve.
 func (c *closingEndpoint) Close() error { return nil }
 
 // Ready is the JSON line hubsim prints on stdout once it is listening.
