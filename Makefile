@@ -1,12 +1,12 @@
 # dmctl — build, test and demo targets. `make help` lists them.
 SHELL := /bin/bash
 GO ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo 0.0.0-dev)
+VERSION ?= $(or $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//'),0.0.0-dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS := -s -w -X github.com/dmctl/dmctl/internal/cli.version=$(VERSION) \
-	-X github.com/dmctl/dmctl/internal/cli.commit=$(COMMIT) -X github.com/dmctl/dmctl/internal/cli.date=$(DATE)
-BIN := bin
+LDFLAGS := -s -w -X github.com/dmctl/dmctl/internal/cli.Version=$(VERSION) \
+	-X github.com/dmctl/dmctl/internal/cli.Commit=$(COMMIT) -X github.com/dmctl/dmctl/internal/cli.Date=$(DATE)
+BIN ?= bin
 GOLANGCI_LINT_VERSION := v2.15.0
 NPM_DIR := test/conformance
 FUZZTIME ?= 5s
@@ -53,7 +53,7 @@ bench: build ## print benchmark figures (side by side, one run)
 	$(BIN)/hubsim bench --duration 5s
 
 demo: build ## start hubsim with a simulated fleet, reboot some devices with dmctl, stop hubsim
-	./examples/demo.sh
+	BIN=$(BIN) ./examples/demo.sh
 
 lint: ## golangci-lint (installed at a pinned version if missing)
 	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
