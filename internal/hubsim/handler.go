@@ -76,6 +76,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, reqID string) (ro
 			return routeQuery, s.methodNotAllowed(w, reqID, "POST")
 		}
 		return routeQuery, s.handleQuery(w, r, reqID)
+	case strings.HasPrefix(path, jobsPathPrefix):
+		return s.routeJobs(w, r, reqID, path)
 	case path == "/hubsim/stats":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return routeStats, s.methodNotAllowed(w, reqID, "GET")

@@ -28,6 +28,7 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/hubsim/jobs"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
 )
 
@@ -120,6 +121,7 @@ type Server struct {
 	authority  *entra.Authority
 	auth       *authenticator
 	reg        *devices.Registry
+	jobs       *jobs.Engine // jobs v2 (jobsapi.go)
 	limiter    *throttle.Limiter
 	limits     throttle.Limits
 	tierDesc   string
@@ -262,6 +264,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.reg.OnDelivered(s.onDelivered)
+	s.jobs = s.newJobEngine()
 	s.counters.started = s.now()
 
 	errLog := io.Discard
@@ -428,6 +431,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			if e := s.httpSrv.Shutdown(ctx); e != nil {
 				_ = s.httpSrv.Close()
 			}
+		}
+		if s.jobs != nil {
+			s.jobs.Close()
 		}
 		if s.endpoint != nil {
 			_ = s.endpoint.Close()

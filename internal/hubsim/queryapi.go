@@ -113,16 +113,18 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, reqID strin
 	if selectStar.MatchString(sql) {
 		itemType = "twin"
 	}
+	each := s.reg.Each
+	if q.From() == query.DevicesJobs {
+		each = s.eachDeviceJob // device-job records of the job engine
+		itemType = "deviceJob"
+	}
 	var buf bytes.Buffer
 	buf.WriteByte('[')
 	next := ""
 	switch {
-	case q.From() == query.DevicesJobs:
-		// The jobs engine (a later issue) will provide device-job records.
-		itemType = "deviceJob"
 	case q.IsAggregate():
 		rows, err := q.Run(func(yield func(map[string]any) bool) {
-			s.reg.Each(string(q.From()), "", func(_ string, doc map[string]any) bool { return yield(doc) })
+			each(string(q.From()), "", func(_ string, doc map[string]any) bool { return yield(doc) })
 		})
 		if err == nil {
 			for i, row := range rows {
@@ -151,7 +153,7 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, reqID strin
 		count, last, more := 0, "", false
 		var encErr error
 		if limit > 0 {
-			s.reg.Each(string(q.From()), cont.Cursor, func(cur string, doc map[string]any) bool {
+			each(string(q.From()), cont.Cursor, func(cur string, doc map[string]any) bool {
 				if !q.Match(doc) {
 					return true
 				}

@@ -22,6 +22,10 @@ const (
 	routeModuleTwinPut
 	routeEntra
 	routeStats
+	routeJobPut
+	routeJobGet
+	routeJobCancel
+	routeJobsQuery
 	numRoutes
 )
 
@@ -38,6 +42,10 @@ var routeNames = [numRoutes]string{
 	routeModuleTwinPut:   "PUT /twins/{id}/modules/{mid}",
 	routeEntra:           "entra (discovery, token)",
 	routeStats:           "GET /hubsim/stats",
+	routeJobPut:          "PUT /jobs/v2/{id}",
+	routeJobGet:          "GET /jobs/v2/{id}",
+	routeJobCancel:       "POST /jobs/v2/{id}/cancel",
+	routeJobsQuery:       "GET /jobs/v2/query",
 }
 
 // counters are the server's own counters; lock-free on the hot path.

@@ -373,7 +373,7 @@ func (e *Engine) Create(spec Spec) (Response, error) {
 			return Response{}, err
 		}
 	default:
-		return Response{}, invalid("job type '%s' is not supported; use scheduleDeviceMethod or scheduleUpdateTwin", spec.Type)
+		return Response{}, invalid("Job type '%s' is not supported; use scheduleDeviceMethod or scheduleUpdateTwin", spec.Type)
 	}
 	if strings.TrimSpace(spec.QueryCondition) == "" {
 		return Response{}, invalid("queryCondition is required (a WHERE clause without WHERE, or * for every device)")
@@ -432,20 +432,20 @@ func (e *Engine) Create(spec Spec) (Response, error) {
 // is refused because GET /jobs/v2/query lists jobs.
 func checkID(id string) error {
 	if id == "" {
-		return invalid("the job id is empty")
+		return invalid("The job id is empty")
 	}
 	if len(id) > MaxIDLength {
-		return invalid("the job id is %d characters long; the maximum is %d", len(id), MaxIDLength)
+		return invalid("The job id is %d characters long; the maximum is %d", len(id), MaxIDLength)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-:.+%_#*?!(),=@;$'", c) >= 0 {
 			continue
 		}
-		return invalid("the job id contains %q: job ids may use ASCII letters, digits and - : . + %% _ # * ? ! ( ) , = @ ; $ '", rune(c))
+		return invalid("The job id contains %q: job ids may use ASCII letters, digits and - : . + %% _ # * ? ! ( ) , = @ ; $ '", rune(c))
 	}
 	if strings.EqualFold(id, "query") {
-		return invalid("the job id 'query' is reserved (GET /jobs/v2/query lists jobs)")
+		return invalid("The job id 'query' is reserved (GET /jobs/v2/query lists jobs)")
 	}
 	return nil
 }
@@ -820,7 +820,7 @@ func (e *Engine) List(jobType Type, status Status, cursor string, limit int) ([]
 	if cursor != "" {
 		n, err := strconv.ParseInt(cursor, 10, 64)
 		if err != nil || n < 0 {
-			return nil, "", invalid("the continuation token is not valid for this query")
+			return nil, "", invalid("The continuation token is not valid for this query")
 		}
 		after = n
 	}
