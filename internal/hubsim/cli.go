@@ -128,6 +128,7 @@ connection strings, Entra principals) and writes DIR/hubsim.env for
 	fl.BoolVarP(&f.cfg.Verbose, "verbose", "v", false, "log one line per request to stderr")
 
 	cmd.AddCommand(newBenchCmd(stdout, stderr))
+	cmd.AddCommand(newDeviceCmd(stdout, stderr))
 	return cmd
 }
 

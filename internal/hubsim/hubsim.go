@@ -72,9 +72,8 @@ type Config struct {
 	Verbose bool
 	// Now is the clock for tokens and timestamps (nil = time.Now).
 	Now func() time.Time
-	// NewDeviceEndpoint, when set, serves devices on the MQTT listener. When
-	// nil the listener is reserved and connections are closed at once (the
-	// MQTT endpoint comes in a later issue).
+	// NewDeviceEndpoint, when set, replaces the device endpoint served on
+	// the MQTT listener. nil = the MQTT endpoint (internal/hubsim/mqtt).
 	NewDeviceEndpoint func(DeviceEndpointConfig) (DeviceEndpoint, error)
 }
 
@@ -376,16 +375,16 @@ func (s *Server) onDelivered(d devices.Delivery) {
 func (s *Server) Start() error {
 	var err error
 	s.startOnce.Do(func() {
-		if s.cfg.NewDeviceEndpoint != nil {
-			s.endpoint, err = s.cfg.NewDeviceEndpoint(DeviceEndpointConfig{
-				Registry: s.reg, TLS: s.certs.TLSConfig(), HostName: s.hostName, Log: s.log, Verbose: s.cfg.Verbose,
-			})
-			if err != nil {
-				err = fmt.Errorf("device endpoint: %w", err)
-				return
-			}
-		} else {
-			s.endpoint = &closingEndpoint{log: s.log, verbose: s.cfg.Verbose}
+		newEndpoint := s.cfg.NewDeviceEndpoint
+		if newEndpoint == nil {
+			newEndpoint = newMQTTEndpoint
+		}
+		s.endpoint, err = newEndpoint(DeviceEndpointConfig{
+			Registry: s.reg, TLS: s.certs.TLSConfig(), HostName: s.hostName, Log: s.log, Verbose: s.cfg.Verbose,
+		})
+		if err != nil {
+			err = fmt.Errorf("device endpoint: %w", err)
+			return
 		}
 		go func() {
 			if e := s.httpSrv.ServeTLS(s.httpsLn, "", ""); e != nil && !errors.Is(e, http.ErrServerClosed) {
@@ -463,30 +462,6 @@ func (s *Server) cleanup() error {
 	}
 	return err
 }
-
-// closingEndpoint holds the MQTT port until the MQTT endpoint exists:
-// connections are accepted and closed at once.
-type closingEndpoint struct {
-	log     *log.Logger
-	verbose bool
-}
-
-// Serve accepts connections and closes them until l is closed.
-func (c *closingEndpoint) Serve(l net.Listener) error {
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			return err
-		}
-		if c.verbose {
-			c.log.Printf("mqtt: connection from %s closed: the MQTT device endpoint is not implemented yet", conn.RemoteAddr())
-		}
-		_ = conn.Close()
-	}
-}
-
-// Close does nothing: closing the listener stops Serve.
-func (c *closingEndpoint) Close() error { return nil }
 
 // Ready is the JSON line hubsim prints on stdout once it is listening.
 type Ready struct {
@@ -570,12 +545,15 @@ func (s *Server) ServiceConnectionString(policy string) string {
 }
 
 // DeviceConnectionString returns the connection string of a device (or
-// module when moduleID is set), whether or not it exists.
+// module when moduleID is set), whether or not it exists. GatewayHostName
+// is the MQTT listener, so device SDKs connect there while their username
+// and SAS sr carry the hub host name.
 func (s *Server) DeviceConnectionString(deviceID, moduleID string) string {
 	cs := "HostName=" + s.hostName + ";DeviceId=" + deviceID
 	if moduleID != "" {
 		cs += ";ModuleId=" + moduleID
 	}
+	cs += ";GatewayHostName=" + hostName(s.cfg.MQTTAddr, s.mqttLn.Addr())
 	return cs + ";SharedAccessKey=" + base64.StdEncoding.EncodeToString(s.state.deviceKey(deviceID, moduleID))
 }
 

@@ -1,0 +1,178 @@
+package mqtt
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/dmctl/dmctl/internal/sas"
+)
+
+// Identity is the device (ModuleID "") or module a connection speaks for.
+type Identity struct {
+	DeviceID string
+	ModuleID string
+}
+
+// ClientID is the MQTT client id of the identity: the device id, or
+// "deviceId/moduleId" for a module.
+func (id Identity) ClientID() string {
+	if id.ModuleID == "" {
+		return id.DeviceID
+	}
+	return id.DeviceID + "/" + id.ModuleID
+}
+
+// resourcePath is the identity's path in a SAS sr, after the host.
+func (id Identity) resourcePath() string {
+	if id.ModuleID == "" {
+		return "devices/" + id.DeviceID
+	}
+	return "devices/" + id.DeviceID + "/modules/" + id.ModuleID
+}
+
+// AuthError says why a CONNECT was refused. Its text never contains a
+// password, token or key.
+type AuthError struct {
+	Reason string
+}
+
+// Error returns the reason.
+func (e *AuthError) Error() string { return "connection refused: " + e.Reason }
+
+func authErrorf(format string, args ...any) error {
+	return &AuthError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// ParseClientID splits an MQTT client id into the device and, for
+// "deviceId/moduleId", the module it names.
+func ParseClientID(clientID string) (Identity, error) {
+	if clientID == "" {
+		return Identity{}, authErrorf("the client id is empty; it must be the device id (or deviceId/moduleId)")
+	}
+	dev, mod, hasMod := strings.Cut(clientID, "/")
+	switch {
+	case dev == "":
+		return Identity{}, authErrorf("client id %q: the device id is empty", clientID)
+	case hasMod && mod == "":
+		return Identity{}, authErrorf("client id %q: the module id is empty", clientID)
+	case strings.Contains(mod, "/"):
+		return Identity{}, authErrorf("client id %q: expected deviceId or deviceId/moduleId", clientID)
+	}
+	return Identity{DeviceID: dev, ModuleID: mod}, nil
+}
+
+// keyFunc returns the key of an identity, false when it is not registered.
+type keyFunc func(deviceID, moduleID string) ([]byte, bool)
+
+// authenticator checks CONNECT packets as IoT Hub does (iothub-contract.md
+// §7.2): client id, username and a device or module SAS as password.
+type authenticator struct {
+	hosts []string // the hub host name with and without its port
+	key   keyFunc
+}
+
+func newAuthenticator(hostName string, key keyFunc) *authenticator {
+	a := &authenticator{key: key, hosts: []string{hostName}}
+	if h, _, err := net.SplitHostPort(hostName); err == nil && h != "" {
+		a.hosts = append(a.hosts, strings.Trim(h, "[]"), h)
+	}
+	return a
+}
+
+// hostPrefix returns the length of the hub host s starts with (followed by
+// a '/'), or -1.
+func (a *authenticator) hostPrefix(s string) int {
+	best := -1
+	for _, h := range a.hosts {
+		if len(s) > len(h) && s[len(h)] == '/' && strings.EqualFold(s[:len(h)], h) && len(h) > best {
+			best = len(h)
+		}
+	}
+	return best
+}
+
+// check verifies a CONNECT's client id, username and password at now and
+// returns the identity and the expiry of its token. Errors are *AuthError.
+func (a *authenticator) check(clientID, username string, password []byte, now time.Time) (Identity, time.Time, error) {
+	id, err := ParseClientID(clientID)
+	if err != nil {
+		return Identity{}, time.Time{}, err
+	}
+	if err := a.checkUsername(id, username); err != nil {
+		return Identity{}, time.Time{}, err
+	}
+	if len(password) == 0 {
+		return Identity{}, time.Time{}, authErrorf("no password: it must be a SAS token for %s", id.resourcePath())
+	}
+	tok, err := sas.Parse(string(password))
+	if err != nil {
+		var pe *sas.ParseError
+		if errors.As(err, &pe) {
+			return Identity{}, time.Time{}, authErrorf("the password is not a SAS token: %s", pe.Reason)
+		}
+		return Identity{}, time.Time{}, authErrorf("the password is not a SAS token")
+	}
+	if tok.KeyName != "" {
+		return Identity{}, time.Time{}, authErrorf("the token names a shared access policy (skn); the device endpoint takes device or module tokens only")
+	}
+	if !a.resourceMatches(tok.Resource, id) {
+		return Identity{}, time.Time{}, authErrorf("the token's resource (sr) is not %s on this hub", id.resourcePath())
+	}
+	key, ok := a.key(id.DeviceID, id.ModuleID)
+	if !ok {
+		if id.ModuleID != "" {
+			return Identity{}, time.Time{}, authErrorf("module %q of device %q is not registered", id.ModuleID, id.DeviceID)
+		}
+		return Identity{}, time.Time{}, authErrorf("device %q is not registered", id.DeviceID)
+	}
+	switch err := tok.Verify(key, now); {
+	case errors.Is(err, sas.ErrExpired):
+		return Identity{}, time.Time{}, authErrorf("the token has expired")
+	case err != nil:
+		return Identity{}, time.Time{}, authErrorf("the token's signature does not match the key of %s", id.resourcePath())
+	}
+	return id, tok.Expiry, nil
+}
+
+// checkUsername: "{host}/{clientId}/?api-version=...&..." where host is the
+// hub host with or without its port; the query string is not checked (SDKs
+// append DeviceClientType, model-id and more), and the older form without
+// "?" is accepted as well.
+func (a *authenticator) checkUsername(id Identity, username string) error {
+	if username == "" {
+		return authErrorf("no username: it must be {hub host}/%s/?api-version=...", id.ClientID())
+	}
+	n := a.hostPrefix(username)
+	if n < 0 {
+		return authErrorf("username %q does not start with this hub's host name", redactQuery(username))
+	}
+	rest := username[n+1:]
+	if !strings.HasPrefix(rest, id.ClientID()+"/") {
+		return authErrorf("username %q does not name client id %q after the host", redactQuery(username), id.ClientID())
+	}
+	return nil
+}
+
+// resourceMatches: sr = "{host}/devices/{id}[/modules/{mid}]", host with or
+// without port, compared without regard to case (SDKs differ in the case of
+// their URL encoding and the hub documents lower-casing), a trailing '/'
+// tolerated.
+func (a *authenticator) resourceMatches(sr string, id Identity) bool {
+	n := a.hostPrefix(sr)
+	if n < 0 {
+		return false
+	}
+	return strings.EqualFold(strings.TrimSuffix(sr[n+1:], "/"), id.resourcePath())
+}
+
+// redactQuery drops a username's query string from log text (it carries
+// nothing secret, but nothing useful either and may be long).
+func redactQuery(username string) string {
+	if i := strings.IndexByte(username, '?'); i >= 0 {
+		return username[:i] + "?..."
+	}
+	return username
+}

@@ -1,0 +1,235 @@
+package mqtt
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// WebSocketPath is where MQTT over WebSocket is served (iothub-contract.md
+// §7.1), with sub-protocol "mqtt".
+const WebSocketPath = "/$iothub/websocket"
+
+// tlsListener is a mochi listener over a net.Listener: it runs the TLS
+// handshake under a deadline, then looks at the first byte. MQTT (a CONNECT
+// packet) goes to the broker; "GET" is a WebSocket upgrade to
+// WebSocketPath whose binary messages carry MQTT.
+type tlsListener struct {
+	id       string
+	ln       net.Listener
+	tls      *tls.Config
+	deadline time.Duration // TLS handshake and CONNECT
+	log      *slog.Logger
+	onError  func(stage string, remote net.Addr, err error)
+
+	closed atomic.Bool
+	done   chan struct{} // closed when the accept loop has ended
+
+	ws    *http.Server  // MQTT over WebSocket, fed by wsLn
+	wsLn  *chanListener // connections whose first bytes were "GET"
+	wsEst listeners.EstablishFn
+}
+
+func newTLSListener(id string, ln net.Listener, cfg *tls.Config, deadline time.Duration, onError func(string, net.Addr, error)) *tlsListener {
+	l := &tlsListener{id: id, ln: ln, tls: cfg, deadline: deadline, onError: onError, done: make(chan struct{})}
+	l.wsLn = &chanListener{conns: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
+	mux := http.NewServeMux()
+	mux.HandleFunc(WebSocketPath, l.handleWebSocket)
+	l.ws = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: deadline,
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	return l
+}
+
+// ID returns the listener's id.
+func (l *tlsListener) ID() string { return l.id }
+
+// Address returns the listening address.
+func (l *tlsListener) Address() string { return l.ln.Addr().String() }
+
+// Protocol returns "mqtts".
+func (l *tlsListener) Protocol() string { return "mqtts" }
+
+// Init keeps the broker's logger.
+func (l *tlsListener) Init(log *slog.Logger) error {
+	l.log = log
+	return nil
+}
+
+// Serve accepts connections until the listener is closed.
+func (l *tlsListener) Serve(establish listeners.EstablishFn) {
+	defer close(l.done)
+	l.wsEst = establish
+	go func() { _ = l.ws.Serve(l.wsLn) }()
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and retry.
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		go l.setup(c, establish)
+	}
+}
+
+func (l *tlsListener) setup(raw net.Conn, establish listeners.EstablishFn) {
+	_ = raw.SetDeadline(time.Now().Add(l.deadline))
+	tc := tls.Server(raw, l.tls)
+	if err := tc.Handshake(); err != nil {
+		l.onError("TLS handshake", raw.RemoteAddr(), err)
+		_ = raw.Close()
+		return
+	}
+	br := bufio.NewReader(tc)
+	first, err := br.Peek(1)
+	if err != nil || l.closed.Load() {
+		if err != nil && !errors.Is(err, io.EOF) {
+			l.onError("first packet", raw.RemoteAddr(), err)
+		}
+		_ = tc.Close()
+		return
+	}
+	conn := &bufferedConn{Conn: tc, r: br}
+	if first[0] == 'G' { // "GET /$iothub/websocket HTTP/1.1"
+		if !l.wsLn.push(conn) {
+			_ = conn.Close()
+		}
+		return
+	}
+	if err := establish(l.id, conn); err != nil && !isClosedErr(err) {
+		l.onError("session", raw.RemoteAddr(), err)
+	}
+}
+
+// Close stops accepting and closes the listener's clients.
+func (l *tlsListener) Close(closeClients listeners.CloseFn) {
+	if l.closed.CompareAndSwap(false, true) {
+		_ = l.ln.Close()
+		_ = l.ws.Close()
+	}
+	closeClients(l.id)
+}
+
+var upgrader = websocket.Upgrader{
+	Subprotocols: []string{"mqtt"},
+	// Devices are not browsers: there is no Origin to check.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+func (l *tlsListener) handleWebSocket(w http.ResponseWriter, r *http.Request) {
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered with an HTTP error
+	}
+	nc := ws.NetConn()
+	_ = nc.SetDeadline(time.Now().Add(l.deadline)) // until CONNECT
+	if err := l.wsEst(l.id, &wsConn{Conn: nc, ws: ws}); err != nil && !isClosedErr(err) {
+		l.onError("session", nc.RemoteAddr(), err)
+	}
+	_ = ws.Close()
+}
+
+func isClosedErr(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF)
+}
+
+// bufferedConn reads through the reader that peeked at the first byte.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// chanListener hands sniffed connections to the WebSocket HTTP server.
+type chanListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	addr  net.Addr
+}
+
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// wsConn carries MQTT bytes in binary WebSocket messages. Deadlines and
+// addresses are those of the underlying connection.
+type wsConn struct {
+	net.Conn
+	ws *websocket.Conn
+	r  io.Reader // the current message, nil between messages
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			typ, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if typ != websocket.BinaryMessage {
+				return 0, errors.New("websocket: MQTT must travel in binary messages")
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) Close() error { return c.ws.Close() }
