@@ -56,21 +56,39 @@ func (e *TargetsError) Error() string {
 // SIGTERM; the results so far have been written.
 var ErrInterrupted = errors.New("interrupted")
 
+// exitError carries an exit code chosen where the error is made (a query
+// the hub refuses for who is asking: exit 3).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
 // ExitCode is the one place that maps an error to an exit code.
 func ExitCode(err error) int {
 	var (
-		flagErr    *FlagError
-		authInput  *auth.InputError
-		hubInput   *iothub.InputError
-		connErr    *connstr.Error
-		credErr    *auth.CredentialError
-		targetsErr *TargetsError
+		flagErr      *FlagError
+		authInput    *auth.InputError
+		hubInput     *iothub.InputError
+		connErr      *connstr.Error
+		credErr      *auth.CredentialError
+		targetsErr   *TargetsError
+		thresholdErr *fleet.ThresholdError
+		exitErr      *exitError
 	)
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
 		return ExitInterrupted
+	case errors.As(err, &thresholdErr):
+		return ExitThreshold
+	case errors.As(err, &exitErr):
+		return exitErr.code
+	case errors.Is(err, ErrCancelled):
+		return ExitUsage
 	case errors.As(err, &flagErr), errors.As(err, &authInput), errors.As(err, &hubInput), errors.As(err, &connErr):
 		return ExitUsage
 	case errors.As(err, &credErr):

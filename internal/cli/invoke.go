@@ -1,17 +1,20 @@
 package cli
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/fleet"
@@ -20,14 +23,31 @@ import (
 	"github.com/dmctl/dmctl/internal/retry"
 )
 
-// Defaults and bounds of invoke's retry flags.
+// Defaults and bounds of invoke's flags.
 const (
 	DefaultMaxAttempts = retry.DefaultMaxAttempts
 	MaxMaxAttempts     = 100
 	DefaultRetryFor    = retry.DefaultMaxElapsed
 	MaxWait            = 24 * time.Hour
+	// DefaultConcurrency is how many calls a fleet run keeps in flight: at
+	// a device latency of half a second it already exceeds one S1 unit's
+	// throttle (40 calls/s), so --rate (or the hub) sets the pace.
+	DefaultConcurrency = 32
+	// MaxConcurrency bounds --concurrency.
+	MaxConcurrency = 1024
+	// DefaultGrace is how long calls in flight may finish after Ctrl-C.
+	DefaultGrace = 10 * time.Second
+	// MaxGrace bounds --grace.
+	MaxGrace = 5 * time.Minute
+	// QueryPageSize is the page size asked of the hub for --query (the
+	// documented maximum).
+	QueryPageSize = 1000
 	// maxProblemLines is how many failed targets are listed on stderr.
 	maxProblemLines = 10
+	// dryRunSample is how many targets --dry-run lists.
+	dryRunSample = 10
+	// maxConnections is the most keep-alive connections to the hub.
+	maxConnections = MaxConcurrency
 )
 
 // InvokeOptions are everything `dmctl invoke` needs: dependencies first,
@@ -35,14 +55,28 @@ const (
 type InvokeOptions struct {
 	IO      *output.IOStreams
 	Invoker func() (fleet.Invoker, *auth.Credential, error)
-	Now     func() time.Time
+	// Query returns a pager for --query; nil when the command has no hub.
+	Query func(sql string, pageSize int) (fleet.Pager, error)
+	Now   func() time.Time
 	// Sleep waits between attempts; nil means a real, cancellable sleep.
 	Sleep func(context.Context, time.Duration) error
+	// TempDir holds the targets' spool file; "" means the system's.
+	TempDir string
 
 	Output output.Format
 
-	Method         string
-	Targets        []fleet.Target
+	Method string
+	// Targets are the --device targets (duplicates removed).
+	Targets []fleet.Target
+	// DevicesFile is --devices-file: a path, or "-" for stdin.
+	DevicesFile string
+	// QuerySQL is --query.
+	QuerySQL string
+	// Module is --module, for every device.
+	Module string
+	// Duplicates counts repeated --device flags that were dropped.
+	Duplicates int
+
 	Payload        json.RawMessage // nil sends JSON null
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
@@ -51,32 +85,96 @@ type InvokeOptions struct {
 	WaitOnline     time.Duration
 	MaxAttempts    int
 	RetryFor       time.Duration
+
+	Concurrency int
+	// Rate is --rate in calls per second; 0 means none (unless RateAuto).
+	Rate     float64
+	RateAuto bool
+	// Tier and Units describe the hub (--tier, --units) for --rate auto and
+	// --dry-run; Tier "" means unknown.
+	Tier  string
+	Units int
+
+	// Journal is --journal; Resume is --resume (the journal continued).
+	Journal string
+	Resume  string
+	// resume is the journal --resume read.
+	resume *fleet.JournalState
+
+	Waves       fleet.WavePlan
+	WavePause   time.Duration
+	MaxFailures fleet.Threshold
+
+	DryRun bool
+	Yes    bool
+	Grace  time.Duration
 }
 
 // invokeFlags are the raw flag values before they are checked.
 type invokeFlags struct {
-	devices    []string
-	module     string
-	payload    string
-	okStatus   string
-	retryFor   time.Duration
-	waitOnline time.Duration
+	devices     []string
+	module      string
+	payload     string
+	okStatus    string
+	retryFor    time.Duration
+	waitOnline  time.Duration
+	rate        string
+	waves       string
+	batchSize   int
+	maxFailures string
 }
 
 // NewCmdInvoke returns `dmctl invoke`.
 func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
-	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.Invoker, Now: f.Now, Sleep: f.Sleep}
+	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.Invoker, Query: f.Query, Now: f.Now, Sleep: f.Sleep}
 	var fl invokeFlags
 	cmd := &cobra.Command{
-		Use:   "invoke METHOD --device ID [--device ID ...] [flags]",
-		Short: "Invoke a direct method on devices or modules",
+		Use:   "invoke METHOD (--device ID ... | --devices-file FILE | --query SQL) [flags]",
+		Short: "Invoke a direct method on devices, modules or a whole fleet",
 		Long: heredoc(`
-			Invoke a direct method on one or more devices (or on a module of each
-			device) and report what each device answered.
+			Invoke a direct method on devices (or on a module of each device) and
+			report what each device answered.
+
+			Targets: --device (repeatable), --devices-file FILE or - for stdin (one
+			device id, device/module, or a JSON line with "deviceId" per line, such
+			as the -o jsonl output of an earlier run), and --query with an IoT Hub
+			query (SELECT deviceId FROM devices WHERE ..., or FROM devices.modules),
+			read page by page. They can be combined; duplicates are removed (a note
+			on stderr counts them). Every id is checked before anything is sent.
 
 			The device's answer is data: the hub's HTTP 200 carries the status the
 			device returned, and --ok-status (default: any 2xx) decides what counts
-			as success. Devices are invoked one after another.
+			as success.
+
+			Fleets: up to --concurrency calls are in flight (default 32), paced by
+			--rate N/s, or by --rate auto, which starts at the hub's published
+			direct-method throttle for --tier/--units (40 calls/s per S1 unit for
+			payloads up to 4 KB) and adapts to 429s: it raises the pace a little
+			each second without one and cuts it by 30% on one. -o jsonl streams
+			results as they complete; table, wide and json print once at the end,
+			sorted. A summary (outcomes, device statuses, retries, latency
+			percentiles, calls/s) and, on a terminal, a progress bar go to stderr.
+
+			Rollouts: --waves 1,10%,50%,100% (cumulative) or --batch-size N run the
+			targets in waves, waiting for every answer, and --wave-pause between
+			them. --max-failures N stops as soon as more than N targets failed;
+			--max-failures P% stops at the end of a wave when more than P% of the
+			targets finished so far failed. Either way the untouched targets are
+			reported skipped and dmctl exits 5.
+
+			Interruptions: --journal FILE records each target before its call is
+			sent and its result after. Ctrl-C (or SIGTERM) stops starting calls,
+			gives calls in flight --grace to finish, writes the results so far and
+			exits 130. dmctl invoke --resume FILE runs the targets the journal does
+			not have a result for, with the journal's method, targets and options
+			(give --payload again if the run had one: it is not stored). A target
+			whose call was in flight when dmctl was killed is reported "unknown"
+			and not invoked again, unless --idempotent.
+
+			Safety: --dry-run lists the targets, their count and the estimated
+			duration, and sends nothing. On a terminal, a run over more than one
+			target asks for confirmation (--yes skips it); nothing ever prompts
+			when stdin is not a terminal.
 
 			Direct methods are not idempotent: a method that timed out (504101) or a
 			connection lost after sending may already have run, so dmctl resends
@@ -93,20 +191,32 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 		Example: example(`
 			$ dmctl invoke reboot --device thermostat-17
 			$ dmctl invoke setInterval --device thermostat-17 --payload '{"seconds":30}'
-			$ dmctl invoke firmwareUpdate --device gw-1 --device gw-2 --payload @fw.json --timeout 120
 			$ dmctl invoke restart --device gw-1 --module telemetry -o json
-			$ echo '{"level":"debug"}' | dmctl invoke setLogLevel --device gw-1 --payload -
-			$ dmctl invoke getState --device thermostat-17 --idempotent --wait-online 2m
+			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --rate auto --tier S1 --units 2 -o jsonl
+			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --waves 1,10%,50%,100% --max-failures 2% --journal fw.journal
+			$ dmctl invoke --resume fw.journal --payload @fw.json
+			$ dmctl invoke reboot --devices-file fleet.txt -o jsonl | jq -c 'select(.outcome != "succeeded")' | dmctl invoke reboot --devices-file - --yes
+			$ dmctl invoke reboot --query 'SELECT deviceId FROM devices' --dry-run --rate 40/s
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && cmd.Flags().Changed("resume") {
+				return nil // the journal names the method
+			}
 			if len(args) != 1 {
 				return FlagErrorf("invoke needs exactly one METHOD argument (got %d), e.g. dmctl invoke reboot --device ID", len(args))
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Method = args[0]
+			if len(args) > 0 {
+				opts.Method = args[0]
+			}
 			opts.Output = output.Format(f.Global.Output)
+			if opts.Resume != "" {
+				if err := applyJournal(opts, &fl, cmd.Flags()); err != nil {
+					return err
+				}
+			}
 			if err := checkInvoke(opts, &fl, cmd.Flags().Changed("payload")); err != nil {
 				return err
 			}
@@ -118,51 +228,108 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 	}
 	flags := cmd.Flags()
 	flags.StringArrayVar(&fl.devices, "device", nil, "Device `ID` to invoke the method on (repeatable)")
+	flags.StringVar(&opts.DevicesFile, "devices-file", "", "Read targets from `FILE` (- for stdin): ids, device/module, or JSON lines with deviceId")
+	flags.StringVar(&opts.QuerySQL, "query", "", "Invoke on the devices (or modules) an IoT Hub query returns, e.g. \"SELECT deviceId FROM devices WHERE tags.site = 'a'\"")
 	flags.StringVar(&fl.module, "module", "", "Invoke the method on this module `ID` of each device")
 	flags.StringVar(&fl.payload, "payload", "", "Method payload: JSON text, @FILE, or - for stdin (default null)")
 	durationFlag(flags, &opts.Timeout, "timeout", iothub.DefaultResponseTimeout, true, "How long the hub waits for the device's answer (5s..300s)")
 	durationFlag(flags, &opts.ConnectTimeout, "connect-timeout", 0, true, "How long the hub waits for a disconnected device to connect (0..300s)")
 	flags.StringVar(&fl.okStatus, "ok-status", "2xx", "Device statuses that count as success, e.g. 200,202 or 2xx")
-	flags.BoolVar(&opts.Idempotent, "idempotent", false, "The method is safe to run twice: also resend after timeouts, 500/502 and lost connections")
+	flags.BoolVar(&opts.Idempotent, "idempotent", false, "The method is safe to run twice: also resend after timeouts, 500/502 and lost connections, and rerun unknown targets on --resume")
 	durationFlag(flags, &fl.waitOnline, "wait-online", 0, false, "Keep retrying offline devices (404103) for up to this long")
 	flags.IntVar(&opts.MaxAttempts, "max-attempts", DefaultMaxAttempts, "Send each call at most this many times (1: never resend)")
 	durationFlag(flags, &fl.retryFor, "retry-for", DefaultRetryFor, false, "Stop resending a call after this long")
+	flags.IntVarP(&opts.Concurrency, "concurrency", "c", DefaultConcurrency, fmt.Sprintf("Most calls in flight at once (1..%d)", MaxConcurrency))
+	flags.StringVar(&fl.rate, "rate", "", "Pace calls: N/s, N/m, or auto (start at the --tier throttle and adapt to 429s)")
+	flags.StringVar(&opts.Tier, "tier", "", "The hub's tier (F1, S1, S2, S3) for --rate auto and --dry-run estimates")
+	flags.IntVar(&opts.Units, "units", 1, "The hub's number of units, with --tier")
+	flags.StringVar(&opts.Journal, "journal", "", "Record each target before its call and its result after, in this new `FILE` (JSONL)")
+	flags.StringVar(&opts.Resume, "resume", "", "Continue the run recorded in journal `FILE`: run only the targets it has no result for")
+	flags.StringVar(&fl.waves, "waves", "", "Run in cumulative waves, e.g. 1,10%,50%,100%")
+	flags.IntVar(&fl.batchSize, "batch-size", 0, "Run in waves of N targets")
+	durationFlag(flags, &opts.WavePause, "wave-pause", 0, false, "Pause between waves")
+	flags.StringVar(&fl.maxFailures, "max-failures", "", "Stop when more than N targets failed, or more than P% of the finished ones at the end of a wave (exit 5)")
+	flags.BoolVar(&opts.DryRun, "dry-run", false, "Resolve the targets, print their count, a sample and the estimated duration; send nothing")
+	flags.BoolVarP(&opts.Yes, "yes", "y", false, "Do not ask for confirmation on a terminal")
+	durationFlag(flags, &opts.Grace, "grace", DefaultGrace, false, "After Ctrl-C, how long calls in flight may take to finish")
 	_ = cmd.RegisterFlagCompletionFunc("device", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("module", cobra.NoFileCompletions)
+	_ = cmd.RegisterFlagCompletionFunc("query", cobra.NoFileCompletions)
+	_ = cmd.RegisterFlagCompletionFunc("tier", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"F1", "S1", "S2", "S3"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = cmd.RegisterFlagCompletionFunc("rate", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"auto"}, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
+
+// queryShape is the start of a query dmctl can take targets from.
+var (
+	queryShape      = regexp.MustCompile(`(?is)^\s*select\s.*\sfrom\s+devices(\.modules)?(\s|$)`)
+	queryModules    = regexp.MustCompile(`(?is)\sfrom\s+devices\.modules(\s|$)`)
+	queryOtherTable = regexp.MustCompile(`(?is)\sfrom\s+devices\.(jobs|[a-z]+)`)
+)
 
 // checkInvoke turns raw flags into options, checking every input; any
 // problem is a *FlagError naming the input, and nothing has been sent.
 func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error {
+	if opts.Method == "" {
+		return FlagErrorf("invoke needs exactly one METHOD argument (got 0), e.g. dmctl invoke reboot --device ID")
+	}
 	if err := iothub.ValidateMethodName(opts.Method); err != nil {
 		return FlagErrorf("METHOD: %v", err)
 	}
-	if len(fl.devices) == 0 {
-		return FlagErrorf("--device is required: name at least one device (--device ID, repeatable)")
+	if len(fl.devices) == 0 && opts.DevicesFile == "" && opts.QuerySQL == "" {
+		return FlagErrorf("name the targets: --device ID (repeatable), --devices-file FILE (- for stdin) or --query SQL")
 	}
+	opts.Module = fl.module
 	if fl.module != "" {
 		if err := iothub.ValidateModuleID(fl.module); err != nil {
 			return FlagErrorf("--module: %v", err)
 		}
 	}
-	seen := map[string]bool{}
-	opts.Targets = opts.Targets[:0]
+	seen := fleet.NewTargetSet()
+	opts.Targets, opts.Duplicates = opts.Targets[:0], 0
 	for _, d := range fl.devices {
 		if err := iothub.ValidateDeviceID(d); err != nil {
 			return FlagErrorf("--device: %v", err)
 		}
-		if seen[d] {
-			return FlagErrorf("--device: %q is given more than once (it would be invoked twice)", d)
+		t := fleet.Target{DeviceID: d, ModuleID: fl.module}
+		if !seen.Add(t) {
+			opts.Duplicates++
+			continue
 		}
-		seen[d] = true
-		opts.Targets = append(opts.Targets, fleet.Target{DeviceID: d, ModuleID: fl.module})
+		opts.Targets = append(opts.Targets, t)
+	}
+	if opts.QuerySQL != "" {
+		q := opts.QuerySQL
+		switch {
+		case strings.TrimSpace(q) == "":
+			return FlagErrorf("--query: the query is empty")
+		case !queryShape.MatchString(q):
+			if m := queryOtherTable.FindStringSubmatch(q); m != nil && !strings.EqualFold(m[1], "modules") {
+				return FlagErrorf("--query: targets come from FROM devices or FROM devices.modules, not devices.%s", m[1])
+			}
+			return FlagErrorf("--query: %q is not a device query: write SELECT deviceId FROM devices [WHERE ...] (or FROM devices.modules)", q)
+		case fl.module != "" && queryModules.MatchString(q):
+			return FlagErrorf("--module cannot be combined with a FROM devices.modules query: the query already names the modules")
+		}
+	}
+	if opts.DevicesFile == "-" && fl.payload == "-" {
+		return FlagErrorf("--devices-file - and --payload - both read stdin; put one of them in a file")
+	}
+	if opts.DevicesFile == "-" && opts.IO.IsStdinTTY() {
+		return FlagErrorf("--devices-file - (stdin): stdin is a terminal; pipe the list in, or use --devices-file FILE")
 	}
 	payload, err := readPayload(fl.payload, payloadGiven, opts.IO)
 	if err != nil {
 		return err
 	}
 	opts.Payload = payload
+	if err := opts.checkResumePayload(); err != nil {
+		return err
+	}
 	if opts.Timeout < iothub.MinResponseTimeout || opts.Timeout > iothub.MaxResponseTimeout {
 		return FlagErrorf("--timeout: %s is out of range: IoT Hub accepts %s to %s", seconds(opts.Timeout), seconds(iothub.MinResponseTimeout), seconds(iothub.MaxResponseTimeout))
 	}
@@ -187,95 +354,226 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 	if _, err := output.ParseFormat(string(opts.Output)); err != nil {
 		return FlagErrorf("-o/--output: %v", err)
 	}
+	if err := checkFleetFlags(opts, fl); err != nil {
+		return err
+	}
 	return nil
 }
 
-// readPayload reads --payload: JSON text, @FILE, or - for stdin, and checks
-// that it is one JSON value of at most iothub.MaxPayloadBytes.
-func readPayload(arg string, given bool, ios *output.IOStreams) (json.RawMessage, error) {
-	if !given {
-		return nil, nil
+// checkFleetFlags checks the flags about pacing, waves, journals and safety.
+func checkFleetFlags(opts *InvokeOptions, fl *invokeFlags) error {
+	if opts.Concurrency < 1 || opts.Concurrency > MaxConcurrency {
+		return FlagErrorf("--concurrency: %d is out of range: use 1 to %d", opts.Concurrency, MaxConcurrency)
 	}
-	src := "--payload"
-	var data []byte
-	switch {
-	case arg == "-":
-		src = "--payload - (stdin)"
-		if ios.IsStdinTTY() {
-			return nil, FlagErrorf("%s: stdin is a terminal; pipe the payload in, or use --payload @FILE", src)
-		}
-		b, err := io.ReadAll(io.LimitReader(ios.In, iothub.MaxPayloadBytes+1))
+	opts.Rate, opts.RateAuto = 0, false
+	if fl.rate != "" {
+		r, auto, err := fleet.ParseRate(fl.rate)
 		if err != nil {
-			return nil, FlagErrorf("%s: cannot read it: %v", src, err)
+			return FlagErrorf("--rate: %v", err)
 		}
-		data = b
-	case strings.HasPrefix(arg, "@"):
-		path := arg[1:]
-		src = "--payload @" + path
-		if path == "" {
-			return nil, FlagErrorf("--payload @: give a file name after @")
+		opts.Rate, opts.RateAuto = r, auto
+	}
+	if opts.Units < 1 {
+		return FlagErrorf("--units: %d is out of range: a hub has at least 1 unit", opts.Units)
+	}
+	if opts.Tier != "" {
+		opts.Tier = strings.ToUpper(strings.TrimSpace(opts.Tier))
+		if _, err := fleet.TierRate(opts.Tier, opts.Units, 0); err != nil {
+			return FlagErrorf("--tier: %v", err)
 		}
-		b, err := readLimited(path, iothub.MaxPayloadBytes+1)
+	}
+	if fl.waves != "" && fl.batchSize != 0 {
+		return FlagErrorf("--waves and --batch-size both split the run into waves; use one of them")
+	}
+	opts.Waves = fleet.WavePlan{}
+	if fl.waves != "" {
+		w, err := fleet.ParseWaves(fl.waves)
 		if err != nil {
-			return nil, FlagErrorf("%s: cannot read it: %v", src, err)
+			return FlagErrorf("--waves: %v", err)
 		}
-		data = b
-	default:
-		data = []byte(arg)
+		opts.Waves = w
 	}
-	if len(data) > iothub.MaxPayloadBytes {
-		return nil, FlagErrorf("%s: the payload is larger than %d KB, the most IoT Hub accepts", src, iothub.MaxPayloadBytes/1024)
+	if fl.batchSize < 0 {
+		return FlagErrorf("--batch-size: %d is out of range: use 1 or more", fl.batchSize)
 	}
-	trimmed := bytes.TrimSpace(data)
-	if len(trimmed) == 0 {
-		return nil, FlagErrorf("%s: the payload is empty; give JSON such as {} or \"text\", or leave --payload out to send null", src)
+	opts.Waves.BatchSize = fl.batchSize
+	if opts.WavePause > MaxWait {
+		return FlagErrorf("--wave-pause: %s is longer than %s", opts.WavePause, MaxWait)
 	}
-	if err := validJSON(trimmed); err != nil {
-		return nil, FlagErrorf("%s: the payload is not valid JSON: %v", src, err)
+	if opts.WavePause > 0 && opts.Waves.IsZero() {
+		return FlagErrorf("--wave-pause needs --waves or --batch-size")
 	}
-	return json.RawMessage(trimmed), nil
+	opts.MaxFailures = fleet.Threshold{}
+	if fl.maxFailures != "" {
+		t, err := fleet.ParseThreshold(fl.maxFailures)
+		if err != nil {
+			return FlagErrorf("--max-failures: %v", err)
+		}
+		if t.Percent > 0 && opts.Waves.IsZero() {
+			return FlagErrorf("--max-failures %s: a percentage is checked when a wave ends; add --waves or --batch-size, or give a number of failures", fl.maxFailures)
+		}
+		opts.MaxFailures = t
+	}
+	if opts.Grace > MaxGrace {
+		return FlagErrorf("--grace: %s is longer than %s", opts.Grace, MaxGrace)
+	}
+	if opts.Journal != "" && opts.Resume != "" && filepath.Clean(opts.Journal) != filepath.Clean(opts.Resume) {
+		return FlagErrorf("--journal and --resume name different files: --resume continues its own journal")
+	}
+	if opts.Journal != "" && opts.Resume == "" && !opts.DryRun {
+		if _, err := os.Stat(opts.Journal); err == nil {
+			return FlagErrorf("--journal %s: the file already exists; continue that run with --resume %s, or choose a new file", opts.Journal, opts.Journal)
+		}
+	}
+	return nil
 }
 
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+// journalRun is what a journal's header records about the command, so that
+// --resume runs the rest the same way. The payload itself is not stored
+// (it may hold secrets), only its SHA-256.
+type journalRun struct {
+	Devices        []string `json:"devices,omitempty"`
+	DevicesFile    string   `json:"devicesFile,omitempty"`
+	Query          string   `json:"query,omitempty"`
+	Module         string   `json:"module,omitempty"`
+	PayloadSHA256  string   `json:"payloadSha256,omitempty"`
+	Timeout        string   `json:"timeout"`
+	ConnectTimeout string   `json:"connectTimeout"`
+	OKStatus       string   `json:"okStatus"`
+	Idempotent     bool     `json:"idempotent,omitempty"`
+	WaitOnline     string   `json:"waitOnline,omitempty"`
+	MaxAttempts    int      `json:"maxAttempts"`
+	RetryFor       string   `json:"retryFor"`
+}
+
+func payloadDigest(p json.RawMessage) string {
+	if p == nil {
+		return ""
+	}
+	sum := sha256.Sum256(p)
+	return hex.EncodeToString(sum[:])
+}
+
+// journalHeader is the header a new journal gets for opts.
+func (opts *InvokeOptions) journalHeader(devices []string) (fleet.JournalHeader, error) {
+	file := opts.DevicesFile
+	if file != "" && file != "-" {
+		if abs, err := filepath.Abs(file); err == nil {
+			file = abs
+		}
+	}
+	run := journalRun{
+		Devices: devices, DevicesFile: file, Query: opts.QuerySQL, Module: opts.Module,
+		PayloadSHA256: payloadDigest(opts.Payload), Timeout: opts.Timeout.String(), ConnectTimeout: opts.ConnectTimeout.String(),
+		OKStatus: opts.OKStatus.String(), Idempotent: opts.Idempotent, WaitOnline: opts.WaitOnline.String(),
+		MaxAttempts: opts.MaxAttempts, RetryFor: opts.RetryFor.String(),
+	}
+	b, err := json.Marshal(run)
+	if err != nil {
+		return fleet.JournalHeader{}, err
+	}
+	return fleet.JournalHeader{Method: opts.Method, StartTime: opts.now(), Run: b}, nil
+}
+
+// applyJournal reads --resume's journal and fills in what the command line
+// leaves out: the method, the targets and the options the header records.
+// Flags given on the command line win, except that the method and the
+// payload must match the journal's.
+func applyJournal(opts *InvokeOptions, fl *invokeFlags, flags *pflag.FlagSet) error {
+	st, err := fleet.ReadJournal(opts.Resume)
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return nil, pe.Err
+			return FlagErrorf("--resume %s: cannot read it: %v", opts.Resume, pe.Err)
 		}
-		return nil, err
+		return FlagErrorf("--resume %v", err)
 	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, limit))
-}
-
-// validJSON checks that b is exactly one JSON value and says where it is not.
-func validJSON(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return fmt.Errorf("%s (at byte %d)", se.Error(), se.Offset)
+	opts.resume = st
+	h := st.Header
+	if opts.Method == "" {
+		opts.Method = h.Method
+	} else if opts.Method != h.Method {
+		return FlagErrorf("--resume %s: the journal's run invoked %q, not %q", opts.Resume, h.Method, opts.Method)
+	}
+	var run journalRun
+	if len(h.Run) > 0 {
+		if err := json.Unmarshal(h.Run, &run); err != nil {
+			return FlagErrorf("--resume %s: line 1: the run's options are unreadable: %v", opts.Resume, err)
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return errors.New("it ends too early")
+	}
+	if !flags.Changed("device") && !flags.Changed("devices-file") && !flags.Changed("query") {
+		if run.DevicesFile == "-" {
+			return FlagErrorf("--resume %s: the run read its targets from stdin; pipe the same list again with --devices-file -", opts.Resume)
 		}
-		return err
+		fl.devices, opts.DevicesFile, opts.QuerySQL = run.Devices, run.DevicesFile, run.Query
+		if !flags.Changed("module") {
+			fl.module = run.Module
+		}
 	}
-	if dec.More() {
-		return fmt.Errorf("more than one JSON value (extra text at byte %d)", dec.InputOffset()+1)
+	if run.PayloadSHA256 != "" && !flags.Changed("payload") {
+		return FlagErrorf("--resume %s: the run sent a payload, which the journal does not store (it may hold secrets); give the same --payload again", opts.Resume)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("extra text after the JSON value (at byte %d)", dec.InputOffset())
+	setDuration := func(name string, p *time.Duration, v string) error {
+		if flags.Changed(name) || v == "" {
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return FlagErrorf("--resume %s: line 1: %s %q is not a duration", opts.Resume, name, v)
+		}
+		*p = d
+		return nil
+	}
+	for _, d := range []struct {
+		name string
+		p    *time.Duration
+		v    string
+	}{
+		{"timeout", &opts.Timeout, run.Timeout}, {"connect-timeout", &opts.ConnectTimeout, run.ConnectTimeout},
+		{"wait-online", &fl.waitOnline, run.WaitOnline}, {"retry-for", &fl.retryFor, run.RetryFor},
+	} {
+		if err := setDuration(d.name, d.p, d.v); err != nil {
+			return err
+		}
+	}
+	if !flags.Changed("ok-status") && run.OKStatus != "" {
+		fl.okStatus = run.OKStatus
+	}
+	if !flags.Changed("idempotent") {
+		opts.Idempotent = run.Idempotent
+	}
+	if !flags.Changed("max-attempts") && run.MaxAttempts > 0 {
+		opts.MaxAttempts = run.MaxAttempts
 	}
 	return nil
+}
+
+// checkResumePayload checks --payload against the journal's digest.
+func (opts *InvokeOptions) checkResumePayload() error {
+	if opts.resume == nil {
+		return nil
+	}
+	var run journalRun
+	_ = json.Unmarshal(opts.resume.Header.Run, &run)
+	if got := payloadDigest(opts.Payload); got != run.PayloadSHA256 {
+		if run.PayloadSHA256 == "" {
+			return FlagErrorf("--resume %s: the run sent no payload, but --payload was given", opts.Resume)
+		}
+		return FlagErrorf("--resume %s: --payload differs from the payload the run sent", opts.Resume)
+	}
+	return nil
+}
+
+func (opts *InvokeOptions) now() time.Time {
+	if opts.Now != nil {
+		return opts.Now()
+	}
+	return time.Now()
 }
 
 // retryPolicy is the retry.Policy the flags ask for.
 func (opts *InvokeOptions) retryPolicy() retry.Policy {
-	p := retry.Policy{
+	return retry.Policy{
 		MaxAttempts: opts.MaxAttempts,
 		MaxElapsed:  opts.RetryFor,
 		Idempotent:  opts.Idempotent,
@@ -283,99 +581,45 @@ func (opts *InvokeOptions) retryPolicy() retry.Policy {
 		Sleep:       opts.Sleep,
 		Now:         opts.Now,
 	}
-	return p
 }
 
-// InvokeRun invokes the method on every target, writes results to stdout in
-// the chosen format and the per-target problems, hints and summary to
-// stderr. It returns a *TargetsError when a target did not succeed and
-// ErrInterrupted when ctx was cancelled.
-func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
-	inv, cred, err := opts.Invoker()
-	if err != nil {
-		return err
-	}
-	printer, err := output.NewResultPrinter(opts.Output, opts.IO)
-	if err != nil {
-		return FlagErrorf("-o/--output: %v", err)
-	}
-	var printErr error
-	runner := fleet.NewRunner(inv)
-	results, runErr := runner.Run(ctx, opts.Targets, fleet.RunOptions{
-		Request: iothub.MethodRequest{
-			MethodName:      opts.Method,
-			Payload:         opts.Payload,
-			ResponseTimeout: opts.Timeout,
-			ConnectTimeout:  opts.ConnectTimeout,
-		},
-		OKStatus: opts.OKStatus,
-		Retry:    opts.retryPolicy(),
-		Now:      opts.Now,
-		OnResult: func(r fleet.Result) {
-			if err := printer.Add(r); err != nil && printErr == nil {
-				printErr = err
-			}
-		},
-	})
-	if err := printer.Flush(); err != nil && printErr == nil {
-		printErr = err
-	}
-	if printErr != nil {
-		return fmt.Errorf("write results: %w", printErr)
-	}
-	summary := fleet.Summarize(results)
-	errOut := opts.IO.ErrOut
-	color := opts.IO.ErrColorEnabled()
-	if err := output.WriteProblems(errOut, results, maxProblemLines, color); err != nil {
-		return err
-	}
-	for _, h := range hints(results, cred, opts) {
-		fmt.Fprintf(errOut, "hint: %s\n", h)
-	}
-	if err := output.WriteSummary(errOut, summary, color); err != nil {
-		return err
-	}
-	if runErr != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("%w: %w", ErrInterrupted, runErr)
-		}
-		return runErr
-	}
-	if !summary.AllSucceeded() {
-		return &TargetsError{Summary: summary}
-	}
-	return nil
+// pace is the pacing a run uses and how to describe it.
+type pace struct {
+	limiter fleet.Limiter
+	rate    float64 // calls/s the estimate uses; 0 when unknown
+	source  string
 }
 
-// hints explains, once each, what to do about the kinds of failure seen.
-func hints(results []fleet.Result, cred *auth.Credential, opts *InvokeOptions) []string {
-	var refused, tokenFailed, offline, timedOut bool
-	for _, r := range results {
-		switch r.Outcome {
-		case fleet.OutcomeUnauthorized:
-			if r.Error != nil && r.Error.HTTPStatus != 0 {
-				refused = true
-			} else {
-				tokenFailed = true
-			}
-		case fleet.OutcomeOffline:
-			offline = true
-		case fleet.OutcomeTimeout:
-			timedOut = true
+// pace builds the limiter from --rate, --tier and --units.
+func (opts *InvokeOptions) pace() (pace, error) {
+	payloadBytes := len(opts.Payload)
+	if opts.Payload == nil {
+		payloadBytes = len("null")
+	}
+	tierRate := 0.0
+	tierText := ""
+	if opts.Tier != "" {
+		r, err := fleet.TierRate(opts.Tier, opts.Units, payloadBytes)
+		if err != nil {
+			return pace{}, FlagErrorf("--tier: %v", err)
+		}
+		tierRate = r
+		tierText = fmt.Sprintf("tier %s, %d unit", opts.Tier, opts.Units)
+		if opts.Units != 1 {
+			tierText += "s"
 		}
 	}
-	var out []string
-	if refused && cred != nil {
-		out = append(out, cred.RefusedHint())
+	switch {
+	case opts.RateAuto && tierRate > 0:
+		return pace{limiter: fleet.NewAdaptiveRate(fleet.AdaptiveOptions{Start: tierRate}), rate: tierRate,
+			source: "--rate auto from the published throttle of " + tierText}, nil
+	case opts.RateAuto:
+		return pace{limiter: fleet.NewAdaptiveRate(fleet.AdaptiveOptions{Start: fleet.AdaptiveDefaultStart, SlowStart: true}),
+			rate: fleet.AdaptiveDefaultStart, source: "--rate auto, starting at one S1 unit's throttle; it rises until the hub throttles"}, nil
+	case opts.Rate > 0:
+		return pace{limiter: fleet.NewFixedRate(opts.Rate), rate: opts.Rate, source: "--rate"}, nil
+	case tierRate > 0:
+		return pace{rate: tierRate, source: "the published throttle of " + tierText}, nil
 	}
-	if tokenFailed && cred != nil {
-		out = append(out, auth.TokenFailureHint(cred.Method))
-	}
-	if offline && opts.WaitOnline == 0 {
-		out = append(out, "an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it.")
-	}
-	if timedOut && !opts.Idempotent {
-		out = append(out, "a method that timed out may still have run on the device, so it was not resent; add --idempotent if running it twice is safe, or raise --timeout.")
-	}
-	return out
+	return pace{}, nil
 }

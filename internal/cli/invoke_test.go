@@ -82,6 +82,10 @@ func TestInvokeArgsToOptions(t *testing.T) {
 			assert.Equal(t, 10*time.Minute, o.RetryFor)
 			assert.Equal(t, output.FormatJSONL, o.Output)
 		}},
+		{"repeated devices are removed", []string{"reboot", "--device", "d", "--device", "e", "--device", "d"}, "", func(t *testing.T, o *InvokeOptions) {
+			assert.Equal(t, []fleet.Target{{DeviceID: "d"}, {DeviceID: "e"}}, o.Targets, "each target is invoked once")
+			assert.Equal(t, 1, o.Duplicates, "counted for the note on stderr")
+		}},
 		{"payload from file", []string{"fw", "--device", "d", "--payload", "@" + payloadFile}, "", func(t *testing.T, o *InvokeOptions) {
 			assert.Equal(t, `{"fw": "1.2"}`, string(o.Payload))
 		}},
@@ -120,9 +124,8 @@ func TestInvokeArgErrors(t *testing.T) {
 		{"no method", []string{"--device", "d"}, false, "invoke needs exactly one METHOD argument (got 0), e.g. dmctl invoke reboot --device ID"},
 		{"two methods", []string{"a", "b", "--device", "d"}, false, "invoke needs exactly one METHOD argument (got 2), e.g. dmctl invoke reboot --device ID"},
 		{"bad method", []string{"re/boot", "--device", "d"}, false, `METHOD: invalid method name "re/boot": character "/" at position 3 is not allowed; method names may not contain $ ( ) < > @ , ; : \ " / [ ] ? = { }`},
-		{"no device", []string{"reboot"}, false, "--device is required: name at least one device (--device ID, repeatable)"},
+		{"no device", []string{"reboot"}, false, "name the targets: --device ID (repeatable), --devices-file FILE (- for stdin) or --query SQL"},
 		{"bad device", []string{"reboot", "--device", "a b"}, false, `--device: invalid device id "a b": character " " at position 2 is not allowed; IoT Hub ids may contain only ASCII letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '`},
-		{"device twice", []string{"reboot", "--device", "d", "--device", "d"}, false, `--device: "d" is given more than once (it would be invoked twice)`},
 		{"bad module", []string{"reboot", "--device", "d", "--module", "m/1"}, false, `--module: invalid module id "m/1": character "/" at position 2 is not allowed; IoT Hub ids may contain only ASCII letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '`},
 		{"invalid payload", []string{"reboot", "--device", "d", "--payload", "{nope}"}, false, "--payload: the payload is not valid JSON: invalid character 'n' looking for beginning of object key string (at byte 2)"},
 		{"two values", []string{"reboot", "--device", "d", "--payload", "1 2"}, false, "--payload: the payload is not valid JSON: more than one JSON value (extra text at byte 3)"},
@@ -227,7 +230,7 @@ func TestInvokeRunFormats(t *testing.T) {
 		"d2: failed: the device answered status 500\n" +
 		"d3: offline: 404 404103 DeviceNotOnline: The device is not online. (tracking id trk-DeviceNotOnline)\n" +
 		"hint: an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it.\n" +
-		"3 targets: 1 succeeded, 1 failed, 1 offline; device statuses 200 x1, 500 x1; 3 attempts in 0µs\n"
+		"3 targets: 1 succeeded, 1 failed, 1 offline; device statuses 200 x1, 500 x1\n3 calls (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n"
 	start := `"startTime":"2026-03-04T05:06:07Z","durationMs":0`
 	tests := []struct {
 		format output.Format
@@ -286,7 +289,7 @@ func TestInvokeRunStderrColourOnTTY(t *testing.T) {
 	te := newTestEnv(t, mixedScripts())
 	te.ios.SetStderrTTY(true)
 	_ = runInvoke(t, te, output.FormatJSON, targets("d1")...)
-	assert.Equal(t, "1 target: 1 \x1b[32msucceeded\x1b[0m; device status 200 x1; 1 attempt in 0µs\n", te.errOut.String())
+	assert.Equal(t, "1 target: 1 \x1b[32msucceeded\x1b[0m; device status 200 x1\n1 call (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n", te.errOut.String())
 }
 
 func TestInvokeRunSuccessSendsTheRequest(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
 )
@@ -66,15 +67,22 @@ func printError(w io.Writer, cmd *cobra.Command, err error) {
 		return
 	}
 	var (
-		targets *TargetsError
-		flagErr *FlagError
-		credErr *auth.CredentialError
+		targets   *TargetsError
+		flagErr   *FlagError
+		credErr   *auth.CredentialError
+		threshold *fleet.ThresholdError
 	)
 	switch {
 	case errors.As(err, &targets):
 		return // the per-target lines and the summary are already on stderr
 	case errors.Is(err, ErrInterrupted):
 		fmt.Fprintln(w, "Interrupted.")
+		return
+	case errors.As(err, &threshold):
+		fmt.Fprintf(w, "Stopped: %s\n", threshold.Error())
+		return
+	case errors.Is(err, ErrCancelled):
+		fmt.Fprintln(w, "Cancelled: nothing was sent.")
 		return
 	}
 	fmt.Fprintf(w, "Error: %s\n", oneLine(err.Error()))

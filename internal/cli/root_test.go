@@ -60,14 +60,14 @@ func TestRunPrintsErrorsOnce(t *testing.T) {
 		stderr string
 	}{
 		{"unknown command", []string{"bogus"}, 2, "Error: unknown command \"bogus\" for \"dmctl\"\nRun 'dmctl --help' for usage.\n"},
-		{"flag error", []string{"invoke", "reboot"}, 2, "Error: --device is required: name at least one device (--device ID, repeatable)\nRun 'dmctl invoke --help' for usage.\n"},
+		{"flag error", []string{"invoke", "reboot"}, 2, "Error: name the targets: --device ID (repeatable), --devices-file FILE (- for stdin) or --query SQL\nRun 'dmctl invoke --help' for usage.\n"},
 		{"unknown flag", []string{"invoke", "reboot", "--device", "d", "--nope"}, 2, "Error: unknown flag: --nope\nRun 'dmctl invoke --help' for usage.\n"},
 		{"version args", []string{"version", "extra"}, 2, "Error: dmctl version takes no arguments, got \"extra\"\nRun 'dmctl version --help' for usage.\n"},
 		{"targets failed", []string{"invoke", "reboot", "--device", "off"}, 4, "" +
 			"off: offline: 404 404103 DeviceNotOnline: gone (tracking id trk-DeviceNotOnline)\n" +
 			"hint: an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it.\n" +
-			"1 target: 1 offline; 1 attempt in 0µs\n"},
-		{"success", []string{"invoke", "reboot", "--device", "d"}, 0, "1 target: 1 succeeded; device status 200 x1; 1 attempt in 0µs\n"},
+			"1 target: 1 offline\n1 call (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n"},
+		{"success", []string{"invoke", "reboot", "--device", "d"}, 0, "1 target: 1 succeeded; device status 200 x1\n1 call (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

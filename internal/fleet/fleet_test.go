@@ -175,7 +175,7 @@ func TestRunnerRecordsEachTarget(t *testing.T) {
 	var streamed []string
 	targets := []Target{{DeviceID: "d1"}, {DeviceID: "d2"}, {DeviceID: "d3"}, {DeviceID: "d4", ModuleID: "m"}}
 	req := iothub.MethodRequest{MethodName: "reboot", Payload: json.RawMessage(`{"a":1}`), ResponseTimeout: 30 * time.Second}
-	results, err := NewRunner(inv).Run(context.Background(), targets, RunOptions{
+	results, err := NewRunner(inv).RunTargets(context.Background(), targets, RunOptions{
 		Request:  req,
 		Retry:    policy(3),
 		Now:      clk.now,
@@ -220,7 +220,7 @@ func TestRunnerRetriesThroughRetryPackage(t *testing.T) {
 		"d1": {hubErr(429, 429001, "ThrottlingException"), ok(200, `{}`)},
 		"d2": {hubErr(504, 504101, "GatewayTimeout"), ok(200, `{}`)},
 	}}
-	results, err := NewRunner(inv).Run(context.Background(), []Target{{DeviceID: "d1"}, {DeviceID: "d2"}},
+	results, err := NewRunner(inv).RunTargets(context.Background(), []Target{{DeviceID: "d1"}, {DeviceID: "d2"}},
 		RunOptions{Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(3)})
 	require.NoError(t, err)
 	assert.Equal(t, OutcomeSucceeded, results[0].Outcome)
@@ -233,7 +233,7 @@ func TestRunnerIdempotentResends504(t *testing.T) {
 	inv := &fakeInvoker{scripts: map[string][]answer{"d": {hubErr(504, 504101, "GatewayTimeout"), ok(200, `{}`)}}}
 	p := policy(3)
 	p.Idempotent = true
-	results, err := NewRunner(inv).Run(context.Background(), []Target{{DeviceID: "d"}}, RunOptions{Request: iothub.MethodRequest{MethodName: "m"}, Retry: p})
+	results, err := NewRunner(inv).RunTargets(context.Background(), []Target{{DeviceID: "d"}}, RunOptions{Request: iothub.MethodRequest{MethodName: "m"}, Retry: p})
 	require.NoError(t, err)
 	assert.Equal(t, OutcomeSucceeded, results[0].Outcome)
 	assert.Equal(t, 2, results[0].Attempts)
@@ -249,7 +249,7 @@ func TestRunnerCancellationSkipsTheRest(t *testing.T) {
 		}
 	}
 	var streamed []Outcome
-	results, err := NewRunner(inv).Run(ctx, []Target{{DeviceID: "a"}, {DeviceID: "b"}, {DeviceID: "c"}},
+	results, err := NewRunner(inv).RunTargets(ctx, []Target{{DeviceID: "a"}, {DeviceID: "b"}, {DeviceID: "c"}},
 		RunOptions{Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), OnResult: func(r Result) { streamed = append(streamed, r.Outcome) }})
 	require.ErrorIs(t, err, context.Canceled)
 	require.Len(t, results, 3)

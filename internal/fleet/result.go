@@ -44,12 +44,18 @@ const (
 	OutcomeUnauthorized Outcome = "unauthorized" // 401/403 or the credential could not produce a token
 	OutcomeNotFound     Outcome = "notFound"     // 404001/404010: no such device or module
 	OutcomeError        Outcome = "error"        // anything else: bad request, server error, connection failure
-	OutcomeSkipped      Outcome = "skipped"      // never attempted (the run was interrupted first)
+	OutcomeSkipped      Outcome = "skipped"      // not sent, or only sent where the device cannot have run it; --resume runs it
+	// OutcomeUnknown: the request reached (or may have reached) the hub and
+	// no answer came back: the connection was lost after it was written, the
+	// run was interrupted with the call in flight, or dmctl was killed with
+	// the call in flight (found by --resume in the journal). The device may
+	// have run the method, so it is not resent without --idempotent.
+	OutcomeUnknown Outcome = "unknown"
 )
 
 // Outcomes lists every outcome in the order summaries show them.
 var Outcomes = []Outcome{OutcomeSucceeded, OutcomeFailed, OutcomeOffline, OutcomeTimeout, OutcomeThrottled,
-	OutcomeUnauthorized, OutcomeNotFound, OutcomeError, OutcomeSkipped}
+	OutcomeUnauthorized, OutcomeNotFound, OutcomeError, OutcomeUnknown, OutcomeSkipped}
 
 // Result is what happened to one target. Its JSON form is public API used by
 // the json and jsonl printers (and later journals and --resume): camelCase,
@@ -65,7 +71,9 @@ type Result struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// Error is why the hub gave no device answer; nil when the device answered.
 	Error *ResultError `json:"error,omitempty"`
-	// Attempts is how many times the call was sent (0 for skipped targets).
+	// Attempts is how many times the call was sent: 0 for targets never
+	// sent; a skipped target may have attempts whose answers prove the
+	// device did not run the method (429, 503).
 	Attempts int `json:"attempts"`
 	// StartTime is when the first attempt started, UTC.
 	StartTime time.Time `json:"startTime"`
@@ -207,6 +215,10 @@ func OutcomeOf(res iothub.MethodResult, err error, ok StatusSet) Outcome {
 	}
 	if isTimeout(err) {
 		return OutcomeTimeout
+	}
+	var te *iothub.TransportError
+	if errors.As(err, &te) && te.RequestWritten {
+		return OutcomeUnknown // the device may have run it; nobody can tell
 	}
 	return OutcomeError
 }

@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dmctl/dmctl/internal/iothub"
@@ -31,14 +35,15 @@ func (c ClientInvoker) Invoke(ctx context.Context, t Target, req iothub.MethodRe
 	return c.Client.InvokeModuleMethod(ctx, t.DeviceID, t.ModuleID, req)
 }
 
-// RunOptions says what to invoke and how. The zero value of each field is
+// RunOptions say what to invoke and how. The zero value of each field is
 // documented on it.
 type RunOptions struct {
 	// Request is the method call sent to every target.
 	Request iothub.MethodRequest
 	// OKStatus decides which device statuses count as success; zero means any 2xx.
 	OKStatus StatusSet
-	// Retry bounds and classifies resends; see internal/retry.
+	// Retry bounds and classifies resends; see internal/retry. Its Sleep
+	// is wrapped so that an interrupted run stops resending.
 	Retry retry.Policy
 	// OnResult, when set, receives every result as soon as it is final, in
 	// completion order, before Run returns; skipped targets included. It is
@@ -46,11 +51,46 @@ type RunOptions struct {
 	OnResult func(Result)
 	// Now is the clock for start times and durations; nil means time.Now.
 	Now func() time.Time
+
+	// Concurrency is the most calls in flight at once; 0 or less means 1.
+	Concurrency int
+	// Limiter paces every attempt; nil means no pacing.
+	Limiter Limiter
+	// Journal, when set, records each target before its first call is sent
+	// and its result once known.
+	Journal *Journal
+	// Carried are results reported before any call without being run (for
+	// --resume: targets found in flight in the journal). They are counted,
+	// journaled and passed to OnResult first.
+	Carried []Result
+
+	// Total is the number of targets the source holds, when known; 0 means
+	// unknown. Waves with percentages need it.
+	Total int
+	// Waves splits the run; between waves Run waits for every answer,
+	// checks MaxFailures and pauses for WavePause. Zero: one wave.
+	Waves WavePlan
+	// WavePause is the pause between waves.
+	WavePause time.Duration
+	// MaxFailures stops the run: a count as soon as it is exceeded, a
+	// percentage when a wave ends. Untouched targets are reported skipped
+	// and Run returns a *ThresholdError. Zero: never.
+	MaxFailures Threshold
+	// OnWave, when set, is called as each wave starts (1-based, of waves;
+	// waves is 0 when not known ahead, for batch sizes on a streamed source).
+	OnWave func(wave, waves, from, to int)
+	// Sleep is used for wave pauses; nil means a real, cancellable sleep.
+	Sleep func(context.Context, time.Duration) error
+
+	// Grace is how long calls in flight may take to finish once ctx is
+	// cancelled; after it they are cancelled too. 0 cancels them at once.
+	Grace time.Duration
+	// Progress, when set, is updated as the run goes.
+	Progress *Progress
 }
 
-// Runner invokes a method on a list of targets. For now it runs them one
-// after another; the options and the OnResult seam are where concurrency,
-// rate limits, journals and waves will plug in.
+// Runner invokes a method on the targets of a source, with a bounded
+// number of calls in flight.
 type Runner struct {
 	Invoker Invoker
 }
@@ -58,59 +98,537 @@ type Runner struct {
 // NewRunner returns a Runner that calls inv.
 func NewRunner(inv Invoker) *Runner { return &Runner{Invoker: inv} }
 
-// Run invokes opts.Request on every target and returns one result per
-// target, in target order. When ctx is cancelled it stops starting new calls,
-// marks the rest skipped and returns the results with ctx's error.
-func (r *Runner) Run(ctx context.Context, targets []Target, opts RunOptions) ([]Result, error) {
+// ThresholdError says that --max-failures stopped the run.
+type ThresholdError struct {
+	Threshold Threshold
+	Failed    int // targets failed when the run stopped
+	Finished  int // targets finished (not skipped) when the run stopped
+	Wave      int // the wave that had run last (1-based)
+	Waves     int // waves planned; 0 when not known ahead
+	Skipped   int // targets reported skipped because of the stop
+}
+
+// Error describes the stop.
+func (e *ThresholdError) Error() string {
+	at := ""
+	if e.Wave > 0 && (e.Waves == 0 || e.Waves > 1) {
+		if e.Waves > 0 {
+			at = fmt.Sprintf(" after wave %d of %d", e.Wave, e.Waves)
+		} else {
+			at = fmt.Sprintf(" after wave %d", e.Wave)
+		}
+	}
+	return fmt.Sprintf("the rollout stopped%s: %d of %d finished targets failed, more than --max-failures %s; %d targets were not started",
+		at, e.Failed, e.Finished, e.Threshold, e.Skipped)
+}
+
+// Progress is a live view of a run for a progress display. It is safe for
+// concurrent use; the zero value is ready.
+type Progress struct {
+	total     atomic.Int64
+	seen      atomic.Int64
+	done      atomic.Int64
+	failed    atomic.Int64
+	attempts  atomic.Int64
+	throttles atomic.Int64
+	wave      atomic.Int64
+	waves     atomic.Int64
+	limiter   atomic.Pointer[Limiter]
+}
+
+// ProgressSnapshot is Progress at one moment.
+type ProgressSnapshot struct {
+	Total     int     // targets in the run; 0 when not known yet
+	Seen      int     // targets read from the source so far
+	Done      int     // targets with a result
+	Failed    int     // results that count as failures (see Failed)
+	Attempts  int     // calls sent
+	Throttles int     // calls the hub answered 429
+	Wave      int     // current wave, 1-based; 0 without waves
+	Waves     int     // waves planned; 0 when unknown
+	Rate      float64 // the limiter's current pace, calls/s; 0 without one
+}
+
+// Snapshot reads the counters.
+func (p *Progress) Snapshot() ProgressSnapshot {
+	s := ProgressSnapshot{
+		Total: int(p.total.Load()), Seen: int(p.seen.Load()), Done: int(p.done.Load()), Failed: int(p.failed.Load()),
+		Attempts: int(p.attempts.Load()), Throttles: int(p.throttles.Load()), Wave: int(p.wave.Load()), Waves: int(p.waves.Load()),
+	}
+	if l := p.limiter.Load(); l != nil {
+		s.Rate = (*l).Rate()
+	}
+	return s
+}
+
+// SetTotal records the number of targets (a source read to its end).
+func (p *Progress) SetTotal(n int) { p.total.Store(int64(n)) }
+
+// errStopped marks a resend or a pacing wait given up because the run is
+// stopping.
+var errStopped = fmt.Errorf("the run is stopping: %w", context.Canceled)
+
+// run holds one Run's shared state.
+type run struct {
+	r        *Runner
+	opts     RunOptions
+	now      func() time.Time
+	progress *Progress
+
+	interrupt   context.Context // the caller's ctx: no resends once it ends
+	dispatch    context.Context // ends on interrupt, threshold or a fatal error
+	stopAll     context.CancelCauseFunc
+	calls       context.Context // calls in flight: ends Grace after interrupt
+	cancelCalls context.CancelFunc
+
+	mu         sync.Mutex
+	completed  int
+	waitFor    int
+	waveDone   chan struct{}
+	failed     int
+	finished   int
+	stopErr    error // why dispatching stopped (first cause)
+	tally      *Tally
+	journalErr error
+}
+
+// RunTargets is Run over a slice, returning every result in completion
+// order (for small runs and tests).
+func (r *Runner) RunTargets(ctx context.Context, targets []Target, opts RunOptions) ([]Result, error) {
+	results := make([]Result, 0, len(targets))
+	on := opts.OnResult
+	opts.OnResult = func(res Result) {
+		results = append(results, res)
+		if on != nil {
+			on(res)
+		}
+	}
+	if opts.Total == 0 {
+		opts.Total = len(targets)
+	}
+	_, err := r.Run(ctx, NewSliceSource(targets), opts)
+	return results, err
+}
+
+// Run invokes opts.Request on every target of src with at most
+// opts.Concurrency calls in flight, and returns the summary of the results
+// it passed to opts.OnResult.
+//
+// When ctx is cancelled (Ctrl-C), Run stops starting calls and resends;
+// calls in flight get opts.Grace to finish, and are then cancelled (their
+// targets are reported unknown when the request may have been written).
+// Targets not started are reported skipped (the rest of a remote source is
+// not read). Run then returns ctx's error. A *ThresholdError or a source's
+// error stop the run the same way, except that calls in flight finish.
+func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 1
+	}
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
-	results := make([]Result, 0, len(targets))
-	emit := func(res Result) {
-		results = append(results, res)
+	if opts.Sleep == nil {
+		opts.Sleep = sleepCtx
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = &Progress{}
+	}
+	if opts.Limiter != nil {
+		l := opts.Limiter
+		progress.limiter.Store(&l)
+	}
+	if opts.Total > 0 {
+		progress.SetTotal(opts.Total)
+	}
+	dispatch, stopAll := context.WithCancelCause(ctx)
+	defer stopAll(nil)
+	calls, cancelCalls := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCalls()
+	ru := &run{r: r, opts: opts, now: now, progress: progress, interrupt: ctx, dispatch: dispatch, stopAll: stopAll,
+		calls: calls, cancelCalls: cancelCalls, tally: NewTally()}
+
+	// Interrupted: give calls in flight the grace period, then cancel them.
+	graceDone := make(chan struct{})
+	defer close(graceDone)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-graceDone:
+			return
+		}
+		t := time.NewTimer(opts.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelCalls()
+		case <-graceDone:
+		}
+	}()
+
+	results := make(chan Result, opts.Concurrency)
+	collected := make(chan struct{})
+	go ru.collect(results, collected)
+	for _, c := range opts.Carried {
+		results <- c
+	}
+
+	work := make(chan Target)
+	var workers sync.WaitGroup
+	for range opts.Concurrency {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for t := range work {
+				results <- ru.one(t)
+			}
+		}()
+	}
+
+	leftover, srcErr := ru.dispatchAll(src, work)
+	close(work)
+	workers.Wait()
+
+	// Report what was never started as skipped.
+	stopCause := ru.cause()
+	skippedByStop := 0
+	if stopCause != nil {
+		skip := func(t Target) {
+			results <- skipped(t, opts.Request.MethodName, now())
+			skippedByStop++
+		}
+		for _, t := range leftover {
+			skip(t)
+		}
+		var te *ThresholdError
+		if !IsRemote(src) || errors.As(stopCause, &te) {
+			for {
+				t, err := src.Next(context.WithoutCancel(ctx))
+				if err != nil {
+					if err != io.EOF && srcErr == nil {
+						srcErr = err
+					}
+					break
+				}
+				progress.seen.Add(1)
+				skip(t)
+			}
+		}
+	}
+	close(results)
+	<-collected
+
+	sum := ru.tally.Summary()
+	sum.Throttles = int(progress.throttles.Load())
+	if ru.journalErr != nil {
+		return sum, ru.journalErr
+	}
+	var te *ThresholdError
+	switch {
+	case ctx.Err() != nil:
+		return sum, ctx.Err()
+	case errors.As(stopCause, &te):
+		te.Skipped = skippedByStop
+		return sum, te
+	case srcErr != nil:
+		return sum, srcErr
+	}
+	return sum, nil
+}
+
+// cause is why dispatching stopped early, or nil.
+func (ru *run) cause() error {
+	if ru.dispatch.Err() == nil {
+		return nil
+	}
+	return context.Cause(ru.dispatch)
+}
+
+// stop ends dispatching with cause (the first cause wins).
+func (ru *run) stop(cause error) { ru.stopAll(cause) }
+
+// dispatchAll feeds targets to the workers wave by wave. It returns the
+// targets it read but could not hand out, and the source's error.
+func (ru *run) dispatchAll(src Source, work chan<- Target) (leftover []Target, srcErr error) {
+	opts := ru.opts
+	var ends []int
+	waves := 0
+	if opts.Waves.BatchSize <= 0 && !opts.Waves.IsZero() {
+		ends = opts.Waves.ends(opts.Total)
+		waves = len(ends)
+	}
+	if opts.Waves.BatchSize > 0 && opts.Total > 0 {
+		waves = (opts.Total + opts.Waves.BatchSize - 1) / opts.Waves.BatchSize
+	}
+	if waves > 0 {
+		ru.progress.waves.Store(int64(waves))
+	}
+	dispatched := 0
+	waveEnd := func(wave int) int { // cumulative end of wave (0-based); -1 none
+		switch {
+		case opts.Waves.BatchSize > 0:
+			return (wave + 1) * opts.Waves.BatchSize
+		case ends != nil:
+			if wave < len(ends) {
+				return ends[wave]
+			}
+			return math.MaxInt
+		}
+		return math.MaxInt
+	}
+	inWaves := !opts.Waves.IsZero()
+	var pending *Target // read ahead to learn whether another wave follows
+	next := func() (Target, bool) {
+		if pending != nil {
+			t := *pending
+			pending = nil
+			return t, true
+		}
+		if ru.dispatch.Err() != nil {
+			return Target{}, false
+		}
+		t, err := src.Next(ru.dispatch)
+		if err != nil {
+			if err != io.EOF && ru.dispatch.Err() == nil {
+				srcErr = err
+				ru.stop(err)
+			}
+			return Target{}, false
+		}
+		ru.progress.seen.Add(1)
+		return t, true
+	}
+	for wave := 0; ; wave++ {
+		end := waveEnd(wave)
+		if inWaves {
+			ru.progress.wave.Store(int64(wave + 1))
+		}
+		started := false
+		for dispatched < end {
+			t, ok := next()
+			if !ok {
+				break
+			}
+			if !started {
+				started = true
+				if inWaves && opts.OnWave != nil {
+					to := end
+					switch {
+					case opts.Total > 0 && to > opts.Total:
+						to = opts.Total
+					case to == math.MaxInt:
+						to = 0
+					}
+					opts.OnWave(wave+1, waves, dispatched+1, to)
+				}
+			}
+			select {
+			case work <- t:
+				dispatched++
+			case <-ru.dispatch.Done():
+				return []Target{t}, srcErr
+			}
+		}
+		if !inWaves || ru.dispatch.Err() != nil {
+			return nil, srcErr
+		}
+		// End of a wave: wait for its answers, then decide.
+		if !ru.waitCompleted(dispatched) {
+			return nil, srcErr
+		}
+		// Is there another wave?
+		t, ok := next()
+		if !ok {
+			return nil, srcErr
+		}
+		pending = &t
+		ru.mu.Lock()
+		failed, finished := ru.failed, ru.finished
+		ru.mu.Unlock()
+		if opts.MaxFailures.Exceeded(failed, finished) {
+			ru.stop(&ThresholdError{Threshold: opts.MaxFailures, Failed: failed, Finished: finished, Wave: wave + 1, Waves: waves})
+			return []Target{t}, srcErr
+		}
+		if opts.WavePause > 0 {
+			if err := opts.Sleep(ru.dispatch, opts.WavePause); err != nil {
+				return []Target{t}, srcErr
+			}
+		}
+	}
+}
+
+// waitCompleted waits until n results have been collected, or dispatching
+// stops (false).
+func (ru *run) waitCompleted(n int) bool {
+	ru.mu.Lock()
+	if ru.completed-len(ru.opts.Carried) >= n {
+		ru.mu.Unlock()
+		return true
+	}
+	ch := make(chan struct{})
+	ru.waitFor, ru.waveDone = n+len(ru.opts.Carried), ch
+	ru.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-ru.dispatch.Done():
+		return false
+	}
+}
+
+// collect is the one goroutine that sees every result: it counts, journals
+// and reports them, and applies the failure count threshold.
+func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
+	defer close(done)
+	opts := ru.opts
+	for res := range results {
+		ru.tally.Add(res)
+		if opts.Journal != nil && (res.Outcome != OutcomeSkipped || res.Attempts > 0) && ru.journalErr == nil {
+			if err := opts.Journal.Result(res); err != nil {
+				ru.journalErr = err
+				ru.stop(err)
+			}
+		}
 		if opts.OnResult != nil {
 			opts.OnResult(res)
 		}
-	}
-	for _, t := range targets {
-		if ctx.Err() != nil {
-			emit(skipped(t, opts.Request.MethodName, now()))
-			continue
+		ru.progress.done.Add(1)
+		ru.mu.Lock()
+		ru.completed++
+		if res.Outcome != OutcomeSkipped {
+			ru.finished++
 		}
-		emit(r.one(ctx, t, opts, now))
+		if Failed(res.Outcome) {
+			ru.failed++
+			ru.progress.failed.Add(1)
+		}
+		if ru.waveDone != nil && ru.completed >= ru.waitFor {
+			close(ru.waveDone)
+			ru.waveDone = nil
+		}
+		failed, finished := ru.failed, ru.finished
+		ru.mu.Unlock()
+		if t := opts.MaxFailures; t.IsSet() && t.Percent == 0 && t.Exceeded(failed, finished) && ru.dispatch.Err() == nil {
+			ru.stop(&ThresholdError{Threshold: t, Failed: failed, Finished: finished, Wave: int(ru.progress.wave.Load()), Waves: int(ru.progress.waves.Load())})
+		}
 	}
-	return results, ctx.Err()
 }
 
-func (r *Runner) one(ctx context.Context, t Target, opts RunOptions, now func() time.Time) Result {
-	res := Result{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Method: opts.Request.MethodName}
-	start := now()
-	var answer iothub.MethodResult
-	attempts, err := retry.Do(ctx, opts.Retry, func(ctx context.Context, attempt int) error {
-		var callErr error
-		answer, callErr = r.Invoker.Invoke(ctx, t, opts.Request)
-		return callErr
-	})
-	if attempts == 0 && ctx.Err() != nil {
-		return skipped(t, opts.Request.MethodName, start) // cancelled before the first attempt
+// one runs a target to its result.
+func (ru *run) one(t Target) Result {
+	opts := ru.opts
+	method := opts.Request.MethodName
+	var (
+		start  time.Time
+		sent   int
+		last   error
+		answer iothub.MethodResult
+		// gaveUp: a resend was not made because the run is stopping.
+		gaveUp bool
+	)
+	policy := opts.Retry
+	baseSleep := policy.Sleep
+	if baseSleep == nil {
+		baseSleep = sleepCtx
 	}
-	res.StartTime = start.UTC()
-	res.DurationMs = millis(now().Sub(start))
-	res.Attempts = attempts
-	res.Outcome = OutcomeOf(answer, err, opts.OKStatus)
-	if err != nil {
-		res.Error = ErrorFrom(err)
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			res.Error = &ResultError{Message: "interrupted before the device answered (it may have run the method)"}
+	policy.Sleep = func(ctx context.Context, d time.Duration) error {
+		if ru.interrupt.Err() != nil {
+			gaveUp = true
+			return errStopped
 		}
+		// Wake up on Ctrl-C, not only when the calls' context ends.
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(ru.interrupt, cancel)()
+		err := baseSleep(sctx, d)
+		if ru.interrupt.Err() != nil {
+			err = errStopped
+		}
+		if err != nil {
+			gaveUp = true
+		}
+		return err
+	}
+	// The outcome comes from the last answer (last), not from Do's error,
+	// which may also carry why Do stopped.
+	_, _ = retry.Do(ru.calls, policy, func(ctx context.Context, attempt int) error {
+		if sent == 0 {
+			if opts.Limiter != nil {
+				if err := opts.Limiter.Wait(ru.dispatch); err != nil {
+					return errStopped
+				}
+			}
+			if ru.dispatch.Err() != nil {
+				return errStopped
+			}
+			start = ru.now()
+			if opts.Journal != nil {
+				if err := opts.Journal.Dispatched(t, start); err != nil {
+					ru.stop(err)
+					return errStopped
+				}
+			}
+		} else {
+			if ru.interrupt.Err() != nil {
+				gaveUp = true
+				return errStopped
+			}
+			if opts.Limiter != nil {
+				if err := opts.Limiter.Wait(ru.interrupt); err != nil {
+					gaveUp = true
+					return errStopped
+				}
+			}
+		}
+		sent++
+		ru.progress.attempts.Add(1)
+		var err error
+		answer, err = ru.r.Invoker.Invoke(ctx, t, opts.Request)
+		throttled := false
+		if re, ok := iothub.AsResponseError(err); ok && re.StatusCode == 429 {
+			throttled = true
+			ru.progress.throttles.Add(1)
+		}
+		if opts.Limiter != nil && (err == nil || !errors.Is(err, context.Canceled)) {
+			opts.Limiter.Observe(throttled)
+		}
+		last = err
+		return err
+	})
+	if sent == 0 {
+		return skipped(t, method, ru.now())
+	}
+	res := Result{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Method: method, Attempts: sent,
+		StartTime: start.UTC(), DurationMs: millis(ru.now().Sub(start))}
+	if last == nil {
+		status := answer.Status
+		res.Status = &status
+		res.Payload = answer.Payload
+		if len(res.Payload) == 0 {
+			res.Payload = json.RawMessage("null")
+		}
+		res.Outcome = OutcomeOf(answer, nil, opts.OKStatus)
 		return res
 	}
-	status := answer.Status
-	res.Status = &status
-	res.Payload = answer.Payload
-	if len(res.Payload) == 0 {
-		res.Payload = json.RawMessage("null")
+	res.Error = ErrorFrom(last)
+	switch {
+	case gaveUp:
+		// The last answer allowed a resend: the device did not run the
+		// method (or it is idempotent), so --resume may run it.
+		res.Outcome = OutcomeSkipped
+		res.Error.Message += " (not resent: the run was interrupted)"
+	case ru.calls.Err() != nil && errors.Is(last, context.Canceled):
+		var te *iothub.TransportError
+		if errors.As(last, &te) && !te.RequestWritten {
+			res.Outcome = OutcomeSkipped
+			res.Error = &ResultError{Message: "interrupted before the request was sent"}
+		} else {
+			res.Outcome = OutcomeUnknown
+			res.Error = &ResultError{Message: "interrupted before the device answered (it may have run the method)"}
+		}
+	default:
+		res.Outcome = OutcomeOf(answer, last, opts.OKStatus)
 	}
 	return res
 }

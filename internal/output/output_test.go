@@ -126,12 +126,16 @@ func TestJSON(t *testing.T) {
 		var back []map[string]any
 		require.NoError(t, json.Unmarshal([]byte(got), &back))
 		require.Len(t, back, 3)
-		assert.Equal(t, "thermostat-2", back[0]["deviceId"], "json keeps target (completion) order")
-		assert.Equal(t, "failed", back[0]["outcome"])
-		assert.Equal(t, float64(500), back[0]["status"])
-		assert.Equal(t, "2026-03-04T05:06:07Z", back[0]["startTime"])
-		assert.Equal(t, map[string]any{"error": "disk full"}, back[0]["payload"])
-		assert.Equal(t, float64(404103), back[2]["error"].(map[string]any)["code"])
+		var ids []any
+		for _, r := range back {
+			ids = append(ids, r["deviceId"])
+		}
+		assert.Equal(t, []any{"a#b?c%d", "thermostat-1", "thermostat-2"}, ids, "json is sorted by device, whatever the completion order")
+		assert.Equal(t, "failed", back[2]["outcome"])
+		assert.Equal(t, float64(500), back[2]["status"])
+		assert.Equal(t, "2026-03-04T05:06:07Z", back[2]["startTime"])
+		assert.Equal(t, map[string]any{"error": "disk full"}, back[2]["payload"])
+		assert.Equal(t, float64(404103), back[0]["error"].(map[string]any)["code"])
 		assert.NotContains(t, got, "\x1b[", "no colour in JSON, even on a terminal")
 		assert.True(t, strings.HasPrefix(got, "[\n  {\n"), "indented")
 	}
@@ -177,12 +181,14 @@ func TestWriteSummary(t *testing.T) {
 	s := fleet.Summarize(sampleResults())
 	var b strings.Builder
 	require.NoError(t, WriteSummary(&b, s, false))
-	assert.Equal(t, "3 targets: 1 succeeded, 1 failed, 1 offline; device statuses 200 x1, 500 x1; 4 attempts in 1.2s\n", b.String())
+	assert.Equal(t, "3 targets: 1 succeeded, 1 failed, 1 offline; device statuses 200 x1, 500 x1\n"+
+		"4 calls (1 retry) in 1.2s, 3.20 calls/s; latency p50 12ms, p95 1.2s, p99 1.2s\n", b.String())
 
 	b.Reset()
 	one := fleet.Summarize([]fleet.Result{{Outcome: fleet.OutcomeSucceeded, Status: intp(200), Attempts: 1, StartTime: t0, DurationMs: 3}})
 	require.NoError(t, WriteSummary(&b, one, true))
-	assert.Equal(t, "1 target: 1 "+ansiGreen+"succeeded"+ansiReset+"; device status 200 x1; 1 attempt in 3ms\n", b.String())
+	assert.Equal(t, "1 target: 1 "+ansiGreen+"succeeded"+ansiReset+"; device status 200 x1\n"+
+		"1 call (0 retries) in 3ms, 333 calls/s; latency p50 3ms, p95 3ms, p99 3ms\n", b.String())
 }
 
 func TestWriteProblems(t *testing.T) {

@@ -1,6 +1,7 @@
 package output
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +20,7 @@ type Format string
 const (
 	FormatTable Format = "table" // aligned columns, sorted, printed once at the end
 	FormatWide  Format = "wide"  // table plus attempts, error code, tracking id, payload
-	FormatJSON  Format = "json"  // one JSON array of results at the end, in target order
+	FormatJSON  Format = "json"  // one JSON array of results at the end, sorted
 	FormatJSONL Format = "jsonl" // one JSON result per line, written as each completes
 	FormatName  Format = "name"  // device or device/module per line, sorted
 )
@@ -83,7 +84,7 @@ type jsonPrinter struct {
 
 func (p *jsonPrinter) Add(r fleet.Result) error { p.results = append(p.results, r); return nil }
 func (p *jsonPrinter) Flush() error {
-	results := p.results
+	results := sorted(p.results)
 	if results == nil {
 		results = []fleet.Result{}
 	}
@@ -92,18 +93,26 @@ func (p *jsonPrinter) Flush() error {
 
 type namePrinter struct {
 	w       io.Writer
-	results []fleet.Result
+	targets []fleet.Target // only the names: no payloads held
 }
 
-func (p *namePrinter) Add(r fleet.Result) error { p.results = append(p.results, r); return nil }
+func (p *namePrinter) Add(r fleet.Result) error {
+	p.targets = append(p.targets, r.Target())
+	return nil
+}
 func (p *namePrinter) Flush() error {
-	var b strings.Builder
-	for _, r := range sorted(p.results) {
-		b.WriteString(r.Target().String())
-		b.WriteByte('\n')
+	sort.SliceStable(p.targets, func(i, j int) bool {
+		if p.targets[i].DeviceID != p.targets[j].DeviceID {
+			return p.targets[i].DeviceID < p.targets[j].DeviceID
+		}
+		return p.targets[i].ModuleID < p.targets[j].ModuleID
+	})
+	bw := bufio.NewWriter(p.w)
+	for _, t := range p.targets {
+		_, _ = bw.WriteString(t.String())
+		_ = bw.WriteByte('\n')
 	}
-	_, err := io.WriteString(p.w, b.String())
-	return err
+	return bw.Flush()
 }
 
 type tablePrinter struct {
@@ -113,7 +122,13 @@ type tablePrinter struct {
 	results []fleet.Result
 }
 
-func (p *tablePrinter) Add(r fleet.Result) error { p.results = append(p.results, r); return nil }
+func (p *tablePrinter) Add(r fleet.Result) error {
+	if !p.wide {
+		r.Payload = nil // the narrow table never shows it: do not hold it
+	}
+	p.results = append(p.results, r)
+	return nil
+}
 
 // payloadWidth is how much of a payload the wide table shows.
 const payloadWidth = 40
@@ -168,10 +183,11 @@ func (p *tablePrinter) Flush() error {
 	return writeTable(p.w, header, rows)
 }
 
-// sorted returns results ordered by device, then module, keeping the input
-// order for equal keys.
+// sorted orders results by device, then module, keeping the input order
+// for equal keys. It sorts in place (printers own their slices) and
+// returns results.
 func sorted(results []fleet.Result) []fleet.Result {
-	out := append([]fleet.Result(nil), results...)
+	out := results
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].DeviceID != out[j].DeviceID {
 			return out[i].DeviceID < out[j].DeviceID
@@ -222,7 +238,7 @@ func outcomeColor(o fleet.Outcome) string {
 	switch o {
 	case fleet.OutcomeSucceeded:
 		return ansiGreen
-	case fleet.OutcomeOffline, fleet.OutcomeTimeout, fleet.OutcomeThrottled:
+	case fleet.OutcomeOffline, fleet.OutcomeTimeout, fleet.OutcomeThrottled, fleet.OutcomeUnknown:
 		return ansiYellow
 	case fleet.OutcomeSkipped:
 		return ansiDim

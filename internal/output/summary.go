@@ -3,15 +3,19 @@ package output
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/dmctl/dmctl/internal/fleet"
 )
 
-// WriteSummary writes the run's summary as one line (for stderr), e.g.
+// WriteSummary writes the run's summary (for stderr) on two lines: what
+// happened to the targets, then the calls and their timing, e.g.
 //
-//	3 targets: 2 succeeded, 1 offline; device statuses 200 x2; 3 attempts in 1.2s
+//	3 targets: 2 succeeded, 1 offline; device statuses 200 x2
+//	3 calls (0 retries) in 1.2s, 2.5 calls/s; latency p50 12ms, p95 40ms, p99 41ms
 func WriteSummary(w io.Writer, s fleet.Summary, color bool) error {
 	var b strings.Builder
 	b.WriteString(plural(s.Targets, "target"))
@@ -42,26 +46,64 @@ func WriteSummary(w io.Writer, s fleet.Summary, color bool) error {
 		}
 		b.WriteString("; " + word + strings.Join(sp, ", "))
 	}
-	fmt.Fprintf(&b, "; %s in %s\n", plural(s.Attempts, "attempt"), FormatDuration(s.Elapsed))
+	b.WriteByte('\n')
+	fmt.Fprintf(&b, "%s (%s", plural(s.Attempts, "call"), retries(s.Retries))
+	if s.Throttles > 0 {
+		fmt.Fprintf(&b, ", %d throttled with 429", s.Throttles)
+	}
+	fmt.Fprintf(&b, ") in %s", FormatDuration(s.Elapsed))
+	if s.Elapsed > 0 && s.Attempts > 0 {
+		fmt.Fprintf(&b, ", %s calls/s", formatRate(s.CallsPerSecond()))
+	}
+	if l := s.Latency; l.N > 0 {
+		fmt.Fprintf(&b, "; latency p50 %s, p95 %s, p99 %s", FormatDuration(l.P50), FormatDuration(l.P95), FormatDuration(l.P99))
+	}
+	b.WriteByte('\n')
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// WriteProblems writes one line per target that did not succeed (for
-// stderr), at most max lines (max <= 0: all), then how many were left out.
+// formatRate shows calls per second with three significant digits at most
+// below 100 ("2.5", "40.0", "812", "20311").
+func formatRate(r float64) string {
+	switch {
+	case r >= 100:
+		return strconv.FormatFloat(math.Round(r), 'f', 0, 64)
+	case r >= 10:
+		return strconv.FormatFloat(r, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(r, 'f', 2, 64)
+}
+
+// Problems keeps the first few targets that did not succeed, and counts the
+// rest, so a run of any size can list its problems on stderr at the end.
 // Skipped targets are counted by the summary, not listed.
-func WriteProblems(w io.Writer, results []fleet.Result, max int, color bool) error {
+type Problems struct {
+	max    int
+	shown  []fleet.Result
+	hidden int
+}
+
+// NewProblems keeps at most max problems (max <= 0: all).
+func NewProblems(max int) *Problems { return &Problems{max: max} }
+
+// Add looks at one result.
+func (p *Problems) Add(r fleet.Result) {
+	if r.Outcome == fleet.OutcomeSucceeded || r.Outcome == fleet.OutcomeSkipped {
+		return
+	}
+	if p.max > 0 && len(p.shown) == p.max {
+		p.hidden++
+		return
+	}
+	r.Payload = nil
+	p.shown = append(p.shown, r)
+}
+
+// Write writes one line per kept problem, then how many were left out.
+func (p *Problems) Write(w io.Writer, color bool) error {
 	var b strings.Builder
-	shown, hidden := 0, 0
-	for _, r := range results {
-		if r.Outcome == fleet.OutcomeSucceeded || r.Outcome == fleet.OutcomeSkipped {
-			continue
-		}
-		if max > 0 && shown == max {
-			hidden++
-			continue
-		}
-		shown++
+	for _, r := range p.shown {
 		b.WriteString(cell(r.Target().String()))
 		b.WriteString(": ")
 		b.WriteString(colorOutcome(r.Outcome, color))
@@ -76,11 +118,22 @@ func WriteProblems(w io.Writer, results []fleet.Result, max int, color bool) err
 		}
 		b.WriteByte('\n')
 	}
-	if hidden > 0 {
-		fmt.Fprintf(&b, "... and %d more; use -o wide or -o json to see every result\n", hidden)
+	if p.hidden > 0 {
+		fmt.Fprintf(&b, "... and %d more; use -o wide or -o json to see every result\n", p.hidden)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// WriteProblems writes one line per target that did not succeed (for
+// stderr), at most max lines (max <= 0: all), then how many were left out.
+// Skipped targets are counted by the summary, not listed.
+func WriteProblems(w io.Writer, results []fleet.Result, max int, color bool) error {
+	p := NewProblems(max)
+	for _, r := range results {
+		p.Add(r)
+	}
+	return p.Write(w, color)
 }
 
 func plural(n int, word string) string {
@@ -88,4 +141,11 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("%d %s", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+func retries(n int) string {
+	if n == 1 {
+		return "1 retry"
+	}
+	return fmt.Sprintf("%d retries", n)
 }

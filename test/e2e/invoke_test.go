@@ -131,7 +131,7 @@ func TestInvokeSucceeds(t *testing.T) {
 	r := h.invoke(t, "reboot", "--device", "thermostat-17")
 	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
 	assert.Regexp(t, `^DEVICE +OUTCOME +STATUS +DURATION\nthermostat-17 +succeeded +200 +\S+\n$`, r.stdout)
-	assert.Regexp(t, `^1 target: 1 succeeded; device status 200 x1; 1 attempt in \S+\n$`, r.stderr)
+	assert.Regexp(t, `^1 target: 1 succeeded; device status 200 x1\n1 call \(0 retries\) in \S+, \S+ calls/s; latency p50 \S+, p95 \S+, p99 \S+\n$`, r.stderr)
 
 	reqs := h.Requests()
 	require.Len(t, reqs, 1)
@@ -318,7 +318,7 @@ func TestInvokeOutputFormats(t *testing.T) {
 		assert.Regexp(t, `^d2 +failed +500 +\S+$`, lines[2])
 		assert.Regexp(t, `^d3 +offline +- +\S+$`, lines[3])
 		assert.NotContains(t, r.stdout, "\x1b[", "no colour when stdout is not a terminal")
-		assert.Regexp(t, `3 targets: 1 succeeded, 1 failed, 1 offline; device statuses 200 x1, 500 x1; 3 attempts in \S+\n$`, r.stderr)
+		assert.Regexp(t, `3 targets: 1 succeeded, 1 failed, 1 offline; device statuses 200 x1, 500 x1\n3 calls \(0 retries\) in \S+, \S+ calls/s; latency p50 \S+, p95 \S+, p99 \S+\n$`, r.stderr)
 	})
 	t.Run("wide", func(t *testing.T) {
 		r := h.invoke(t, append(args, "-o", "wide")...)
