@@ -334,7 +334,7 @@ func TestInvokeOutputFormats(t *testing.T) {
 		assert.Equal(t, 4, r.code)
 		rs := parseJSON(t, r.stdout)
 		require.Len(t, rs, 3)
-		assert.Equal(t, []string{"d2", "d1", "d3"}, []string{rs[0].DeviceID, rs[1].DeviceID, rs[2].DeviceID}, "json keeps the order the targets ran in")
+		assert.Equal(t, []string{"d1", "d2", "d3"}, []string{rs[0].DeviceID, rs[1].DeviceID, rs[2].DeviceID}, "json is sorted by device")
 		for _, res := range rs {
 			assert.Equal(t, "getState", res.Method)
 			assert.Equal(t, time.UTC, res.StartTime.Location())
@@ -347,11 +347,13 @@ func TestInvokeOutputFormats(t *testing.T) {
 		assert.Equal(t, 4, r.code)
 		lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
 		require.Len(t, lines, 3)
-		for i, want := range []string{"failed", "succeeded", "offline"} {
+		got := map[string]string{}
+		for _, l := range lines {
 			var res jsonResult
-			require.NoError(t, json.Unmarshal([]byte(lines[i]), &res))
-			assert.Equal(t, want, res.Outcome)
+			require.NoError(t, json.Unmarshal([]byte(l), &res))
+			got[res.DeviceID] = res.Outcome
 		}
+		assert.Equal(t, map[string]string{"d1": "succeeded", "d2": "failed", "d3": "offline"}, got, "one line per target, in completion order")
 	})
 	t.Run("name", func(t *testing.T) {
 		r := h.invoke(t, append(args, "-o", "name")...)
@@ -588,12 +590,14 @@ func TestInvokeThroughHTTPSProxy(t *testing.T) {
 }
 
 // TestInvokeInterrupted sends SIGINT while a device is slow to answer: the
-// call in flight is recorded as interrupted, the rest as skipped, results so
-// far are written, and dmctl exits 130.
+// call in flight gets --grace to finish, is then cancelled and reported
+// unknown (the device may have run it), the rest as skipped, results so far
+// are written, and dmctl exits 130.
 func TestInvokeInterrupted(t *testing.T) {
 	h := newStubHub(t)
 	h.Script("slow", stubResponse{Status: 200, Body: `{"status":200,"payload":null}`, Delay: time.Minute})
-	cmd := exec.Command(binary(t, "dmctl"), "invoke", "--ca-file", h.CAFile, "reboot", "--device", "fast", "--device", "slow", "--device", "never", "-o", "jsonl")
+	cmd := exec.Command(binary(t, "dmctl"), "invoke", "--ca-file", h.CAFile, "reboot", "--device", "fast", "--device", "slow", "--device", "never", "-o", "jsonl",
+		"--concurrency", "1", "--grace", "1s")
 	cmd.Env = cleanEnv(t, dmctlCmd{env: map[string]string{"IOTHUB_CONNECTION_STRING": h.ConnectionString(stubKey)}})
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -615,7 +619,7 @@ func TestInvokeInterrupted(t *testing.T) {
 		rs = append(rs, res)
 	}
 	assert.Equal(t, "succeeded", rs[0].Outcome)
-	assert.Equal(t, "error", rs[1].Outcome)
+	assert.Equal(t, "unknown", rs[1].Outcome)
 	require.NotNil(t, rs[1].Error)
 	assert.Contains(t, rs[1].Error.Message, "interrupted")
 	assert.Equal(t, "skipped", rs[2].Outcome)
