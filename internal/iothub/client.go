@@ -173,9 +173,14 @@ func (p sasPolicy) Do(req *policy.Request) (*http.Response, error) {
 // back as *TransportError; errors before it (a credential that cannot get a
 // token) come back as they are.
 func (c *Client) send(ctx context.Context, method string, segments []string, header http.Header, body []byte) (*http.Response, []byte, error) {
+	return c.sendURL(ctx, method, c.url(segments), header, body)
+}
+
+// sendURL is send for a URL built by the caller (c.url plus more query
+// parameters).
+func (c *Client) sendURL(ctx context.Context, method string, u *url.URL, header http.Header, body []byte) (*http.Response, []byte, error) {
 	st := &callState{body: body}
 	ctx = withCallState(ctx, st)
-	u := c.url(segments)
 	req, err := runtime.NewRequest(ctx, method, u.String())
 	if err != nil {
 		return nil, nil, fmt.Errorf("iothub: build request: %w", err)
