@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
@@ -29,6 +30,8 @@ type conn struct {
 	cl     *mochi.Client
 	id     Identity
 	remote string
+
+	established atomic.Bool // OnSessionEstablished ran (CONNACK sent)
 
 	mu            sync.Mutex
 	subs          map[subscription]bool
@@ -92,7 +95,7 @@ func (h *hook) ID() string { return "iothub" }
 // Provides lists the events the hook handles.
 func (h *hook) Provides(b byte) bool {
 	switch b {
-	case mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished,
+	case mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablish, mochi.OnSessionEstablished,
 		mochi.OnDisconnect, mochi.OnPacketRead, mochi.OnSubscribed, mochi.OnUnsubscribed, mochi.OnPublish:
 		return true
 	}
@@ -133,10 +136,10 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	return true
 }
 
-// OnSessionEstablished attaches the identity to the registry once CONNACK
-// is sent: from now on it is Connected; it receives methods once it has
-// subscribed to them (a resumed session keeps its subscriptions).
-func (h *hook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
+// OnSessionEstablish attaches the identity to the registry before CONNACK
+// is sent, so a device is Connected as soon as it has its CONNACK. It gets
+// methods once it has subscribed to them.
+func (h *hook) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
 	e := h.ep
 	id, expiry, err := e.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, e.now())
 	if err != nil { // cannot happen: the same packet passed OnConnectAuthenticate
@@ -144,11 +147,6 @@ func (h *hook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 		return
 	}
 	c := &conn{ep: e, cl: cl, id: id, remote: cl.Net.Remote, subs: map[subscription]bool{}}
-	for filter := range cl.State.Subscriptions.GetAll() {
-		if s := classifyFilter(id, filter); s != subNone {
-			c.subs[s] = true
-		}
-	}
 	e.conns.Store(cl, c)
 	e.mu.Lock()
 	e.current[id.ClientID()] = c
@@ -160,9 +158,7 @@ func (h *hook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 		cl.Stop(errNotAttachable)
 		return
 	}
-	if !c.subscribed(subMethods) {
-		e.reg.SetMethodsSubscribed(id.DeviceID, id.ModuleID, false)
-	}
+	e.reg.SetMethodsSubscribed(id.DeviceID, id.ModuleID, false)
 	cancel := e.reg.OnDesired(id.DeviceID, id.ModuleID, c.pushDesired)
 	c.mu.Lock()
 	c.detach, c.cancelDesired = detach, cancel
@@ -176,12 +172,54 @@ func (h *hook) OnSessionEstablished(cl *mochi.Client, pk packets.Packet) {
 	e.stats.connects.Add(1)
 	e.stats.connected.Add(1)
 	e.logf("device %s connected from %s", id.ClientID(), c.remote)
+	// If CONNACK cannot be sent, mochi drops the client without
+	// OnDisconnect: detach it here then.
+	e.watchEstablishment(cl, c)
+}
+
+// watchEstablishment cleans up a connection that never got to
+// OnSessionEstablished (its CONNACK could not be written).
+func (e *Endpoint) watchEstablishment(cl *mochi.Client, c *conn) {
+	time.AfterFunc(e.cfg.HandshakeTimeout, func() {
+		switch {
+		case c.established.Load():
+		case cl.Closed():
+			e.drop(cl, errors.New("CONNACK could not be sent"))
+		default:
+			e.watchEstablishment(cl, c)
+		}
+	})
+}
+
+// OnSessionEstablished runs once CONNACK is sent: a resumed session
+// (clean session 0) keeps its subscriptions, methods included.
+func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	c := h.conn(cl)
+	if c == nil {
+		return
+	}
+	c.established.Store(true)
+	methods := false
+	c.mu.Lock()
+	for filter := range cl.State.Subscriptions.GetAll() {
+		if s := classifyFilter(c.id, filter); s != subNone {
+			c.subs[s] = true
+			methods = methods || s == subMethods
+		}
+	}
+	c.mu.Unlock()
+	if methods && h.ep.isCurrent(c) {
+		h.ep.reg.SetMethodsSubscribed(c.id.DeviceID, c.id.ModuleID, true)
+	}
 }
 
 // OnDisconnect detaches the identity (unless a newer connection of the
 // same identity has taken over).
 func (h *hook) OnDisconnect(cl *mochi.Client, err error, _ bool) {
-	e := h.ep
+	h.ep.drop(cl, err)
+}
+
+func (e *Endpoint) drop(cl *mochi.Client, err error) {
 	v, ok := e.conns.LoadAndDelete(cl)
 	if !ok {
 		return
@@ -225,7 +263,9 @@ func (h *hook) OnPacketRead(cl *mochi.Client, pk packets.Packet) (packets.Packet
 	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
 		h.ep.stats.closed.Add(1)
 		h.ep.logf("client %q published with QoS 2 to %q: closing the connection", cl.ID, pk.TopicName)
-		return pk, errQoS2
+		cl.Stop(errQoS2)
+		// Only ErrRejectPacket ends mochi's read loop (other hook errors are skipped).
+		return pk, packets.ErrRejectPacket
 	}
 	return pk, nil
 }
