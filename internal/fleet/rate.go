@@ -109,7 +109,9 @@ func (p *pacer) reserve(rate float64) time.Time {
 	defer p.mu.Unlock()
 	now := p.now()
 	t := p.next
-	if earliest := now.Add(-paceSlack); t.Before(earliest) {
+	if t.IsZero() {
+		t = now // the first call: no catching up to do
+	} else if earliest := now.Add(-paceSlack); t.Before(earliest) {
 		t = earliest
 	}
 	p.next = t.Add(time.Duration(float64(time.Second) / rate))
@@ -136,7 +138,11 @@ type FixedRate struct {
 
 // NewFixedRate returns a Limiter sending perSecond calls per second.
 func NewFixedRate(perSecond float64) *FixedRate {
-	return &FixedRate{pacer: pacer{pacerClock: pacerClock{}.withDefaults()}, rate: perSecond}
+	return newFixedRate(perSecond, pacerClock{})
+}
+
+func newFixedRate(perSecond float64, c pacerClock) *FixedRate {
+	return &FixedRate{pacer: pacer{pacerClock: c.withDefaults()}, rate: perSecond}
 }
 
 // Wait implements Limiter.

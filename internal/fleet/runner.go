@@ -187,8 +187,8 @@ type run struct {
 	waveDone   chan struct{}
 	failed     int
 	finished   int
-	stopErr    error // why dispatching stopped (first cause)
 	tally      *Tally
+	unsent     int // results skipped without a call
 	journalErr error
 }
 
@@ -292,11 +292,9 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 
 	// Report what was never started as skipped.
 	stopCause := ru.cause()
-	skippedByStop := 0
 	if stopCause != nil {
 		skip := func(t Target) {
 			results <- skipped(t, opts.Request.MethodName, now())
-			skippedByStop++
 		}
 		for _, t := range leftover {
 			skip(t)
@@ -329,7 +327,7 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 	case ctx.Err() != nil:
 		return sum, ctx.Err()
 	case errors.As(stopCause, &te):
-		te.Skipped = skippedByStop
+		te.Skipped = ru.unsent
 		return sum, te
 	case srcErr != nil:
 		return sum, srcErr
@@ -498,6 +496,8 @@ func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 		ru.completed++
 		if res.Outcome != OutcomeSkipped {
 			ru.finished++
+		} else if res.Attempts == 0 {
+			ru.unsent++
 		}
 		if Failed(res.Outcome) {
 			ru.failed++
@@ -612,8 +612,9 @@ func (ru *run) one(t Target) Result {
 		return res
 	}
 	res.Error = ErrorFrom(last)
+	verdict, _ := retry.Classify(last, policy)
 	switch {
-	case gaveUp:
+	case gaveUp || ru.interrupt.Err() != nil && verdict == retry.Resend:
 		// The last answer allowed a resend: the device did not run the
 		// method (or it is idempotent), so --resume may run it.
 		res.Outcome = OutcomeSkipped
