@@ -1,0 +1,103 @@
+package hubsim
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/connstr"
+)
+
+// TestReadyDeviceConnectionStrings: registered identities get connection
+// strings whose GatewayHostName is the MQTT listener and whose HostName is
+// the hub host.
+func TestReadyDeviceConnectionStrings(t *testing.T) {
+	s := newTestServer(t, Config{Register: []string{"real-1"}})
+	r := s.Ready()
+	cs, err := connstr.ParseDevice(r.DeviceConnectionStrings["real-1"])
+	require.NoError(t, err)
+	assert.Equal(t, r.HostName, cs.HostName)
+	assert.Equal(t, r.MQTTAddr, cs.GatewayHostName)
+	assert.Equal(t, "real-1", cs.DeviceID)
+	assert.NotEmpty(t, cs.SharedAccessKey)
+}
+
+// TestDeviceCommand runs `hubsim device` against a running hub: it
+// connects over MQTT, answers a reboot, and exits 0 when stopped; bad
+// input exits 2.
+func TestDeviceCommand(t *testing.T) {
+	t.Run("usage errors exit 2", func(t *testing.T) {
+		t.Setenv("IOTHUB_DEVICE_CONNECTION_STRING", "")
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"device"}, "no device connection string"},
+			{[]string{"device", "extra"}, `unexpected argument "extra"`},
+			{[]string{"device", "--connection-string", "HostName=h;SharedAccessKeyName=p;SharedAccessKey=AAAA"}, "device connection string"},
+			{[]string{"device", "--no-such-flag"}, "unknown flag"},
+			{[]string{"device", "--connection-string", "HostName=h;DeviceId=d;SharedAccessKey=AAAA", "--reboot-downtime", "-1s"}, "--reboot-downtime"},
+		} {
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), tc.args, &stdout, &stderr)
+			assert.Equal(t, ExitUsage, code, "%v: %s", tc.args, stderr.String())
+			assert.Contains(t, stderr.String(), tc.want, "%v", tc.args)
+		}
+	})
+
+	t.Run("runs against hubsim", func(t *testing.T) {
+		s := startTestServer(t, Config{Register: []string{"agent-1"}, NoThrottle: true})
+		t.Setenv("IOTHUB_DEVICE_CONNECTION_STRING", s.Ready().DeviceConnectionStrings["agent-1"])
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var stdout, stderr syncBuf
+		done := make(chan int, 1)
+		go func() {
+			done <- Run(ctx, []string{"device", "--ca-file", s.Certs().CAFile, "--reboot-downtime", "200ms"}, &stdout, &stderr)
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(stdout.String(), `"event":"connected"`) {
+			require.True(t, time.Now().Before(deadline), "agent did not connect: %s", stderr.String())
+			time.Sleep(20 * time.Millisecond)
+		}
+		status, payload, err := s.Registry().InvokeMethod(ctx, "agent-1", "", "reboot", nil, 0, 5*time.Second)
+		require.NoError(t, err)
+		assert.Equal(t, 200, status)
+		assert.JSONEq(t, `{"message":"Reboot started"}`, string(payload))
+		cancel()
+		select {
+		case code := <-done:
+			assert.Equal(t, ExitOK, code, stderr.String())
+		case <-time.After(10 * time.Second):
+			t.Fatal("hubsim device did not stop")
+		}
+		assert.NotContains(t, stdout.String()+stderr.String(), "SharedAccessKey=", "no secrets in the output")
+		host, _, err := net.SplitHostPort(s.Ready().MQTTAddr)
+		require.NoError(t, err)
+		assert.Contains(t, stdout.String(), `"broker":"tls://`+host)
+	})
+}
+
+type syncBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
