@@ -72,6 +72,7 @@ type testEnv struct {
 	inv         *fakeInvoker
 	cred        *auth.Credential
 	env         map[string]string
+	tmp         string // TempDir for spool files, "" for the system's
 }
 
 func newTestEnv(t *testing.T, scripts map[string][]answer) *testEnv {

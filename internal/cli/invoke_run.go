@@ -61,11 +61,7 @@ func (opts *InvokeOptions) resolveTargets(ctx context.Context, needTotal bool) (
 			dupes++
 			return false
 		}
-		if opts.resume != nil && !opts.resume.Pending(t, opts.Idempotent) {
-			inJournal++
-			return false
-		}
-		return true
+		return opts.resumePending(t, &inJournal)
 	}
 	spool, err := fleet.NewSpool(opts.TempDir)
 	if err != nil {
@@ -73,8 +69,7 @@ func (opts *InvokeOptions) resolveTargets(ctx context.Context, needTotal bool) (
 	}
 	res.spool = spool
 	for _, t := range opts.Targets {
-		if opts.resume != nil && !opts.resume.Pending(t, opts.Idempotent) {
-			inJournal++
+		if !opts.resumePending(t, &inJournal) {
 			continue
 		}
 		if err := spool.Add(t); err != nil {
@@ -140,6 +135,19 @@ func (opts *InvokeOptions) resolveTargets(ctx context.Context, needTotal bool) (
 		res.src, res.known = fleet.Chain(src, stream), false
 	}
 	return res, nil
+}
+
+// resumePending reports whether t runs under --resume, counting in
+// inJournal the targets skipped for having a final result (unknown ones are
+// reported separately, as results).
+func (opts *InvokeOptions) resumePending(t fleet.Target, inJournal *int) bool {
+	if opts.resume == nil || opts.resume.Pending(t, opts.Idempotent) {
+		return true
+	}
+	if opts.resume.Final.Has(t) {
+		*inJournal++
+	}
+	return false
 }
 
 // readDevicesFile reads --devices-file (or stdin) and calls add with each target.

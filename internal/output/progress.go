@@ -134,7 +134,7 @@ func (b *ProgressBar) Line(s fleet.ProgressSnapshot, rate float64) string {
 	parts = append(parts, formatRate(rate)+"/s")
 	if s.Total > 0 && rate > 0 && s.Done < s.Total {
 		eta := time.Duration(float64(s.Total-s.Done) / rate * float64(time.Second))
-		parts = append(parts, "ETA "+FormatDuration(eta.Round(time.Second)))
+		parts = append(parts, "ETA "+eta.Round(time.Second).String())
 	}
 	if s.Failed > 0 {
 		parts = append(parts, fmt.Sprintf("%s failed", thousands(s.Failed)))
@@ -320,7 +320,7 @@ func WriteDryRun(w io.Writer, d DryRun, format Format) error {
 	}
 	switch {
 	case d.Estimate > 0:
-		fmt.Fprintf(&b, "Estimated duration: %s at %s calls/s (%s)\n", FormatDuration(d.Estimate.Round(time.Second)), formatRate(d.Rate), d.RateSource)
+		fmt.Fprintf(&b, "Estimated duration: %s at %s calls/s (%s)\n", FormatDuration(d.Estimate), formatRate(d.Rate), d.RateSource)
 	case d.Note != "":
 		fmt.Fprintf(&b, "Estimated duration: %s\n", d.Note)
 	}

@@ -1,0 +1,417 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/fleet"
+	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/output"
+)
+
+// pager is a fake query pager over fixed pages of device ids.
+type pager struct {
+	pages [][]string
+	i     int
+	err   error
+	sql   string
+}
+
+func (p *pager) More() bool { return p.i < len(p.pages) }
+func (p *pager) NextPage(context.Context) (iothub.QueryPage, error) {
+	if p.err != nil {
+		return iothub.QueryPage{}, p.err
+	}
+	var items []json.RawMessage
+	for _, id := range p.pages[p.i] {
+		items = append(items, json.RawMessage(fmt.Sprintf(`{"deviceId":%q}`, id)))
+	}
+	p.i++
+	return iothub.QueryPage{Items: items}, nil
+}
+
+func withQuery(te *testEnv, p *pager) {
+	te.f.Query = func(sql string, pageSize int) (fleet.Pager, error) {
+		p.sql = sql
+		return p, nil
+	}
+}
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+	return p
+}
+
+func TestInvokeFleetFlagsToOptions(t *testing.T) {
+	te := newTestEnv(t, nil)
+	o, err, _ := parseInvoke(t, te, "reboot", "--query", "SELECT deviceId FROM devices WHERE tags.site = 'a'",
+		"-c", "64", "--rate", "auto", "--tier", "s2", "--units", "3", "--waves", "1,10%,100%", "--wave-pause", "30s",
+		"--max-failures", "2%", "--grace", "5s", "--yes", "--journal", filepath.Join(t.TempDir(), "new.journal"))
+	require.NoError(t, err)
+	assert.Equal(t, 64, o.Concurrency)
+	assert.True(t, o.RateAuto)
+	assert.Equal(t, "S2", o.Tier)
+	assert.Equal(t, 3, o.Units)
+	assert.Equal(t, "1,10%,100%", o.Waves.String())
+	assert.Equal(t, 30*time.Second, o.WavePause)
+	assert.Equal(t, "2%", o.MaxFailures.String())
+	assert.Equal(t, 5*time.Second, o.Grace)
+	assert.True(t, o.Yes)
+
+	te = newTestEnv(t, nil)
+	o, err, _ = parseInvoke(t, te, "reboot", "--device", "d")
+	require.NoError(t, err)
+	assert.Equal(t, DefaultConcurrency, o.Concurrency)
+	assert.Equal(t, DefaultGrace, o.Grace)
+	assert.False(t, o.RateAuto)
+	assert.Zero(t, o.Rate)
+	assert.True(t, o.Waves.IsZero())
+
+	te = newTestEnv(t, nil)
+	o, err, _ = parseInvoke(t, te, "reboot", "--devices-file", "ids.txt", "--rate", "2400/m", "--batch-size", "50", "--max-failures", "3")
+	require.NoError(t, err)
+	assert.InDelta(t, 40, o.Rate, 1e-9)
+	assert.Equal(t, 50, o.Waves.BatchSize)
+	assert.Equal(t, "ids.txt", o.DevicesFile)
+}
+
+func TestInvokeFleetFlagErrors(t *testing.T) {
+	existing := writeFile(t, "old.journal", "{}\n")
+	tests := []struct {
+		name     string
+		args     []string
+		stdinTTY bool
+		want     string
+	}{
+		{"empty query", []string{"m", "--query", " "}, false, "--query: the query is empty"},
+		{"not a device query", []string{"m", "--query", "SELECT * FROM jobs"}, false, `--query: "SELECT * FROM jobs" is not a device query: write SELECT deviceId FROM devices [WHERE ...] (or FROM devices.modules)`},
+		{"jobs", []string{"m", "--query", "SELECT * FROM devices.jobs"}, false, "--query: targets come from FROM devices or FROM devices.modules, not devices.jobs"},
+		{"module and modules query", []string{"m", "--query", "SELECT * FROM devices.modules", "--module", "x"}, false, "--module cannot be combined with a FROM devices.modules query: the query already names the modules"},
+		{"stdin twice", []string{"m", "--devices-file", "-", "--payload", "-"}, false, "--devices-file - and --payload - both read stdin; put one of them in a file"},
+		{"list from terminal", []string{"m", "--devices-file", "-"}, true, "--devices-file - (stdin): stdin is a terminal; pipe the list in, or use --devices-file FILE"},
+		{"concurrency 0", []string{"m", "--device", "d", "-c", "0"}, false, "--concurrency: 0 is out of range: use 1 to 1024"},
+		{"concurrency big", []string{"m", "--device", "d", "--concurrency", "5000"}, false, "--concurrency: 5000 is out of range: use 1 to 1024"},
+		{"bad rate", []string{"m", "--device", "d", "--rate", "fast"}, false, `--rate: "fast" is not a rate (use auto, or calls per second like 40 or 40/s, or 2400/m)`},
+		{"bad tier", []string{"m", "--device", "d", "--tier", "B1"}, false, `--tier: "B1" is not an IoT Hub tier with direct methods (use F1, S1, S2 or S3)`},
+		{"zero units", []string{"m", "--device", "d", "--units", "0"}, false, "--units: 0 is out of range: a hub has at least 1 unit"},
+		{"F1 units", []string{"m", "--device", "d", "--tier", "F1", "--units", "2"}, false, "--tier: tier F1 has exactly 1 unit (got 2)"},
+		{"waves and batches", []string{"m", "--device", "d", "--waves", "1,100%", "--batch-size", "5"}, false, "--waves and --batch-size both split the run into waves; use one of them"},
+		{"bad waves", []string{"m", "--device", "d", "--waves", "1,50%"}, false, "--waves: the last wave must be 100% so that every target is covered (waves are cumulative, e.g. 1,10%,50%,100%)"},
+		{"negative batch", []string{"m", "--device", "d", "--batch-size", "-1"}, false, "--batch-size: -1 is out of range: use 1 or more"},
+		{"pause without waves", []string{"m", "--device", "d", "--wave-pause", "1m"}, false, "--wave-pause needs --waves or --batch-size"},
+		{"percent without waves", []string{"m", "--device", "d", "--max-failures", "5%"}, false, "--max-failures 5%: a percentage is checked when a wave ends; add --waves or --batch-size, or give a number of failures"},
+		{"bad threshold", []string{"m", "--device", "d", "--max-failures", "many"}, false, `--max-failures: "many" is not a number of failures (0 or more) or a percentage like 5%`},
+		{"grace too long", []string{"m", "--device", "d", "--grace", "10m"}, false, "--grace: 10m0s is longer than 5m0s"},
+		{"journal exists", []string{"m", "--device", "d", "--journal", existing}, false, "--journal " + existing + ": the file already exists; continue that run with --resume " + existing + ", or choose a new file"},
+		{"journal and resume differ", []string{"m", "--device", "d", "--journal", "a", "--resume", existing}, false, "--resume " + existing + ": line 1: this is not a dmctl journal (the first line has no \"dmctlJournal\")"},
+		{"resume missing", []string{"--resume", "/nonexistent/j"}, false, "--resume /nonexistent/j: cannot read it: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			te := newTestEnv(t, nil)
+			te.ios.SetStdinTTY(tt.stdinTTY)
+			o, err, code := parseInvoke(t, te, tt.args...)
+			require.Error(t, err)
+			assert.Nil(t, o)
+			assert.Equal(t, tt.want, err.Error())
+			assert.Equal(t, ExitUsage, code)
+		})
+	}
+}
+
+// fleetOpts are InvokeOptions for runs over a fake invoker.
+func fleetOpts(te *testEnv, format output.Format) *InvokeOptions {
+	return &InvokeOptions{
+		IO: te.ios, Invoker: te.f.Invoker, Query: te.f.Query, Now: te.f.Now, Sleep: te.f.Sleep,
+		Output: format, Method: "reboot", Timeout: 30 * time.Second, MaxAttempts: 3, RetryFor: time.Minute,
+		Concurrency: 4, Units: 1, TempDir: te.tmp,
+	}
+}
+
+func TestInvokeDevicesFileAndQueryCombined(t *testing.T) {
+	te := newTestEnv(t, nil)
+	te.tmp = t.TempDir()
+	p := &pager{pages: [][]string{{"q1", "f1"}, {"q2"}}}
+	withQuery(te, p)
+	file := writeFile(t, "ids.txt", "f1\nf2\n# comment\nd1\n")
+	o := fleetOpts(te, output.FormatName)
+	o.Targets = targets("d1")
+	o.DevicesFile = file
+	o.QuerySQL = "SELECT deviceId FROM devices"
+	require.NoError(t, InvokeRun(context.Background(), o))
+	assert.Equal(t, "d1\nf1\nf2\nq1\nq2\n", te.out.String(), "flags, file and query, each target once")
+	assert.Len(t, te.inv.calls, 5)
+	assert.Contains(t, te.errOut.String(), "note: 2 duplicate targets removed\n")
+	assert.Equal(t, "SELECT deviceId FROM devices", p.sql)
+	entries, err := os.ReadDir(te.tmp)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "the spool file is removed")
+}
+
+func TestInvokeDevicesFileBadLineSendsNothing(t *testing.T) {
+	te := newTestEnv(t, nil)
+	file := writeFile(t, "ids.txt", "ok-1\nok-2\nnot ok\n")
+	code := te.run("invoke", "reboot", "--devices-file", file)
+	assert.Equal(t, ExitUsage, code)
+	assert.Empty(t, te.inv.calls, "nothing is sent when a line is bad")
+	assert.Equal(t, "Error: --devices-file "+file+`: line 3: invalid device id "not ok": character " " at position 4 is not allowed; IoT Hub ids may contain only ASCII letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '`+"\n"+
+		"Run 'dmctl invoke --help' for usage.\n", te.errOut.String())
+}
+
+func TestInvokeDevicesFileFromStdin(t *testing.T) {
+	te := newTestEnv(t, nil)
+	te.in.WriteString(`{"deviceId":"a","outcome":"failed"}` + "\n" + `{"deviceId":"b","outcome":"offline"}` + "\n")
+	code := te.run("invoke", "reboot", "--devices-file", "-", "-o", "name")
+	assert.Equal(t, 0, code, te.errOut.String())
+	assert.Equal(t, "a\nb\n", te.out.String())
+	assert.ElementsMatch(t, targets("a", "b"), te.inv.calls)
+}
+
+func TestInvokeQueryRefused(t *testing.T) {
+	te := newTestEnv(t, nil)
+	withQuery(te, &pager{pages: [][]string{{}}, err: &iothub.ResponseError{StatusCode: 400, ErrorCode: 400000, ErrorCodeName: "BadRequest", Message: "syntax error at 'FRM'"}})
+	code := te.run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE x ==")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, te.errOut.String(), "Error: --query: the hub refused the query: 400 400000 BadRequest: syntax error at 'FRM'\n")
+	assert.Empty(t, te.inv.calls)
+
+	te = newTestEnv(t, nil)
+	withQuery(te, &pager{pages: [][]string{{}}, err: &iothub.ResponseError{StatusCode: 401, ErrorCode: 401002, Message: "no"}})
+	assert.Equal(t, ExitAuth, te.run("invoke", "reboot", "--query", "SELECT * FROM devices"))
+	assert.Empty(t, te.inv.calls)
+
+	te = newTestEnv(t, nil)
+	withQuery(te, &pager{pages: [][]string{{}}})
+	assert.Equal(t, 0, te.run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE 1 = 0"))
+	assert.Contains(t, te.errOut.String(), "note: no targets to invoke\n")
+}
+
+func TestInvokeDryRun(t *testing.T) {
+	te := newTestEnv(t, nil)
+	var ids []string
+	for i := 1; i <= 25; i++ {
+		ids = append(ids, fmt.Sprintf("sim-%03d", i))
+	}
+	withQuery(te, &pager{pages: [][]string{ids[:20], ids[20:]}})
+	code := te.run("invoke", "reboot", "--query", "SELECT deviceId FROM devices", "--dry-run", "--rate", "auto", "--tier", "S1", "--units", "2")
+	assert.Equal(t, 0, code, te.errOut.String())
+	assert.Empty(t, te.inv.calls, "a dry run sends no method")
+	want := "Dry run: would invoke \"reboot\" on 25 targets on hub hub.example.test (nothing was sent).\n"
+	for _, id := range ids[:10] {
+		want += "  " + id + "\n"
+	}
+	want += "  ... and 15 more\nEstimated duration: 312ms at 80.0 calls/s (--rate auto from the published throttle of tier S1, 2 units)\n"
+	assert.Equal(t, want, te.out.String())
+
+	te = newTestEnv(t, nil)
+	var many []string
+	for i := 1; i <= 4000; i++ {
+		many = append(many, fmt.Sprintf("d%d", i))
+	}
+	withQuery(te, &pager{pages: [][]string{many}})
+	require.Equal(t, 0, te.run("invoke", "reboot", "--query", "SELECT deviceId FROM devices", "--dry-run", "--rate", "40/s", "-o", "json", "--waves", "1,10%,100%"))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(te.out.Bytes(), &got))
+	assert.Equal(t, true, got["dryRun"])
+	assert.Equal(t, float64(4000), got["targets"])
+	assert.Equal(t, float64(100), got["estimatedSeconds"])
+	assert.Equal(t, "--rate", got["rateSource"])
+	assert.Equal(t, "1,10%,100%", got["waves"])
+	assert.Len(t, got["sample"], 10)
+
+	te = newTestEnv(t, nil)
+	require.Equal(t, 0, te.run("invoke", "reboot", "--device", "a", "--device", "b", "--dry-run"))
+	assert.Contains(t, te.out.String(), "Estimated duration: unknown without --rate or --tier: the run is bounded by --concurrency 32 and the devices' answer times\n")
+}
+
+func TestInvokeConfirmation(t *testing.T) {
+	tests := []struct {
+		name       string
+		tty        bool
+		args       []string
+		answer     string
+		code       int
+		calls      int
+		wantPrompt bool
+	}{
+		{"terminal, yes", true, []string{"--device", "a", "--device", "b"}, "y\n", 0, 2, true},
+		{"terminal, no", true, []string{"--device", "a", "--device", "b"}, "n\n", ExitUsage, 0, true},
+		{"terminal, empty answer", true, []string{"--device", "a", "--device", "b"}, "\n", ExitUsage, 0, true},
+		{"terminal, --yes", true, []string{"--device", "a", "--device", "b", "--yes"}, "", 0, 2, false},
+		{"terminal, one target", true, []string{"--device", "a"}, "", 0, 1, false},
+		{"not a terminal", false, []string{"--device", "a", "--device", "b"}, "", 0, 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			te := newTestEnv(t, nil)
+			te.ios.SetStdinTTY(tt.tty)
+			te.ios.SetStderrTTY(tt.tty)
+			te.in.WriteString(tt.answer)
+			code := te.run(append([]string{"invoke", "reboot", "-o", "name"}, tt.args...)...)
+			assert.Equal(t, tt.code, code, te.errOut.String())
+			assert.Len(t, te.inv.calls, tt.calls)
+			prompt := `Invoke "reboot" on 2 targets on hub hub.example.test? [y/N] `
+			if tt.wantPrompt {
+				assert.True(t, strings.HasPrefix(te.errOut.String(), prompt), te.errOut.String())
+			} else {
+				assert.NotContains(t, te.errOut.String(), "[y/N]")
+			}
+			if tt.code == ExitUsage {
+				assert.Contains(t, te.errOut.String(), "Cancelled: nothing was sent.\n")
+			}
+		})
+	}
+}
+
+func TestInvokeMaxFailuresExit5(t *testing.T) {
+	scripts := map[string][]answer{}
+	for i := 1; i <= 30; i++ {
+		scripts[fmt.Sprintf("d%02d", i)] = []answer{ok(500, `null`)}
+	}
+	te := newTestEnv(t, scripts)
+	args := []string{"invoke", "reboot", "-o", "jsonl", "--waves", "2,100%", "--max-failures", "1", "-c", "1"}
+	for i := 1; i <= 30; i++ {
+		args = append(args, "--device", fmt.Sprintf("d%02d", i))
+	}
+	code := te.run(args...)
+	assert.Equal(t, ExitThreshold, code)
+	assert.Len(t, te.inv.calls, 2, "the first wave of 2 failed: more than 1 failure stops before the next")
+	lines := strings.Split(strings.TrimSpace(te.out.String()), "\n")
+	require.Len(t, lines, 30, "every target is reported, untouched ones as skipped")
+	skipped := 0
+	for _, l := range lines {
+		if strings.Contains(l, `"outcome":"skipped"`) {
+			skipped++
+		}
+	}
+	assert.Equal(t, 28, skipped)
+	assert.Contains(t, te.errOut.String(), "wave 1 of 2: targets 1 to 2\n")
+	assert.Contains(t, te.errOut.String(), "Stopped: the rollout stopped after wave 1 of 2: 2 of 2 finished targets failed, more than --max-failures 1; 28 targets were not started\n")
+}
+
+func TestInvokeJournalThenResume(t *testing.T) {
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "run.journal")
+	te := newTestEnv(t, map[string][]answer{"b": {ok(500, `null`)}})
+	code := te.run("invoke", "reboot", "--device", "a", "--device", "b", "--journal", journal, "--payload", `{"v":1}`, "--timeout", "45", "-o", "name")
+	assert.Equal(t, ExitTargets, code)
+	raw, err := os.ReadFile(journal)
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), `{"v":1}`, "the payload is not stored (it may hold secrets)")
+	assert.Contains(t, string(raw), `"payloadSha256":"`)
+
+	// Simulate a crash: c was dispatched and never answered, d never started.
+	f, err := os.OpenFile(journal, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(`{"event":"dispatched","deviceId":"c","time":"2026-03-04T05:06:07Z"}` + "\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	// The journal header names a and b; resume with the full list on the
+	// command line, as a user re-running the same command would.
+	te = newTestEnv(t, nil)
+	code = te.run("invoke", "--resume", journal, "--device", "a", "--device", "b", "--device", "c", "--device", "d", "--payload", `{"v":1}`, "-o", "jsonl")
+	assert.Equal(t, ExitTargets, code, "b failed in the first run and c is unknown: the rollout did not fully succeed")
+	assert.Equal(t, targets("d"), te.inv.calls, "only d runs: a and b have results, c was in flight")
+	require.Len(t, te.inv.reqs, 1)
+	assert.Equal(t, 45*time.Second, te.inv.reqs[0].ResponseTimeout, "options come from the journal")
+	assert.JSONEq(t, `{"v":1}`, string(te.inv.reqs[0].Payload))
+	lines := strings.Split(strings.TrimSpace(te.out.String()), "\n")
+	require.Len(t, lines, 2)
+	assert.Contains(t, lines[0], `"deviceId":"c"`)
+	assert.Contains(t, lines[0], `"outcome":"unknown"`)
+	assert.Contains(t, te.errOut.String(), "resumed from "+journal+": 2 targets already had a final result and were not run again\n")
+	assert.Contains(t, te.errOut.String(), "hint: for an unknown target nobody can tell whether the device ran the method")
+
+	// With --idempotent the unknown target runs again; the rest are final.
+	te = newTestEnv(t, nil)
+	code = te.run("invoke", "reboot", "--resume", journal, "--device", "a", "--device", "b", "--device", "c", "--device", "d", "--payload", `{"v":1}`, "--idempotent", "-o", "name")
+	assert.Equal(t, ExitTargets, code)
+	assert.Equal(t, targets("c"), te.inv.calls)
+
+	// Everything is final now: nothing runs, the exit code still tells the rollout's outcome.
+	te = newTestEnv(t, nil)
+	code = te.run("invoke", "--resume", journal, "--device", "a", "--device", "b", "--device", "c", "--device", "d", "--payload", `{"v":1}`)
+	assert.Equal(t, ExitTargets, code)
+	assert.Empty(t, te.inv.calls)
+}
+
+func TestInvokeResumeChecks(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	te := newTestEnv(t, nil)
+	require.Equal(t, 0, te.run("invoke", "reboot", "--device", "a", "--journal", journal, "--payload", `{"v":1}`, "-o", "name"))
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"other method", []string{"invoke", "restart", "--resume", journal, "--payload", `{"v":1}`}, `--resume ` + journal + `: the journal's run invoked "reboot", not "restart"`},
+		{"payload missing", []string{"invoke", "--resume", journal}, `--resume ` + journal + `: the run sent a payload, which the journal does not store (it may hold secrets); give the same --payload again`},
+		{"payload differs", []string{"invoke", "--resume", journal, "--payload", `{"v":2}`}, `--resume ` + journal + `: --payload differs from the payload the run sent`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			te := newTestEnv(t, nil)
+			assert.Equal(t, ExitUsage, te.run(tt.args...))
+			assert.Contains(t, te.errOut.String(), "Error: "+tt.want+"\n")
+			assert.Empty(t, te.inv.calls)
+		})
+	}
+	// The targets come from the journal when none are given.
+	te = newTestEnv(t, nil)
+	require.Equal(t, 0, te.run("invoke", "--resume", journal, "--payload", `{"v":1}`, "-o", "name"))
+	assert.Empty(t, te.inv.calls, "a already has its result")
+	assert.Contains(t, te.errOut.String(), "1 target already had a final result and was not run again")
+}
+
+func TestInvokeInterruptHintsResume(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "j")
+	ctx, cancel := context.WithCancel(context.Background())
+	te := newTestEnv(t, nil)
+	inner := te.inv
+	te.f.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
+		return cancelAfterFirst{inner: inner, cancel: cancel}, te.cred, nil
+	}
+	opts := fleetOpts(te, output.FormatJSONL)
+	opts.Concurrency = 1
+	opts.Targets = targets("a", "b", "c")
+	opts.Journal = journal
+	err := InvokeRun(ctx, opts)
+	assert.Equal(t, ExitInterrupted, ExitCode(err))
+	assert.Contains(t, te.errOut.String(), "hint: continue with: dmctl invoke --resume "+journal+"\n")
+	st, err := fleet.ReadJournal(journal)
+	require.NoError(t, err)
+	assert.True(t, st.Final.Has(fleet.Target{DeviceID: "a"}))
+	assert.True(t, st.Pending(fleet.Target{DeviceID: "b"}, false))
+	assert.True(t, st.Pending(fleet.Target{DeviceID: "c"}, false))
+}
+
+func TestInvokeProgressBarOnlyOnTerminal(t *testing.T) {
+	te := newTestEnv(t, nil)
+	te.ios.SetStderrTTY(true)
+	opts := fleetOpts(te, output.FormatJSON)
+	opts.Targets = targets("a", "b", "c")
+	opts.Yes = true
+	require.NoError(t, InvokeRun(context.Background(), opts))
+	assert.Contains(t, te.errOut.String(), "\r\x1b[K", "the bar draws and clears itself on a terminal")
+	assert.Regexp(t, regexp.MustCompile(`\[[#-]{24}\]  \d/3  \d+%`), te.errOut.String())
+
+	te = newTestEnv(t, nil)
+	opts = fleetOpts(te, output.FormatJSON)
+	opts.Targets = targets("a", "b", "c")
+	require.NoError(t, InvokeRun(context.Background(), opts))
+	assert.NotContains(t, te.errOut.String(), "\r", "no bar when stderr is not a terminal")
+}
