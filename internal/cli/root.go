@@ -83,6 +83,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	_ = cmd.RegisterFlagCompletionFunc("hub", cobra.NoFileCompletions)
 
 	cmd.AddCommand(NewCmdInvoke(f, nil))
+	cmd.AddCommand(NewCmdJobs(f))
+	cmd.AddCommand(NewCmdTwin(f))
 	cmd.AddCommand(NewCmdVersion(f, nil))
 	for _, t := range helpTopics {
 		cmd.AddCommand(newHelpTopic(t.name, t.short, t.long))

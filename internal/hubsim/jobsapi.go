@@ -273,8 +273,8 @@ func (s *Server) jobError(err error, id string) *hubError {
 	case errors.Is(err, jobs.ErrExists):
 		return newError(codeJobAlreadyExists, "A job with id "+displayID(id)+" already exists.")
 	case errors.Is(err, jobs.ErrTooManyActive):
-		return newError(codeMaxActiveJobCount, "The hub's limit of active jobs is reached ("+s.tierDesc+": "+
-			strconv.Itoa(s.limits.MaxConcurrentJobs)+"); wait for a job to finish or cancel one.")
+		return newError(codeMaxActiveJobCount, "The hub's limit of active jobs is reached: "+s.tierDesc+" allows "+
+			strconv.Itoa(s.limits.MaxConcurrentJobs)+" (queued, scheduled and running jobs count); wait for a job to finish or cancel one.")
 	case errors.Is(err, jobs.ErrClosed):
 		return newError(codeServiceUnavailable, "The hub is shutting down.")
 	}

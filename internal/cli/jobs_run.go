@@ -1,0 +1,469 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/fleet"
+	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/output"
+	"github.com/dmctl/dmctl/internal/retry"
+)
+
+// deviceJobsPageSize is the page size asked for device-job results (the
+// hub's maximum): few pages, so few queries against the query throttle.
+const deviceJobsPageSize = 1000
+
+func (d HubDeps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
+}
+
+func (d HubDeps) sleep(ctx context.Context, wait time.Duration) error {
+	if d.Sleep != nil {
+		return d.Sleep(ctx, wait)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// readPolicy resends reads (job status, pages) on anything retry allows
+// for idempotent calls.
+func (d HubDeps) readPolicy() retry.Policy {
+	return retry.Policy{Idempotent: true, Sleep: d.Sleep, Now: d.Now}
+}
+
+// hubFailure shapes an error from the hub for a jobs or twin command: a
+// refusal of who is asking exits 3 (with a hint on stderr first), a
+// cancelled context is an interruption, anything else keeps its message.
+func (d HubDeps) hubFailure(ctx context.Context, err error, cred *auth.Credential, what string) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInterrupted, what, err)
+	}
+	if _, isHub := iothub.AsResponseError(err); isHub && fleet.OutcomeOf(iothub.MethodResult{}, err, fleet.StatusSet{}) == fleet.OutcomeUnauthorized {
+		if cred != nil {
+			fmt.Fprintf(d.IO.ErrOut, "hint: %s\n", cred.RefusedHint())
+		}
+		return &exitError{code: ExitAuth, err: fmt.Errorf("%s: %w", what, err)}
+	}
+	var cf interface{ CredentialFailure() bool }
+	if errors.As(err, &cf) && cf.CredentialFailure() {
+		return err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// jobView turns the hub's job into dmctl's public view.
+func jobView(j iothub.Job) output.JobView {
+	v := output.JobView{
+		JobID:               j.JobID,
+		Type:                string(j.Type),
+		Status:              string(j.Status),
+		QueryCondition:      j.QueryCondition,
+		UpdateTwin:          j.UpdateTwin,
+		MaxExecutionSeconds: int64(j.MaxExecutionTime / time.Second),
+		FailureReason:       j.FailureReason,
+		StatusMessage:       j.StatusMessage,
+		Statistics: output.JobStatistics{
+			Devices:   j.Statistics.DeviceCount,
+			Succeeded: j.Statistics.SucceededCount,
+			Failed:    j.Statistics.FailedCount,
+			Running:   j.Statistics.RunningCount,
+			Pending:   j.Statistics.PendingCount,
+		},
+	}
+	if m := j.Method; m != nil {
+		v.Method = m.MethodName
+		v.Payload = m.Payload
+		v.ResponseTimeoutSeconds = int64(m.ResponseTimeout / time.Second)
+		v.ConnectTimeoutSeconds = int64(m.ConnectTimeout / time.Second)
+	}
+	tp := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	v.CreatedTime, v.StartTime, v.EndTime = tp(j.CreatedTime), tp(j.StartTime), tp(j.EndTime)
+	return v
+}
+
+func printJobs(d HubDeps, jobs []iothub.Job, single bool) error {
+	p, err := output.NewJobPrinter(d.Output, d.IO, single)
+	if err != nil {
+		return FlagErrorf("-o/--output: %v", err)
+	}
+	for _, j := range jobs {
+		if err := p.Add(jobView(j)); err != nil {
+			return fmt.Errorf("write jobs: %w", err)
+		}
+	}
+	if err := p.Flush(); err != nil {
+		return fmt.Errorf("write jobs: %w", err)
+	}
+	return nil
+}
+
+// errTooManyJobs stops retry.Do on 429004: a slot frees only when a job
+// ends, which may be an hour away, so backing off for seconds is pointless.
+type errTooManyJobs struct{ err error }
+
+func (e errTooManyJobs) Error() string { return e.err.Error() }
+
+// JobsCreateRun schedules the job, then prints it, or (--wait) follows it
+// and prints its per-device results.
+func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
+	c, cred, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	req := iothub.JobRequest{
+		JobID:          opts.JobID,
+		Type:           iothub.JobTypeDeviceMethod,
+		QueryCondition: opts.QueryCondition,
+		Method: &iothub.MethodRequest{
+			MethodName:      opts.Method,
+			Payload:         opts.Payload,
+			ResponseTimeout: opts.Timeout,
+			ConnectTimeout:  opts.ConnectTimeout,
+		},
+		StartTime:        opts.StartTime,
+		MaxExecutionTime: opts.MaxExecution,
+	}
+	var job iothub.Job
+	// Creating is not idempotent in general, but a refusal the hub gives
+	// before doing anything (429, 503, a request never sent) is safe to
+	// send again; retry.Do's non-idempotent classification says exactly that.
+	policy := retry.Policy{Sleep: opts.Sleep, Now: opts.Now}
+	_, err = retry.Do(ctx, policy, func(ctx context.Context, _ int) error {
+		var e error
+		job, e = c.CreateJob(ctx, req)
+		if re, ok := iothub.AsResponseError(e); ok && re.ErrorCode == iothub.CodeMaxActiveJobCountExceeded {
+			return errTooManyJobs{e}
+		}
+		return e
+	})
+	var tooMany errTooManyJobs
+	if errors.As(err, &tooMany) {
+		fmt.Fprintln(opts.IO.ErrOut, "hint: the hub runs a limited number of jobs at once (S1: 1, S2: 5, S3: 10, scheduled jobs included); "+
+			"see them with `dmctl jobs list --status running` and `--status scheduled`, wait for one to end or cancel it.")
+		return fmt.Errorf("create job %s: %w", opts.JobID, tooMany.err)
+	}
+	if err != nil {
+		return opts.hubFailure(ctx, err, cred, "create job "+opts.JobID)
+	}
+	what := fmt.Sprintf("%d devices selected by --device", len(opts.Devices))
+	if len(opts.Devices) == 0 {
+		what = "devices where " + opts.QueryCondition
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on %s.\n", job.JobID, job.Status, opts.Method, what)
+	if !opts.Wait {
+		if err := printJobs(opts.HubDeps, []iothub.Job{job}, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "Follow it with: dmctl jobs wait %s\n", job.JobID)
+		return nil
+	}
+	return followJob(ctx, &opts.Follow, c, cred)
+}
+
+// JobsShowRun prints one job.
+func JobsShowRun(ctx context.Context, opts *JobsShowOptions) error {
+	c, cred, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	job, err := getJob(ctx, opts.HubDeps, c, opts.JobID)
+	if err != nil {
+		return opts.hubFailure(ctx, err, cred, "show job "+opts.JobID)
+	}
+	return printJobs(opts.HubDeps, []iothub.Job{job}, true)
+}
+
+func getJob(ctx context.Context, d HubDeps, c *iothub.Client, id string) (iothub.Job, error) {
+	var job iothub.Job
+	_, err := retry.Do(ctx, d.readPolicy(), func(ctx context.Context, _ int) error {
+		var e error
+		job, e = c.GetJob(ctx, id)
+		return e
+	})
+	return job, err
+}
+
+// JobsListRun prints the hub's jobs, page by page.
+func JobsListRun(ctx context.Context, opts *JobsListOptions) error {
+	c, cred, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	pager := c.NewJobsPager(&iothub.JobsQueryOptions{Type: opts.Type, Status: opts.Status})
+	var jobs []iothub.Job
+	for pager.More() && (opts.Limit == 0 || len(jobs) < opts.Limit) {
+		var page iothub.JobsPage
+		_, err := retry.Do(ctx, opts.readPolicy(), func(ctx context.Context, _ int) error {
+			var e error
+			page, e = pager.NextPage(ctx)
+			return e
+		})
+		if err != nil {
+			return opts.hubFailure(ctx, err, cred, "list jobs")
+		}
+		jobs = append(jobs, page.Jobs...)
+	}
+	if opts.Limit > 0 && len(jobs) > opts.Limit {
+		jobs = jobs[:opts.Limit]
+	}
+	if len(jobs) == 0 && opts.IO.IsStderrTTY() {
+		fmt.Fprintln(opts.IO.ErrOut, "No jobs.")
+	}
+	return printJobs(opts.HubDeps, jobs, false)
+}
+
+// JobsCancelRun cancels a job and prints it.
+func JobsCancelRun(ctx context.Context, opts *JobsCancelOptions) error {
+	c, cred, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	var job iothub.Job
+	// Cancelling twice is harmless, so it is retried like a read.
+	_, err = retry.Do(ctx, opts.readPolicy(), func(ctx context.Context, _ int) error {
+		var e error
+		job, e = c.CancelJob(ctx, opts.JobID)
+		return e
+	})
+	if err != nil {
+		return opts.hubFailure(ctx, err, cred, "cancel job "+opts.JobID)
+	}
+	if job.Status != iothub.JobStatusCancelled {
+		fmt.Fprintf(opts.IO.ErrOut, "Job %s had already ended (%s); nothing to cancel.\n", job.JobID, job.Status)
+	} else {
+		fmt.Fprintf(opts.IO.ErrOut, "Cancelled job %s.\n", job.JobID)
+	}
+	return printJobs(opts.HubDeps, []iothub.Job{job}, true)
+}
+
+// JobsWaitRun follows the job until it ends (unless NoWait) and prints its
+// per-device results.
+func JobsWaitRun(ctx context.Context, opts *JobsWaitOptions) error {
+	c, cred, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	return followJob(ctx, opts, c, cred)
+}
+
+func followJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cred *auth.Credential) error {
+	var job iothub.Job
+	var err error
+	if opts.NoWait {
+		job, err = getJob(ctx, opts.HubDeps, c, opts.JobID)
+	} else {
+		job, err = waitJob(ctx, opts, c)
+	}
+	if err != nil {
+		if errors.Is(err, ErrInterrupted) {
+			return err
+		}
+		return opts.hubFailure(ctx, err, cred, "job "+opts.JobID)
+	}
+	results, err := deviceJobResults(ctx, opts.HubDeps, c, job, opts.OKStatus)
+	if err != nil {
+		return opts.hubFailure(ctx, err, cred, "results of job "+opts.JobID)
+	}
+	return writeJobResults(opts, job, results)
+}
+
+// waitJob polls the job until it ends, showing progress on stderr.
+func waitJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client) (iothub.Job, error) {
+	progress := output.NewJobProgress(opts.IO.ErrOut, opts.IO.IsStderrTTY())
+	start := opts.now()
+	for {
+		job, err := getJob(ctx, opts.HubDeps, c, opts.JobID)
+		if err != nil {
+			progress.Clear()
+			if ctx.Err() != nil {
+				return iothub.Job{}, interruptedWait(opts, err)
+			}
+			return iothub.Job{}, err
+		}
+		elapsed := opts.now().Sub(start)
+		if job.Status.Terminal() {
+			progress.Done(jobView(job), elapsed)
+			return job, nil
+		}
+		progress.Update(jobView(job), elapsed)
+		if err := opts.sleep(ctx, opts.PollInterval); err != nil {
+			progress.Clear()
+			return iothub.Job{}, interruptedWait(opts, err)
+		}
+	}
+}
+
+func interruptedWait(opts *JobsWaitOptions, err error) error {
+	fmt.Fprintf(opts.IO.ErrOut, "Stopped waiting; the job keeps running on the hub. Resume with: dmctl jobs wait %s (or stop it: dmctl jobs cancel %s)\n",
+		opts.JobID, opts.JobID)
+	return fmt.Errorf("%w: waiting for job %s: %w", ErrInterrupted, opts.JobID, err)
+}
+
+// deviceJobResults reads the job's devices.jobs records and turns each into
+// a result in dmctl invoke's shape.
+func deviceJobResults(ctx context.Context, d HubDeps, c *iothub.Client, job iothub.Job, ok fleet.StatusSet) ([]fleet.Result, error) {
+	pager := c.NewDeviceJobsPager(job.JobID, &iothub.QueryOptions{PageSize: deviceJobsPageSize})
+	method := ""
+	if job.Method != nil {
+		method = job.Method.MethodName
+	}
+	var results []fleet.Result
+	for pager.More() {
+		var page iothub.QueryPage
+		_, err := retry.Do(ctx, d.readPolicy(), func(ctx context.Context, _ int) error {
+			var e error
+			page, e = pager.NextPage(ctx)
+			return e
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range page.Items {
+			dj, err := iothub.ParseDeviceJob(item)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", iothub.ErrUnreadableAnswer, err)
+			}
+			if dj.JobID != "" && dj.JobID != job.JobID {
+				continue // a hub that ignored the filter
+			}
+			results = append(results, DeviceJobResult(dj, method, job, ok))
+		}
+	}
+	return results, nil
+}
+
+// DeviceJobResult turns one device job into a result in dmctl invoke's
+// shape. The outcome comes from fleet.OutcomeOf, as for a direct call:
+//   - completed with the device's answer: succeeded or failed by ok (a twin
+//     job's completed device, which has no answer, succeeded);
+//   - failed: the hub's error code decides (DeviceNotOnline is offline,
+//     GatewayTimeout timeout, DeviceNotFound notFound, anything else error);
+//   - canceled, or not reached yet (pending, scheduled, running): skipped,
+//     with no attempt counted.
+func DeviceJobResult(dj iothub.DeviceJob, method string, job iothub.Job, ok fleet.StatusSet) fleet.Result {
+	r := fleet.Result{DeviceID: dj.DeviceID, ModuleID: dj.ModuleID, Method: method, StartTime: dj.StartTime}
+	if r.StartTime.IsZero() {
+		r.StartTime = dj.CreatedTime
+	}
+	if !dj.StartTime.IsZero() && dj.EndTime.After(dj.StartTime) {
+		r.DurationMs = float64(dj.EndTime.Sub(dj.StartTime)) / float64(time.Millisecond)
+	}
+	answered := func(res iothub.MethodResult) {
+		st := res.Status
+		r.Status, r.Payload = &st, res.Payload
+		r.Outcome = fleet.OutcomeOf(res, nil, ok)
+	}
+	switch dj.Status {
+	case iothub.DeviceJobCompleted:
+		r.Attempts = 1
+		if dj.Response != nil {
+			answered(*dj.Response)
+		} else {
+			r.Outcome = fleet.OutcomeSucceeded
+		}
+	case iothub.DeviceJobFailed:
+		r.Attempts = 1
+		if dj.Response != nil && dj.Error == nil {
+			answered(*dj.Response)
+			break
+		}
+		code := dj.Error.ErrorCode()
+		re := &iothub.ResponseError{ErrorCode: code, ErrorCodeName: dj.Error.ErrorCodeName(), Message: "the job's call failed"}
+		if dj.Error != nil && dj.Error.Description != "" {
+			re.Message = dj.Error.Description
+		}
+		if code >= 100000 {
+			re.StatusCode = code / 1000 // for the outcome only: no HTTP exchange is behind a device job
+		}
+		r.Outcome = fleet.OutcomeOf(iothub.MethodResult{}, re, ok)
+		if code == 0 {
+			r.Outcome = fleet.OutcomeError
+		}
+		r.Error = &fleet.ResultError{Code: code, CodeName: re.ErrorCodeName, Message: re.Message}
+	default:
+		r.Outcome = fleet.OutcomeSkipped
+		msg := "the job has not reached this device yet (" + string(dj.Status) + ")"
+		switch {
+		case dj.Status == iothub.DeviceJobCanceled && job.Status == iothub.JobStatusFailed:
+			msg = "the job ended before reaching this device: " + job.FailureReason
+		case dj.Status == iothub.DeviceJobCanceled:
+			msg = "the job was cancelled before reaching this device"
+		}
+		r.Error = &fleet.ResultError{Message: msg}
+	}
+	return r
+}
+
+// writeJobResults prints the results like dmctl invoke: stdout in the
+// chosen format, problems, hints and a summary on stderr; a *TargetsError
+// when not every device succeeded.
+func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Result) error {
+	printer, err := output.NewResultPrinter(opts.Output, opts.IO)
+	if err != nil {
+		return FlagErrorf("-o/--output: %v", err)
+	}
+	for _, r := range results {
+		if err := printer.Add(r); err != nil {
+			return fmt.Errorf("write results: %w", err)
+		}
+	}
+	if err := printer.Flush(); err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	errOut := opts.IO.ErrOut
+	color := opts.IO.ErrColorEnabled()
+	if err := output.WriteProblems(errOut, results, maxProblemLines, color); err != nil {
+		return err
+	}
+	var offline, unreached bool
+	for _, r := range results {
+		offline = offline || r.Outcome == fleet.OutcomeOffline
+		unreached = unreached || r.Outcome == fleet.OutcomeSkipped
+	}
+	if !job.Status.Terminal() {
+		fmt.Fprintf(errOut, "note: job %s is %s: devices it has not reached yet are reported skipped; dmctl jobs wait %s waits for the end.\n",
+			job.JobID, job.Status, job.JobID)
+	} else if unreached && job.Status == iothub.JobStatusCancelled {
+		fmt.Fprintf(errOut, "note: job %s was cancelled; the devices it had not reached are reported skipped.\n", job.JobID)
+	}
+	if job.FailureReason != "" {
+		fmt.Fprintf(errOut, "note: job %s %s: %s\n", job.JobID, job.Status, job.FailureReason)
+	}
+	switch {
+	case len(results) > 0:
+	case job.Status == iothub.JobStatusCancelled && job.Statistics.DeviceCount == 0:
+		fmt.Fprintf(errOut, "note: job %s was cancelled before it started; it reached no device.\n", job.JobID)
+	case job.Status == iothub.JobStatusCompleted:
+		fmt.Fprintf(errOut, "note: job %s reached no device: its queryCondition (%s) matched none when it started.\n", job.JobID, job.QueryCondition)
+	}
+	if offline && job.Method != nil && job.Method.ConnectTimeout == 0 {
+		fmt.Fprintln(errOut, "hint: offline devices may connect later: a job with --connect-timeout 60 lets the hub wait for each one.")
+	}
+	summary := fleet.Summarize(results)
+	if err := output.WriteSummary(errOut, summary, color); err != nil {
+		return err
+	}
+	if !summary.AllSucceeded() {
+		return &TargetsError{Summary: summary}
+	}
+	return nil
+}

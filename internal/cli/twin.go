@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/output"
+	"github.com/dmctl/dmctl/internal/retry"
+)
+
+// NewCmdTwin returns `dmctl twin` and its subcommands.
+func NewCmdTwin(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "twin <command>",
+		Short: "Read device and module twins",
+	}
+	cmd.AddCommand(NewCmdTwinShow(f, nil))
+	return cmd
+}
+
+// TwinShowOptions are `dmctl twin show`'s inputs.
+type TwinShowOptions struct {
+	HubDeps
+	DeviceID string
+	ModuleID string
+	// Path picks one member, e.g. properties.reported.iothubDM; nil: the
+	// whole twin.
+	Path []string
+}
+
+// NewCmdTwinShow returns `dmctl twin show`.
+func NewCmdTwinShow(f *Factory, runF func(*TwinShowOptions) error) *cobra.Command {
+	opts := &TwinShowOptions{HubDeps: newHubDeps(f)}
+	var path string
+	cmd := &cobra.Command{
+		Use:   "show --device ID [--module ID] [--path PATH]",
+		Short: "Print a device or module twin as JSON",
+		Long: heredoc(`
+			Print a device twin (or, with --module, a module twin) as the hub returns
+			it: JSON, indented with -o json (the default), on one line with -o jsonl.
+			--path picks one member with a dotted path such as
+			properties.reported.iothubDM.reboot.lastReboot (an array element is a
+			number: tags.zones.0); a path the twin does not have is an error (exit 1).
+			Strings picked by --path are printed as JSON strings, quotes included, so
+			the output is always JSON.
+		`),
+		Example: example(`
+			$ dmctl twin show --device thermostat-17
+			$ dmctl twin show --device thermostat-17 --path properties.reported.iothubDM.firmwareUpdate.status
+			$ dmctl twin show --device gw-1 --module telemetry -o jsonl
+		`),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 0 {
+				return FlagErrorf("twin show takes no arguments (got %q); name the device with --device ID", args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// JSON by default: a table default from DMCTL_OUTPUT is ignored,
+			// an explicit -o must be json or jsonl.
+			opts.Output = output.FormatJSON
+			if cmd.Flags().Changed("output") {
+				switch format := output.Format(f.Global.Output); format {
+				case output.FormatJSON, output.FormatJSONL:
+					opts.Output = format
+				default:
+					return FlagErrorf("-o/--output: twin show prints JSON: use -o json or -o jsonl (got %q)", format)
+				}
+			}
+			if err := checkTwinShow(opts, path); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return TwinShowRun(cmd.Context(), opts)
+		},
+	}
+	flags := cmd.Flags()
+	flags.StringVar(&opts.DeviceID, "device", "", "Device `ID` whose twin to show")
+	flags.StringVar(&opts.ModuleID, "module", "", "Show this module's twin instead of the device's")
+	flags.StringVar(&path, "path", "", "Print only this member, e.g. properties.reported.iothubDM")
+	_ = cmd.RegisterFlagCompletionFunc("device", cobra.NoFileCompletions)
+	_ = cmd.RegisterFlagCompletionFunc("module", cobra.NoFileCompletions)
+	_ = cmd.RegisterFlagCompletionFunc("path", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"tags", "properties.desired", "properties.reported", "properties.reported.iothubDM", "connectionState"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	return cmd
+}
+
+func checkTwinShow(opts *TwinShowOptions, path string) error {
+	if opts.DeviceID == "" {
+		return FlagErrorf("--device is required: name the device whose twin to show")
+	}
+	if err := iothub.ValidateDeviceID(opts.DeviceID); err != nil {
+		return FlagErrorf("--device: %v", err)
+	}
+	if opts.ModuleID != "" {
+		if err := iothub.ValidateModuleID(opts.ModuleID); err != nil {
+			return FlagErrorf("--module: %v", err)
+		}
+	}
+	opts.Path = nil
+	if path = strings.TrimSpace(path); path != "" {
+		for _, seg := range strings.Split(path, ".") {
+			if seg == "" {
+				return FlagErrorf("--path %q: it has an empty step (write steps separated by single dots, e.g. properties.reported.x)", path)
+			}
+			opts.Path = append(opts.Path, seg)
+		}
+	}
+	return nil
+}
+
+// TwinShowRun reads the twin and prints it, or the member --path names.
+func TwinShowRun(ctx context.Context, opts *TwinShowOptions) error {
+	c, cred, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	_, err = retry.Do(ctx, opts.readPolicy(), func(ctx context.Context, _ int) error {
+		var e error
+		raw, e = c.GetTwin(ctx, opts.DeviceID, opts.ModuleID)
+		return e
+	})
+	target := opts.DeviceID
+	if opts.ModuleID != "" {
+		target += "/" + opts.ModuleID
+	}
+	if err != nil {
+		return opts.hubFailure(ctx, err, cred, "twin of "+target)
+	}
+	v, err := decodeJSON(raw)
+	if err != nil {
+		return fmt.Errorf("twin of %s: %w: %v", target, iothub.ErrUnreadableAnswer, err)
+	}
+	for i, step := range opts.Path {
+		next, ok := member(v, step)
+		if !ok {
+			return fmt.Errorf("twin of %s has no %s", target, strings.Join(opts.Path[:i+1], "."))
+		}
+		v = next
+	}
+	return output.WriteJSON(opts.IO.Out, v, opts.Output != output.FormatJSONL)
+}
+
+// decodeJSON decodes keeping numbers as written (json.Number).
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
+
+// member steps into an object member or an array element.
+func member(v any, step string) (any, bool) {
+	switch x := v.(type) {
+	case map[string]any:
+		m, ok := x[step]
+		return m, ok
+	case []any:
+		i, err := strconv.Atoi(step)
+		if err != nil || i < 0 || i >= len(x) {
+			return nil, false
+		}
+		return x[i], true
+	}
+	return nil, false
+}
