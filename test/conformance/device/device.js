@@ -1,0 +1,75 @@
+// device.js — a device built on Microsoft's device SDK (azure-iot-device +
+// azure-iot-device-mqtt, unmodified) that stays connected until stdin closes.
+//
+// Env: DEVICE_CONNECTION_STRING (from hubsim's ready line: HostName is the hub,
+//      GatewayHostName the MQTT port), REPORTED (JSON object patched into the
+//      reported properties after connecting), SCRIPT_TIMEOUT_MS (default 180000).
+//      Trust comes from NODE_EXTRA_CA_CERTS (hubsim's CA).
+//
+// Methods it registers with client.onDeviceMethod:
+//   echo   200 {"method":"echo","received":<request payload>,"deviceId":...}
+//   fail   500 {"error":"failing on purpose"}
+//   hang   never answers (the hub must give up with 504101)
+//
+// Prints one JSON object per line on stdout:
+//   {"event":"ready","deviceId":...,"twin":{"desired":{...},"reported":{...}},"reported":<patch>}
+//     once connected, handlers registered, the twin read and REPORTED accepted;
+//   {"event":"method","name":...,"payload":...} for every method request;
+//   {"event":"desired","patch":{...}} for every desired-properties change;
+//   {"event":"error",...} for SDK errors; {"event":"closed"} when stdin ends
+//   and the client is closed (exit 0). On a failure before "ready" it prints
+//   {"ok":false,"error":{...}} and exits 1.
+'use strict';
+
+const { Client } = require('azure-iot-device');
+const { Mqtt } = require('azure-iot-device-mqtt');
+const lib = require('../service/lib');
+
+lib.watchdog(lib.envInt('SCRIPT_TIMEOUT_MS', 180000));
+const cs = lib.env('DEVICE_CONNECTION_STRING');
+const reported = lib.envJSON('REPORTED', { conformance: true });
+const deviceId = (/(?:^|;)DeviceId=([^;]+)/i.exec(cs) || [])[1];
+
+const client = Client.fromConnectionString(cs, Mqtt);
+client.on('error', (err) => lib.emit({ event: 'error', error: lib.describeError(err) }));
+client.on('disconnect', () => lib.emit({ event: 'disconnect' }));
+
+function sent(name) {
+  return (err) => {
+    if (err) lib.emit({ event: 'error', method: name, error: lib.describeError(err) });
+  };
+}
+
+async function main() {
+  await client.open();
+  client.onDeviceMethod('echo', (req, res) => {
+    lib.emit({ event: 'method', name: req.methodName, payload: req.payload === undefined ? null : req.payload });
+    res.send(200, { method: req.methodName, received: req.payload === undefined ? null : req.payload, deviceId }, sent('echo'));
+  });
+  client.onDeviceMethod('fail', (req, res) => {
+    lib.emit({ event: 'method', name: req.methodName, payload: req.payload === undefined ? null : req.payload });
+    res.send(500, { error: 'failing on purpose' }, sent('fail'));
+  });
+  client.onDeviceMethod('hang', (req) => {
+    lib.emit({ event: 'method', name: req.methodName, payload: req.payload === undefined ? null : req.payload });
+    // Never answer.
+  });
+
+  const twin = await client.getTwin();
+  twin.on('properties.desired', (delta) => lib.emit({ event: 'desired', patch: delta }));
+  const before = JSON.parse(JSON.stringify(twin.properties));
+  await new Promise((resolve, reject) => {
+    twin.properties.reported.update(reported, (err) => (err ? reject(err) : resolve()));
+  });
+  lib.emit({ event: 'ready', deviceId, twin: { desired: before.desired, reported: before.reported }, reported });
+}
+
+main().catch((err) => lib.fail(err, { deviceId }));
+
+process.stdin.resume();
+process.stdin.on('end', () => {
+  client.close((err) => {
+    lib.emit(err ? { event: 'closed', error: lib.describeError(err) } : { event: 'closed' });
+    process.exit(0);
+  });
+});
