@@ -84,6 +84,7 @@ func NewCmdJobs(f *Factory) *cobra.Command {
 			$ dmctl jobs cancel dmctl-20260304-050607-1a2b3c4d
 		`),
 	}
+	groupCommand(cmd)
 	cmd.AddCommand(NewCmdJobsCreate(f, nil))
 	cmd.AddCommand(NewCmdJobsShow(f, nil))
 	cmd.AddCommand(NewCmdJobsList(f, nil))
@@ -91,6 +92,19 @@ func NewCmdJobs(f *Factory) *cobra.Command {
 	cmd.AddCommand(NewCmdJobsWait(f, nil))
 	cmd.AddCommand(NewCmdJobsResults(f, nil))
 	return cmd
+}
+
+// groupCommand makes a command that only holds subcommands print its help
+// when run alone and refuse an unknown subcommand as a usage error (exit 2)
+// instead of printing help and exiting 0.
+func groupCommand(cmd *cobra.Command) {
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return FlagErrorf("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
+		}
+		return nil
+	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 // jobIDArg checks the one JOB-ID argument of show, cancel, wait and results.

@@ -451,6 +451,12 @@ func TestJobsShowListCancel(t *testing.T) {
 	assert.Contains(t, te.errOut.String(), "exactly one JOB-ID")
 	te = h.env(t)
 	assert.Equal(t, ExitUsage, h.run(te, "jobs", "list", "--status", "done"))
+	te = h.env(t)
+	assert.Equal(t, ExitUsage, te.run("jobs", "bogus"), "an unknown subcommand is a usage error, not help")
+	assert.Contains(t, te.errOut.String(), `unknown command "bogus" for "dmctl jobs"`)
+	te = h.env(t)
+	assert.Equal(t, ExitOK, te.run("jobs"))
+	assert.Contains(t, te.out.String(), "Available Commands:")
 }
 
 func TestJobsWaitInterrupted(t *testing.T) {

@@ -21,6 +21,7 @@ func NewCmdTwin(f *Factory) *cobra.Command {
 		Use:   "twin <command>",
 		Short: "Read device and module twins",
 	}
+	groupCommand(cmd)
 	cmd.AddCommand(NewCmdTwinShow(f, nil))
 	return cmd
 }
