@@ -342,3 +342,22 @@ func connectionState(t *testing.T, reg *devices.Registry, id Identity) string {
 	s, _ := doc["connectionState"].(string)
 	return s
 }
+
+// topicQuery returns all parameters of a topic's query (first value wins).
+func topicQuery(topic string) map[string]string {
+	_, q, ok := strings.Cut(topic, "?")
+	if !ok {
+		return nil
+	}
+	out := map[string]string{}
+	for _, kv := range strings.Split(q, "&") {
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if _, dup := out[k]; !dup {
+			out[k] = v
+		}
+	}
+	return out
+}

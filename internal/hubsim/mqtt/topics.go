@@ -82,25 +82,19 @@ func classifyTopic(id Identity, topic string) publication {
 	return pubForbidden
 }
 
-// topicQuery returns the parameters after the '?' of an IoT Hub topic
-// ("$rid", "$version", ...) exactly as written (not URL-decoded: request ids
-// are echoed verbatim).
-func topicQuery(topic string) map[string]string {
+// queryParam returns the value of parameter name after the '?' of an IoT
+// Hub topic ("$rid", "$version", ...) exactly as written (not URL-decoded:
+// request ids are echoed verbatim); the first occurrence wins.
+func queryParam(topic, name string) string {
 	_, q, ok := strings.Cut(topic, "?")
-	if !ok {
-		return nil
-	}
-	out := map[string]string{}
-	for _, kv := range strings.Split(q, "&") {
-		if kv == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(kv, "=")
-		if _, dup := out[k]; !dup {
-			out[k] = v
+	for ok {
+		var kv string
+		kv, q, ok = strings.Cut(q, "&")
+		if k, v, _ := strings.Cut(kv, "="); k == name {
+			return v
 		}
 	}
-	return out
+	return ""
 }
 
 // parseMethodResponse reads "$iothub/methods/res/{status}/?$rid={rid}".
@@ -114,7 +108,7 @@ func parseMethodResponse(topic string) (status int, rid string, ok bool) {
 	if err != nil {
 		return 0, "", false
 	}
-	rid = topicQuery(topic)["$rid"]
+	rid = queryParam(topic, "$rid")
 	if rid == "" {
 		return 0, "", false
 	}
@@ -129,6 +123,6 @@ func requestID(topic, prefix string) (string, bool) {
 	if !strings.HasPrefix(rest, "?") {
 		return "", false
 	}
-	rid := topicQuery(topic)["$rid"]
+	rid := queryParam(topic, "$rid")
 	return rid, rid != ""
 }

@@ -99,5 +99,9 @@ func TestRequestID(t *testing.T) {
 	assert.False(t, ok, "something between the prefix and the query")
 	_, ok = requestID("$iothub/twin/GET/?$version=1", twinGetTopic)
 	assert.False(t, ok, "no $rid")
-	assert.Equal(t, map[string]string{"$rid": "1", "a": "", "b": "x=y"}, topicQuery("t/?$rid=1&a&b=x=y&$rid=2"), "first value wins")
+	assert.Equal(t, "1", queryParam("t/?$rid=1&a&b=x=y&$rid=2", "$rid"), "first value wins")
+	assert.Equal(t, "x=y", queryParam("t/?$rid=1&a&b=x=y", "b"))
+	assert.Equal(t, "", queryParam("t/?$rid=1&a", "a"))
+	assert.Equal(t, "", queryParam("t/?$rid=1", "$version"))
+	assert.Equal(t, "", queryParam("t/$rid=1", "$rid"), "no query")
 }
