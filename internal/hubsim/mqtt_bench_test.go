@@ -165,9 +165,9 @@ func connectBenchDevices(b *testing.B, s *Server, ids []string) []paho.Client {
 				return
 			}
 			opts := paho.NewClientOptions().
-				AddBroker("tls://"+r.MQTTAddr).
+				AddBroker("tls://" + r.MQTTAddr).
 				SetClientID(id).
-				SetUsername(r.HostName+"/"+id+"/?api-version=2021-04-12").
+				SetUsername(r.HostName + "/" + id + "/?api-version=2021-04-12").
 				SetPassword(sas.NewToken(r.HostName+"/devices/"+id, "", key, time.Now().Add(2*time.Hour))).
 				SetTLSConfig(tlsc).
 				SetProtocolVersion(4).
