@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,14 +85,14 @@ func (s *safeBuffer) String() string {
 
 // startDevice runs device/device.js with the device connection string and
 // the reported patch; it is stopped (stdin closed, then killed) at cleanup.
-func (h *hub) startDevice(t *testing.T, node, cs string, reported any) *nodeDevice {
+func (h *hub) startDevice(t *testing.T, node, cs string, reported any, env ...string) *nodeDevice {
 	t.Helper()
 	rep, err := json.Marshal(reported)
 	require.NoError(t, err)
 	d := &nodeDevice{t: t, stderr: &safeBuffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(node, filepath.Join("device", "device.js"))
 	d.cmd.Dir = suiteDir(t)
-	d.cmd.Env = append(append(os.Environ(), h.env...), "DEVICE_CONNECTION_STRING="+cs, "REPORTED="+string(rep))
+	d.cmd.Env = append(append(append(os.Environ(), h.env...), "DEVICE_CONNECTION_STRING="+cs, "REPORTED="+string(rep)), env...)
 	d.cmd.Stderr = d.stderr
 	d.stdin, err = d.cmd.StdinPipe()
 	require.NoError(t, err)
@@ -463,4 +464,30 @@ func TestDeviceSDKRefused(t *testing.T) {
 	require.Equal(t, 0, code, "stderr: %s", stderr)
 	require.Len(t, rs, 1)
 	assert.JSONEq(t, `{"method":"echo","received":"still here","deviceId":"good-1"}`, string(rs[0].Payload))
+}
+
+// TestDeviceSDKOverWebSocket: the SDK's MQTT-over-WebSocket transport
+// (MqttWs) reaches hubsim's /$iothub/websocket on the MQTT port.
+func TestDeviceSDKOverWebSocket(t *testing.T) {
+	node := requireNode(t)
+	requireDeviceSDK(t)
+	h := startHub(t, "--register", "ws-dev-1", "--no-throttle")
+	c, err := connstr.ParseDevice(h.DeviceConnectionStrings["ws-dev-1"])
+	require.NoError(t, err)
+	host, port, err := net.SplitHostPort(c.GatewayHostName)
+	require.NoError(t, err)
+	// MqttWs appends ":443" to GatewayHostName, so it must be a bare host;
+	// the agent passed through the SDK's mqtt.webSocketAgent option dials the port.
+	c.GatewayHostName = host
+	dev := h.startDevice(t, node, c.Secret(), map[string]any{"transport": "ws"}, "TRANSPORT=ws", "WS_PORT="+port)
+	ready := dev.wait("ready", 90*time.Second, isEvent("ready"))
+	assert.Equal(t, "ws", ready["transport"])
+
+	rs, code, stderr := h.dmctl(t, "echo", "--device", "ws-dev-1", "--payload", `{"over":"websocket"}`)
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Len(t, rs, 1)
+	assert.JSONEq(t, `{"method":"echo","received":{"over":"websocket"},"deviceId":"ws-dev-1"}`, string(rs[0].Payload))
+	status, doc := h.rest(t, h.ServiceConnectionString, http.MethodGet, "/twins/ws-dev-1", "")
+	require.Equal(t, http.StatusOK, status)
+	assert.Equal(t, "ws", reportedOf(t, doc)["transport"])
 }

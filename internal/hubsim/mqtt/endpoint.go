@@ -151,17 +151,15 @@ func New(cfg Config) (*Endpoint, error) {
 		current: map[string]*conn{},
 		pending: map[string]chan methodAnswer{},
 	}
-	// mochi logs through slog; its default handler writes to stdout, which
-	// is hubsim's ready-line channel. Send warnings to our log when verbose.
-	slogOut := io.Discard
-	if cfg.Verbose {
-		slogOut = cfg.Log.Writer()
-	}
+	// mochi logs through slog; its default handler writes to stdout (hubsim's
+	// ready-line channel), and its warnings can dump whole packets, a
+	// CONNECT's password included. Its log is discarded: the hook logs what
+	// matters, without secrets.
 	caps := mochi.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1 // SUBACK grants at most QoS 1
 	e.srv = mochi.New(&mochi.Options{
 		Capabilities: caps,
-		Logger:       slog.New(slog.NewTextHandler(slogOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err := e.srv.AddHook(&hook{ep: e}, nil); err != nil {
 		return nil, err

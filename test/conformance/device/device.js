@@ -3,7 +3,11 @@
 //
 // Env: DEVICE_CONNECTION_STRING (from hubsim's ready line: HostName is the hub,
 //      GatewayHostName the MQTT port), REPORTED (JSON object patched into the
-//      reported properties after connecting), SCRIPT_TIMEOUT_MS (default 180000).
+//      reported properties after connecting), SCRIPT_TIMEOUT_MS (default 180000),
+//      TRANSPORT ("mqtt", default, or "ws" for MQTT over WebSocket),
+//      WS_PORT (with TRANSPORT=ws: the SDK always dials port 443, so its public
+//      mqtt.webSocketAgent option gets an https.Agent that dials WS_PORT instead;
+//      host name, SNI and certificate checks are unchanged).
 //      Trust comes from NODE_EXTRA_CA_CERTS (hubsim's CA).
 //
 // Methods it registers with client.onDeviceMethod:
@@ -22,7 +26,8 @@
 'use strict';
 
 const { Client } = require('azure-iot-device');
-const { Mqtt } = require('azure-iot-device-mqtt');
+const { Mqtt, MqttWs } = require('azure-iot-device-mqtt');
+const https = require('https');
 const lib = require('../service/lib');
 
 lib.watchdog(lib.envInt('SCRIPT_TIMEOUT_MS', 180000));
@@ -30,7 +35,16 @@ const cs = lib.env('DEVICE_CONNECTION_STRING');
 const reported = lib.envJSON('REPORTED', { conformance: true });
 const deviceId = (/(?:^|;)DeviceId=([^;]+)/i.exec(cs) || [])[1];
 
-const client = Client.fromConnectionString(cs, Mqtt);
+const transport = lib.env('TRANSPORT', 'mqtt');
+if (transport !== 'mqtt' && transport !== 'ws') lib.fail(new Error(`TRANSPORT must be mqtt or ws, got ${transport}`));
+const client = Client.fromConnectionString(cs, transport === 'ws' ? MqttWs : Mqtt);
+if (transport === 'ws') {
+  const port = lib.envInt('WS_PORT');
+  const agent = new https.Agent();
+  const createConnection = agent.createConnection.bind(agent);
+  agent.createConnection = (options, cb) => createConnection(Object.assign({}, options, { port }), cb);
+  client.setOptions({ mqtt: { webSocketAgent: agent } });
+}
 client.on('error', (err) => lib.emit({ event: 'error', error: lib.describeError(err) }));
 client.on('disconnect', () => lib.emit({ event: 'disconnect' }));
 
@@ -61,7 +75,7 @@ async function main() {
   await new Promise((resolve, reject) => {
     twin.properties.reported.update(reported, (err) => (err ? reject(err) : resolve()));
   });
-  lib.emit({ event: 'ready', deviceId, twin: { desired: before.desired, reported: before.reported }, reported });
+  lib.emit({ event: 'ready', deviceId, transport, twin: { desired: before.desired, reported: before.reported }, reported });
 }
 
 main().catch((err) => lib.fail(err, { deviceId }));
