@@ -44,6 +44,7 @@ package mqtt
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -55,6 +56,7 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 
+	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 )
 
@@ -228,9 +230,11 @@ func (e *Endpoint) Connected(deviceID, moduleID string) bool {
 	return ok
 }
 
+// logf logs when verbose. Device-supplied text (client ids, usernames,
+// topics) goes through connstr.Redact in case a client put a secret there.
 func (e *Endpoint) logf(format string, args ...any) {
 	if e.cfg.Verbose {
-		e.log.Printf("mqtt: "+format, args...)
+		e.log.Print(connstr.Redact(fmt.Sprintf("mqtt: "+format, args...)))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -511,4 +512,19 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 	c.expectClosed()
 	assert.WithinDuration(t, exp.Truncate(time.Second), time.Now(), 1500*time.Millisecond)
 	assert.Contains(t, f.logs.String(), "token expired")
+}
+
+// TestLogsRedactSecretsInDeviceText: a client that puts a token in its
+// username does not get it into the log.
+func TestLogsRedactSecretsInDeviceText(t *testing.T) {
+	f := newFixture(t)
+	tok := string(token(dev1, f.key(dev1), time.Hour))
+	c := f.dial()
+	assert.Equal(t, byte(5), c.connect("dev1", tok, []byte(tok)))
+	c.expectClosed()
+	_, sig, _ := strings.Cut(tok, "sig=")
+	sig, _, _ = strings.Cut(sig, "&")
+	require.NotEmpty(t, sig)
+	assert.NotContains(t, f.logs.String(), sig)
+	assert.Contains(t, f.logs.String(), "refused CONNECT")
 }
