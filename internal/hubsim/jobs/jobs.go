@@ -614,14 +614,21 @@ func (e *Engine) dispatch(j *job, deadline time.Time) (expired bool) {
 	if n == 0 {
 		return false
 	}
-	work := make(chan int)
+	// Each item carries its dispatch time: the device's startTimeUtc.
+	type item struct {
+		i  int
+		at time.Time
+	}
+	work := make(chan item)
 	var wg sync.WaitGroup
 	for range min(e.workers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range work {
-				e.operate(j, i)
+			for it := range work {
+				if e.start(j, it.i, it.at) {
+					e.operate(j, it.i)
+				}
 			}
 		}()
 	}
@@ -646,30 +653,28 @@ func (e *Engine) dispatch(j *job, deadline time.Time) (expired bool) {
 		if !e.takeToken(j) {
 			return false
 		}
-		// The token may have taken time: check again before dispatching.
-		j.mu.Lock()
-		ok := !j.cancelled && j.records[i].status == DevicePending
-		if ok {
-			now := e.now()
-			r := &j.records[i]
-			r.status, r.start, r.updated = DeviceRunning, now, now
-			j.stats.PendingCount--
-			j.stats.RunningCount++
-		}
-		j.mu.Unlock()
-		if !ok {
-			continue
-		}
 		select {
-		case work <- i:
+		case work <- item{i, e.now()}: // the worker marks it running when it takes it
 		case <-e.ctx.Done():
-			e.finish(j, i, func(r *record) {
-				r.status, r.errCode, r.errDesc = DeviceFailed, "ServiceUnavailable", "The hub stopped before the operation was sent."
-			})
 			return false
 		}
 	}
 	return false
+}
+
+// start marks device i running since at, unless the job was cancelled
+// (or the device handled) since it was dispatched.
+func (e *Engine) start(j *job, i int, at time.Time) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	r := &j.records[i]
+	if j.cancelled || r.status != DevicePending {
+		return false
+	}
+	r.status, r.start, r.updated = DeviceRunning, at, e.now()
+	j.stats.PendingCount--
+	j.stats.RunningCount++
+	return true
 }
 
 // throttleRetry is how long the dispatcher waits when the throttle refuses
