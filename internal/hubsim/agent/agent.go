@@ -47,6 +47,9 @@ const (
 	DefaultResetDowntime  = 5 * time.Second
 	DefaultFirmwareStep   = 2 * time.Second
 	DefaultTokenTTL       = time.Hour
+	// MinTokenTTL is the shortest token lifetime (tokens expire in whole
+	// seconds; the agent reconnects when a fifth of the lifetime is left).
+	MinTokenTTL = 5 * time.Second
 	DefaultKeepAlive      = 60 * time.Second
 	// requestTimeout bounds a twin request (GET or reported patch).
 	requestTimeout = 30 * time.Second
@@ -163,8 +166,8 @@ func New(cfg Config) (*Agent, error) {
 			*d.v = d.def
 		}
 	}
-	if cfg.TokenTTL < time.Minute {
-		return nil, usageErrorf("--token-ttl %s: must be at least 1m", cfg.TokenTTL)
+	if cfg.TokenTTL < MinTokenTTL {
+		return nil, usageErrorf("--token-ttl %s: must be at least %s", cfg.TokenTTL, MinTokenTTL)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

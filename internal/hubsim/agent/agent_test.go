@@ -384,7 +384,7 @@ func TestNewValidation(t *testing.T) {
 		{"x509", Config{ConnectionString: "HostName=h;DeviceId=d;x509=true"}, "x509"},
 		{"expired SAS", Config{ConnectionString: "HostName=h;DeviceId=d;SharedAccessSignature=" + expired}, "expired"},
 		{"negative downtime", Config{ConnectionString: "HostName=h;DeviceId=d;SharedAccessKey=" + key, RebootDowntime: -time.Second}, "--reboot-downtime"},
-		{"short token ttl", Config{ConnectionString: "HostName=h;DeviceId=d;SharedAccessKey=" + key, TokenTTL: time.Second}, "--token-ttl"},
+		{"short token ttl", Config{ConnectionString: "HostName=h;DeviceId=d;SharedAccessKey=" + key, TokenTTL: 4 * time.Second}, "--token-ttl"},
 		{"missing CA file", Config{ConnectionString: "HostName=h;DeviceId=d;SharedAccessKey=" + key, CAFile: filepath.Join(dir, "nope.pem")}, "--ca-file"},
 		{"CA file without PEM", Config{ConnectionString: "HostName=h;DeviceId=d;SharedAccessKey=" + key, CAFile: notPEM}, "no PEM certificate"},
 	} {
@@ -431,4 +431,29 @@ func TestBrokerAndCredentials(t *testing.T) {
 		assert.NoError(t, tok.Verify(key, now))
 		assert.Equal(t, now.Add(DefaultTokenTTL), exp)
 	}
+}
+
+// TestTokenRenewal: the agent reconnects with a fresh token before the
+// current one expires (the hub would close the connection at expiry).
+func TestTokenRenewal(t *testing.T) {
+	h := newHub(t)
+	r := start(t, Config{ConnectionString: h.connectionString(t, "dev1"), CAFile: h.caFile, TokenTTL: 5 * time.Second})
+	r.waitEvent(t, "connected", func(e Event) bool { return e.Event == "connected" })
+	r.waitEvent(t, "renewal", func(e Event) bool { return e.Event == "disconnected" && e.Reason == "token renewal" })
+	eventually(t, "second connection", func() bool {
+		n := 0
+		for _, e := range r.eventList(t) {
+			if e.Event == "connected" {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	for _, e := range r.eventList(t) {
+		if e.Event == "disconnected" {
+			assert.Equal(t, "token renewal", e.Reason, "the hub never closed the connection for an expired token")
+		}
+	}
+	status, _ := h.invoke(t, "dev1", "reboot", "")
+	assert.Equal(t, 200, status, "still answering after renewal")
 }
