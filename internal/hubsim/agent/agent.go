@@ -49,8 +49,8 @@ const (
 	DefaultTokenTTL       = time.Hour
 	// MinTokenTTL is the shortest token lifetime (tokens expire in whole
 	// seconds; the agent reconnects when a fifth of the lifetime is left).
-	MinTokenTTL = 5 * time.Second
-	DefaultKeepAlive      = 60 * time.Second
+	MinTokenTTL      = 5 * time.Second
+	DefaultKeepAlive = 60 * time.Second
 	// requestTimeout bounds a twin request (GET or reported patch).
 	requestTimeout = 30 * time.Second
 )
