@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,7 @@ import (
 // Main runs dmctl with the process's arguments, streams and environment and
 // returns the exit code.
 func Main() int {
+	tuneGC(os.LookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
@@ -38,6 +40,25 @@ func Main() int {
 	ios := output.System(os.LookupEnv)
 	f := NewFactory(ios, os.LookupEnv)
 	return Run(ctx, f, os.Args[1:])
+}
+
+// gcPercent is dmctl's GOGC when the environment sets none. A fleet run
+// allocates a little per call and keeps little alive (results stream out),
+// so collecting less often saves about a fifth of the CPU per call
+// (docs/fleets.md) for a few more megabytes of heap; gcMemoryLimit keeps the
+// heap well under the 64 MB a run of any size is meant to stay within.
+const (
+	gcPercent     = 400
+	gcMemoryLimit = 40 << 20
+)
+
+func tuneGC(lookupEnv func(string) (string, bool)) {
+	if _, set := lookupEnv("GOGC"); !set {
+		debug.SetGCPercent(gcPercent)
+	}
+	if _, set := lookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(gcMemoryLimit)
+	}
 }
 
 // Run executes one command line with the factory's streams and returns the

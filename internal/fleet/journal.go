@@ -106,7 +106,13 @@ func (j *Journal) syncer() {
 
 // write appends v as one line and hands it to the operating system.
 func (j *Journal) write(v any) error {
-	line, err := json.Marshal(v)
+	var line []byte
+	var err error
+	if r, ok := v.(Result); ok {
+		line, err = r.AppendJSON(nil)
+	} else {
+		line, err = json.Marshal(v)
+	}
 	if err != nil {
 		return err
 	}

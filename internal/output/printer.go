@@ -56,7 +56,7 @@ func NewResultPrinter(format Format, s *IOStreams) (ResultPrinter, error) {
 	case FormatJSON:
 		return &jsonPrinter{w: s.Out}, nil
 	case FormatJSONL:
-		return &jsonlPrinter{enc: newEncoder(s.Out, false)}, nil
+		return &jsonlPrinter{w: s.Out}, nil
 	case FormatName:
 		return &namePrinter{w: s.Out}, nil
 	}
@@ -72,10 +72,24 @@ func newEncoder(w io.Writer, indent bool) *json.Encoder {
 	return enc
 }
 
-type jsonlPrinter struct{ enc *json.Encoder }
+// jsonlPrinter writes each result as one line as it comes, with the
+// result's own encoder (no reflection) and one reused buffer.
+type jsonlPrinter struct {
+	w   io.Writer
+	buf []byte
+}
 
-func (p *jsonlPrinter) Add(r fleet.Result) error { return p.enc.Encode(r) }
-func (p *jsonlPrinter) Flush() error             { return nil }
+func (p *jsonlPrinter) Add(r fleet.Result) error {
+	b, err := r.AppendJSON(p.buf[:0])
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	p.buf = b
+	_, err = p.w.Write(b)
+	return err
+}
+func (p *jsonlPrinter) Flush() error { return nil }
 
 type jsonPrinter struct {
 	w       io.Writer

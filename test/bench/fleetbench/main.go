@@ -1,0 +1,456 @@
+// Command fleetbench measures dmctl's fleet runs against hubsim and prints
+// the figures side by side from one run (issue 5, scope 7):
+//
+//	(a) 20,000 simulated devices answering at 0 ms, hubsim --no-throttle:
+//	    dmctl's calls/s divided by hubsim's own load generator's (`hubsim bench`)
+//	(b) the same fleet through Microsoft's Node service SDK (azure-iothub)
+//	    with a promise pool at the same concurrency
+//	(c) hubsim --tier S1 --units 1 with 2,000 devices and --rate auto: wall
+//	    time against the ideal 50 s (40 calls/s) and the share of 429s
+//	(d) dmctl's peak RSS for 100,000 targets from a file against 10,000
+//
+// `make bench-fleet` builds the binaries and runs it; it needs Node.js and
+// the conformance suite's node_modules (`make conformance-deps`) for (b).
+// Every process runs on loopback only. Nothing here is a test: it prints
+// figures and the goals they are held against.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "fleetbench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	bin         string
+	nodeModules string
+	conformance string
+	concurrency int
+	rounds      int
+	only        string
+	benchTime   time.Duration
+}
+
+func run() error {
+	var c config
+	flag.StringVar(&c.bin, "bin", "bin", "directory holding the dmctl and hubsim binaries")
+	flag.StringVar(&c.conformance, "conformance", "test/conformance", "directory of the Node conformance suite (node_modules, redirect443.js)")
+	flag.StringVar(&c.nodeModules, "node-script", "test/bench/node/invoke-pool.js", "the Node promise-pool script for (b)")
+	flag.IntVar(&c.concurrency, "concurrency", 64, "calls in flight for (a) and (b), for every client")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds of (a), alternating hubsim bench and dmctl; the median is reported")
+	flag.StringVar(&c.only, "only", "abcd", "which benchmarks to run (letters a-d)")
+	flag.DurationVar(&c.benchTime, "bench-duration", 5*time.Second, "how long each `hubsim bench` measures")
+	flag.Parse()
+
+	for _, name := range []string{"dmctl", "hubsim"} {
+		if _, err := os.Stat(filepath.Join(c.bin, name)); err != nil {
+			return fmt.Errorf("%s: %w (run `make build` first)", filepath.Join(c.bin, name), err)
+		}
+	}
+	work, err := os.MkdirTemp("", "fleetbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	fmt.Printf("fleet benchmarks: %d CPUs, GOMAXPROCS %d, %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format(time.RFC3339))
+	var dmctlA float64
+	if strings.Contains(c.only, "a") || strings.Contains(c.only, "b") {
+		if dmctlA, err = benchAB(c, work); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(c.only, "c") {
+		if err := benchC(c, work); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(c.only, "d") {
+		if err := benchD(c, work); err != nil {
+			return err
+		}
+	}
+	_ = dmctlA
+	return nil
+}
+
+// hub is a running hubsim.
+type hub struct {
+	cmd   *exec.Cmd
+	ready struct {
+		HTTPSAddr               string `json:"httpsAddr"`
+		CAFile                  string `json:"caFile"`
+		HostName                string `json:"hostName"`
+		ServiceConnectionString string `json:"serviceConnectionString"`
+	}
+	stderr bytes.Buffer
+}
+
+func startHub(c config, dir string, args ...string) (*hub, error) {
+	h := &hub{}
+	h.cmd = exec.Command(filepath.Join(c.bin, "hubsim"), append([]string{"--dir", dir}, args...)...)
+	out, err := h.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	h.cmd.Stderr = &h.stderr
+	if err := h.cmd.Start(); err != nil {
+		return nil, err
+	}
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case l, ok := <-line:
+		if !ok {
+			_ = h.cmd.Wait()
+			return nil, fmt.Errorf("hubsim exited without its ready line: %s", h.stderr.String())
+		}
+		if err := json.Unmarshal([]byte(l), &h.ready); err != nil {
+			h.stop()
+			return nil, fmt.Errorf("hubsim ready line: %w", err)
+		}
+	case <-time.After(2 * time.Minute):
+		h.stop()
+		return nil, errors.New("hubsim printed no ready line within 2 minutes")
+	}
+	return h, nil
+}
+
+func (h *hub) stop() {
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// dmctlRun is one dmctl process and what its summary said.
+type dmctlRun struct {
+	wall        time.Duration
+	maxRSSKB    int64
+	calls       int
+	retries     int
+	throttles   int
+	callsPerSec float64
+	exitCode    int
+	stderr      string
+}
+
+var summaryLine = regexp.MustCompile(`(\d+) calls? \((\d+) retr(?:y|ies)(?:, (\d+) throttled with 429)?\) in [^,;\s]+(?:, (\d+(?:\.\d+)?) calls/s)?`)
+
+func runDmctl(c config, h *hub, args ...string) (dmctlRun, error) {
+	cmd := exec.Command(filepath.Join(c.bin, "dmctl"), append([]string{"invoke", "--ca-file", h.ready.CAFile}, args...)...)
+	cmd.Env = append(os.Environ(), "IOTHUB_CONNECTION_STRING="+h.ready.ServiceConnectionString)
+	cmd.Stdout = io.Discard
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := dmctlRun{wall: time.Since(start), stderr: stderr.String()}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return r, err
+	}
+	r.exitCode = cmd.ProcessState.ExitCode()
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSSKB = ru.Maxrss // kilobytes on Linux
+	}
+	m := summaryLine.FindStringSubmatch(r.stderr)
+	if m == nil {
+		return r, fmt.Errorf("dmctl %s: no summary on stderr (exit %d): %s", strings.Join(args, " "), r.exitCode, lastLines(r.stderr, 5))
+	}
+	r.calls, _ = strconv.Atoi(m[1])
+	r.retries, _ = strconv.Atoi(m[2])
+	r.throttles, _ = strconv.Atoi(m[3])
+	r.callsPerSec, _ = strconv.ParseFloat(m[4], 64)
+	return r, nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func writeFleet(dir, name, pattern string, count int) (fleetFile, idsFile string, err error) {
+	fleetFile = filepath.Join(dir, name+".fleet.json")
+	fleet := fmt.Sprintf(`{"groups":[{"name":"bench","idPattern":%q,"count":%d,"methods":{"*":{"status":200}}}]}`, pattern, count)
+	if err := os.WriteFile(fleetFile, []byte(fleet), 0o600); err != nil {
+		return "", "", err
+	}
+	idsFile = filepath.Join(dir, name+".ids")
+	var b strings.Builder
+	for i := 1; i <= count; i++ {
+		fmt.Fprintf(&b, pattern+"\n", i)
+	}
+	return fleetFile, idsFile, os.WriteFile(idsFile, []byte(b.String()), 0o600)
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func join(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', 0, 64)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// benchAB runs (a) and (b) on one hub and returns dmctl's median calls/s.
+func benchAB(c config, work string) (float64, error) {
+	const devices = 20000
+	fleet, ids, err := writeFleet(work, "a", "bench-%06d", devices)
+	if err != nil {
+		return 0, err
+	}
+	h, err := startHub(c, filepath.Join(work, "hub-a"), "--fleet", fleet, "--no-throttle")
+	if err != nil {
+		return 0, err
+	}
+	defer h.stop()
+	conc := strconv.Itoa(c.concurrency)
+	args := []string{"ping", "--devices-file", ids, "-c", conc, "-o", "jsonl"}
+	// Warm up the page cache and the hub.
+	if _, err := runDmctl(c, h, args...); err != nil {
+		return 0, err
+	}
+	var gen, dm, dmWall []float64
+	for i := 0; i < c.rounds; i++ {
+		out, err := exec.Command(filepath.Join(c.bin, "hubsim"), "bench", "--devices", strconv.Itoa(devices), "--duration", c.benchTime.String(),
+			"--concurrency", conc, "--json").Output()
+		if err != nil {
+			return 0, fmt.Errorf("hubsim bench: %w", err)
+		}
+		var b struct {
+			CallsPerSecond float64 `json:"callsPerSecond"`
+			Errors         int64   `json:"errors"`
+		}
+		if err := json.Unmarshal(lastJSONLine(out), &b); err != nil {
+			return 0, fmt.Errorf("hubsim bench output: %w", err)
+		}
+		gen = append(gen, b.CallsPerSecond)
+		r, err := runDmctl(c, h, args...)
+		if err != nil {
+			return 0, err
+		}
+		if r.exitCode != 0 || r.calls != devices {
+			return 0, fmt.Errorf("dmctl run did not succeed on every device (exit %d, %d calls): %s", r.exitCode, r.calls, lastLines(r.stderr, 3))
+		}
+		dm = append(dm, r.callsPerSec)
+		dmWall = append(dmWall, float64(devices)/r.wall.Seconds())
+	}
+	mg, md, mw := median(gen), median(dm), median(dmWall)
+	fmt.Printf("\n(a) %d devices answering at 0 ms, hubsim --no-throttle, %d calls in flight, %d rounds (median; all rounds in brackets)\n", devices, c.concurrency, c.rounds)
+	fmt.Printf("    hubsim bench (in-process load generator):   %6.0f calls/s  [%s]\n", mg, join(gen))
+	fmt.Printf("    dmctl invoke --devices-file, -o jsonl:       %6.0f calls/s  [%s]   (whole process, start to exit: %.0f calls/s)\n", md, join(dm), mw)
+	fmt.Printf("    ratio dmctl / hubsim bench:                  %6.2f  (goal >= 0.9)\n", md/mg)
+
+	if !strings.Contains(c.only, "b") {
+		return md, nil
+	}
+	nodeRes, err := runNode(c, h, ids)
+	if err != nil {
+		fmt.Printf("\n(b) Node azure-iothub: not measured: %v\n", err)
+		return md, nil
+	}
+	fmt.Printf("\n(b) the same fleet through Microsoft's Node service SDK, %d calls in flight (promise pool)\n", c.concurrency)
+	fmt.Printf("    %s (node %s):            %6.0f calls/s  (%d ok, %d failed%s)\n", nodeRes.SDK, nodeVersion(), nodeRes.CallsPerSecond, nodeRes.OK, nodeRes.Failed, firstErr(nodeRes.FirstError))
+	fmt.Printf("    dmctl (median of (a)):                       %6.0f calls/s\n", md)
+	fmt.Printf("    ratio dmctl / azure-iothub:                  %6.2f  (goal >= 3)\n", md/nodeRes.CallsPerSecond)
+	return md, nil
+}
+
+func firstErr(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "; first error: " + s
+}
+
+func lastJSONLine(out []byte) []byte {
+	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if bytes.HasPrefix(bytes.TrimSpace(lines[i]), []byte("{")) {
+			return lines[i]
+		}
+	}
+	return out
+}
+
+type nodeResult struct {
+	Calls          int     `json:"calls"`
+	OK             int     `json:"ok"`
+	Failed         int     `json:"failed"`
+	Seconds        float64 `json:"seconds"`
+	CallsPerSecond float64 `json:"callsPerSecond"`
+	SDK            string  `json:"sdk"`
+	FirstError     string  `json:"firstError"`
+}
+
+func nodeVersion() string {
+	out, err := exec.Command("node", "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// hostPort strips :port from HostName= in a connection string (the Node SDK
+// cannot take a port; redirect443.js sends port 443 to hubsim's).
+var hostPort = regexp.MustCompile(`(?i)(^|;)(\s*HostName\s*=[^;:]+):\d+`)
+
+func runNode(c config, h *hub, ids string) (nodeResult, error) {
+	var res nodeResult
+	if _, err := exec.LookPath("node"); err != nil {
+		return res, errors.New("node is not on PATH")
+	}
+	modules, err := filepath.Abs(filepath.Join(c.conformance, "node_modules"))
+	if err != nil {
+		return res, err
+	}
+	if _, err := os.Stat(filepath.Join(modules, "azure-iothub")); err != nil {
+		return res, fmt.Errorf("%s has no azure-iothub (run `make conformance-deps`)", modules)
+	}
+	redirect, _ := filepath.Abs(filepath.Join(c.conformance, "redirect443.js"))
+	script, _ := filepath.Abs(c.nodeModules)
+	host, port, _ := strings.Cut(h.ready.HTTPSAddr, ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "-r", redirect, script)
+	cmd.Env = append(os.Environ(),
+		"NODE_PATH="+modules,
+		"NODE_EXTRA_CA_CERTS="+h.ready.CAFile,
+		"HUBSIM_PORT="+port,
+		"HUBSIM_HOST="+host,
+		"IOTHUB_CONNECTION_STRING="+hostPort.ReplaceAllString(h.ready.ServiceConnectionString, "$1$2"),
+		"IDS_FILE="+ids,
+		"METHOD_NAME=ping",
+		"CONCURRENCY="+strconv.Itoa(c.concurrency),
+	)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return res, fmt.Errorf("node: %v: %s", err, lastLines(stderr.String(), 5))
+	}
+	if err := json.Unmarshal(lastJSONLine(out), &res); err != nil {
+		return res, fmt.Errorf("node output: %w", err)
+	}
+	return res, nil
+}
+
+// benchC: S1 x1, 2,000 devices, --rate auto.
+func benchC(c config, work string) error {
+	const devices = 2000
+	fleet, _, err := writeFleet(work, "c", "s1-%05d", devices)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n(c) hubsim --tier S1 --units 1 (40 calls/s), %d devices, dmctl --rate auto --tier S1 --units 1 (ideal: %d s)\n", devices, devices/40)
+	for _, conc := range []int{32, 128} {
+		h, err := startHub(c, filepath.Join(work, fmt.Sprintf("hub-c%d", conc)), "--fleet", fleet, "--tier", "S1", "--units", "1")
+		if err != nil {
+			return err
+		}
+		r, err := runDmctl(c, h, "ping", "--query", "SELECT deviceId FROM devices", "--rate", "auto", "--tier", "S1", "--units", "1",
+			"-c", strconv.Itoa(conc), "-o", "jsonl")
+		h.stop()
+		if err != nil {
+			return err
+		}
+		ideal := float64(devices) / 40
+		share := 0.0
+		if r.calls > 0 {
+			share = float64(r.throttles) / float64(r.calls) * 100
+		}
+		fmt.Printf("    -c %-3d  wall %5.1f s = %.3fx ideal (goal <= 1.05x); 429s: %d of %d calls = %.2f%% (goal <= 2%%); exit %d\n",
+			conc, r.wall.Seconds(), r.wall.Seconds()/ideal, r.throttles, r.calls, share, r.exitCode)
+	}
+	return nil
+}
+
+// benchD: peak RSS for 10,000 and 100,000 targets from a file.
+func benchD(c config, work string) error {
+	const devices = 100000
+	fleet, ids, err := writeFleet(work, "d", "rss-%06d", devices)
+	if err != nil {
+		return err
+	}
+	small := filepath.Join(work, "d-10k.ids")
+	b, err := os.ReadFile(ids)
+	if err != nil {
+		return err
+	}
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	if err := os.WriteFile(small, bytes.Join(lines[:10000], nil), 0o600); err != nil {
+		return err
+	}
+	h, err := startHub(c, filepath.Join(work, "hub-d"), "--fleet", fleet, "--no-throttle")
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+	fmt.Printf("\n(d) dmctl peak RSS (wait4 ru_maxrss), targets from a file, %d calls in flight\n", c.concurrency)
+	conc := strconv.Itoa(c.concurrency)
+	for _, tc := range []struct {
+		file, format string
+		n            int
+	}{{small, "jsonl", 10000}, {ids, "jsonl", devices}, {ids, "json", devices}} {
+		r, err := runDmctl(c, h, "ping", "--devices-file", tc.file, "-c", conc, "-o", tc.format)
+		if err != nil {
+			return err
+		}
+		note := "(goal <= 64 MB, flat in fleet size)"
+		if tc.format == "json" {
+			note = "(for contrast: -o json holds every result to print them sorted)"
+		}
+		fmt.Printf("    %7d targets, -o %-5s  peak RSS %6.1f MB  %s; %.0f calls/s, exit %d\n", tc.n, tc.format, float64(r.maxRSSKB)/1024, note, r.callsPerSec, r.exitCode)
+	}
+	return nil
+}
