@@ -410,7 +410,7 @@ func TestTwin(t *testing.T) {
 		pk := c.expectPublish(desiredTopic)
 		assert.Equal(t, "$iothub/twin/PATCH/properties/desired/?$version=4", pk.TopicName)
 		assert.JSONEq(t, `{"mode":"eco","interval":null,"$version":4}`, string(pk.Payload))
-		assert.EqualValues(t, 1, f.ep.Stats().DesiredPushes)
+		eventually(t, func() bool { return f.ep.Stats().DesiredPushes == 1 }, "one desired push counted")
 	})
 	t.Run("another device gets no push", func(t *testing.T) {
 		c2 := f.connectAs(dev2)
@@ -527,4 +527,36 @@ func TestLogsRedactSecretsInDeviceText(t *testing.T) {
 	require.NotEmpty(t, sig)
 	assert.NotContains(t, f.logs.String(), sig)
 	assert.Contains(t, f.logs.String(), "refused CONNECT")
+}
+
+// TestDesiredPushDoesNotBlockTheService: a device that does not read its
+// socket delays neither the service's twin PATCH nor other devices' pushes,
+// and pushes keep their order.
+func TestDesiredPushDoesNotBlockTheService(t *testing.T) {
+	f := newFixture(t)
+	stuck := f.connectAs(dev1)
+	stuck.subscribe(map[string]byte{FilterDesired: 0})
+	fine := f.connectAs(dev2)
+	fine.subscribe(map[string]byte{FilterDesired: 0})
+	// ~25 MB to a client that reads nothing: far more than socket buffers hold.
+	const n = 1000
+	desired := map[string]any{}
+	for k := 0; k < 7; k++ {
+		desired[fmt.Sprintf("blob%d", k)] = strings.Repeat("x", 3500)
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		desired["i"] = i
+		_, err := f.reg.PatchTwin("dev1", "", map[string]any{"properties": map[string]any{"desired": desired}}, "")
+		require.NoError(t, err)
+	}
+	assert.Less(t, time.Since(start), 5*time.Second, "PATCHes do not wait for the device")
+	_, err := f.reg.PatchTwin("dev2", "", map[string]any{"properties": map[string]any{"desired": map[string]any{"a": 1}}}, "")
+	require.NoError(t, err)
+	assert.Equal(t, "$iothub/twin/PATCH/properties/desired/?$version=2", fine.expectPublish(desiredTopic).TopicName)
+	// The stuck device, once it reads, gets every patch in order.
+	for i := 0; i < n; i++ {
+		pk := stuck.expectPublish(desiredTopic)
+		require.Equal(t, fmt.Sprintf("%s?$version=%d", desiredTopic, i+2), pk.TopicName)
+	}
 }

@@ -38,6 +38,8 @@ type conn struct {
 	detach        func()
 	cancelDesired func()
 	expiry        *time.Timer
+	desiredQ      [][2][]byte // desired patches to send: topic, body
+	sending       bool        // a sendDesired goroutine is draining desiredQ
 }
 
 func (c *conn) subscribed(s subscription) bool {
@@ -452,7 +454,10 @@ func (c *conn) reportedPatch(topic string, body []byte) {
 	c.twinResponse(204, rid, fmt.Sprintf("&$version=%d", v), nil)
 }
 
-// pushDesired sends a desired-properties patch made by the service.
+// pushDesired sends a desired-properties patch made by the service. It runs
+// on the goroutine of the service call, so it only queues the patch: a
+// short-lived sender drains the queue in order, and a device that does not
+// read its socket delays nobody but itself.
 func (c *conn) pushDesired(patch map[string]any) {
 	if !c.subscribed(subDesired) {
 		return
@@ -461,7 +466,30 @@ func (c *conn) pushDesired(patch map[string]any) {
 	if err != nil {
 		return
 	}
-	if c.publish(fmt.Sprintf("%s?$version=%v", desiredTopic, patch["$version"]), body) == nil {
-		c.ep.stats.desiredPushes.Add(1)
+	topic := fmt.Sprintf("%s?$version=%v", desiredTopic, patch["$version"])
+	c.mu.Lock()
+	c.desiredQ = append(c.desiredQ, [2][]byte{[]byte(topic), body})
+	start := !c.sending
+	c.sending = true
+	c.mu.Unlock()
+	if start {
+		go c.sendDesired()
+	}
+}
+
+func (c *conn) sendDesired() {
+	for {
+		c.mu.Lock()
+		if len(c.desiredQ) == 0 {
+			c.sending = false
+			c.mu.Unlock()
+			return
+		}
+		m := c.desiredQ[0]
+		c.desiredQ = c.desiredQ[1:]
+		c.mu.Unlock()
+		if c.publish(string(m[0]), m[1]) == nil {
+			c.ep.stats.desiredPushes.Add(1)
+		}
 	}
 }
