@@ -82,7 +82,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `hubsim is a local Azure IoT Hub for tests, demos and CI: the service REST API
 (direct methods, device query, twins) over HTTPS with SAS and Entra ID checks,
 a local Entra token endpoint, throttling by tier, fault injection and a
-simulated fleet.
+simulated fleet. Real devices (device SDKs, 'hubsim device') connect over
+MQTT/TLS on --mqtt-addr with the connection strings of --register'ed ids.
 
 When it is listening it prints one JSON line on stdout (addresses, CA file,
 connection strings, Entra principals) and writes DIR/hubsim.env for
