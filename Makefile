@@ -11,7 +11,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 NPM_DIR := test/conformance
 FUZZTIME ?= 5s
 
-.PHONY: help build test unit e2e fuzz bench demo lint check conformance-deps clean
+.PHONY: help build test unit e2e fuzz bench bench-fleet demo lint check conformance-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ fuzz: ## run every fuzz target briefly (FUZZTIME each)
 bench: build ## print benchmark figures (side by side, one run)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/... ./test/... | grep -Ev '^(ok|PASS|goos|goarch|cpu|pkg)'
 	$(BIN)/hubsim bench --duration 5s
+	$(MAKE) --no-print-directory bench-fleet
+
+bench-fleet: build conformance-deps ## fleet figures (issue 5): dmctl vs hubsim bench and the Node SDK, S1 --rate auto, peak RSS
+	$(GO) run ./test/bench/fleetbench -bin $(BIN)
 
 demo: build ## start hubsim with a simulated fleet, reboot some devices with dmctl, stop hubsim
 	BIN=$(BIN) ./examples/demo.sh
