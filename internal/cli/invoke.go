@@ -149,8 +149,10 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			Fleets: up to --concurrency calls are in flight (default 32), paced by
 			--rate N/s, or by --rate auto, which starts at the hub's published
 			direct-method throttle for --tier/--units (40 calls/s per S1 unit for
-			payloads up to 4 KB) and adapts to 429s: it raises the pace a little
-			each second without one and cuts it by 30% on one. -o jsonl streams
+			payloads up to 4 KB) and adapts to 429s: it raises the pace by 2.5%
+			of that each second without a 429 and cuts it by 30% on one (without
+			--tier it starts at 40 calls/s and doubles each second until the first
+			429). Resends wait for the pace like first calls. -o jsonl streams
 			results as they complete; table, wide and json print once at the end,
 			sorted. A summary (outcomes, device statuses, retries, latency
 			percentiles, calls/s) and, on a terminal, a progress bar go to stderr.
@@ -165,8 +167,8 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			Interruptions: --journal FILE records each target before its call is
 			sent and its result after. Ctrl-C (or SIGTERM) stops starting calls,
 			gives calls in flight --grace to finish, writes the results so far and
-			exits 130. dmctl invoke --resume FILE runs the targets the journal does
-			not have a result for, with the journal's method, targets and options
+			exits 130. dmctl invoke --resume FILE runs the targets the journal has
+			no final result for, with the journal's method, targets and options
 			(give --payload again if the run had one: it is not stored). A target
 			whose call was in flight when dmctl was killed is reported "unknown"
 			and not invoked again, unless --idempotent.
@@ -195,7 +197,7 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --rate auto --tier S1 --units 2 -o jsonl
 			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --waves 1,10%,50%,100% --max-failures 2% --journal fw.journal
 			$ dmctl invoke --resume fw.journal --payload @fw.json
-			$ dmctl invoke reboot --devices-file fleet.txt -o jsonl | jq -c 'select(.outcome != "succeeded")' | dmctl invoke reboot --devices-file - --yes
+			$ dmctl invoke reboot --devices-file fleet.txt -o jsonl | jq -c 'select(.outcome != "succeeded")' | dmctl invoke reboot --devices-file -
 			$ dmctl invoke reboot --query 'SELECT deviceId FROM devices' --dry-run --rate 40/s
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {

@@ -59,7 +59,7 @@ func run() error {
 	flag.StringVar(&c.conformance, "conformance", "test/conformance", "directory of the Node conformance suite (node_modules, redirect443.js)")
 	flag.StringVar(&c.nodeModules, "node-script", "test/bench/node/invoke-pool.js", "the Node promise-pool script for (b)")
 	flag.IntVar(&c.concurrency, "concurrency", 64, "calls in flight for (a) and (b), for every client")
-	flag.IntVar(&c.rounds, "rounds", 3, "rounds of (a), alternating hubsim bench and dmctl; the median is reported")
+	flag.IntVar(&c.rounds, "rounds", 5, "rounds of (a) and (b), each running hubsim bench, dmctl and the Node SDK in turn; medians are reported")
 	flag.StringVar(&c.only, "only", "abcd", "which benchmarks to run (letters a-d)")
 	flag.DurationVar(&c.benchTime, "bench-duration", 5*time.Second, "how long each `hubsim bench` measures")
 	flag.Parse()
@@ -76,9 +76,8 @@ func run() error {
 	defer os.RemoveAll(work)
 
 	fmt.Printf("fleet benchmarks: %d CPUs, GOMAXPROCS %d, %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format(time.RFC3339))
-	var dmctlA float64
 	if strings.Contains(c.only, "a") || strings.Contains(c.only, "b") {
-		if dmctlA, err = benchAB(c, work); err != nil {
+		if _, err = benchAB(c, work); err != nil {
 			return err
 		}
 	}
@@ -92,7 +91,6 @@ func run() error {
 			return err
 		}
 	}
-	_ = dmctlA
 	return nil
 }
 
@@ -161,6 +159,7 @@ func (h *hub) stop() {
 // dmctlRun is one dmctl process and what its summary said.
 type dmctlRun struct {
 	wall        time.Duration
+	cpu         time.Duration
 	maxRSSKB    int64
 	calls       int
 	retries     int
@@ -186,6 +185,7 @@ func runDmctl(c config, h *hub, args ...string) (dmctlRun, error) {
 		return r, err
 	}
 	r.exitCode = cmd.ProcessState.ExitCode()
+	r.cpu = cpuOf(cmd.ProcessState)
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSSKB = ru.Maxrss // kilobytes on Linux
 	}
@@ -242,7 +242,33 @@ func join(xs []float64) string {
 	return strings.Join(parts, ", ")
 }
 
-// benchAB runs (a) and (b) on one hub and returns dmctl's median calls/s.
+// hubCPU is the CPU time hubsim has used so far (from /proc; 0 elsewhere).
+func (h *hub) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from the last ')'.
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64) // utime, clock ticks (USER_HZ = 100 on Linux)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+func cpuOf(ps *os.ProcessState) time.Duration { return ps.UserTime() + ps.SystemTime() }
+
+// benchAB runs (a) and (b) on one hub, round by round so that each round's
+// figures are taken close together in time, and reports medians and the
+// median of the per-round ratios. Besides calls/s (which follow whatever
+// else the machine is doing), it reports calls per CPU-second of client and
+// hub together: the cost of a call, which noise affects much less.
 func benchAB(c config, work string) (float64, error) {
 	const devices = 20000
 	fleet, ids, err := writeFleet(work, "a", "bench-%06d", devices)
@@ -260,7 +286,10 @@ func benchAB(c config, work string) (float64, error) {
 	if _, err := runDmctl(c, h, args...); err != nil {
 		return 0, err
 	}
-	var gen, dm, dmWall []float64
+	withNode := strings.Contains(c.only, "b")
+	var nodeErr error
+	var gen, genEff, dm, dmEff, dmWall, nd, ndEff, ratioA, ratioB, effA, effB []float64
+	var nodeRes nodeResult
 	for i := 0; i < c.rounds; i++ {
 		out, err := exec.Command(filepath.Join(c.bin, "hubsim"), "bench", "--devices", strconv.Itoa(devices), "--duration", c.benchTime.String(),
 			"--concurrency", conc, "--json").Output()
@@ -268,13 +297,15 @@ func benchAB(c config, work string) (float64, error) {
 			return 0, fmt.Errorf("hubsim bench: %w", err)
 		}
 		var b struct {
-			CallsPerSecond float64 `json:"callsPerSecond"`
-			Errors         int64   `json:"errors"`
+			CallsPerSecond    float64 `json:"callsPerSecond"`
+			CallsPerCPUSecond float64 `json:"callsPerCpuSecond"`
 		}
 		if err := json.Unmarshal(lastJSONLine(out), &b); err != nil {
 			return 0, fmt.Errorf("hubsim bench output: %w", err)
 		}
-		gen = append(gen, b.CallsPerSecond)
+		gen, genEff = append(gen, b.CallsPerSecond), append(genEff, b.CallsPerCPUSecond)
+
+		hub0 := h.cpu()
 		r, err := runDmctl(c, h, args...)
 		if err != nil {
 			return 0, err
@@ -282,28 +313,49 @@ func benchAB(c config, work string) (float64, error) {
 		if r.exitCode != 0 || r.calls != devices {
 			return 0, fmt.Errorf("dmctl run did not succeed on every device (exit %d, %d calls): %s", r.exitCode, r.calls, lastLines(r.stderr, 3))
 		}
-		dm = append(dm, r.callsPerSec)
-		dmWall = append(dmWall, float64(devices)/r.wall.Seconds())
-	}
-	mg, md, mw := median(gen), median(dm), median(dmWall)
-	fmt.Printf("\n(a) %d devices answering at 0 ms, hubsim --no-throttle, %d calls in flight, %d rounds (median; all rounds in brackets)\n", devices, c.concurrency, c.rounds)
-	fmt.Printf("    hubsim bench (in-process load generator):   %6.0f calls/s  [%s]\n", mg, join(gen))
-	fmt.Printf("    dmctl invoke --devices-file, -o jsonl:       %6.0f calls/s  [%s]   (whole process, start to exit: %.0f calls/s)\n", md, join(dm), mw)
-	fmt.Printf("    ratio dmctl / hubsim bench:                  %6.2f  (goal >= 0.9)\n", md/mg)
+		eff := float64(devices) / (r.cpu + h.cpu() - hub0).Seconds()
+		dm, dmEff, dmWall = append(dm, r.callsPerSec), append(dmEff, eff), append(dmWall, float64(devices)/r.wall.Seconds())
+		ratioA, effA = append(ratioA, r.callsPerSec/b.CallsPerSecond), append(effA, eff/b.CallsPerCPUSecond)
 
-	if !strings.Contains(c.only, "b") {
+		if withNode && nodeErr == nil {
+			hub0 := h.cpu()
+			var ncpu time.Duration
+			nodeRes, ncpu, nodeErr = runNode(c, h, ids)
+			if nodeErr == nil {
+				neff := float64(nodeRes.Calls) / (ncpu + h.cpu() - hub0).Seconds()
+				nd, ndEff = append(nd, nodeRes.CallsPerSecond), append(ndEff, neff)
+				ratioB, effB = append(ratioB, r.callsPerSec/nodeRes.CallsPerSecond), append(effB, eff/neff)
+			}
+		}
+	}
+	md := median(dm)
+	fmt.Printf("\n(a) %d devices answering at 0 ms, hubsim --no-throttle, %d calls in flight, %d rounds (median; each round in brackets)\n", devices, c.concurrency, c.rounds)
+	fmt.Printf("    hubsim bench (in-process load generator): %6.0f calls/s  [%s]; %5.0f calls per CPU-second (client and hub)\n", median(gen), join(gen), median(genEff))
+	fmt.Printf("    dmctl invoke --devices-file, -o jsonl:     %6.0f calls/s  [%s]; %5.0f calls per CPU-second (dmctl and hubsim)\n", md, join(dm), median(dmEff))
+	fmt.Printf("      (whole dmctl process, start to exit: %.0f calls/s)\n", median(dmWall))
+	fmt.Printf("    ratio dmctl / hubsim bench, calls/s:        %6.2f  [%s]  (goal >= 0.9)\n", median(ratioA), join2(ratioA))
+	fmt.Printf("    ratio dmctl / hubsim bench, calls per CPU-s: %5.2f  [%s]\n", median(effA), join2(effA))
+	if !withNode {
 		return md, nil
 	}
-	nodeRes, err := runNode(c, h, ids)
-	if err != nil {
-		fmt.Printf("\n(b) Node azure-iothub: not measured: %v\n", err)
+	if nodeErr != nil {
+		fmt.Printf("\n(b) Node azure-iothub: not measured: %v\n", nodeErr)
 		return md, nil
 	}
-	fmt.Printf("\n(b) the same fleet through Microsoft's Node service SDK, %d calls in flight (promise pool)\n", c.concurrency)
-	fmt.Printf("    %s (node %s):            %6.0f calls/s  (%d ok, %d failed%s)\n", nodeRes.SDK, nodeVersion(), nodeRes.CallsPerSecond, nodeRes.OK, nodeRes.Failed, firstErr(nodeRes.FirstError))
-	fmt.Printf("    dmctl (median of (a)):                       %6.0f calls/s\n", md)
-	fmt.Printf("    ratio dmctl / azure-iothub:                  %6.2f  (goal >= 3)\n", md/nodeRes.CallsPerSecond)
+	fmt.Printf("\n(b) the same fleet through Microsoft's Node service SDK, %d calls in flight (promise pool), same rounds\n", c.concurrency)
+	fmt.Printf("    %s (node %s):       %6.0f calls/s  [%s]; %5.0f calls per CPU-second (node and hubsim)%s\n", nodeRes.SDK, nodeVersion(), median(nd), join(nd), median(ndEff), firstErr(nodeRes.FirstError))
+	fmt.Printf("    dmctl:                                     %6.0f calls/s; %5.0f calls per CPU-second\n", md, median(dmEff))
+	fmt.Printf("    ratio dmctl / azure-iothub, calls/s:        %6.2f  [%s]  (goal >= 3)\n", median(ratioB), join2(ratioB))
+	fmt.Printf("    ratio dmctl / azure-iothub, calls per CPU-s: %5.2f  [%s]\n", median(effB), join2(effB))
 	return md, nil
+}
+
+func join2(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func firstErr(s string) string {
@@ -345,17 +397,17 @@ func nodeVersion() string {
 // cannot take a port; redirect443.js sends port 443 to hubsim's).
 var hostPort = regexp.MustCompile(`(?i)(^|;)(\s*HostName\s*=[^;:]+):\d+`)
 
-func runNode(c config, h *hub, ids string) (nodeResult, error) {
+func runNode(c config, h *hub, ids string) (nodeResult, time.Duration, error) {
 	var res nodeResult
 	if _, err := exec.LookPath("node"); err != nil {
-		return res, errors.New("node is not on PATH")
+		return res, 0, errors.New("node is not on PATH")
 	}
 	modules, err := filepath.Abs(filepath.Join(c.conformance, "node_modules"))
 	if err != nil {
-		return res, err
+		return res, 0, err
 	}
 	if _, err := os.Stat(filepath.Join(modules, "azure-iothub")); err != nil {
-		return res, fmt.Errorf("%s has no azure-iothub (run `make conformance-deps`)", modules)
+		return res, 0, fmt.Errorf("%s has no azure-iothub (run `make conformance-deps`)", modules)
 	}
 	redirect, _ := filepath.Abs(filepath.Join(c.conformance, "redirect443.js"))
 	script, _ := filepath.Abs(c.nodeModules)
@@ -377,12 +429,15 @@ func runNode(c config, h *hub, ids string) (nodeResult, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return res, fmt.Errorf("node: %v: %s", err, lastLines(stderr.String(), 5))
+		return res, 0, fmt.Errorf("node: %v: %s", err, lastLines(stderr.String(), 5))
 	}
 	if err := json.Unmarshal(lastJSONLine(out), &res); err != nil {
-		return res, fmt.Errorf("node output: %w", err)
+		return res, 0, fmt.Errorf("node output: %w", err)
 	}
-	return res, nil
+	if res.OK != res.Calls {
+		return res, 0, fmt.Errorf("node: %d of %d calls failed%s", res.Failed, res.Calls, firstErr(res.FirstError))
+	}
+	return res, cpuOf(cmd.ProcessState), nil
 }
 
 // benchC: S1 x1, 2,000 devices, --rate auto.
