@@ -188,8 +188,19 @@ type run struct {
 	failed     int
 	finished   int
 	tally      *Tally
-	unsent     int // results skipped without a call
-	journalErr error
+	unsent     int   // results skipped without a call
+	journalErr error // the first journal write that failed (guarded by mu)
+}
+
+// journalFailed records a failed journal write and stops the run: a run
+// that cannot record what it sends must not go on sending.
+func (ru *run) journalFailed(err error) {
+	ru.mu.Lock()
+	if ru.journalErr == nil {
+		ru.journalErr = err
+	}
+	ru.mu.Unlock()
+	ru.stop(err)
 }
 
 // RunTargets is Run over a slice, returning every result in completion
@@ -319,8 +330,11 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 
 	sum := ru.tally.Summary()
 	sum.Throttles = int(progress.throttles.Load())
-	if ru.journalErr != nil {
-		return sum, ru.journalErr
+	ru.mu.Lock()
+	journalErr := ru.journalErr
+	ru.mu.Unlock()
+	if journalErr != nil {
+		return sum, journalErr
 	}
 	var te *ThresholdError
 	switch {
@@ -482,10 +496,9 @@ func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 	opts := ru.opts
 	for res := range results {
 		ru.tally.Add(res)
-		if opts.Journal != nil && (res.Outcome != OutcomeSkipped || res.Attempts > 0) && ru.journalErr == nil {
+		if opts.Journal != nil && (res.Outcome != OutcomeSkipped || res.Attempts > 0) {
 			if err := opts.Journal.Result(res); err != nil {
-				ru.journalErr = err
-				ru.stop(err)
+				ru.journalFailed(err)
 			}
 		}
 		if opts.OnResult != nil {
@@ -565,7 +578,7 @@ func (ru *run) one(t Target) Result {
 			start = ru.now()
 			if opts.Journal != nil {
 				if err := opts.Journal.Dispatched(t, start); err != nil {
-					ru.stop(err)
+					ru.journalFailed(err)
 					return errStopped
 				}
 			}

@@ -639,3 +639,25 @@ func TestRunnerJournalSkippedAfterDispatchIsPending(t *testing.T) {
 	assert.Empty(t, st.Unknown)
 	assert.True(t, st.Pending(Target{DeviceID: "b"}, false))
 }
+
+func TestRunnerStopsWhenTheJournalFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j")
+	j, err := CreateJournal(path, JournalHeader{Method: "m"})
+	require.NoError(t, err)
+	require.NoError(t, j.f.Close()) // every later write fails
+	var calls atomic.Int64
+	inv := funcInvoker(func(context.Context, Target) (iothub.MethodResult, error) {
+		calls.Add(1)
+		return okAnswer()
+	})
+	results, err := NewRunner(inv).RunTargets(context.Background(), devices(20), RunOptions{
+		Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), Concurrency: 4, Journal: j,
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "journal "+path)
+	assert.Equal(t, int64(0), calls.Load(), "nothing is sent that cannot be recorded first")
+	assert.Len(t, results, 20)
+	for _, r := range results {
+		assert.Equal(t, OutcomeSkipped, r.Outcome)
+	}
+}
