@@ -203,12 +203,13 @@ func ReadTargets(r io.Reader, input, module string, fn func(Target) error) error
 	}
 	for sc.Scan() {
 		line++
-		text := bytes.TrimSpace(sc.Bytes())
-		if len(text) == 0 || text[0] == '#' {
-			continue
-		}
+		text := sc.Bytes()
 		if line == 1 {
 			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf")) // a UTF-8 BOM
+		}
+		text = bytes.TrimSpace(text)
+		if len(text) == 0 || text[0] == '#' {
+			continue
 		}
 		var t Target
 		if text[0] == '{' {
