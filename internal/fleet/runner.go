@@ -251,7 +251,7 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		progress.limiter.Store(&l)
 	}
 	if opts.Total > 0 {
-		progress.SetTotal(opts.Total)
+		progress.SetTotal(opts.Total + len(opts.Carried))
 	}
 	dispatch, stopAll := context.WithCancelCause(ctx)
 	defer stopAll(nil)
