@@ -101,10 +101,10 @@ func newHelpTopic(name, short, long string) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.SetHelpFunc(func(c *cobra.Command, _ []string) {
-		fmt.Fprint(c.OutOrStdout(), c.Long)
+		_, _ = fmt.Fprint(c.OutOrStdout(), c.Long)
 	})
 	cmd.SetUsageFunc(func(c *cobra.Command) error {
-		fmt.Fprintf(c.ErrOrStderr(), "Usage: dmctl help %s\n", c.Name())
+		_, _ = fmt.Fprintf(c.ErrOrStderr(), "Usage: dmctl help %s\n", c.Name())
 		return nil
 	})
 	return cmd

@@ -57,7 +57,7 @@ func writeFile(t *testing.T, name, text string) string {
 
 func TestInvokeFleetFlagsToOptions(t *testing.T) {
 	te := newTestEnv(t, nil)
-	o, err, _ := parseInvoke(t, te, "reboot", "--query", "SELECT deviceId FROM devices WHERE tags.site = 'a'",
+	o, _, err := parseInvoke(t, te, "reboot", "--query", "SELECT deviceId FROM devices WHERE tags.site = 'a'",
 		"-c", "64", "--rate", "auto", "--tier", "s2", "--units", "3", "--waves", "1,10%,100%", "--wave-pause", "30s",
 		"--max-failures", "2%", "--grace", "5s", "--yes", "--journal", filepath.Join(t.TempDir(), "new.journal"))
 	require.NoError(t, err)
@@ -72,7 +72,7 @@ func TestInvokeFleetFlagsToOptions(t *testing.T) {
 	assert.True(t, o.Yes)
 
 	te = newTestEnv(t, nil)
-	o, err, _ = parseInvoke(t, te, "reboot", "--device", "d")
+	o, _, err = parseInvoke(t, te, "reboot", "--device", "d")
 	require.NoError(t, err)
 	assert.Equal(t, DefaultConcurrency, o.Concurrency)
 	assert.Equal(t, DefaultGrace, o.Grace)
@@ -81,7 +81,7 @@ func TestInvokeFleetFlagsToOptions(t *testing.T) {
 	assert.True(t, o.Waves.IsZero())
 
 	te = newTestEnv(t, nil)
-	o, err, _ = parseInvoke(t, te, "reboot", "--devices-file", "ids.txt", "--rate", "2400/m", "--batch-size", "50", "--max-failures", "3")
+	o, _, err = parseInvoke(t, te, "reboot", "--devices-file", "ids.txt", "--rate", "2400/m", "--batch-size", "50", "--max-failures", "3")
 	require.NoError(t, err)
 	assert.InDelta(t, 40, o.Rate, 1e-9)
 	assert.Equal(t, 50, o.Waves.BatchSize)
@@ -123,7 +123,7 @@ func TestInvokeFleetFlagErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
 			te.ios.SetStdinTTY(tt.stdinTTY)
-			o, err, code := parseInvoke(t, te, tt.args...)
+			o, code, err := parseInvoke(t, te, tt.args...)
 			require.Error(t, err)
 			assert.Nil(t, o)
 			assert.Equal(t, tt.want, err.Error())

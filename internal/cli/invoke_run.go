@@ -166,7 +166,7 @@ func (opts *InvokeOptions) readDevicesFile(add func(fleet.Target) error) error {
 			}
 			return FlagErrorf("%s: cannot read it: %v", name, err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		r = f
 	}
 	err := fleet.ReadTargets(r, name, opts.Module, add)
@@ -183,10 +183,10 @@ func (opts *InvokeOptions) readDevicesFile(add func(fleet.Target) error) error {
 func queryFailure(err error, sent int) error {
 	if sent == 0 {
 		if re, ok := iothub.AsResponseError(err); ok {
-			switch {
-			case re.StatusCode == 400:
+			switch re.StatusCode {
+			case 400:
 				return FlagErrorf("--query: the hub refused the query: %s", fleet.ErrorFrom(re).String())
-			case re.StatusCode == 401 || re.StatusCode == 403:
+			case 401, 403:
 				return &exitError{code: ExitAuth, err: fmt.Errorf("--query: the hub refused to run the query: %s", fleet.ErrorFrom(re).String())}
 			}
 		}
@@ -216,10 +216,10 @@ func (opts *InvokeOptions) confirm(count int, hub string) (bool, error) {
 	if hub != "" {
 		on = " on hub " + hub
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "Invoke %q on %d targets%s? [y/N] ", opts.Method, count, on)
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Invoke %q on %d targets%s? [y/N] ", opts.Method, count, on)
 	line, err := bufio.NewReader(opts.IO.In).ReadString('\n')
 	if err != nil && line == "" {
-		fmt.Fprintln(opts.IO.ErrOut)
+		_, _ = fmt.Fprintln(opts.IO.ErrOut)
 		return false, nil
 	}
 	switch strings.ToLower(strings.TrimSpace(line)) {
@@ -430,15 +430,15 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		return err
 	}
 	for _, h := range hints(facts, cred, opts) {
-		fmt.Fprintf(errOut, "hint: %s\n", h)
+		_, _ = fmt.Fprintf(errOut, "hint: %s\n", h)
 	}
 	if n := *ts.dupes; n > 0 {
-		fmt.Fprintf(errOut, "note: %d duplicate %s removed\n", n, pluralWord(n, "target", "targets"))
+		_, _ = fmt.Fprintf(errOut, "note: %d duplicate %s removed\n", n, pluralWord(n, "target", "targets"))
 	}
 	merged := sum
 	if opts.resume != nil {
 		prev := opts.resume.FinalSummary
-		fmt.Fprintf(errOut, "resumed from %s: %d %s already had a final result and %s not run again\n",
+		_, _ = fmt.Fprintf(errOut, "resumed from %s: %d %s already had a final result and %s not run again\n",
 			opts.Resume, *ts.inJournal, pluralWord(*ts.inJournal, "target", "targets"), pluralWord(*ts.inJournal, "was", "were"))
 		merged = sum.Merge(prev)
 	}
@@ -450,7 +450,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	switch {
 	case ctx.Err() != nil:
 		if journalPath != "" {
-			fmt.Fprintf(errOut, "hint: continue with: dmctl invoke --resume %s\n", journalPath)
+			_, _ = fmt.Fprintf(errOut, "hint: continue with: dmctl invoke --resume %s\n", journalPath)
 		}
 		return fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
 	case errors.As(runErr, &te):
@@ -462,7 +462,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		}
 		return runErr
 	case merged.Targets == 0:
-		fmt.Fprintln(errOut, "note: no targets to invoke")
+		_, _ = fmt.Fprintln(errOut, "note: no targets to invoke")
 		return nil
 	case !merged.AllSucceeded():
 		return &TargetsError{Summary: merged}

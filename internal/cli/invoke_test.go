@@ -21,7 +21,7 @@ import (
 
 // parseInvoke runs argv through the real root and returns the options
 // invoke would run with, or the error (nothing is invoked).
-func parseInvoke(t *testing.T, te *testEnv, args ...string) (*InvokeOptions, error, int) {
+func parseInvoke(t *testing.T, te *testEnv, args ...string) (*InvokeOptions, int, error) {
 	t.Helper()
 	var got *InvokeOptions
 	root := NewCmdRoot(te.f)
@@ -36,7 +36,7 @@ func parseInvoke(t *testing.T, te *testEnv, args ...string) (*InvokeOptions, err
 	if err != nil && isCobraUsageError(err) {
 		err = FlagErrorWrap(err)
 	}
-	return got, err, ExitCode(err)
+	return got, ExitCode(err), err
 }
 
 func TestInvokeArgsToOptions(t *testing.T) {
@@ -104,7 +104,7 @@ func TestInvokeArgsToOptions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
 			te.in.WriteString(tt.stdin)
-			o, err, code := parseInvoke(t, te, tt.args...)
+			o, code, err := parseInvoke(t, te, tt.args...)
 			require.NoError(t, err)
 			assert.Equal(t, 0, code)
 			require.NotNil(t, o)
@@ -153,7 +153,7 @@ func TestInvokeArgErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
 			te.ios.SetStdinTTY(tt.stdinTTY)
-			o, err, code := parseInvoke(t, te, tt.args...)
+			o, code, err := parseInvoke(t, te, tt.args...)
 			require.Error(t, err)
 			assert.Nil(t, o, "the run function must not be reached")
 			assert.Equal(t, tt.want, err.Error())
@@ -166,33 +166,33 @@ func TestInvokeArgErrors(t *testing.T) {
 func TestInvokeEnvDefaults(t *testing.T) {
 	te := newTestEnv(t, nil)
 	te.env[EnvOutput] = "json"
-	o, err, _ := parseInvoke(t, te, "m", "--device", "d")
+	o, _, err := parseInvoke(t, te, "m", "--device", "d")
 	require.NoError(t, err)
 	assert.Equal(t, output.FormatJSON, o.Output)
 
 	te = newTestEnv(t, nil)
 	te.env[EnvOutput] = "json"
-	o, err, _ = parseInvoke(t, te, "m", "--device", "d", "-o", "name")
+	o, _, err = parseInvoke(t, te, "m", "--device", "d", "-o", "name")
 	require.NoError(t, err)
 	assert.Equal(t, output.FormatName, o.Output, "the flag beats DMCTL_OUTPUT")
 
 	te = newTestEnv(t, nil)
 	te.env[EnvOutput] = "yaml"
-	_, err, code := parseInvoke(t, te, "m", "--device", "d")
+	_, code, err := parseInvoke(t, te, "m", "--device", "d")
 	require.Error(t, err)
 	assert.Equal(t, `-o/--output (from DMCTL_OUTPUT): "yaml" is not an output format (use one of table, wide, json, jsonl, name)`, err.Error())
 	assert.Equal(t, ExitUsage, code)
 
 	te = newTestEnv(t, nil)
 	te.env[EnvAuth] = "nope"
-	_, err, _ = parseInvoke(t, te, "m", "--device", "d")
+	_, _, err = parseInvoke(t, te, "m", "--device", "d")
 	require.Error(t, err)
 	assert.Equal(t, `--auth (from DMCTL_AUTH): "nope" is not an auth method (use one of sas, default, azure-cli, environment, managed-identity, workload-identity)`, err.Error())
 
 	te = newTestEnv(t, nil)
 	te.env[EnvHub] = "myhub"
 	te.env[EnvAuth] = "azure-cli"
-	_, err, _ = parseInvoke(t, te, "m", "--device", "d")
+	_, _, err = parseInvoke(t, te, "m", "--device", "d")
 	require.NoError(t, err)
 	assert.Equal(t, "myhub", te.f.Global.Hub)
 	assert.Equal(t, "azure-cli", te.f.Global.Auth)

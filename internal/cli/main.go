@@ -97,22 +97,22 @@ func printError(w io.Writer, cmd *cobra.Command, err error) {
 	case errors.As(err, &targets):
 		return // the per-target lines and the summary are already on stderr
 	case errors.Is(err, ErrInterrupted):
-		fmt.Fprintln(w, "Interrupted.")
+		_, _ = fmt.Fprintln(w, "Interrupted.")
 		return
 	case errors.As(err, &threshold):
-		fmt.Fprintf(w, "Stopped: %s\n", threshold.Error())
+		_, _ = fmt.Fprintf(w, "Stopped: %s\n", threshold.Error())
 		return
 	case errors.Is(err, ErrCancelled):
-		fmt.Fprintln(w, "Cancelled: nothing was sent.")
+		_, _ = fmt.Fprintln(w, "Cancelled: nothing was sent.")
 		return
 	}
-	fmt.Fprintf(w, "Error: %s\n", oneLine(err.Error()))
+	_, _ = fmt.Fprintf(w, "Error: %s\n", oneLine(err.Error()))
 	switch {
 	case errors.As(err, &flagErr), ExitCode(err) == ExitUsage:
 		if cmd != nil {
-			fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
+			_, _ = fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}
 	case errors.As(err, &credErr):
-		fmt.Fprintf(w, "hint: %s\n", credErr.Hint())
+		_, _ = fmt.Fprintf(w, "hint: %s\n", credErr.Hint())
 	}
 }

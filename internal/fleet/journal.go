@@ -150,10 +150,10 @@ func (j *Journal) Sync() error {
 	if err != nil || !dirty {
 		return err
 	}
-	if err := j.f.Sync(); err != nil {
+	if serr := j.f.Sync(); serr != nil {
 		j.mu.Lock()
 		if j.err == nil {
-			j.err = fmt.Errorf("journal %s: %w", j.path, err)
+			j.err = fmt.Errorf("journal %s: %w", j.path, serr)
 		}
 		err = j.err
 		j.mu.Unlock()
@@ -242,7 +242,7 @@ func ReadJournal(path string) (*JournalState, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	return readJournal(f, path)
 }
 

@@ -103,7 +103,6 @@ type QuerySource struct {
 	module string
 	retry  retry.Policy
 	items  []json.RawMessage
-	page   int
 	item   int
 	// Pages counts the pages read so far.
 	Pages int
