@@ -184,7 +184,7 @@ func TestRunnerInterruptGraceAndUnknown(t *testing.T) {
 	}()
 	ts := []Target{{DeviceID: "quick"}, {DeviceID: "hung-written"}, {DeviceID: "hung-unsent"}, {DeviceID: "later-1"}, {DeviceID: "later-2"}}
 	results, err := NewRunner(inv).RunTargets(ctx, ts, RunOptions{
-		Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), Concurrency: 3, Grace: 100 * time.Millisecond,
+		Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), Concurrency: 3, Grace: 500 * time.Millisecond,
 	})
 	require.ErrorIs(t, err, context.Canceled)
 	require.Len(t, results, 5)
