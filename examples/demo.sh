@@ -25,7 +25,7 @@ set +a
 
 echo "\$ dmctl invoke reboot --device sim-000001 ... --device sim-000005" >&2
 set +e
-"$BIN/dmctl" invoke reboot --ca-file "$DMCTL_CA_FILE" \
+"$BIN/dmctl" invoke reboot --yes --ca-file "$DMCTL_CA_FILE" \
   --device sim-000001 --device sim-000002 --device sim-000003 --device sim-000004 --device sim-000005
 rc=$?
 set -e
