@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"math"
 	"strconv"
 	"strings"
@@ -69,23 +70,9 @@ func (c pacerClock) withDefaults() pacerClock {
 		c.now = time.Now
 	}
 	if c.sleep == nil {
-		c.sleep = sleepCtx
+		c.sleep = ctxtime.Sleep
 	}
 	return c
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // paceSlack is how far behind schedule the pacer lets calls catch up (timer

@@ -10,12 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/jsontext"
 	"math"
 	"net"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/dmctl/dmctl/internal/iothub"
 )
@@ -106,15 +106,15 @@ func (r Result) MarshalJSON() ([]byte, error) {
 // two to the same output.
 func (r Result) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"deviceId":`...)
-	b = appendJSONString(b, r.DeviceID)
+	b = jsontext.AppendString(b, r.DeviceID)
 	if r.ModuleID != "" {
 		b = append(b, `,"moduleId":`...)
-		b = appendJSONString(b, r.ModuleID)
+		b = jsontext.AppendString(b, r.ModuleID)
 	}
 	b = append(b, `,"method":`...)
-	b = appendJSONString(b, r.Method)
+	b = jsontext.AppendString(b, r.Method)
 	b = append(b, `,"outcome":`...)
-	b = appendJSONString(b, string(r.Outcome))
+	b = jsontext.AppendString(b, string(r.Outcome))
 	if r.Status != nil {
 		b = append(b, `,"status":`...)
 		b = strconv.AppendInt(b, int64(*r.Status), 10)
@@ -141,18 +141,18 @@ func (r Result) AppendJSON(b []byte) ([]byte, error) {
 		}
 		if e.CodeName != "" {
 			b = append(b, `"codeName":`...)
-			b = appendJSONString(b, e.CodeName)
+			b = jsontext.AppendString(b, e.CodeName)
 			b = append(b, ',')
 		}
 		b = append(b, `"message":`...)
-		b = appendJSONString(b, e.Message)
+		b = jsontext.AppendString(b, e.Message)
 		if e.TrackingID != "" {
 			b = append(b, `,"trackingId":`...)
-			b = appendJSONString(b, e.TrackingID)
+			b = jsontext.AppendString(b, e.TrackingID)
 		}
 		if e.RequestID != "" {
 			b = append(b, `,"requestId":`...)
-			b = appendJSONString(b, e.RequestID)
+			b = jsontext.AppendString(b, e.RequestID)
 		}
 		b = append(b, '}')
 	}
@@ -183,62 +183,6 @@ func appendJSONFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString writes s as a JSON string the way encoding/json does
-// with HTML escaping off: quotes, backslashes and control characters
-// escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // ResultError is the hub's error (or the transport's) for a target that got

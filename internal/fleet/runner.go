@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"io"
 	"math"
 	"sync"
@@ -240,7 +241,7 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		now = time.Now
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleepCtx
+		opts.Sleep = ctxtime.Sleep
 	}
 	progress := opts.Progress
 	if progress == nil {
@@ -543,7 +544,7 @@ func (ru *run) one(t Target) Result {
 	policy := opts.Retry
 	baseSleep := policy.Sleep
 	if baseSleep == nil {
-		baseSleep = sleepCtx
+		baseSleep = ctxtime.Sleep
 	}
 	policy.Sleep = func(ctx context.Context, d time.Duration) error {
 		if ru.interrupt.Err() != nil {

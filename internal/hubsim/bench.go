@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"io"
 	"net/http"
 	"net/url"
@@ -180,7 +181,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}()
 	}
 
-	if !sleepCtx(ctx, o.Warmup) {
+	if !ctxtime.SleepOK(ctx, o.Warmup) {
 		stop.Store(true)
 		wg.Wait()
 		return nil, ctx.Err()
@@ -202,7 +203,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	cpu0 := processCPU()
 	measuring.Store(true)
 	start := time.Now()
-	sleepCtx(ctx, o.Duration)
+	ctxtime.SleepOK(ctx, o.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu := processCPU() - cpu0

@@ -1,11 +1,11 @@
 package hubsim
 
 import (
+	"github.com/dmctl/dmctl/internal/jsontext"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // IoT Hub error codes hubsim answers with (iothub-contract.md §1.6).
@@ -70,25 +70,25 @@ func writeError(w http.ResponseWriter, requestID string, now time.Time, e *hubEr
 	inner = append(inner, `{"errorCode":`...)
 	inner = strconv.AppendInt(inner, int64(e.code), 10)
 	inner = append(inner, `,"trackingId":`...)
-	inner = appendJSONString(inner, trackingID(requestID, now))
+	inner = jsontext.AppendString(inner, trackingID(requestID, now))
 	inner = append(inner, `,"message":`...)
-	inner = appendJSONString(inner, e.message)
+	inner = jsontext.AppendString(inner, e.message)
 	inner = append(inner, `,"info":{`...)
 	for i, kv := range e.info {
 		if i > 0 {
 			inner = append(inner, ',')
 		}
-		inner = appendJSONString(inner, kv[0])
+		inner = jsontext.AppendString(inner, kv[0])
 		inner = append(inner, ':')
-		inner = appendJSONString(inner, kv[1])
+		inner = jsontext.AppendString(inner, kv[1])
 	}
 	inner = append(inner, `},"timestampUtc":`...)
-	inner = appendJSONString(inner, now.Format("2006-01-02T15:04:05.0000000Z"))
+	inner = jsontext.AppendString(inner, now.Format("2006-01-02T15:04:05.0000000Z"))
 	inner = append(inner, '}')
 
 	body := make([]byte, 0, len(inner)*5/4+40)
 	body = append(body, `{"Message":`...)
-	body = appendJSONString(body, string(inner))
+	body = jsontext.AppendString(body, string(inner))
 	body = append(body, `,"ExceptionMessage":""}`...)
 
 	h := w.Header()
@@ -111,56 +111,6 @@ func trackingID(requestID string, now time.Time) string {
 const contentTypeJSON = "application/json; charset=utf-8"
 
 const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD;
-// <, > and & are left alone (no HTML escaping), as .NET writes them.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
 
 // durationHMS formats d as .NET TimeSpan "hh:mm:ss" (info.timeout of 404103).
 func durationHMS(d time.Duration) string {

@@ -1,7 +1,6 @@
 package hubsim
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -248,18 +247,6 @@ func bodyError(err error) *hubError {
 		return newError(codeArgumentInvalid, fmt.Sprintf("The request body exceeds %d bytes.", maxBodyBytes))
 	}
 	return newError(codeIotHubFormatError, "The request body could not be read.")
-}
-
-// sleepCtx waits d unless ctx ends first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // handleStats serves GET /hubsim/stats (no auth): hubsim's own counters and

@@ -206,17 +206,6 @@ func TestRecoverTurnsPanicsInto500(t *testing.T) {
 	assert.Equal(t, http.StatusInternalServerError, e.Status)
 }
 
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"plain", `q"uote\`, "ctl\x00\x1f\n\t\r", "uni ✓ \u2028", "bad \xff utf8", "<&>"} {
-		b := appendJSONString(nil, s)
-		var got string
-		require.NoError(t, json.Unmarshal(b, &got), "%q -> %s", s, b)
-		want := strings.ToValidUTF8(s, "\ufffd")
-		assert.Equal(t, want, got)
-	}
-	assert.Equal(t, `"<&>"`, string(appendJSONString(nil, "<&>")), "no HTML escaping")
-}
-
 func TestDurationHMS(t *testing.T) {
 	assert.Equal(t, "00:00:00", durationHMS(0))
 	assert.Equal(t, "00:01:00", durationHMS(time.Minute))

@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/atomicfile"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"io"
 	"log"
 	"net"
@@ -158,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MQTTAddr == "" {
 		cfg.MQTTAddr = DefaultAddr
 	}
-	s := &Server{cfg: cfg, now: cfg.Now, log: log.New(cfg.Log, "hubsim: ", 0), serveErr: make(chan error, 2), sleep: sleepCtx}
+	s := &Server{cfg: cfg, now: cfg.Now, log: log.New(cfg.Log, "hubsim: ", 0), serveErr: make(chan error, 2), sleep: ctxtime.SleepOK}
 	s.ids.init()
 	ready := false
 	defer func() {
@@ -589,7 +591,7 @@ func (s *Server) WriteEnv() (string, error) {
 		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
 	}
 	path := s.dir + string(os.PathSeparator) + EnvFile
-	if err := writeFileAtomic(path, []byte(b.String()), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(b.String()), 0o600); err != nil {
 		return "", err
 	}
 	return path, nil

@@ -3,6 +3,7 @@ package hubsim
 import (
 	"bufio"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/jsontext"
 	"os"
 	"strconv"
 	"sync"
@@ -62,15 +63,15 @@ func (l *methodLog) record(d devices.Delivery) {
 	defer l.mu.Unlock()
 	b := l.buf[:0]
 	b = append(b, `{"time":`...)
-	b = appendJSONString(b, d.Time.UTC().Format(time.RFC3339Nano))
+	b = jsontext.AppendString(b, d.Time.UTC().Format(time.RFC3339Nano))
 	b = append(b, `,"deviceId":`...)
-	b = appendJSONString(b, d.DeviceID)
+	b = jsontext.AppendString(b, d.DeviceID)
 	b = append(b, `,"moduleId":`...)
-	b = appendJSONString(b, d.ModuleID)
+	b = jsontext.AppendString(b, d.ModuleID)
 	b = append(b, `,"method":`...)
-	b = appendJSONString(b, d.Method)
+	b = jsontext.AppendString(b, d.Method)
 	b = append(b, `,"requestId":`...)
-	b = appendJSONString(b, d.RequestID)
+	b = jsontext.AppendString(b, d.RequestID)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(d.Status), 10)
 	b = append(b, '}', '\n')

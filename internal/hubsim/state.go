@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/atomicfile"
 	"os"
 	"path/filepath"
 
@@ -152,7 +153,7 @@ func loadState(dir string) (*state, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", path, err)
 		}
-		if err := writeFileAtomic(path, append(out, '\n'), 0o600); err != nil {
+		if err := atomicfile.Write(path, append(out, '\n'), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -173,29 +174,4 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails (Go 1.24+ crashes the process instead)
 	return b
-}
-
-// writeFileAtomic writes data to path through a temp file and a rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

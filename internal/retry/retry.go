@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -81,26 +82,12 @@ func (p Policy) withDefaults() Policy {
 		p.MaxInterval = p.InitialInterval
 	}
 	if p.Sleep == nil {
-		p.Sleep = sleep
+		p.Sleep = ctxtime.Sleep
 	}
 	if p.Now == nil {
 		p.Now = time.Now
 	}
 	return p
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Verdict is Classify's decision.

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"io"
 	"net"
 	"net/url"
@@ -328,7 +329,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				return nil
 			}
 			a.emit(Event{Event: "error", Broker: a.broker, Reason: err.Error()}, "cannot connect to %s: %v (retrying in %s)", a.broker, err, backoff)
-			if !sleepCtx(ctx, backoff) {
+			if !ctxtime.SleepOK(ctx, backoff) {
 				return nil
 			}
 			backoff = min(2*backoff, 30*time.Second)
@@ -344,7 +345,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case end.offline != nil:
 			r := end.offline
 			a.emit(Event{Event: "offline", Reason: r.reason, Seconds: int64(r.d.Seconds())}, "offline for %s (%s)", r.d, r.reason)
-			if !sleepCtx(ctx, r.d) {
+			if !ctxtime.SleepOK(ctx, r.d) {
 				return nil
 			}
 			if r.after != nil {
@@ -354,21 +355,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.emit(Event{Event: "disconnected", Reason: "token renewal"}, "reconnecting with a fresh token")
 		default:
 			a.emit(Event{Event: "disconnected", Reason: end.reason}, "connection lost: %s", end.reason)
-			if !sleepCtx(ctx, time.Second) {
+			if !ctxtime.SleepOK(ctx, time.Second) {
 				return nil
 			}
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -682,7 +672,7 @@ func (a *Agent) goOffline(reason string, d time.Duration, after func()) {
 				a.mu.Lock()
 				ctx := a.ctx
 				a.mu.Unlock()
-				if sleepCtx(ctx, d) {
+				if ctxtime.SleepOK(ctx, d) {
 					after()
 				}
 			}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"net/url"
 	"strings"
 
@@ -156,7 +157,7 @@ func (a *Agent) firmwareUpdate(gen uint64, uri string) {
 	}
 	ctx := a.context()
 	for _, s := range steps {
-		if !sleepCtx(ctx, a.cfg.FirmwareStep) || a.fwGen.Load() != gen {
+		if !ctxtime.SleepOK(ctx, a.cfg.FirmwareStep) || a.fwGen.Load() != gen {
 			return
 		}
 		a.report(dm(MethodFirmwareUpdate, map[string]any{"status": s.status, s.field: timestamp(a.now())}))

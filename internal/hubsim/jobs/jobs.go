@@ -38,6 +38,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"log"
 	"sort"
 	"strconv"
@@ -279,7 +280,7 @@ func New(opts Options) *Engine {
 		e.now = time.Now
 	}
 	if e.sleep == nil {
-		e.sleep = sleepCtx
+		e.sleep = ctxtime.SleepOK
 	}
 	if e.log == nil {
 		e.log = log.New(discard{}, "", 0)
@@ -291,20 +292,6 @@ func New(opts Options) *Engine {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // Close stops dispatching, cancels operations in flight and waits for every
 // job's goroutines. Jobs keep their last state.
