@@ -20,6 +20,6 @@ func LogTo(w io.Writer) {
 	}
 	azlog.SetEvents(azidentity.EventAuthentication)
 	azlog.SetListener(func(e azlog.Event, msg string) {
-		fmt.Fprintf(w, "[%s] %s\n", e, connstr.Redact(msg))
+		_, _ = fmt.Fprintf(w, "[%s] %s\n", e, connstr.Redact(msg))
 	})
 }

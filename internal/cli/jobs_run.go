@@ -53,7 +53,7 @@ func (d HubDeps) hubFailure(ctx context.Context, err error, cred *auth.Credentia
 	}
 	if _, isHub := iothub.AsResponseError(err); isHub && fleet.OutcomeOf(iothub.MethodResult{}, err, fleet.StatusSet{}) == fleet.OutcomeUnauthorized {
 		if cred != nil {
-			fmt.Fprintf(d.IO.ErrOut, "hint: %s\n", cred.RefusedHint())
+			_, _ = fmt.Fprintf(d.IO.ErrOut, "hint: %s\n", cred.RefusedHint())
 		}
 		return &exitError{code: ExitAuth, err: fmt.Errorf("%s: %w", what, err)}
 	}
@@ -157,7 +157,7 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 	})
 	var tooMany errTooManyJobs
 	if errors.As(err, &tooMany) {
-		fmt.Fprintln(opts.IO.ErrOut, "hint: the hub runs a limited number of jobs at once (S1: 1, S2: 5, S3: 10, scheduled jobs included); "+
+		_, _ = fmt.Fprintln(opts.IO.ErrOut, "hint: the hub runs a limited number of jobs at once (S1: 1, S2: 5, S3: 10, scheduled jobs included); "+
 			"see them with `dmctl jobs list --status running` and `--status scheduled`, wait for one to end or cancel it.")
 		return fmt.Errorf("create job %s: %w", opts.JobID, tooMany.err)
 	}
@@ -168,12 +168,12 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 	if len(opts.Devices) == 0 {
 		what = "devices where " + opts.QueryCondition
 	}
-	fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on %s.\n", job.JobID, job.Status, opts.Method, what)
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on %s.\n", job.JobID, job.Status, opts.Method, what)
 	if !opts.Wait {
 		if err := printJobs(opts.HubDeps, []iothub.Job{job}, true); err != nil {
 			return err
 		}
-		fmt.Fprintf(opts.IO.ErrOut, "Follow it with: dmctl jobs wait %s\n", job.JobID)
+		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Follow it with: dmctl jobs wait %s\n", job.JobID)
 		return nil
 	}
 	return followJob(ctx, &opts.Follow, c, cred)
@@ -226,7 +226,7 @@ func JobsListRun(ctx context.Context, opts *JobsListOptions) error {
 		jobs = jobs[:opts.Limit]
 	}
 	if len(jobs) == 0 && opts.IO.IsStderrTTY() {
-		fmt.Fprintln(opts.IO.ErrOut, "No jobs.")
+		_, _ = fmt.Fprintln(opts.IO.ErrOut, "No jobs.")
 	}
 	return printJobs(opts.HubDeps, jobs, false)
 }
@@ -456,7 +456,7 @@ func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Resu
 		fmt.Fprintf(errOut, "note: job %s reached no device: its queryCondition (%s) matched none when it started.\n", job.JobID, job.QueryCondition)
 	}
 	if offline && job.Method != nil && job.Method.ConnectTimeout == 0 {
-		fmt.Fprintln(errOut, "hint: offline devices may connect later: a job with --connect-timeout 60 lets the hub wait for each one.")
+		_, _ = fmt.Fprintln(errOut, "hint: offline devices may connect later: a job with --connect-timeout 60 lets the hub wait for each one.")
 	}
 	summary := fleet.Summarize(results)
 	if err := output.WriteSummary(errOut, summary, color); err != nil {

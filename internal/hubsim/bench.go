@@ -164,7 +164,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 							break
 						}
 					}
-					resp.Body.Close()
+					_ = resp.Body.Close()
 					status = resp.StatusCode
 				}
 				d := time.Since(t0)
@@ -193,7 +193,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			wg.Wait()
 			return nil, fmt.Errorf("--cpuprofile: %w", err)
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			stop.Store(true)
 			wg.Wait()
@@ -308,7 +308,7 @@ Client and hub share the machine, so the figure is a lower bound for the hub.`,
 			case o.PayloadBytes < 0 || o.PayloadBytes > maxMethodPayloadBytes-2:
 				return usagef("--payload-bytes %d: must be between 0 and %d", o.PayloadBytes, maxMethodPayloadBytes-2)
 			}
-			fmt.Fprintf(stderr, "hubsim bench: warming up %s, then measuring %s...\n", o.Warmup, o.Duration)
+			_, _ = fmt.Fprintf(stderr, "hubsim bench: warming up %s, then measuring %s...\n", o.Warmup, o.Duration)
 			r, err := Bench(cmd.Context(), o)
 			if err != nil {
 				return err

@@ -52,7 +52,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(stderr, "hubsim: "+err.Error())
+	_, _ = fmt.Fprintln(stderr, "hubsim: "+err.Error())
 	var ue *usageError
 	var ie *InputError
 	if errors.As(err, &ue) || errors.As(err, &ie) {
@@ -216,7 +216,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		_ = srv.Shutdown(context.Background())
 		return fmt.Errorf("write the ready line: %w", err)
 	}
-	fmt.Fprintf(stderr, "hubsim: listening on https://%s (mqtt %s), %d devices, %d modules, throttle %s, seed %d; environment in %s\n",
+	_, _ = fmt.Fprintf(stderr, "hubsim: listening on https://%s (mqtt %s), %d devices, %d modules, throttle %s, seed %d; environment in %s\n",
 		ready.HostName, ready.MQTTAddr, ready.Devices, ready.Modules, ready.Throttle, ready.Seed, envPath)
 
 	var serveErr error
@@ -233,6 +233,6 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stderr, "hubsim: stopped")
+	_, _ = fmt.Fprintln(stderr, "hubsim: stopped")
 	return nil
 }

@@ -291,7 +291,8 @@ func (s *Server) requestID(r *http.Request) string {
 func saneID(v string) bool {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '.' || c == ':' || c == '|') {
+		ok := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || c == '.' || c == ':' || c == '|'
+		if !ok {
 			return false
 		}
 	}

@@ -60,7 +60,7 @@ func (t *tracingTransport) Do(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.Do(req)
 	if err != nil {
 		if resp != nil && resp.Body != nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 		return nil, &TransportError{Err: err, RequestWritten: st.written.Load()}
 	}

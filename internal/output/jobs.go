@@ -175,7 +175,7 @@ func (p *JobProgress) Update(j JobView, elapsed time.Duration) {
 		return
 	}
 	if p.tty {
-		fmt.Fprintf(p.w, "\r\x1b[K%s", JobProgressLine(j, elapsed))
+		_, _ = fmt.Fprintf(p.w, "\r\x1b[K%s", JobProgressLine(j, elapsed))
 		p.drawn = true
 		return
 	}
@@ -183,7 +183,7 @@ func (p *JobProgress) Update(j JobView, elapsed time.Duration) {
 		return
 	}
 	p.last = j.Status
-	fmt.Fprintln(p.w, JobProgressLine(j, elapsed))
+	_, _ = fmt.Fprintln(p.w, JobProgressLine(j, elapsed))
 }
 
 // Done ends the live line (on a terminal) with a final state.
@@ -192,9 +192,9 @@ func (p *JobProgress) Done(j JobView, elapsed time.Duration) {
 		return
 	}
 	if p.tty {
-		fmt.Fprintf(p.w, "\r\x1b[K%s\n", JobProgressLine(j, elapsed))
+		_, _ = fmt.Fprintf(p.w, "\r\x1b[K%s\n", JobProgressLine(j, elapsed))
 	} else if j.Status != p.last {
-		fmt.Fprintln(p.w, JobProgressLine(j, elapsed))
+		_, _ = fmt.Fprintln(p.w, JobProgressLine(j, elapsed))
 	}
 	p.finished = true
 }
@@ -202,7 +202,7 @@ func (p *JobProgress) Done(j JobView, elapsed time.Duration) {
 // Clear removes a live line (an interrupted wait).
 func (p *JobProgress) Clear() {
 	if p.tty && p.drawn && !p.finished {
-		fmt.Fprint(p.w, "\r\x1b[K")
+		_, _ = fmt.Fprint(p.w, "\r\x1b[K")
 	}
 	p.finished = true
 }

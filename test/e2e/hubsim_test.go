@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -322,7 +321,7 @@ func TestHubsimBinarySIGINT(t *testing.T) {
 	case err := <-p.done:
 		assert.NoError(t, err, "stderr:\n%s", p.stderr.String())
 	case <-time.After(15 * time.Second):
-		t.Fatal(fmt.Sprintf("hubsim did not stop on SIGINT; stderr:\n%s", p.stderr.String()))
+		t.Fatalf("hubsim did not stop on SIGINT; stderr:\n%s", p.stderr.String())
 	}
 	_, err := os.Stat(p.ready.CAFile)
 	assert.True(t, os.IsNotExist(err), "the temporary directory is removed on exit")

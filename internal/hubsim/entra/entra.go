@@ -22,7 +22,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync"
@@ -363,16 +362,17 @@ func (a *Authority) discovery(w http.ResponseWriter, authority, tenant string) {
 func (a *Authority) keys(w http.ResponseWriter) {
 	pub := a.key.PublicKey
 	size := (pub.Curve.Params().BitSize + 7) / 8
+	// The uncompressed point: 0x04, then X and Y, each padded to size bytes.
+	raw, err := pub.Bytes()
+	if err != nil || len(raw) != 1+2*size {
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "server_error"})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": []map[string]any{{
 		"kty": "EC", "crv": "P-256", "use": "sig", "alg": signingAlgorithm, "kid": a.kid,
-		"x": base64.RawURLEncoding.EncodeToString(pad(pub.X, size)),
-		"y": base64.RawURLEncoding.EncodeToString(pad(pub.Y, size)),
+		"x": base64.RawURLEncoding.EncodeToString(raw[1 : 1+size]),
+		"y": base64.RawURLEncoding.EncodeToString(raw[1+size:]),
 	}}})
-}
-
-func pad(n *big.Int, size int) []byte {
-	b := make([]byte, size)
-	return n.FillBytes(b)
 }
 
 // token implements the client-credentials grant with a client secret

@@ -274,8 +274,8 @@ func lexString(src string, start int) (token, *Error) {
 			return token{}, errAt(src, start, "unterminated string starting here")
 		}
 		c := src[i]
-		switch {
-		case c == q:
+		switch c {
+		case q:
 			if i+1 < len(src) && src[i+1] == q {
 				b.WriteByte(q)
 				i += 2
@@ -283,7 +283,7 @@ func lexString(src string, start int) (token, *Error) {
 			}
 			i++
 			return token{kind: tString, pos: start, raw: src[start:i], str: b.String()}, nil
-		case c == '\\':
+		case '\\':
 			if i+1 >= len(src) {
 				return token{}, errAt(src, start, "unterminated string starting here")
 			}
