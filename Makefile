@@ -8,10 +8,14 @@ LDFLAGS := -s -w -X github.com/dmctl/dmctl/internal/cli.Version=$(VERSION) \
 	-X github.com/dmctl/dmctl/internal/cli.Commit=$(COMMIT) -X github.com/dmctl/dmctl/internal/cli.Date=$(DATE)
 BIN ?= bin
 GOLANGCI_LINT_VERSION := v2.15.0
+# goreleaser v2.17+ needs a module the Go proxy does not serve here (go-msix); v2.16.0 builds with Go 1.26.
+GORELEASER_VERSION := v2.16.0
+GOBIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+GEN := $(GO) run ./internal/cli/gen
 NPM_DIR := test/conformance
 FUZZTIME ?= 5s
 
-.PHONY: help build test unit e2e fuzz bench bench-fleet demo lint check conformance-deps clean
+.PHONY: help build test unit e2e fuzz bench bench-fleet demo lint check generated-check completions docs snapshot goreleaser-check conformance-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -27,8 +31,9 @@ conformance-deps: ## install the Node SDKs the conformance suite runs (npm ci)
 		fi; \
 	fi
 
-test: conformance-deps ## vet, unit tests (race), end-to-end and conformance tests, brief fuzzing
+test: conformance-deps ## vet, generated files current, unit tests (race), end-to-end and conformance tests, brief fuzzing
 	$(GO) vet ./...
+	$(MAKE) --no-print-directory generated-check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -race -timeout 15m ./internal/... ./cmd/...
 	$(GO) test -timeout 20m ./test/...
@@ -59,13 +64,42 @@ bench-fleet: build conformance-deps ## fleet figures (issue 5): dmctl vs hubsim 
 demo: build ## start hubsim with a simulated fleet, reboot some devices with dmctl, stop hubsim
 	BIN=$(BIN) ./examples/demo.sh
 
-lint: ## golangci-lint (installed at a pinned version if missing)
-	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
-	golangci-lint run ./...
+lint: ## golangci-lint (installed at the pinned version if missing or different)
+	@if ! $(GOBIN_DIR)/golangci-lint version 2>/dev/null | grep -q "version $(GOLANGCI_LINT_VERSION:v%=%) "; then \
+		echo "installing golangci-lint $(GOLANGCI_LINT_VERSION)"; \
+		$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
+	fi
+	$(GOBIN_DIR)/golangci-lint run ./...
 
-check: ## fail when gofmt or go mod tidy would change anything
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+completions: ## regenerate completions/ (bash, zsh, fish, powershell) from the command tree
+	$(GEN) -completions completions
+
+docs: ## regenerate the command reference (docs/reference) and man pages (docs/man)
+	$(GEN) -markdown docs/reference -man docs/man
+
+generated-check: ## fail when completions/, docs/reference or docs/man are not what `make completions docs` writes
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(GEN) -completions $$tmp/completions -markdown $$tmp/reference -man $$tmp/man && \
+	diff -r $$tmp/completions completions && diff -r $$tmp/reference docs/reference && diff -r $$tmp/man docs/man \
+		|| { echo "generated files are stale: run 'make completions docs' and commit the result"; exit 1; }
+
+check: ## fail when gofmt, go mod tidy, completions or generated docs would change anything
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+	$(MAKE) --no-print-directory completions docs
+	@git diff --exit-code -- completions docs/reference docs/man && \
+		test -z "$$(git status --porcelain -- completions docs/reference docs/man)" \
+		|| { echo "generated files were stale: commit the regenerated ones"; exit 1; }
+
+goreleaser-check: ## validate .goreleaser.yaml (goreleaser installed at the pinned version if missing)
+	@if ! $(GOBIN_DIR)/goreleaser --version 2>/dev/null | grep -q "$(GORELEASER_VERSION:v%=%)"; then \
+		echo "installing goreleaser $(GORELEASER_VERSION)"; \
+		$(GO) install github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION); \
+	fi
+	$(GOBIN_DIR)/goreleaser check
+
+snapshot: goreleaser-check ## build the release archives and packages locally into dist/ (no publishing)
+	$(GOBIN_DIR)/goreleaser release --snapshot --clean --skip=publish
 
 clean: ## remove build output
 	rm -rf $(BIN) dist

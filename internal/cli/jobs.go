@@ -222,7 +222,7 @@ func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Co
 	flags.StringVar(&opts.JobID, "job-id", "", "Job `ID` (default: dmctl-<UTC time>-<random>)")
 	flags.BoolVar(&opts.Wait, "wait", false, "Wait for the job to end, then print the per-device results")
 	addWaitFlags(cmd, &opts.Follow, &fl.okStatus)
-	_ = cmd.RegisterFlagCompletionFunc("device", cobra.NoFileCompletions)
+	_ = cmd.RegisterFlagCompletionFunc("device", completeDeviceIDs(f))
 	_ = cmd.RegisterFlagCompletionFunc("query-condition", cobra.NoFileCompletions)
 	return cmd
 }

@@ -89,5 +89,6 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	for _, t := range helpTopics {
 		cmd.AddCommand(newHelpTopic(t.name, t.short, t.long))
 	}
+	addDynamicCompletions(cmd, f)
 	return cmd
 }

@@ -88,7 +88,7 @@ func NewCmdTwinShow(f *Factory, runF func(*TwinShowOptions) error) *cobra.Comman
 	flags.StringVar(&opts.DeviceID, "device", "", "Device `ID` whose twin to show")
 	flags.StringVar(&opts.ModuleID, "module", "", "Show this module's twin instead of the device's")
 	flags.StringVar(&path, "path", "", "Print only this member, e.g. properties.reported.iothubDM")
-	_ = cmd.RegisterFlagCompletionFunc("device", cobra.NoFileCompletions)
+	_ = cmd.RegisterFlagCompletionFunc("device", completeDeviceIDs(f))
 	_ = cmd.RegisterFlagCompletionFunc("module", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("path", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"tags", "properties.desired", "properties.reported", "properties.reported.iothubDM", "connectionState"}, cobra.ShellCompDirectiveNoFileComp

@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/iothub"
+)
+
+// completionTimeout bounds a completion that asks the hub (device or job
+// ids): a shell waiting on Tab must not hang on a slow or unreachable hub.
+const completionTimeout = 3 * time.Second
+
+// completionLimit is the most ids one completion reads from the hub.
+const completionLimit = 1000
+
+// credentialsConfigured reports whether the global options or the
+// environment name a hub credential, so completion only calls the hub when
+// the user has set one up (it never triggers an interactive sign-in).
+func (f *Factory) credentialsConfigured() bool {
+	g := f.Global
+	if g.ConnectionString != "" || g.ConnectionStringFile != "" || g.Hub != "" {
+		return true
+	}
+	if f.LookupEnv == nil {
+		return false
+	}
+	for _, k := range []string{"IOTHUB_CONNECTION_STRING", EnvHub} {
+		if v, ok := f.LookupEnv(k); ok && strings.TrimSpace(v) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// completeDeviceIDs completes a --device value with the ids of the hub's
+// devices that start with what was typed. It is silent (no candidates, no
+// message) when no credential is configured or the hub does not answer
+// within completionTimeout.
+func completeDeviceIDs(f *Factory) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if !f.credentialsConfigured() {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, _, err := f.hubClient()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(completionContext(cmd), completionTimeout)
+		defer cancel()
+		pager := c.NewQueryPager("SELECT deviceId FROM devices", &iothub.QueryOptions{PageSize: completionLimit})
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var ids []string
+		for _, item := range page.Items {
+			var d struct {
+				DeviceID string `json:"deviceId"`
+			}
+			if json.Unmarshal(item, &d) == nil && d.DeviceID != "" && strings.HasPrefix(d.DeviceID, toComplete) {
+				ids = append(ids, d.DeviceID)
+			}
+		}
+		sort.Strings(ids)
+		return ids, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeJobIDs completes the JOB-ID argument of jobs show, cancel, wait
+// and results with the hub's jobs, silently like completeDeviceIDs.
+func completeJobIDs(f *Factory) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 || !f.credentialsConfigured() {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, _, err := f.hubClient()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(completionContext(cmd), completionTimeout)
+		defer cancel()
+		page, err := c.NewJobsPager(&iothub.JobsQueryOptions{PageSize: 100}).NextPage(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var ids []string
+		for _, j := range page.Jobs {
+			if strings.HasPrefix(j.JobID, toComplete) {
+				ids = append(ids, j.JobID+"\t"+string(j.Status))
+			}
+		}
+		return ids, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+func completionContext(cmd *cobra.Command) context.Context {
+	if ctx := cmd.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// addDynamicCompletions wires the hub-backed completions into the tree:
+// job ids for the jobs subcommands that take one.
+func addDynamicCompletions(root *cobra.Command, f *Factory) {
+	for _, c := range root.Commands() {
+		if c.Name() != "jobs" {
+			continue
+		}
+		for _, sub := range c.Commands() {
+			switch sub.Name() {
+			case "show", "cancel", "wait", "results":
+				if sub.ValidArgsFunction == nil {
+					sub.ValidArgsFunction = completeJobIDs(f)
+				}
+			}
+		}
+	}
+}
