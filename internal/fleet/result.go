@@ -54,11 +54,18 @@ const (
 	// the call in flight (found by --resume in the journal). The device may
 	// have run the method, so it is not resent without --idempotent.
 	OutcomeUnknown Outcome = "unknown"
+	// OutcomeWaitFailed: the method succeeded, then the device reported a
+	// failure while dmctl waited for the outcome (--wait, --fail-if), or its
+	// twin could not be read.
+	OutcomeWaitFailed Outcome = "waitFailed"
+	// OutcomeWaitTimeout: the method succeeded, but the awaited outcome was
+	// not reported within --wait-timeout (or the wait was interrupted).
+	OutcomeWaitTimeout Outcome = "waitTimeout"
 )
 
 // Outcomes lists every outcome in the order summaries show them.
 var Outcomes = []Outcome{OutcomeSucceeded, OutcomeFailed, OutcomeOffline, OutcomeTimeout, OutcomeThrottled,
-	OutcomeUnauthorized, OutcomeNotFound, OutcomeError, OutcomeUnknown, OutcomeSkipped}
+	OutcomeUnauthorized, OutcomeNotFound, OutcomeError, OutcomeUnknown, OutcomeWaitFailed, OutcomeWaitTimeout, OutcomeSkipped}
 
 // Result is what happened to one target. Its JSON form is public API used by
 // the json and jsonl printers (and later journals and --resume): camelCase,
@@ -82,6 +89,13 @@ type Result struct {
 	StartTime time.Time `json:"startTime"`
 	// DurationMs is the wall time of all attempts and the waits between them, in milliseconds.
 	DurationMs float64 `json:"durationMs"`
+	// WaitValue holds, after a wait for the outcome (--wait, --wait-until),
+	// the last values seen of the twin properties waited on, by dotted path;
+	// absent without a wait.
+	WaitValue json.RawMessage `json:"waitValue,omitempty"`
+	// WaitMs is how long the wait for the outcome took, in milliseconds;
+	// absent without a wait.
+	WaitMs float64 `json:"waitMs,omitempty"`
 }
 
 // Target returns the target the result is about.
@@ -162,6 +176,18 @@ func (r Result) AppendJSON(b []byte) ([]byte, error) {
 	b = r.StartTime.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","durationMs":`...)
 	b = appendJSONFloat(b, r.DurationMs)
+	if len(r.WaitValue) > 0 {
+		b = append(b, `,"waitValue":`...)
+		buf := bytes.NewBuffer(b)
+		if err := json.Compact(buf, r.WaitValue); err != nil {
+			return nil, fmt.Errorf("json: error calling MarshalJSON for type json.RawMessage: %w", err)
+		}
+		b = buf.Bytes()
+	}
+	if r.WaitMs != 0 {
+		b = append(b, `,"waitMs":`...)
+		b = appendJSONFloat(b, r.WaitMs)
+	}
 	return append(b, '}'), nil
 }
 

@@ -88,6 +88,11 @@ type RunOptions struct {
 	Grace time.Duration
 	// Progress, when set, is updated as the run goes.
 	Progress *Progress
+	// Wait, when set, holds each succeeded result until the device reports
+	// the awaited outcome (or fails it, or the wait times out): only then is
+	// the result final, counted, journaled and passed to OnResult. Waves
+	// wait for these outcomes too.
+	Wait *Wait
 }
 
 // Runner invokes a method on the targets of a source, with a bounded
@@ -286,6 +291,12 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		results <- c
 	}
 
+	var aw *awaiter
+	if opts.Wait != nil {
+		aw = newAwaiter(opts.Wait, now, opts.Sleep, func(r Result) { results <- r })
+		go aw.run(ctx)
+	}
+
 	work := make(chan Target)
 	var workers sync.WaitGroup
 	for range opts.Concurrency {
@@ -293,7 +304,12 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		go func() {
 			defer workers.Done()
 			for t := range work {
-				results <- ru.one(t)
+				res := ru.one(t)
+				if aw != nil && res.Outcome == OutcomeSucceeded {
+					aw.add(res)
+					continue
+				}
+				results <- res
 			}
 		}()
 	}
@@ -301,6 +317,9 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 	leftover, srcErr := ru.dispatchAll(src, work)
 	close(work)
 	workers.Wait()
+	if aw != nil {
+		aw.finish()
+	}
 
 	// Report what was never started as skipped.
 	stopCause := ru.cause()

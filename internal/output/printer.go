@@ -252,7 +252,7 @@ func outcomeColor(o fleet.Outcome) string {
 	switch o {
 	case fleet.OutcomeSucceeded:
 		return ansiGreen
-	case fleet.OutcomeOffline, fleet.OutcomeTimeout, fleet.OutcomeThrottled, fleet.OutcomeUnknown:
+	case fleet.OutcomeOffline, fleet.OutcomeTimeout, fleet.OutcomeThrottled, fleet.OutcomeUnknown, fleet.OutcomeWaitTimeout:
 		return ansiYellow
 	case fleet.OutcomeSkipped:
 		return ansiDim
