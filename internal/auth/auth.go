@@ -74,6 +74,11 @@ type Options struct {
 	ConnectionString string
 	// ConnectionStringFile is --connection-string-file.
 	ConnectionStringFile string
+	// ProfileConnectionString is a connection string saved in a dmctl
+	// profile (a secret), used when no flag, file or environment variable
+	// gives one; Profile names that profile for messages.
+	ProfileConnectionString string
+	Profile                 string
 	// LookupEnv reads the environment; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
 	// ReadFile reads --connection-string-file; nil means os.ReadFile.
@@ -288,7 +293,34 @@ func connectionString(o Options) (value, source string, err error) {
 	if v, ok := o.LookupEnv(EnvConnectionString); ok && strings.TrimSpace(v) != "" {
 		return strings.TrimSpace(v), EnvConnectionString, nil
 	}
+	if v := strings.TrimSpace(o.ProfileConnectionString); v != "" {
+		return v, fmt.Sprintf("profile %q", o.Profile), nil
+	}
 	return "", "", nil
+}
+
+// ConnectionStringInUse returns the service connection string Resolve would
+// use (the same precedence: --connection-string, --connection-string-file,
+// IOTHUB_CONNECTION_STRING, then a profile's), parsed, and where it came
+// from. It returns nil and "" when there is none. Unlike Resolve it accepts
+// a connection string that carries a SharedAccessSignature instead of a
+// key, so `dmctl doctor` can say what is wrong with it.
+func ConnectionStringInUse(o Options) (*connstr.ConnectionString, string, error) {
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	raw, source, err := connectionString(o)
+	if err != nil || raw == "" {
+		return nil, "", err
+	}
+	cs, err := connstr.ParseService(raw)
+	if err != nil {
+		return nil, source, &InputError{Input: source, Reason: err.Error()}
+	}
+	return cs, source, nil
 }
 
 // NormalizeHub checks a --hub value: a host name with an optional :port. A

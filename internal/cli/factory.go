@@ -40,9 +40,13 @@ type GlobalOptions struct {
 	APIVersion           string
 	Debug                bool
 	Output               string
+	// Profile is --profile: the saved profile to apply (dmctl config).
+	Profile string
 	// outputSource names where Output came from, for error messages.
 	outputSource string
 	authSource   string
+	// profile is the profile applied, if any (applyProfile).
+	profile *profileRef
 }
 
 // Factory holds what commands depend on: streams, the environment, and a
@@ -112,16 +116,7 @@ func (f *Factory) hubClient() (*iothub.Client, *auth.Credential, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	cred, err := auth.Resolve(auth.Options{
-		Method:               auth.Method(g.Auth),
-		Hub:                  g.Hub,
-		ConnectionString:     g.ConnectionString,
-		ConnectionStringFile: g.ConnectionStringFile,
-		LookupEnv:            f.LookupEnv,
-		ReadFile:             f.ReadFile,
-		Transport:            httpClient,
-		Now:                  f.Now,
-	})
+	cred, err := auth.Resolve(f.authOptions(httpClient))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,6 +137,69 @@ func (f *Factory) hubClient() (*iothub.Client, *auth.Credential, error) {
 		return nil, nil, err
 	}
 	return c, cred, nil
+}
+
+// authOptions are the inputs of credential resolution: the global options
+// (flags, environment defaults and the profile applied to them) and the
+// factory's environment. hubClient and doctor both resolve through it.
+func (f *Factory) authOptions(transport *http.Client) auth.Options {
+	g := f.Global
+	o := auth.Options{
+		Method:               auth.Method(g.Auth),
+		Hub:                  g.Hub,
+		ConnectionString:     g.ConnectionString,
+		ConnectionStringFile: g.ConnectionStringFile,
+		LookupEnv:            f.LookupEnv,
+		ReadFile:             f.ReadFile,
+		Now:                  f.Now,
+	}
+	if transport != nil {
+		o.Transport = transport
+	}
+	if g.profile != nil {
+		o.Profile = g.profile.name
+		o.ProfileConnectionString = g.profile.profile.ConnectionString
+	}
+	return o
+}
+
+// applyProfile fills the global options a saved profile sets and neither a
+// flag nor an environment variable does (precedence: flag, environment,
+// profile, default). When a connection string comes from a flag, a file or
+// IOTHUB_CONNECTION_STRING, the profile's hub and auth are not applied: the
+// connection string names the hub and the method.
+func (f *Factory) applyProfile(flags interface{ Changed(string) bool }) error {
+	ref, err := f.activeProfile()
+	if err != nil || ref == nil {
+		return err
+	}
+	g := f.Global
+	g.profile = ref
+	p := ref.profile
+	envSet := func(k string) bool {
+		if f.LookupEnv == nil {
+			return false
+		}
+		v, ok := f.LookupEnv(k)
+		return ok && v != ""
+	}
+	explicitConn := g.ConnectionString != "" || g.ConnectionStringFile != "" || envSet(auth.EnvConnectionString)
+	from := fmt.Sprintf("(from profile %q)", ref.name)
+	if p.Hub != "" && !explicitConn && !flags.Changed("hub") && !envSet(EnvHub) {
+		g.Hub = p.Hub
+	}
+	if p.Auth != "" && !explicitConn && !flags.Changed("auth") && !envSet(EnvAuth) {
+		g.Auth = p.Auth
+		g.authSource = "--auth " + from
+	}
+	if p.CAFile != "" && !flags.Changed("ca-file") {
+		g.CAFile = p.CAFile
+	}
+	if p.Output != "" && !flags.Changed("output") && !envSet(EnvOutput) {
+		g.Output = p.Output
+		g.outputSource = "-o/--output " + from
+	}
+	return nil
 }
 
 // newHTTPClient builds the transport for hub and token calls: system roots

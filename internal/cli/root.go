@@ -37,6 +37,11 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 			flags := cmd.Flags()
 			g.outputSource = describeSource("-o/--output", EnvOutput, flags.Changed("output"))
 			g.authSource = describeSource("--auth", EnvAuth, flags.Changed("auth"))
+			if !isConfigCommand(cmd) {
+				if err := f.applyProfile(flags); err != nil {
+					return err
+				}
+			}
 			if err := f.checkGlobal(); err != nil {
 				return err
 			}
@@ -72,6 +77,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	pf.StringVar(&g.ConnectionStringFile, "connection-string-file", "", "Read the service connection string from `PATH`")
 	pf.StringVar(&g.CAFile, "ca-file", "", "Also trust the CA certificates in this PEM `PATH`")
 	pf.StringVar(&g.APIVersion, "api-version", "", "IoT Hub REST api-version (default 2021-04-12)")
+	pf.StringVar(&g.Profile, "profile", "", "Use this saved profile (dmctl config list; default: $DMCTL_PROFILE, else the current profile)")
 	pf.BoolVar(&g.Debug, "debug", false, "Log HTTP requests and responses to stderr (secrets redacted)")
 	def := string(output.FormatTable)
 	if v := env(EnvOutput); v != "" {
@@ -86,6 +92,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd.AddCommand(NewCmdJobs(f))
 	cmd.AddCommand(NewCmdTwin(f))
 	cmd.AddCommand(NewCmdVersion(f, nil))
+	cmd.AddCommand(NewCmdConfig(f))
+	cmd.AddCommand(NewCmdDoctor(f, nil))
 	for _, t := range helpTopics {
 		cmd.AddCommand(newHelpTopic(t.name, t.short, t.long))
 	}

@@ -1,0 +1,430 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/output"
+	"github.com/dmctl/dmctl/internal/sas"
+)
+
+// Doctor check statuses.
+const (
+	checkPass = "pass"
+	checkFail = "fail"
+	checkSkip = "skip" // not run because an earlier check failed
+	checkInfo = "info" // a setting shown, nothing to pass or fail
+)
+
+// maxClockSkew is the skew doctor accepts: the hub refuses SAS tokens
+// that a clock this far off makes look expired or not yet valid.
+const maxClockSkew = 5 * time.Minute
+
+// DoctorCheck is one line of `dmctl doctor` (and its JSON shape).
+type DoctorCheck struct {
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Hint   string `json:"hint,omitempty"`
+	// auth marks a failure of the credential or its rights (exit 3).
+	auth bool
+}
+
+// DoctorReport is the JSON shape of `dmctl doctor -o json`.
+type DoctorReport struct {
+	OK     bool          `json:"ok"`
+	Checks []DoctorCheck `json:"checks"`
+}
+
+// DoctorOptions are the inputs of `dmctl doctor`.
+type DoctorOptions struct {
+	F       *Factory
+	Output  output.Format
+	Timeout time.Duration
+}
+
+// NewCmdDoctor returns `dmctl doctor`.
+func NewCmdDoctor(f *Factory, runF func(*DoctorOptions) error) *cobra.Command {
+	opts := &DoctorOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check the credential, hub, TLS, clock and permissions dmctl would use",
+		Long: heredoc(`
+			Check, in order, what every other command relies on, and say for each
+			check pass or fail with a hint:
+
+			  profile      the saved profile applied, if any (dmctl config)
+			  ca           the CA certificates trusted (system roots, SSL_CERT_FILE, --ca-file)
+			  credential   which credential and hub are in use (shown redacted)
+			  token        the token's audience and expiry (SAS signed locally, or
+			               fetched from Microsoft Entra ID)
+			  proxy        the proxy used for the hub (HTTPS_PROXY, NO_PROXY)
+			  reachable    a TCP connection to the hub
+			  tls          the hub's certificate chain, verified
+			  clock        the skew between this machine and the hub's Date header
+			               (fails at 5 minutes or more: SAS tokens would look expired)
+			  permission   a harmless query (SELECT COUNT() FROM devices): is the
+			               credential accepted, and may it read the registry?
+
+			A check that cannot run because an earlier one failed is skipped. Nothing
+			is changed on the hub and no method is invoked.
+
+			Exit codes: 0 when every check passed; 3 when the credential, its token or
+			its permission failed (wrong key, expired token, missing role); 4 when
+			another check failed (hub unreachable, untrusted certificate, clock skew).
+		`),
+		Example: example(`
+			$ dmctl doctor
+			$ dmctl doctor --hub myhub.azure-devices.net --auth azure-cli
+			$ dmctl doctor --ca-file ./hubsim-ca.pem -o json
+		`),
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Output = output.FormatTable
+			if cmd.Flags().Changed("output") {
+				opts.Output = output.Format(f.Global.Output)
+			}
+			if opts.Timeout <= 0 {
+				return FlagErrorf("--timeout: must be positive")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return doctorRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 15*time.Second, "How long each network check may take")
+	return cmd
+}
+
+func doctorRun(ctx context.Context, opts *DoctorOptions) error {
+	checks := runDoctorChecks(ctx, opts.F, opts.Timeout)
+	report := DoctorReport{OK: true, Checks: checks}
+	var failed []string
+	code := ExitOK
+	for _, c := range checks {
+		if c.Status != checkFail {
+			continue
+		}
+		report.OK = false
+		failed = append(failed, c.Name)
+		if c.auth {
+			code = ExitAuth
+		} else if code == ExitOK {
+			code = ExitTargets
+		}
+	}
+	io := opts.F.IOStreams
+	switch opts.Output {
+	case output.FormatJSON, output.FormatJSONL:
+		if err := output.WriteJSON(io.Out, report, opts.Output == output.FormatJSON); err != nil {
+			return err
+		}
+	default:
+		var b strings.Builder
+		for _, c := range checks {
+			fmt.Fprintf(&b, "%-4s  %-11s %s\n", strings.ToUpper(c.Status), c.Name, c.Detail)
+			if c.Hint != "" {
+				fmt.Fprintf(&b, "      %-11s hint: %s\n", "", c.Hint)
+			}
+		}
+		if _, err := fmt.Fprint(io.Out, b.String()); err != nil {
+			return err
+		}
+	}
+	if code == ExitOK {
+		return nil
+	}
+	return &exitError{code: code, err: fmt.Errorf("doctor: %d of %d checks failed (%s)", len(failed), len(checks), strings.Join(failed, ", "))}
+}
+
+// runDoctorChecks resolves the credential through the same options as
+// every command (Factory.authOptions) and checks it against the hub.
+func runDoctorChecks(ctx context.Context, f *Factory, timeout time.Duration) []DoctorCheck {
+	g := f.Global
+	var checks []DoctorCheck
+	add := func(c DoctorCheck) { checks = append(checks, c) }
+	skipRest := func(names ...string) {
+		for _, n := range names {
+			add(DoctorCheck{Name: n, Status: checkSkip, Detail: "skipped: an earlier check failed"})
+		}
+	}
+	now := f.Now
+	if now == nil {
+		now = time.Now
+	}
+
+	// profile
+	if p := g.profile; p != nil {
+		add(DoctorCheck{Name: "profile", Status: checkInfo, Detail: fmt.Sprintf("%q, from %s", p.name, p.source)})
+	} else {
+		add(DoctorCheck{Name: "profile", Status: checkInfo, Detail: "none"})
+	}
+
+	// ca
+	httpClient, err := newHTTPClient(g.CAFile, f.ReadFile)
+	if err != nil {
+		add(DoctorCheck{Name: "ca", Status: checkFail, Detail: oneLine(err.Error()), Hint: "--ca-file must name a readable PEM file of CA certificates"})
+		skipRest("credential", "token", "proxy", "reachable", "tls", "clock", "permission")
+		return checks
+	}
+	add(DoctorCheck{Name: "ca", Status: checkInfo, Detail: describeCAs(f, g.CAFile)})
+
+	// credential (and, for a connection string holding a ready-made token, the token)
+	o := f.authOptions(httpClient)
+	var host string
+	var cred *auth.Credential
+	if !o.Method.IsEntra() {
+		cs, source, err := auth.ConnectionStringInUse(o)
+		if err == nil && cs != nil && cs.SharedAccessKey == "" && cs.SharedAccessSignature != "" {
+			host = cs.HostName
+			add(DoctorCheck{Name: "credential", Status: checkFail, auth: true,
+				Detail: fmt.Sprintf("a SharedAccessSignature without a key from %s (%s)", source, cs.Redacted()),
+				Hint:   "dmctl signs its own short-lived tokens and needs the policy's SharedAccessKey: use the service policy's connection string (az iot hub connection-string show --policy-name service)"})
+			add(sasTokenCheck(cs.SharedAccessSignature, host, now(), true))
+		}
+	}
+	if host == "" {
+		cred, err = auth.Resolve(o)
+		if err != nil {
+			hint := "give a service connection string (IOTHUB_CONNECTION_STRING or --connection-string-file), or --hub HOST with --auth"
+			var ce *auth.CredentialError
+			if errors.As(err, &ce) {
+				hint = ce.Hint()
+			}
+			add(DoctorCheck{Name: "credential", Status: checkFail, auth: true, Detail: oneLine(err.Error()), Hint: hint})
+			skipRest("token", "proxy", "reachable", "tls", "clock", "permission")
+			return checks
+		}
+		host = cred.Host
+		add(DoctorCheck{Name: "credential", Status: checkPass, Detail: fmt.Sprintf("%s; hub %s", cred.Describe(), host)})
+		if cred.Signer != nil {
+			add(sasTokenCheck(cred.Signer.Token(), host, now(), false))
+		} else {
+			add(entraTokenCheck(ctx, cred, now(), timeout))
+		}
+	}
+
+	// proxy
+	hubURL := &url.URL{Scheme: "https", Host: host, Path: "/"}
+	proxyURL, perr := http.ProxyFromEnvironment(&http.Request{URL: hubURL})
+	switch {
+	case perr != nil:
+		add(DoctorCheck{Name: "proxy", Status: checkFail, Detail: oneLine(perr.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.example:3128"})
+	case proxyURL != nil:
+		add(DoctorCheck{Name: "proxy", Status: checkInfo, Detail: redactURL(proxyURL) + " (from HTTPS_PROXY; NO_PROXY does not exclude the hub)"})
+	default:
+		add(DoctorCheck{Name: "proxy", Status: checkInfo, Detail: "none (direct connection)"})
+	}
+
+	// reachable
+	addr := host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		addr = net.JoinHostPort(host, "443")
+	}
+	if proxyURL == nil {
+		d := net.Dialer{Timeout: timeout}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			add(DoctorCheck{Name: "reachable", Status: checkFail, Detail: oneLine(err.Error()),
+				Hint: "check the host name, DNS, and that outbound TCP 443 (HTTPS) is allowed; behind a proxy set HTTPS_PROXY"})
+			skipRest("tls", "clock", "permission")
+			return checks
+		}
+		add(DoctorCheck{Name: "reachable", Status: checkPass, Detail: "TCP connection to " + addr})
+		_ = conn.Close()
+	} else {
+		add(DoctorCheck{Name: "reachable", Status: checkInfo, Detail: "through the proxy: see tls"})
+	}
+
+	// tls and clock: one unauthenticated GET (any HTTP answer will do).
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, hubURL.String(), nil)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		c := DoctorCheck{Name: "tls", Status: checkFail, Detail: oneLine(err.Error())}
+		var uae x509.UnknownAuthorityError
+		var hne x509.HostnameError
+		var cie x509.CertificateInvalidError
+		switch {
+		case errors.As(err, &uae):
+			c.Hint = "the hub's certificate is not signed by a CA this machine trusts: for hubsim or a private CA give --ca-file PATH (or SSL_CERT_FILE); behind a TLS-inspecting proxy, trust its CA the same way"
+		case errors.As(err, &hne):
+			c.Hint = "the certificate is for another host name: check --hub or the connection string's HostName"
+		case errors.As(err, &cie):
+			c.Hint = "the certificate is expired or not yet valid: check this machine's clock, and the CA's certificates"
+		default:
+			c.Hint = "the TLS handshake or the request failed: check the proxy and firewall"
+		}
+		add(c)
+		skipRest("clock", "permission")
+		return checks
+	}
+	_ = resp.Body.Close()
+	add(DoctorCheck{Name: "tls", Status: checkPass, Detail: describeChain(resp.TLS)})
+	if date, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
+		add(DoctorCheck{Name: "clock", Status: checkInfo, Detail: "the hub sent no Date header: skew unknown"})
+	} else {
+		skew := now().Sub(date).Round(time.Second)
+		abs := skew
+		if abs < 0 {
+			abs = -abs
+		}
+		detail := fmt.Sprintf("this machine is %s %s the hub", abs, map[bool]string{true: "ahead of", false: "behind"}[skew >= 0])
+		if abs < 2*time.Second {
+			detail = "in step with the hub (within the Date header's 1s resolution)"
+		}
+		if abs >= maxClockSkew {
+			add(DoctorCheck{Name: "clock", Status: checkFail, Detail: detail, Hint: "set this machine's clock (NTP): the hub refuses SAS tokens that look expired or not yet valid"})
+		} else {
+			add(DoctorCheck{Name: "clock", Status: checkPass, Detail: detail})
+		}
+	}
+
+	// permission
+	if cred == nil {
+		skipRest("permission")
+		return checks
+	}
+	add(permissionCheck(ctx, f, cred, timeout))
+	return checks
+}
+
+func describeCAs(f *Factory, caFile string) string {
+	parts := []string{"system roots"}
+	if f.LookupEnv != nil {
+		for _, k := range []string{"SSL_CERT_FILE", "SSL_CERT_DIR"} {
+			if v, ok := f.LookupEnv(k); ok && v != "" {
+				parts = append(parts, k+"="+v)
+			}
+		}
+	}
+	if caFile != "" {
+		parts = append(parts, "--ca-file "+caFile)
+	}
+	return strings.Join(parts, " + ")
+}
+
+// sasTokenCheck reads a SAS token's audience and expiry (never its
+// signature). given says the token came ready-made in a connection string.
+func sasTokenCheck(token, host string, now time.Time, given bool) DoctorCheck {
+	t, err := sas.Parse(token)
+	if err != nil {
+		return DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: oneLine(err.Error()), Hint: "the SharedAccessSignature is malformed"}
+	}
+	detail := fmt.Sprintf("SAS token for audience %s", t.Resource)
+	if t.KeyName != "" {
+		detail += fmt.Sprintf(" (policy %s)", t.KeyName)
+	}
+	if !t.Expiry.After(now) {
+		return DoctorCheck{Name: "token", Status: checkFail, auth: true,
+			Detail: fmt.Sprintf("%s expired at %s (%s ago)", detail, t.Expiry.UTC().Format(time.RFC3339), now.Sub(t.Expiry).Round(time.Second)),
+			Hint:   "the hub refuses an expired token: use a connection string with the policy's SharedAccessKey so dmctl signs fresh tokens"}
+	}
+	if !strings.HasPrefix(strings.ToLower(t.Resource), strings.ToLower(host)) {
+		return DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: detail + ", which is not the hub " + host,
+			Hint: "the token was made for another hub"}
+	}
+	detail += fmt.Sprintf(", expires %s (in %s)", t.Expiry.UTC().Format(time.RFC3339), t.Expiry.Sub(now).Round(time.Second))
+	if given {
+		return DoctorCheck{Name: "token", Status: checkInfo, Detail: detail}
+	}
+	return DoctorCheck{Name: "token", Status: checkPass, Detail: detail + "; signed locally, renewed before expiry"}
+}
+
+// entraTokenCheck gets a token for IoT Hub and reads its audience and
+// expiry (the claims are read, not verified: the hub verifies them).
+func entraTokenCheck(ctx context.Context, cred *auth.Credential, now time.Time, timeout time.Duration) DoctorCheck {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tk, err := cred.Token.GetToken(tctx, policy.TokenRequestOptions{Scopes: []string{iothub.TokenScope}})
+	if err != nil {
+		c := DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: oneLine(err.Error())}
+		var ce *auth.CredentialError
+		if errors.As(err, &ce) {
+			c.Hint = ce.Hint()
+		}
+		return c
+	}
+	detail := fmt.Sprintf("Entra ID token for scope %s, expires %s (in %s)", iothub.TokenScope, tk.ExpiresOn.UTC().Format(time.RFC3339), tk.ExpiresOn.Sub(now).Round(time.Second))
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(tk.Token, claims); err == nil {
+		if aud, err := claims.GetAudience(); err == nil && len(aud) > 0 {
+			detail = fmt.Sprintf("Entra ID token for audience %s, expires %s (in %s)", strings.Join(aud, ","), tk.ExpiresOn.UTC().Format(time.RFC3339), tk.ExpiresOn.Sub(now).Round(time.Second))
+		}
+		for _, k := range []string{"upn", "appid", "oid"} {
+			if v, ok := claims[k].(string); ok && v != "" {
+				detail += fmt.Sprintf("; %s %s", k, v)
+				break
+			}
+		}
+	}
+	return DoctorCheck{Name: "token", Status: checkPass, Detail: detail}
+}
+
+func permissionCheck(ctx context.Context, f *Factory, cred *auth.Credential, timeout time.Duration) DoctorCheck {
+	c, _, err := f.hubClient()
+	if err != nil {
+		return DoctorCheck{Name: "permission", Status: checkFail, auth: true, Detail: oneLine(err.Error())}
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	const q = "SELECT COUNT() AS numberOfDevices FROM devices"
+	page, err := c.NewQueryPager(q, nil).NextPage(qctx)
+	if err != nil {
+		check := DoctorCheck{Name: "permission", Status: checkFail, Detail: q + ": " + oneLine(err.Error())}
+		var re *iothub.ResponseError
+		if errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden) {
+			check.auth = true
+			check.Hint = cred.RefusedHint()
+		}
+		return check
+	}
+	n := "?"
+	if len(page.Items) > 0 {
+		var row struct {
+			N json.Number `json:"numberOfDevices"`
+		}
+		if json.Unmarshal(page.Items[0], &row) == nil && row.N != "" {
+			n = row.N.String()
+		}
+	}
+	return DoctorCheck{Name: "permission", Status: checkPass, Detail: fmt.Sprintf("registry query allowed (%s devices)", n)}
+}
+
+func describeChain(st *tls.ConnectionState) string {
+	if st == nil || len(st.VerifiedChains) == 0 {
+		return "verified"
+	}
+	var names []string
+	for _, cert := range st.VerifiedChains[0] {
+		names = append(names, fmt.Sprintf("%q", cert.Subject.CommonName))
+	}
+	leaf := st.VerifiedChains[0][0]
+	return fmt.Sprintf("%s, chain %s; leaf valid until %s", tls.VersionName(st.Version), strings.Join(names, " <- "), leaf.NotAfter.UTC().Format("2006-01-02"))
+}
+
+// redactURL drops a proxy URL's password.
+func redactURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User(c.User.Username())
+	}
+	return c.String()
+}
