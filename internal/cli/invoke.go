@@ -62,6 +62,11 @@ type InvokeOptions struct {
 	Sleep func(context.Context, time.Duration) error
 	// TempDir holds the targets' spool file; "" means the system's.
 	TempDir string
+	// Hub returns the REST client for twin reads and jobs when Invoker's
+	// invoker has none (tests); nil means none.
+	Hub func() (*iothub.Client, *auth.Credential, error)
+	// Twins returns the twin reader of the wait phase; nil means the hub's.
+	Twins func() (fleet.TwinReader, error)
 
 	Output output.Format
 
@@ -108,6 +113,12 @@ type InvokeOptions struct {
 	DryRun bool
 	Yes    bool
 	Grace  time.Duration
+
+	// Via is --via: ViaDirect, or ViaJob to run the fan-out as an IoT Hub job.
+	Via string
+	// Wait is what --wait, --wait-until and --fail-if wait for after each
+	// method succeeded; nil means no wait. Its hub reader is set by the run.
+	Wait *fleet.Wait
 }
 
 // invokeFlags are the raw flag values before they are checked.
@@ -122,11 +133,12 @@ type invokeFlags struct {
 	waves       string
 	batchSize   int
 	maxFailures string
+	wait        waitFlags
 }
 
 // NewCmdInvoke returns `dmctl invoke`.
 func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
-	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.Invoker, Query: f.Query, Now: f.Now, Sleep: f.Sleep}
+	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.Invoker, Query: f.Query, Now: f.Now, Sleep: f.Sleep, Hub: hubClientOnce(f)}
 	var fl invokeFlags
 	cmd := &cobra.Command{
 		Use:   "invoke METHOD (--device ID ... | --devices-file FILE | --query SQL) [flags]",
@@ -184,6 +196,32 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			refused) unless you say --idempotent. Offline devices (404103) are
 			retried only with --wait-online.
 
+			Outcomes: a reboot or a firmware update is not done when the method
+			returns 200. --wait reboot waits, after the method succeeded, until the
+			device reports iothubDM.reboot.lastReboot (or startedRebootTime, then a
+			disconnection) at or after the call and is connected again; --wait
+			firmware until iothubDM.firmwareUpdate.status is applyComplete (or "apply
+			firmware image complete"), ending as waitFailed on downloadFailed,
+			applyFailed, "Download image failed" or "Apply image failed" (any case).
+			--wait-until COND (repeatable, all must hold) and --fail-if COND
+			(repeatable, any fails) test other twin properties: PATH == VALUE,
+			PATH != VALUE, PATH in (A, B) or PATH not in (A, B), e.g.
+			"properties.reported.fw.version == '2.1'"; strings compare
+			case-insensitively, an absent property matches nothing. A target not done
+			within --wait-timeout (default 10m) is waitTimeout. Either way dmctl exits
+			4; each result carries waitValue, the last values seen. Fleets are polled
+			with batched twin queries (deviceId IN [...]) paced to the query
+			throttle of --tier/--units (default one S1 unit: 20 queries a minute);
+			a single target is read with GET /twins.
+
+			Jobs: --via job runs the fan-out as an IoT Hub scheduleDeviceMethod job
+			instead (the hub calls the devices at its jobs pace, S1: 10 devices/s),
+			then prints the per-device results like a direct run, with the same exit
+			codes. --query becomes the job's queryCondition (its WHERE clause) and
+			--device/--devices-file an IN list (at most 8 KB of query); modules,
+			pacing, waves, journals and resend flags are refused. Ctrl-C stops
+			waiting, not the job. See docs/jobs.md for when to use which.
+
 			--payload takes JSON text, @FILE, or - for stdin (at most 128 KB); with
 			no --payload the device gets null. --timeout is how long the hub waits
 			for the device's answer (5s..300s); --connect-timeout how long it waits
@@ -199,6 +237,10 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			$ dmctl invoke --resume fw.journal --payload @fw.json
 			$ dmctl invoke reboot --devices-file fleet.txt -o jsonl | jq -c 'select(.outcome != "succeeded")' | dmctl invoke reboot --devices-file -
 			$ dmctl invoke reboot --query 'SELECT deviceId FROM devices' --dry-run --rate 40/s
+			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --wait reboot --wait-timeout 5m
+			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --wait firmware -o jsonl
+			$ dmctl invoke setConfig --device gw-1 --wait-until "properties.reported.config.state == applied" --fail-if "properties.reported.config.state == rejected"
+			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.ring = 'canary'" --via job
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 && cmd.Flags().Changed("resume") {
@@ -221,6 +263,14 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			}
 			if err := checkInvoke(opts, &fl, cmd.Flags().Changed("payload")); err != nil {
 				return err
+			}
+			if err := checkWaitOutcome(opts, &fl.wait, cmd.Flags().Changed("wait-timeout")); err != nil {
+				return err
+			}
+			if opts.Via == ViaJob {
+				if err := checkViaJob(opts, cmd.Flags()); err != nil {
+					return err
+				}
 			}
 			if runF != nil {
 				return runF(opts)
@@ -254,6 +304,11 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 	flags.BoolVar(&opts.DryRun, "dry-run", false, "Resolve the targets, print their count, a sample and the estimated duration; send nothing")
 	flags.BoolVarP(&opts.Yes, "yes", "y", false, "Do not ask for confirmation on a terminal")
 	durationFlag(flags, &opts.Grace, "grace", DefaultGrace, false, "After Ctrl-C, how long calls in flight may take to finish")
+	addWaitOutcomeFlags(flags, &fl.wait)
+	stringEnumFlag(cmd, flags, &opts.Via, "via", "", ViaDirect, []string{ViaDirect, ViaJob}, "Call each device from dmctl (direct), or run the fan-out as an IoT Hub scheduleDeviceMethod job (job)")
+	_ = cmd.RegisterFlagCompletionFunc("wait", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{string(fleet.PresetReboot), string(fleet.PresetFirmware)}, cobra.ShellCompDirectiveNoFileComp
+	})
 	_ = cmd.RegisterFlagCompletionFunc("device", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("module", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("query", cobra.NoFileCompletions)
@@ -446,6 +501,11 @@ type journalRun struct {
 	WaitOnline     string   `json:"waitOnline,omitempty"`
 	MaxAttempts    int      `json:"maxAttempts"`
 	RetryFor       string   `json:"retryFor"`
+	// The wait for outcomes (--wait, --wait-until, --fail-if, --wait-timeout).
+	Wait        string   `json:"wait,omitempty"`
+	WaitUntil   []string `json:"waitUntil,omitempty"`
+	FailIf      []string `json:"failIf,omitempty"`
+	WaitTimeout string   `json:"waitTimeout,omitempty"`
 }
 
 func payloadDigest(p json.RawMessage) string {
@@ -469,6 +529,15 @@ func (opts *InvokeOptions) journalHeader(devices []string) (fleet.JournalHeader,
 		PayloadSHA256: payloadDigest(opts.Payload), Timeout: opts.Timeout.String(), ConnectTimeout: opts.ConnectTimeout.String(),
 		OKStatus: opts.OKStatus.String(), Idempotent: opts.Idempotent, WaitOnline: opts.WaitOnline.String(),
 		MaxAttempts: opts.MaxAttempts, RetryFor: opts.RetryFor.String(),
+	}
+	if w := opts.Wait; w != nil {
+		run.Wait, run.WaitTimeout = string(w.Preset), w.Timeout.String()
+		for _, c := range w.Until {
+			run.WaitUntil = append(run.WaitUntil, c.Text)
+		}
+		for _, c := range w.FailIf {
+			run.FailIf = append(run.FailIf, c.Text)
+		}
 	}
 	b, err := json.Marshal(run)
 	if err != nil {
@@ -546,6 +615,12 @@ func applyJournal(opts *InvokeOptions, fl *invokeFlags, flags *pflag.FlagSet) er
 	}
 	if !flags.Changed("max-attempts") && run.MaxAttempts > 0 {
 		opts.MaxAttempts = run.MaxAttempts
+	}
+	if !flags.Changed("wait") && !flags.Changed("wait-until") && !flags.Changed("fail-if") {
+		fl.wait.preset, fl.wait.until, fl.wait.failIf = run.Wait, run.WaitUntil, run.FailIf
+		if err := setDuration("wait-timeout", &fl.wait.timeout, run.WaitTimeout); err != nil {
+			return err
+		}
 	}
 	return nil
 }

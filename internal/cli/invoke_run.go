@@ -231,7 +231,7 @@ func (opts *InvokeOptions) confirm(count int, hub string) (bool, error) {
 
 // runFacts are what the hints need to know about a run's results.
 type runFacts struct {
-	refused, tokenFailed, offline, timedOut, unknown int
+	refused, tokenFailed, offline, timedOut, unknown, waitTimedOut int
 }
 
 func (f *runFacts) add(r fleet.Result) {
@@ -248,6 +248,8 @@ func (f *runFacts) add(r fleet.Result) {
 		f.timedOut++
 	case fleet.OutcomeUnknown:
 		f.unknown++
+	case fleet.OutcomeWaitTimeout:
+		f.waitTimedOut++
 	}
 }
 
@@ -257,6 +259,9 @@ func (f *runFacts) add(r fleet.Result) {
 // *fleet.ThresholdError when --max-failures stopped the run, ErrInterrupted
 // when ctx was cancelled, and ErrCancelled when the user said no.
 func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
+	if opts.Via == ViaJob {
+		return invokeViaJob(ctx, opts)
+	}
 	inv, cred, err := opts.Invoker()
 	if err != nil {
 		return err
@@ -280,6 +285,10 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	}
 	if opts.DryRun {
 		return opts.dryRun(ts, hub, pc)
+	}
+	wait, err := opts.waitFor()
+	if err != nil {
+		return err
 	}
 	if opts.wouldPrompt() && ts.total > 1 {
 		yes, err := opts.confirm(ts.total, hub)
@@ -380,6 +389,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		Sleep:       opts.Sleep,
 		Grace:       opts.Grace,
 		Progress:    progress,
+		Wait:        wait,
 		OnResult: func(r fleet.Result) {
 			if err := printer.Add(r); err != nil && printErr == nil {
 				printErr = err
@@ -523,6 +533,9 @@ func hints(f runFacts, cred *auth.Credential, opts *InvokeOptions) []string {
 	}
 	if f.timedOut > 0 && !opts.Idempotent {
 		out = append(out, "a method that timed out may still have run on the device, so it was not resent; add --idempotent if running it twice is safe, or raise --timeout.")
+	}
+	if f.waitTimedOut > 0 {
+		out = append(out, "a device that did not report its outcome in time may still finish: check its twin (dmctl twin show --device ID), or raise --wait-timeout.")
 	}
 	if f.unknown > 0 && !opts.Idempotent {
 		out = append(out, "for an unknown target nobody can tell whether the device ran the method; check the device (e.g. its twin), or add --idempotent if running it twice is safe.")

@@ -142,27 +142,9 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 		StartTime:        opts.StartTime,
 		MaxExecutionTime: opts.MaxExecution,
 	}
-	var job iothub.Job
-	// Creating is not idempotent in general, but a refusal the hub gives
-	// before doing anything (429, 503, a request never sent) is safe to
-	// send again; retry.Do's non-idempotent classification says exactly that.
-	policy := retry.Policy{Sleep: opts.Sleep, Now: opts.Now}
-	_, err = retry.Do(ctx, policy, func(ctx context.Context, _ int) error {
-		var e error
-		job, e = c.CreateJob(ctx, req)
-		if re, ok := iothub.AsResponseError(e); ok && re.ErrorCode == iothub.CodeMaxActiveJobCountExceeded {
-			return errTooManyJobs{e}
-		}
-		return e
-	})
-	var tooMany errTooManyJobs
-	if errors.As(err, &tooMany) {
-		_, _ = fmt.Fprintln(opts.IO.ErrOut, "hint: the hub runs a limited number of jobs at once (S1: 1, S2: 5, S3: 10, scheduled jobs included); "+
-			"see them with `dmctl jobs list --status running` and `--status scheduled`, wait for one to end or cancel it.")
-		return fmt.Errorf("create job %s: %w", opts.JobID, tooMany.err)
-	}
+	job, err := createJob(ctx, opts.HubDeps, c, cred, req)
 	if err != nil {
-		return opts.hubFailure(ctx, err, cred, "create job "+opts.JobID)
+		return err
 	}
 	what := fmt.Sprintf("%d devices selected by --device", len(opts.Devices))
 	if len(opts.Devices) == 0 {
@@ -177,6 +159,34 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 		return nil
 	}
 	return followJob(ctx, &opts.Follow, c, cred)
+}
+
+// createJob schedules req, resending only what the hub refused before
+// doing anything, and explains 429004 (too many jobs).
+func createJob(ctx context.Context, d HubDeps, c *iothub.Client, cred *auth.Credential, req iothub.JobRequest) (iothub.Job, error) {
+	var job iothub.Job
+	// Creating is not idempotent in general, but a refusal the hub gives
+	// before doing anything (429, 503, a request never sent) is safe to
+	// send again; retry.Do's non-idempotent classification says exactly that.
+	policy := retry.Policy{Sleep: d.Sleep, Now: d.Now}
+	_, err := retry.Do(ctx, policy, func(ctx context.Context, _ int) error {
+		var e error
+		job, e = c.CreateJob(ctx, req)
+		if re, ok := iothub.AsResponseError(e); ok && re.ErrorCode == iothub.CodeMaxActiveJobCountExceeded {
+			return errTooManyJobs{e}
+		}
+		return e
+	})
+	var tooMany errTooManyJobs
+	if errors.As(err, &tooMany) {
+		_, _ = fmt.Fprintln(d.IO.ErrOut, "hint: the hub runs a limited number of jobs at once (S1: 1, S2: 5, S3: 10, scheduled jobs included); "+
+			"see them with `dmctl jobs list --status running` and `--status scheduled`, wait for one to end or cancel it.")
+		return job, fmt.Errorf("create job %s: %w", req.JobID, tooMany.err)
+	}
+	if err != nil {
+		return job, d.hubFailure(ctx, err, cred, "create job "+req.JobID)
+	}
+	return job, nil
 }
 
 // JobsShowRun prints one job.
@@ -266,6 +276,16 @@ func JobsWaitRun(ctx context.Context, opts *JobsWaitOptions) error {
 }
 
 func followJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cred *auth.Credential) error {
+	job, results, err := collectJob(ctx, opts, c, cred)
+	if err != nil {
+		return err
+	}
+	return writeJobResults(opts, job, results)
+}
+
+// collectJob follows the job until it ends (unless NoWait) and reads its
+// per-device results.
+func collectJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cred *auth.Credential) (iothub.Job, []fleet.Result, error) {
 	var job iothub.Job
 	var err error
 	if opts.NoWait {
@@ -275,15 +295,15 @@ func followJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cre
 	}
 	if err != nil {
 		if errors.Is(err, ErrInterrupted) {
-			return err
+			return job, nil, err
 		}
-		return opts.hubFailure(ctx, err, cred, "job "+opts.JobID)
+		return job, nil, opts.hubFailure(ctx, err, cred, "job "+opts.JobID)
 	}
 	results, err := deviceJobResults(ctx, opts.HubDeps, c, job, opts.OKStatus)
 	if err != nil {
-		return opts.hubFailure(ctx, err, cred, "results of job "+opts.JobID)
+		return job, nil, opts.hubFailure(ctx, err, cred, "results of job "+opts.JobID)
 	}
-	return writeJobResults(opts, job, results)
+	return job, results, nil
 }
 
 // waitJob polls the job until it ends, showing progress on stderr.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/retry"
 )
@@ -625,4 +626,35 @@ func setPath(doc map[string]any, p []string, v any) {
 		m = next
 	}
 	m[p[len(p)-1]] = v
+}
+
+// AwaitResults runs the wait phase over results that are already in (a
+// job's per-device results): each succeeded result waits for w's outcome;
+// the others are returned as they are. The order is kept.
+func AwaitResults(ctx context.Context, results []Result, w *Wait, now func() time.Time, sleep func(context.Context, time.Duration) error) []Result {
+	if now == nil {
+		now = time.Now
+	}
+	if sleep == nil {
+		sleep = ctxtime.Sleep
+	}
+	out := append([]Result(nil), results...)
+	index := map[Target]int{}
+	var mu sync.Mutex
+	a := newAwaiter(w, now, sleep, func(r Result) {
+		mu.Lock()
+		out[index[r.Target()]] = r
+		mu.Unlock()
+	})
+	for i, r := range results {
+		index[r.Target()] = i
+	}
+	go a.run(ctx)
+	for _, r := range results {
+		if r.Outcome == OutcomeSucceeded {
+			a.add(r)
+		}
+	}
+	a.finish()
+	return out
 }

@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dmctl/dmctl/internal/fleet"
+	"github.com/dmctl/dmctl/internal/iothub"
+)
+
+// Values of --via.
+const (
+	ViaDirect = "direct" // dmctl calls each device (the default)
+	ViaJob    = "job"    // an IoT Hub scheduleDeviceMethod job calls them
+)
+
+// viaJobMaxExecution is the maxExecutionTimeInSeconds of a --via job job:
+// long enough for a large fleet at S1's jobs pace (10 devices/s is 36,000
+// devices an hour); a job ends as soon as it has reached every device.
+const viaJobMaxExecution = 24 * time.Hour
+
+// viaJobRefused are the invoke flags a job cannot honour, and why.
+var viaJobRefused = []struct{ flag, why string }{
+	{"module", "IoT Hub jobs invoke device methods, not module methods"},
+	{"rate", "the hub paces a job itself, at its jobs throttle (S1: 10 devices/s)"},
+	{"concurrency", "the hub decides how many calls a job has in flight"},
+	{"waves", "a job runs every device it selects; split the fleet with tags and run one job per wave"},
+	{"batch-size", "a job runs every device it selects; split the fleet with tags and run one job per wave"},
+	{"wave-pause", "a job has no waves"},
+	{"max-failures", "a job cannot be stopped by a failure count (dmctl jobs cancel stops it)"},
+	{"journal", "the hub keeps a job's per-device records (dmctl jobs results JOB-ID reads them again)"},
+	{"resume", "the hub keeps a job's per-device records (dmctl jobs results JOB-ID reads them again)"},
+	{"idempotent", "the hub decides what a job resends"},
+	{"wait-online", "use --connect-timeout: the hub waits that long for each disconnected device"},
+	{"max-attempts", "the hub decides what a job resends"},
+	{"retry-for", "the hub decides what a job resends"},
+	{"grace", "Ctrl-C stops waiting, not the job (dmctl jobs cancel stops it)"},
+}
+
+// checkViaJob refuses the flags a job cannot express, and checks that the
+// --query is one a job's queryCondition can hold.
+func checkViaJob(opts *InvokeOptions, flags *pflag.FlagSet) error {
+	for _, r := range viaJobRefused {
+		if flags.Changed(r.flag) {
+			return FlagErrorf("--via job cannot be combined with --%s: %s", r.flag, r.why)
+		}
+	}
+	if opts.QuerySQL != "" {
+		if _, err := jobConditionOf(opts.QuerySQL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var (
+	queryWhere       = regexp.MustCompile(`(?is)^\s*select\s+.*?\sfrom\s+devices\s*(?:\swhere\s+(.*?))?\s*$`)
+	queryNotForAJob  = regexp.MustCompile(`(?is)(^\s*select\s+top\s)|(\sgroup\s+by\s)|(\sorder\s+by\s)`)
+	queryFromModules = regexp.MustCompile(`(?is)\sfrom\s+devices\.modules(\s|$)`)
+)
+
+// jobConditionOf turns --query into a job's queryCondition: its WHERE
+// clause, or * for every device.
+func jobConditionOf(sql string) (string, error) {
+	if queryFromModules.MatchString(sql) {
+		return "", FlagErrorf("--via job: --query selects modules (FROM devices.modules); IoT Hub jobs invoke device methods only")
+	}
+	if queryNotForAJob.MatchString(sql) {
+		return "", FlagErrorf("--via job: a job selects devices with a WHERE clause only; --query %q uses TOP, GROUP BY or ORDER BY", sql)
+	}
+	m := queryWhere.FindStringSubmatch(sql)
+	if m == nil {
+		return "", FlagErrorf("--via job: --query %q is not SELECT ... FROM devices [WHERE ...]", sql)
+	}
+	cond := strings.TrimSpace(m[1])
+	if cond == "" {
+		return "*", nil
+	}
+	if err := iothub.ValidateQueryCondition(cond); err != nil {
+		return "", FlagErrorf("--via job: --query's WHERE clause: %v", err)
+	}
+	return cond, nil
+}
+
+// jobCondition is the run's queryCondition: the ids of --device and
+// --devices-file as deviceId IN [...], OR the WHERE clause of --query.
+// ids is how many ids it names.
+func (opts *InvokeOptions) jobCondition() (cond string, ids int, err error) {
+	var list []string
+	seen := map[string]bool{}
+	add := func(t fleet.Target) error {
+		if t.ModuleID != "" {
+			return FlagErrorf("--via job: --devices-file names module %s; IoT Hub jobs invoke device methods only (run it without --via job)", t)
+		}
+		if !seen[t.DeviceID] {
+			seen[t.DeviceID] = true
+			list = append(list, t.DeviceID)
+		}
+		return nil
+	}
+	for _, t := range opts.Targets {
+		if err := add(t); err != nil {
+			return "", 0, err
+		}
+	}
+	if opts.DevicesFile != "" {
+		if err := opts.readDevicesFile(add); err != nil {
+			return "", 0, err
+		}
+	}
+	where := ""
+	if opts.QuerySQL != "" {
+		if where, err = jobConditionOf(opts.QuerySQL); err != nil {
+			return "", 0, err
+		}
+	}
+	switch {
+	case where == "*":
+		return "*", 0, nil
+	case len(list) == 0 && where == "":
+		return "", 0, FlagErrorf("--via job: no targets: the devices file is empty")
+	case len(list) == 0:
+		cond = where
+	case where == "":
+		cond = iothub.DeviceIDCondition(list)
+	default:
+		cond = iothub.DeviceIDCondition(list) + " OR (" + where + ")"
+	}
+	if n := len(cond); n > iothub.MaxQueryConditionLength {
+		return "", 0, FlagErrorf("--via job: %d device ids make a queryCondition of %d characters; IoT Hub accepts queries of at most %d characters. "+
+			"Select the devices with --query \"SELECT deviceId FROM devices WHERE tags.wave = 3\", or run without --via job",
+			len(list), n, iothub.MaxQueryLength)
+	}
+	return cond, len(list), nil
+}
+
+// jobsRate is the hub's jobs device-operation throttle for --tier/--units
+// (iothub-contract.md §3.4), and how to describe it.
+func jobsRate(tier string, units int) (float64, string) {
+	switch tier {
+	case "S2":
+		return max(10, float64(units)), fmt.Sprintf("the jobs throttle of tier S2, %d units", units)
+	case "S3":
+		return 50 * float64(units), fmt.Sprintf("the jobs throttle of tier S3, %d units", units)
+	case "F1", "S1":
+		return 10, "the jobs throttle of tier " + tier
+	}
+	return 10, "the jobs throttle of tier S1 (give --tier for another)"
+}
+
+// invokeViaJob runs the fan-out as a scheduleDeviceMethod job: it creates
+// the job, follows it, reads the per-device results, waits for the
+// outcomes when asked, and prints the results as a direct run does.
+func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
+	c, cred, err := opts.hub()
+	if err != nil {
+		return err
+	}
+	hubName := ""
+	if cred != nil {
+		hubName = cred.Host
+	}
+	if opts.DryRun || opts.wouldPrompt() {
+		// The same targets a direct run would resolve (the query runs once).
+		ts, err := opts.resolveTargets(ctx, true)
+		defer ts.close()
+		if err != nil {
+			return err
+		}
+		if opts.DryRun {
+			rate, source := jobsRate(opts.Tier, opts.Units)
+			return opts.dryRun(ts, hubName, pace{rate: rate, source: "--via job: " + source})
+		}
+		if ts.total > 1 {
+			yes, err := opts.confirm(ts.total, hubName)
+			if err != nil {
+				return err
+			}
+			if !yes {
+				return ErrCancelled
+			}
+		}
+	}
+	cond, _, err := opts.jobCondition()
+	if err != nil {
+		return err
+	}
+	wait, err := opts.waitFor()
+	if err != nil {
+		return err
+	}
+	deps := HubDeps{IO: opts.IO, Client: opts.hub, Now: opts.Now, Sleep: opts.Sleep, Output: opts.Output}
+	req := iothub.JobRequest{
+		JobID:          newJobID(opts.now()),
+		Type:           iothub.JobTypeDeviceMethod,
+		QueryCondition: cond,
+		Method: &iothub.MethodRequest{
+			MethodName:      opts.Method,
+			Payload:         opts.Payload,
+			ResponseTimeout: opts.Timeout,
+			ConnectTimeout:  opts.ConnectTimeout,
+		},
+		MaxExecutionTime: viaJobMaxExecution,
+	}
+	job, err := createJob(ctx, deps, c, cred, req)
+	if err != nil {
+		return err
+	}
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on devices where %s.\n", job.JobID, job.Status, opts.Method, shortText(cond, 200))
+	follow := &JobsWaitOptions{HubDeps: deps, JobID: job.JobID, OKStatus: opts.OKStatus, PollInterval: DefaultPollInterval}
+	job, results, err := collectJob(ctx, follow, c, cred)
+	if err != nil {
+		return err
+	}
+	if wait != nil {
+		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Waiting for %s on the devices that succeeded.\n", wait.Describe())
+		results = fleet.AwaitResults(ctx, results, wait, opts.Now, opts.Sleep)
+	}
+	werr := writeJobResults(follow, job, results)
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
+	}
+	return werr
+}
+
+// shortText cuts s to n characters for a message.
+func shortText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/fleet"
+	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/retry"
+)
+
+// Defaults and bounds of the wait flags.
+const (
+	// DefaultWaitTimeout is --wait-timeout's default: how long each target
+	// may take to report its outcome once the method succeeded.
+	DefaultWaitTimeout = 10 * time.Minute
+	// MinWaitTimeout is the shortest --wait-timeout.
+	MinWaitTimeout = time.Second
+)
+
+// waitFlags are the raw values of --wait, --wait-until, --fail-if and
+// --wait-timeout.
+type waitFlags struct {
+	preset  string
+	until   []string
+	failIf  []string
+	timeout time.Duration
+}
+
+// addWaitOutcomeFlags adds the flags of the wait phase to invoke.
+func addWaitOutcomeFlags(flags *pflag.FlagSet, fl *waitFlags) {
+	flags.StringVar(&fl.preset, "wait", "", "After the method succeeds, wait for the device to report the outcome: reboot or firmware")
+	flags.StringArrayVar(&fl.until, "wait-until", nil, "After the method succeeds, wait until this twin condition holds, e.g. \"properties.reported.fw.status == done\" (repeatable: all must hold)")
+	flags.StringArrayVar(&fl.failIf, "fail-if", nil, "While waiting, end as waitFailed when this twin condition holds (repeatable: any)")
+	durationFlag(flags, &fl.timeout, "wait-timeout", DefaultWaitTimeout, false, "How long each target may take to report its outcome (waitTimeout after it)")
+}
+
+// checkWaitOutcome turns the wait flags into opts.Wait (nil without a
+// wait); the hub reader is filled in by the run.
+func checkWaitOutcome(opts *InvokeOptions, fl *waitFlags, timeoutGiven bool) error {
+	opts.Wait = nil
+	if fl.preset == "" && len(fl.until) == 0 {
+		if len(fl.failIf) > 0 {
+			return FlagErrorf("--fail-if needs something to wait for: add --wait reboot|firmware or --wait-until COND")
+		}
+		if timeoutGiven {
+			return FlagErrorf("--wait-timeout needs something to wait for: add --wait reboot|firmware or --wait-until COND")
+		}
+		return nil
+	}
+	w := &fleet.Wait{Timeout: fl.timeout}
+	if fl.preset != "" {
+		p := fleet.Preset(strings.ToLower(strings.TrimSpace(fl.preset)))
+		known := false
+		var names []string
+		for _, k := range fleet.Presets {
+			names = append(names, string(k))
+			known = known || p == k
+		}
+		if !known {
+			return FlagErrorf("--wait: %q is not a preset: use %s, or --wait-until COND for any other outcome", fl.preset, strings.Join(names, " or "))
+		}
+		w.Preset = p
+	}
+	for _, s := range fl.until {
+		c, err := fleet.ParseCondition(s)
+		if err != nil {
+			return FlagErrorf("--wait-until: %v", err)
+		}
+		w.Until = append(w.Until, c)
+	}
+	for _, s := range fl.failIf {
+		c, err := fleet.ParseCondition(s)
+		if err != nil {
+			return FlagErrorf("--fail-if: %v", err)
+		}
+		w.FailIf = append(w.FailIf, c)
+	}
+	if fl.timeout < MinWaitTimeout || fl.timeout > MaxWait {
+		return FlagErrorf("--wait-timeout: %s is out of range: use %s to %s", fl.timeout, MinWaitTimeout, MaxWait)
+	}
+	opts.Wait = w
+	return nil
+}
+
+// queriesPerMinute is the hub's query throttle for --tier/--units
+// (iothub-contract.md §6): 20/min per unit below S3, 1,000/min per unit
+// on S3; one S1 unit when the tier is unknown.
+func queriesPerMinute(tier string, units int) float64 {
+	if units < 1 {
+		units = 1
+	}
+	if tier == "S3" {
+		return 1000 * float64(units)
+	}
+	if tier == "" {
+		return fleet.DefaultQueriesPerMinute
+	}
+	return 20 * float64(units)
+}
+
+// waitFor is the run's wait with its hub reader, pace and retries; nil
+// without --wait or --wait-until.
+func (opts *InvokeOptions) waitFor() (*fleet.Wait, error) {
+	if opts.Wait == nil {
+		return nil, nil
+	}
+	w := *opts.Wait
+	twins, err := opts.twins()
+	if err != nil {
+		return nil, err
+	}
+	w.Twins = twins
+	w.QueriesPerMinute = queriesPerMinute(opts.Tier, opts.Units)
+	w.Retry = opts.readPolicy()
+	return &w, nil
+}
+
+// readPolicy resends twin reads as idempotent calls.
+func (opts *InvokeOptions) readPolicy() retry.Policy {
+	p := opts.retryPolicy()
+	p.Idempotent = true
+	p.WaitOnline = 0
+	return p
+}
+
+// twins is the TwinReader of the run's hub.
+func (opts *InvokeOptions) twins() (fleet.TwinReader, error) {
+	if opts.Twins != nil {
+		return opts.Twins()
+	}
+	c, _, err := opts.hub()
+	if err != nil {
+		return nil, err
+	}
+	return fleet.ClientTwins{Client: c}, nil
+}
+
+// hub is the REST client of the run's hub: the invoker's own client when it
+// has one (so credentials are resolved once), else one built for it.
+func (opts *InvokeOptions) hub() (*iothub.Client, *auth.Credential, error) {
+	inv, cred, err := opts.Invoker()
+	if err != nil {
+		return nil, nil, err
+	}
+	if ci, ok := inv.(fleet.ClientInvoker); ok && ci.Client != nil {
+		return ci.Client, cred, nil
+	}
+	if opts.Hub != nil {
+		return opts.Hub()
+	}
+	return nil, nil, fmt.Errorf("no hub client to read twins or run jobs with")
+}
