@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -20,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/google/uuid"
 
+	"github.com/dmctl/dmctl/internal/jsontext"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -59,7 +62,9 @@ type ClientOptions struct {
 type Client struct {
 	host       string
 	apiVersion string
+	query      string // "api-version=" + the escaped apiVersion
 	pl         runtime.Pipeline
+	lastBody   atomic.Pointer[encodedMethod]
 }
 
 // NewSASClient returns a client that sends Authorization: <signer.Token()>
@@ -109,7 +114,7 @@ func newClient(host string, auth policy.Policy, opts *ClientOptions) (*Client, e
 	if cp.Telemetry.ApplicationID == "" {
 		cp.Telemetry.ApplicationID = "dmctl/" + strings.TrimSpace(Version)
 	}
-	perRetry := []policy.Policy{auth}
+	perRetry := []policy.Policy{attemptPolicy{auth: auth}}
 	if o.Debug != nil {
 		perRetry = append(perRetry, debugPolicy{mu: &sync.Mutex{}, w: o.Debug})
 	}
@@ -117,7 +122,12 @@ func newClient(host string, auth policy.Policy, opts *ClientOptions) (*Client, e
 	if err != nil {
 		return nil, fmt.Errorf("iothub: %w", err)
 	}
-	return &Client{host: host, apiVersion: apiVersion, pl: ac.Pipeline()}, nil
+	return &Client{
+		host:       host,
+		apiVersion: apiVersion,
+		query:      "api-version=" + url.QueryEscape(apiVersion),
+		pl:         ac.Pipeline(),
+	}, nil
 }
 
 var semverShape = regexp.MustCompile(`^v\d+\.\d+\.\d+(?:-[a-zA-Z0-9_.-]+)?$`)
@@ -160,6 +170,21 @@ func checkHost(host string) error {
 // Host returns the hub host the client talks to (with :port if one was given).
 func (c *Client) Host() string { return c.host }
 
+// acceptJSON is every request's Accept header. Header values are only ever
+// replaced, never written into, and one element has no room to append.
+var acceptJSON = []string{"application/json"}
+
+// attemptPolicy puts the call's query back on the URL of each attempt (see
+// sendURL) and then runs the authorization policy.
+type attemptPolicy struct{ auth policy.Policy }
+
+func (p attemptPolicy) Do(req *policy.Request) (*http.Response, error) {
+	if st := callStateFrom(req.Raw().Context()); st != nil && st.query != "" {
+		req.Raw().URL.RawQuery = st.query
+	}
+	return p.auth.Do(req)
+}
+
 // sasPolicy sets the Authorization header from a SAS signer on every attempt.
 type sasPolicy struct{ signer *sas.Signer }
 
@@ -179,22 +204,35 @@ func (c *Client) send(ctx context.Context, method string, segments []string, hea
 // sendURL is send for a URL built by the caller (c.url plus more query
 // parameters).
 func (c *Client) sendURL(ctx context.Context, method string, u *url.URL, header http.Header, body []byte) (*http.Response, []byte, error) {
-	st := &callState{body: body}
+	// The query travels in the call's state and joins the URL in
+	// attemptPolicy, after azcore's retry policy: that policy formats a
+	// sanitized copy of the URL for its log on every attempt (whether or not
+	// anything logs), and a URL without a query makes that cheap.
+	st := &callState{body: body, query: u.RawQuery}
+	u.RawQuery = ""
 	ctx = withCallState(ctx, st)
-	req, err := runtime.NewRequest(ctx, method, u.String())
+	h := make(http.Header, 8) // room for every header a call carries
+	raw := (&http.Request{
+		Method:     method,
+		URL:        u, // Path and RawPath both set: ids holding # ? % / arrive as they are
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Host:       u.Host,
+	}).WithContext(ctx)
+	req, err := runtime.NewRequestFromRequest(raw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("iothub: build request: %w", err)
 	}
-	// Set both forms explicitly, so ids holding # ? % / arrive as they are.
-	req.Raw().URL.Path, req.Raw().URL.RawPath = u.Path, u.RawPath
-	h := req.Raw().Header
-	h.Set("Accept", "application/json")
-	h.Set("Request-Id", uuid.NewString())
+	h["Accept"] = acceptJSON
+	h["Request-Id"] = []string{uuid.NewString()}
 	for k, v := range header {
 		h[k] = v
 	}
 	if body != nil {
-		if err := req.SetBody(streaming.NopCloser(bytes.NewReader(body)), "application/json; charset=utf-8"); err != nil {
+		st.pipelineBody.Reset(body)
+		if err := req.SetBody(streaming.NopCloser(&st.pipelineBody), "application/json; charset=utf-8"); err != nil {
 			return nil, nil, fmt.Errorf("iothub: set request body: %w", err)
 		}
 	}
@@ -232,18 +270,35 @@ func transportError(ctx context.Context, st *callState, err error) error {
 // percent-encoded; Path holds the decoded segments and RawPath the encoded
 // ones.
 func (c *Client) url(segments []string) *url.URL {
-	var path, raw strings.Builder
+	n := 0
+	escaped := false
 	for _, s := range segments {
-		path.WriteString("/" + s)
-		raw.WriteString("/" + url.PathEscape(s))
+		n += 1 + len(s)
+		if !escaped && url.PathEscape(s) != s {
+			escaped = true
+		}
 	}
-	return &url.URL{
-		Scheme:   "https",
-		Host:     c.host,
-		Path:     path.String(),
-		RawPath:  raw.String(),
-		RawQuery: "api-version=" + url.QueryEscape(c.apiVersion),
+	var path strings.Builder
+	path.Grow(n)
+	for _, s := range segments {
+		path.WriteByte('/')
+		path.WriteString(s)
 	}
+	q := c.query
+	if q == "" {
+		q = "api-version=" + url.QueryEscape(c.apiVersion)
+	}
+	u := &url.URL{Scheme: "https", Host: c.host, Path: path.String(), RawQuery: q}
+	u.RawPath = u.Path
+	if escaped {
+		var raw strings.Builder
+		for _, s := range segments {
+			raw.WriteByte('/')
+			raw.WriteString(url.PathEscape(s))
+		}
+		u.RawPath = raw.String()
+	}
+	return u
 }
 
 func isSuccess(status int) bool { return status >= 200 && status < 300 }
@@ -280,39 +335,93 @@ func (c *Client) InvokeModuleMethod(ctx context.Context, deviceID, moduleID stri
 }
 
 func (c *Client) invoke(ctx context.Context, segments []string, req MethodRequest) (MethodResult, error) {
-	respSec, connSec, err := validateRequest(req)
+	m, err := c.encodeMethod(req)
 	if err != nil {
 		return MethodResult{}, err
 	}
-	body, err := marshalNoEscape(methodBody{
-		MethodName:               req.MethodName,
-		Payload:                  req.Payload,
-		ResponseTimeoutInSeconds: respSec,
-		ConnectTimeoutInSeconds:  connSec,
-	})
-	if err != nil {
-		return MethodResult{}, &InputError{Input: "payload", Reason: err.Error()}
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(respSec+connSec)*time.Second+WireTime)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(m.respSec+m.connSec)*time.Second+WireTime)
 	defer cancel()
-	resp, payload, err := c.send(ctx, http.MethodPost, segments, nil, body)
+	resp, payload, err := c.send(ctx, http.MethodPost, segments, nil, m.body)
 	if err != nil {
 		return MethodResult{}, err
 	}
 	if !isSuccess(resp.StatusCode) {
 		return MethodResult{}, parseError(resp.StatusCode, resp.Header, payload, time.Now())
 	}
-	var r struct {
-		Status  *int            `json:"status"`
-		Payload json.RawMessage `json:"payload"`
-	}
-	if err := json.Unmarshal(payload, &r); err != nil {
+	status, devicePayload, err := parseMethodAnswer(payload)
+	if err != nil {
 		return MethodResult{}, unreadable(resp, payload, err.Error())
 	}
-	if r.Status == nil {
-		return MethodResult{}, unreadable(resp, payload, `it has no "status"`)
+	return MethodResult{Status: status, Payload: devicePayload, RequestID: resp.Header.Get(headerRequestID)}, nil
+}
+
+// encodedMethod is a validated MethodRequest and the body it becomes.
+type encodedMethod struct {
+	name             string
+	payload          []byte // a copy of MethodRequest.Payload (nil stays nil)
+	respTO, connTO   time.Duration
+	respSec, connSec int
+	body             []byte // shared by every call that sends it: never modified
+}
+
+func (m *encodedMethod) matches(req MethodRequest) bool {
+	return m.name == req.MethodName && m.respTO == req.ResponseTimeout && m.connTO == req.ConnectTimeout &&
+		(m.payload == nil) == (req.Payload == nil) && bytes.Equal(m.payload, req.Payload)
+}
+
+// encodeMethod validates req and builds its CloudToDeviceMethod body. A
+// fleet sends the same request to every device, so the last one is kept
+// and reused when the next request is equal to it.
+func (c *Client) encodeMethod(req MethodRequest) (*encodedMethod, error) {
+	if m := c.lastBody.Load(); m != nil && m.matches(req) {
+		return m, nil
 	}
-	return MethodResult{Status: *r.Status, Payload: r.Payload, RequestID: resp.Header.Get(headerRequestID)}, nil
+	respSec, connSec, err := validateRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := appendMethodBody(nil, req.MethodName, req.Payload, respSec, connSec)
+	if err != nil {
+		return nil, &InputError{Input: "payload", Reason: err.Error()}
+	}
+	m := &encodedMethod{
+		name: req.MethodName, payload: bytes.Clone(req.Payload),
+		respTO: req.ResponseTimeout, connTO: req.ConnectTimeout,
+		respSec: respSec, connSec: connSec, body: body,
+	}
+	c.lastBody.Store(m)
+	return m, nil
+}
+
+// appendMethodBody appends the JSON of methodBody{name, payload, respSec,
+// connSec} to b, byte for byte what marshalNoEscape writes: the payload
+// compacted, nothing HTML-escaped, a nil payload as null.
+func appendMethodBody(b []byte, name string, payload json.RawMessage, respSec, connSec int) ([]byte, error) {
+	if payload != nil && len(payload) == 0 {
+		// encoding/json refuses an empty RawMessage; keep its error.
+		return marshalNoEscape(methodBody{MethodName: name, Payload: payload, ResponseTimeoutInSeconds: respSec, ConnectTimeoutInSeconds: connSec})
+	}
+	if b == nil {
+		b = make([]byte, 0, len(`{"methodName":"","payload":,"responseTimeoutInSeconds":,"connectTimeoutInSeconds":}`)+len(name)+len(payload)+16)
+	}
+	b = append(b, `{"methodName":`...)
+	b = jsontext.AppendString(b, name)
+	b = append(b, `,"payload":`...)
+	if payload == nil {
+		b = append(b, "null"...)
+	} else {
+		buf := bytes.NewBuffer(b)
+		if err := json.Compact(buf, payload); err != nil {
+			// The same words encoding/json uses for a RawMessage it cannot compact.
+			return nil, fmt.Errorf("json: error calling MarshalJSON for type json.RawMessage: %w", err)
+		}
+		b = buf.Bytes()
+	}
+	b = append(b, `,"responseTimeoutInSeconds":`...)
+	b = strconv.AppendInt(b, int64(respSec), 10)
+	b = append(b, `,"connectTimeoutInSeconds":`...)
+	b = strconv.AppendInt(b, int64(connSec), 10)
+	return append(b, '}'), nil
 }
 
 // marshalNoEscape is json.Marshal without HTML escaping, so a payload's

@@ -20,7 +20,7 @@ var ErrUnreadableAnswer = errors.New("could not read the hub's answer")
 // Response headers IoT Hub sets on errors (iothub-contract.md §1.7).
 const (
 	headerErrorCode  = "iothub-errorcode"
-	headerRequestID  = "x-ms-request-id"
+	headerRequestID  = "X-Ms-Request-Id" // canonical: Header.Get has nothing to rewrite
 	headerRetryAfter = "Retry-After"
 )
 

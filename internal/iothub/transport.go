@@ -1,9 +1,11 @@
 package iothub
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
@@ -19,6 +21,11 @@ type callState struct {
 	reached atomic.Bool
 	written atomic.Bool
 	body    []byte
+	query   string // the URL's query, set on each attempt by attemptPolicy
+
+	// The request body as azcore reads it and as net/http writes it, kept
+	// here to save two allocations per call.
+	pipelineBody, sendBody bytes.Reader
 }
 
 type callStateKey struct{}
@@ -57,6 +64,16 @@ func (t *tracingTransport) Do(req *http.Request) (*http.Response, error) {
 		},
 	}
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	if st.body != nil && req.Body != nil && req.ContentLength == int64(len(st.body)) {
+		// azcore hands the body on wrapped in its own reader types, which
+		// net/http cannot tell from a slow stream: it would flush the
+		// headers in a write of their own and the body in another (two TLS
+		// records, two syscalls). A *bytes.Reader it knows to be in memory,
+		// so headers and body leave in one write. req is this attempt's own
+		// copy (WithContext above).
+		st.sendBody.Reset(st.body)
+		req.Body = io.NopCloser(&st.sendBody)
+	}
 	resp, err := t.next.Do(req)
 	if err != nil {
 		if resp != nil && resp.Body != nil {
