@@ -56,6 +56,10 @@ var helpTopics = []struct {
 			  DMCTL_HUB                 default for --hub (the hub's host name)
 			  DMCTL_AUTH                default for --auth: sas, default, azure-cli,
 			                            environment, managed-identity, workload-identity
+			  DMCTL_PROFILE             the saved profile to use when --profile is not
+			                            given (dmctl config)
+			  DMCTL_CONFIG_DIR          where dmctl config keeps config.yaml (default:
+			                            the user's config directory + /dmctl)
 
 			Microsoft Entra ID (read by the Azure Identity library):
 
