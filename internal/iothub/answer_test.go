@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -184,4 +185,17 @@ func TestEncodeMethodReusesOnlyAnEqualRequest(t *testing.T) {
 	assert.ErrorAs(t, err, &ie)
 	_, err = c.encodeMethod(MethodRequest{MethodName: "bad name"})
 	assert.ErrorAs(t, err, &ie)
+}
+
+func TestNewRequestID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		u, err := uuid.Parse(id)
+		require.NoError(t, err, id)
+		assert.Equal(t, uuid.Version(4), u.Version(), id)
+		assert.Equal(t, uuid.RFC4122, u.Variant(), id)
+		assert.False(t, seen[id], "repeated %s", id)
+		seen[id] = true
+	}
 }

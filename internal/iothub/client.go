@@ -3,10 +3,12 @@ package iothub
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -170,6 +172,19 @@ func checkHost(host string) error {
 // Host returns the hub host the client talks to (with :port if one was given).
 func (c *Client) Host() string { return c.host }
 
+// newRequestID returns a random (version 4) UUID for the Request-Id header.
+// It only correlates a call with the hub's logs, so its bits come from
+// math/rand/v2's generator (ChaCha8, seeded by the runtime) instead of a
+// getrandom system call per call as uuid.NewString makes.
+func newRequestID() string {
+	var u uuid.UUID
+	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant RFC 4122
+	return u.String()
+}
+
 // acceptJSON is every request's Accept header. Header values are only ever
 // replaced, never written into, and one element has no room to append.
 var acceptJSON = []string{"application/json"}
@@ -226,7 +241,7 @@ func (c *Client) sendURL(ctx context.Context, method string, u *url.URL, header 
 		return nil, nil, fmt.Errorf("iothub: build request: %w", err)
 	}
 	h["Accept"] = acceptJSON
-	h["Request-Id"] = []string{uuid.NewString()}
+	h["Request-Id"] = []string{newRequestID()}
 	for k, v := range header {
 		h[k] = v
 	}
