@@ -412,6 +412,9 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	if ts.known {
 		runOpts.Total = ts.total
 	}
+	if wait != nil {
+		note("After each call succeeds, waiting for %s (at most %s per target).", wait.Describe(), wait.Timeout)
+	}
 	if bar != nil {
 		bar.Start()
 	}

@@ -8,6 +8,9 @@
 //	(c) hubsim --tier S1 --units 1 with 2,000 devices and --rate auto: wall
 //	    time against the ideal 50 s (40 calls/s) and the share of 429s
 //	(d) dmctl's peak RSS for 100,000 targets from a file against 10,000
+//	(e) hubsim --tier S1 --units 1 with 2,000 devices: wall time of
+//	    dmctl invoke --via job (the hub's jobs pace, 10 devices/s) against
+//	    a direct fan-out with --rate auto --tier S1 --units 1 (issue 6)
 //
 // `make bench-fleet` builds the binaries and runs it; it needs Node.js and
 // the conformance suite's node_modules (`make conformance-deps`) for (b).
@@ -60,7 +63,7 @@ func run() error {
 	flag.StringVar(&c.nodeModules, "node-script", "test/bench/node/invoke-pool.js", "the Node promise-pool script for (b)")
 	flag.IntVar(&c.concurrency, "concurrency", 64, "calls in flight for (a) and (b), for every client")
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds of (a) and (b), each running hubsim bench, dmctl and the Node SDK in turn; medians are reported")
-	flag.StringVar(&c.only, "only", "abcd", "which benchmarks to run (letters a-d)")
+	flag.StringVar(&c.only, "only", "abcde", "which benchmarks to run (letters a-e)")
 	flag.DurationVar(&c.benchTime, "bench-duration", 5*time.Second, "how long each `hubsim bench` measures")
 	flag.Parse()
 
@@ -88,6 +91,11 @@ func run() error {
 	}
 	if strings.Contains(c.only, "d") {
 		if err := benchD(c, work); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(c.only, "e") {
+		if err := benchE(c, work); err != nil {
 			return err
 		}
 	}
@@ -506,6 +514,38 @@ func benchD(c config, work string) error {
 			note = "(for contrast: -o json holds every result to print them sorted)"
 		}
 		fmt.Printf("    %7d targets, -o %-5s  peak RSS %6.1f MB  %s; %.0f calls/s, exit %d\n", tc.n, tc.format, float64(r.maxRSSKB)/1024, note, r.callsPerSec, r.exitCode)
+	}
+	return nil
+}
+
+// benchE: the same 2,000-device fan-out on one S1 hub, run directly at the
+// hub's direct-method throttle and as an IoT Hub job at its jobs throttle.
+func benchE(c config, work string) error {
+	const devices = 2000
+	fleet, _, err := writeFleet(work, "e", "job-%05d", devices)
+	if err != nil {
+		return err
+	}
+	h, err := startHub(c, filepath.Join(work, "hub-e"), "--fleet", fleet, "--tier", "S1", "--units", "1")
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+	fmt.Printf("\n(e) hubsim --tier S1 --units 1, %d devices: direct fan-out vs --via job (one run, side by side)\n", devices)
+	query := "SELECT deviceId FROM devices"
+	direct, err := runDmctl(c, h, "ping", "--query", query, "--rate", "auto", "--tier", "S1", "--units", "1", "-o", "jsonl", "--yes")
+	if err != nil {
+		return err
+	}
+	job, err := runDmctl(c, h, "ping", "--query", query, "--via", "job", "--tier", "S1", "-o", "jsonl", "--yes")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("    direct --rate auto  wall %6.1f s (ideal %d s at 40 calls/s); exit %d\n", direct.wall.Seconds(), devices/40, direct.exitCode)
+	fmt.Printf("    --via job           wall %6.1f s (ideal %d s at 10 devices/s); exit %d\n", job.wall.Seconds(), devices/10, job.exitCode)
+	if direct.wall > 0 {
+		fmt.Printf("    --via job / direct = %.2fx the wall time; dmctl CPU %.2f s direct vs %.2f s while the hub ran the job\n",
+			job.wall.Seconds()/direct.wall.Seconds(), direct.cpu.Seconds(), job.cpu.Seconds())
 	}
 	return nil
 }
