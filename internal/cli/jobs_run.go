@@ -258,9 +258,9 @@ func JobsCancelRun(ctx context.Context, opts *JobsCancelOptions) error {
 		return opts.hubFailure(ctx, err, cred, "cancel job "+opts.JobID)
 	}
 	if job.Status != iothub.JobStatusCancelled {
-		fmt.Fprintf(opts.IO.ErrOut, "Job %s had already ended (%s); nothing to cancel.\n", job.JobID, job.Status)
+		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Job %s had already ended (%s); nothing to cancel.\n", job.JobID, job.Status)
 	} else {
-		fmt.Fprintf(opts.IO.ErrOut, "Cancelled job %s.\n", job.JobID)
+		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Cancelled job %s.\n", job.JobID)
 	}
 	return printJobs(opts.HubDeps, []iothub.Job{job}, true)
 }
@@ -333,7 +333,7 @@ func waitJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client) (ioth
 }
 
 func interruptedWait(opts *JobsWaitOptions, err error) error {
-	fmt.Fprintf(opts.IO.ErrOut, "Stopped waiting; the job keeps running on the hub. Resume with: dmctl jobs wait %s (or stop it: dmctl jobs cancel %s)\n",
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Stopped waiting; the job keeps running on the hub. Resume with: dmctl jobs wait %s (or stop it: dmctl jobs cancel %s)\n",
 		opts.JobID, opts.JobID)
 	return fmt.Errorf("%w: waiting for job %s: %w", ErrInterrupted, opts.JobID, err)
 }
@@ -460,20 +460,20 @@ func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Resu
 		unreached = unreached || r.Outcome == fleet.OutcomeSkipped
 	}
 	if !job.Status.Terminal() {
-		fmt.Fprintf(errOut, "note: job %s is %s: devices it has not reached yet are reported skipped; dmctl jobs wait %s waits for the end.\n",
+		_, _ = fmt.Fprintf(errOut, "note: job %s is %s: devices it has not reached yet are reported skipped; dmctl jobs wait %s waits for the end.\n",
 			job.JobID, job.Status, job.JobID)
 	} else if unreached && job.Status == iothub.JobStatusCancelled {
-		fmt.Fprintf(errOut, "note: job %s was cancelled; the devices it had not reached are reported skipped.\n", job.JobID)
+		_, _ = fmt.Fprintf(errOut, "note: job %s was cancelled; the devices it had not reached are reported skipped.\n", job.JobID)
 	}
 	if job.FailureReason != "" {
-		fmt.Fprintf(errOut, "note: job %s %s: %s\n", job.JobID, job.Status, job.FailureReason)
+		_, _ = fmt.Fprintf(errOut, "note: job %s %s: %s\n", job.JobID, job.Status, job.FailureReason)
 	}
 	switch {
 	case len(results) > 0:
 	case job.Status == iothub.JobStatusCancelled && job.Statistics.DeviceCount == 0:
-		fmt.Fprintf(errOut, "note: job %s was cancelled before it started; it reached no device.\n", job.JobID)
+		_, _ = fmt.Fprintf(errOut, "note: job %s was cancelled before it started; it reached no device.\n", job.JobID)
 	case job.Status == iothub.JobStatusCompleted:
-		fmt.Fprintf(errOut, "note: job %s reached no device: its queryCondition (%s) matched none when it started.\n", job.JobID, job.QueryCondition)
+		_, _ = fmt.Fprintf(errOut, "note: job %s reached no device: its queryCondition (%s) matched none when it started.\n", job.JobID, job.QueryCondition)
 	}
 	if offline && job.Method != nil && job.Method.ConnectTimeout == 0 {
 		_, _ = fmt.Fprintln(errOut, "hint: offline devices may connect later: a job with --connect-timeout 60 lets the hub wait for each one.")

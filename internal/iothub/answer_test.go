@@ -128,7 +128,7 @@ func TestAppendMethodBodyMatchesEncodingJSON(t *testing.T) {
 		json.RawMessage("[1,\n2,\t3]"),
 		json.RawMessage(`null`),
 		json.RawMessage(`12.5e-3`),
-		json.RawMessage{}, // encoding/json refuses it; so must we
+		{}, // encoding/json refuses it; so must we
 	}
 	for _, name := range []string{"reboot", "a\"b\\c", "x<y>&z", "métho\u2028d"} {
 		for _, p := range payloads {
