@@ -27,6 +27,9 @@ func (f *Factory) credentialsConfigured() bool {
 	if g.ConnectionString != "" || g.ConnectionStringFile != "" || g.Hub != "" {
 		return true
 	}
+	if g.profile != nil && g.profile.profile.ConnectionString != "" {
+		return true
+	}
 	if f.LookupEnv == nil {
 		return false
 	}
@@ -44,6 +47,7 @@ func (f *Factory) credentialsConfigured() bool {
 // within completionTimeout.
 func completeDeviceIDs(f *Factory) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		f.applyProfileForCompletion(cmd)
 		if !f.credentialsConfigured() {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -76,6 +80,7 @@ func completeDeviceIDs(f *Factory) cobra.CompletionFunc {
 // and results with the hub's jobs, silently like completeDeviceIDs.
 func completeJobIDs(f *Factory) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		f.applyProfileForCompletion(cmd)
 		if len(args) > 0 || !f.credentialsConfigured() {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -96,6 +101,15 @@ func completeJobIDs(f *Factory) cobra.CompletionFunc {
 			}
 		}
 		return ids, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// applyProfileForCompletion applies the profile as a command run would:
+// cobra's completion command does not run the root's PersistentPreRunE.
+// Errors are ignored: completion stays silent.
+func (f *Factory) applyProfileForCompletion(cmd *cobra.Command) {
+	if f.Global.profile == nil {
+		_ = f.applyProfile(cmd.Flags())
 	}
 }
 

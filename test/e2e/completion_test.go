@@ -56,6 +56,15 @@ func TestCompletion(t *testing.T) {
 		assert.Contains(t, candidates(t, env, "jobs", "show", "comp"), "complete-me")
 	})
 
+	t.Run("device ids through a saved profile", func(t *testing.T) {
+		cfg := t.TempDir()
+		r := runDmctl(t, dmctlCmd{env: map[string]string{"IOTHUB_CONNECTION_STRING": hub.ServiceConnectionString, "DMCTL_CONFIG_DIR": cfg}},
+			"config", "set-profile", "sim", "--store-connection-string", "--ca-file", hub.CAFile)
+		require.Equal(t, 0, r.code, r.stderr)
+		got := candidates(t, map[string]string{"DMCTL_CONFIG_DIR": cfg}, "twin", "show", "--device", "sim-00000")
+		assert.Len(t, got, 9)
+	})
+
 	t.Run("unreachable hub: silent", func(t *testing.T) {
 		bad := map[string]string{"IOTHUB_CONNECTION_STRING": replaceKey(t, hub.ServiceConnectionString, "d3JvbmdrZXl3cm9uZ2tleXdyb25na2V5d3Jvbmdrez0="), "SSL_CERT_FILE": hub.CAFile}
 		assert.Empty(t, candidates(t, bad, "twin", "show", "--device", ""))
