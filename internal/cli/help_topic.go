@@ -26,7 +26,9 @@ var helpTopics = []struct {
 			       get a token, or the hub refused every target with 401/403
 			  4    at least one target did not succeed: the device answered with a
 			       status outside --ok-status, was offline, timed out, was throttled,
-			       was not found, or the call failed
+			       was not found, or the call failed; or, with --wait/--wait-until,
+			       the device then reported failure (waitFailed) or did not report
+			       its outcome within --wait-timeout (waitTimeout)
 			  5    the run was stopped by its failure threshold (--max-failures);
 			       the targets it did not start are reported skipped
 			  130  interrupted (Ctrl-C or SIGTERM); the results so far are written,

@@ -270,3 +270,42 @@ func TestInvokeViaJob(t *testing.T) {
 		}
 	})
 }
+
+// TestWaitModulesAndConditions: --wait-until and --fail-if on module twins
+// read through FROM devices.modules queries, one device read with GET
+// /twins, and a condition that never holds times out.
+func TestWaitModulesAndConditions(t *testing.T) {
+	h := startFleetHub(t, `{"seed":1,"groups":[
+		{"name":"ready","idPattern":"mr-%02d","count":3,"modules":["agent"],"reported":{"state":"ready"},"methods":{"ping":{}}},
+		{"name":"broken","idPattern":"mb-%02d","count":2,"modules":["agent"],"reported":{"state":"Broken"},"methods":{"ping":{}}}]}`, "--no-throttle")
+	r := h.run(t, "", "ping", "--query", "SELECT deviceId FROM devices", "--module", "agent",
+		"--wait-until", "properties.reported.state in (ready, done)", "--fail-if", "properties.reported.state == broken",
+		"--wait-timeout", "20s", "-o", "jsonl", "--yes")
+	require.Equal(t, 4, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "After each call succeeds, waiting for properties.reported.state in (ready, done)")
+	results := jsonlResults(t, r.stdout)
+	require.Len(t, results, 5)
+	for _, id := range []string{"mr-01/agent", "mr-02/agent", "mr-03/agent"} {
+		assert.Equal(t, "succeeded", results[id].Outcome, id)
+	}
+	for _, id := range []string{"mb-01/agent", "mb-02/agent"} {
+		assert.Equal(t, "waitFailed", results[id].Outcome, id)
+		require.NotNil(t, results[id].Error, id)
+		assert.Contains(t, results[id].Error.Message, "--fail-if properties.reported.state == broken holds", id)
+	}
+
+	one := h.run(t, "", "ping", "--device", "mr-01", "--wait-until", "properties.reported.state == gone", "--wait-timeout", "3s", "-o", "json")
+	require.Equal(t, 4, one.code, one.stderr)
+	rs := waitResultsJSON(t, one.stdout)
+	require.Len(t, rs, 1)
+	assert.Equal(t, "waitTimeout", rs[0].Outcome)
+	assert.Equal(t, map[string]any{"properties.reported.state": "ready"}, rs[0].WaitValue)
+	assert.Contains(t, one.stderr, "hint: a device that did not report its outcome in time")
+}
+
+func waitResultsJSON(t *testing.T, stdout string) []waitResult {
+	t.Helper()
+	var rs []waitResult
+	require.NoError(t, json.Unmarshal([]byte(stdout), &rs), stdout)
+	return rs
+}
