@@ -157,7 +157,7 @@ func jobsRate(tier string, units int) (float64, string) {
 // the job, follows it, reads the per-device results, waits for the
 // outcomes when asked, and prints the results as a direct run does.
 func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
-	c, cred, err := opts.hub()
+	_, cred, err := opts.Invoker()
 	if err != nil {
 		return err
 	}
@@ -191,6 +191,10 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 		return err
 	}
 	wait, err := opts.waitFor()
+	if err != nil {
+		return err
+	}
+	c, _, err := opts.hub()
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -157,4 +158,46 @@ func TestInvokeRunWaitFirmware(t *testing.T) {
 	assert.Contains(t, te.errOut.String(), `d1: waitFailed: the method succeeded, then the firmware update failed: status "applyFailed"`)
 	assert.Contains(t, te.errOut.String(), "1 waitFailed")
 	assert.Len(t, te.inv.calls, 1, "the method is sent once")
+}
+
+func TestInvokeViaJobDryRun(t *testing.T) {
+	te := newTestEnv(t, nil)
+	var ids []string
+	for i := 1; i <= 25; i++ {
+		ids = append(ids, fmt.Sprintf("sim-%03d", i))
+	}
+	withQuery(te, &pager{pages: [][]string{ids}})
+	code := te.run("invoke", "reboot", "--query", "SELECT deviceId FROM devices WHERE tags.x = 1", "--via", "job", "--dry-run", "--tier", "S1")
+	assert.Equal(t, 0, code, te.errOut.String())
+	assert.Empty(t, te.inv.calls, "a dry run sends nothing")
+	assert.Contains(t, te.out.String(), "Dry run: would invoke \"reboot\" on 25 targets on hub hub.example.test (nothing was sent).\n")
+	assert.Contains(t, te.out.String(), "Estimated duration: 2.5s at 10.0 calls/s (--via job: the jobs throttle of tier S1)\n")
+}
+
+func TestInvokeResumeKeepsTheWait(t *testing.T) {
+	te := newTestEnv(t, nil)
+	journal := filepath.Join(t.TempDir(), "fw.journal")
+	o, _, err := parseInvoke(t, te, "firmwareUpdate", "--device", "d1", "--device", "d2", "--wait", "firmware",
+		"--fail-if", "tags.hold == yes", "--wait-timeout", "45s", "--journal", journal)
+	require.NoError(t, err)
+	h, err := o.journalHeader([]string{"d1", "d2"})
+	require.NoError(t, err)
+	j, err := fleet.CreateJournal(journal, h)
+	require.NoError(t, err)
+	require.NoError(t, j.Close())
+
+	te = newTestEnv(t, nil)
+	o, _, err = parseInvoke(t, te, "--resume", journal)
+	require.NoError(t, err)
+	require.NotNil(t, o.Wait, "the journal's wait is repeated")
+	assert.Equal(t, fleet.PresetFirmware, o.Wait.Preset)
+	require.Len(t, o.Wait.FailIf, 1)
+	assert.Equal(t, "tags.hold == yes", o.Wait.FailIf[0].Text)
+	assert.Equal(t, 45*time.Second, o.Wait.Timeout)
+
+	te = newTestEnv(t, nil)
+	o, _, err = parseInvoke(t, te, "--resume", journal, "--wait", "reboot")
+	require.NoError(t, err)
+	assert.Equal(t, fleet.PresetReboot, o.Wait.Preset, "a wait flag given again wins")
+	assert.Empty(t, o.Wait.FailIf)
 }
