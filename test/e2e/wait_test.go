@@ -250,6 +250,21 @@ func TestInvokeViaJob(t *testing.T) {
 		assert.Equal(t, "succeeded", rs[1].Outcome)
 	})
 
+	t.Run("a job's succeeded devices wait for their outcome", func(t *testing.T) {
+		r := hub.run(t, "", "reboot", "--device", "vj-01", "--device", "vj-02", "--device", "vb-1", "--via", "job",
+			"--wait", "reboot", "--wait-timeout", "30s", "-o", "jsonl", "--yes")
+		require.Equal(t, 4, r.code, r.stderr)
+		rs := waitResults(t, r.stdout)
+		require.Len(t, rs, 3)
+		for _, id := range []string{"vj-01", "vj-02"} {
+			assert.Equal(t, "succeeded", rs[id].Outcome, id)
+			assert.Equal(t, "Connected", rs[id].WaitValue["connectionState"], id)
+			assert.NotEmpty(t, rs[id].WaitValue["properties.reported.iothubDM.reboot.lastReboot"], id)
+		}
+		assert.Equal(t, "failed", rs["vb-1"].Outcome, "a device that answered 500 is not waited on")
+		assert.Nil(t, rs["vb-1"].WaitValue)
+	})
+
 	t.Run("what a job cannot express is refused before anything is sent", func(t *testing.T) {
 		modFile := filepath.Join(dir, "mods.txt")
 		require.NoError(t, os.WriteFile(modFile, []byte("vj-01/telemetry\n"), 0o600))
