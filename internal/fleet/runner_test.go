@@ -532,10 +532,12 @@ func TestRunnerMaxFailuresCountStopsAtOnce(t *testing.T) {
 	})
 	var te *ThresholdError
 	require.ErrorAs(t, err, &te)
-	// The third failure goes over; one more call may already have been
-	// handed to the worker before the collector saw it.
+	// The third failure goes over. Until the collector goroutine has seen it,
+	// the pipeline may hold one more result in the results buffer
+	// (Concurrency) and the worker may have taken one more target, so a
+	// starved collector allows up to two extra calls; never the rest of the 50.
 	assert.GreaterOrEqual(t, calls.Load(), int64(3))
-	assert.LessOrEqual(t, calls.Load(), int64(4))
+	assert.LessOrEqual(t, calls.Load(), int64(3+2))
 	assert.Len(t, results, 50)
 	assert.Equal(t, 50-int(calls.Load()), te.Skipped)
 }
