@@ -15,7 +15,7 @@ GEN := $(GO) run ./internal/cli/gen
 NPM_DIR := test/conformance
 FUZZTIME ?= 5s
 
-.PHONY: help build test unit e2e fuzz bench bench-fleet demo lint check generated-check completions docs snapshot goreleaser-check conformance-deps clean
+.PHONY: help build test unit e2e fuzz bench bench-fleet demo lint check generated-check cross completions docs snapshot goreleaser-check conformance-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ conformance-deps: ## install the Node SDKs the conformance suite runs (npm ci)
 
 test: conformance-deps ## vet, generated files current, unit tests (race), end-to-end and conformance tests, brief fuzzing
 	$(GO) vet ./...
-	$(MAKE) --no-print-directory generated-check
+	$(MAKE) --no-print-directory generated-check cross
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -race -timeout 15m ./internal/... ./cmd/...
 	$(GO) test -timeout 20m ./test/...
@@ -70,6 +70,11 @@ lint: ## golangci-lint (installed at the pinned version if missing or different)
 		$(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
 	fi
 	$(GOBIN_DIR)/golangci-lint run ./...
+
+cross: ## both binaries compile for every release platform family (windows, darwin), as goreleaser builds them
+	@for os in windows darwin; do for pkg in ./cmd/dmctl ./cmd/hubsim; do \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=arm64 $(GO) build -trimpath -o /dev/null $$pkg || exit 1; \
+	done; done
 
 completions: ## regenerate completions/ (bash, zsh, fish, powershell) from the command tree
 	$(GEN) -completions completions

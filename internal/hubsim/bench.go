@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -245,15 +244,6 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		r.MaxMs = float64(all[len(all)-1]) / float64(time.Millisecond)
 	}
 	return r, ctx.Err()
-}
-
-// processCPU is the user+system CPU time of this process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // Text renders the result for people.
