@@ -217,7 +217,8 @@ func (c *Client) send(ctx context.Context, method string, segments []string, hea
 }
 
 // sendURL is send for a URL built by the caller (c.url plus more query
-// parameters).
+// parameters). It takes u over: the request uses it as it is, and its
+// RawQuery moves into the call's state.
 func (c *Client) sendURL(ctx context.Context, method string, u *url.URL, header http.Header, body []byte) (*http.Response, []byte, error) {
 	// The query travels in the call's state and joins the URL in
 	// attemptPolicy, after azcore's retry policy: that policy formats a
