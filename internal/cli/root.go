@@ -77,7 +77,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	pf.StringVar(&g.ConnectionStringFile, "connection-string-file", "", "Read the service connection string from `PATH`")
 	pf.StringVar(&g.CAFile, "ca-file", "", "Also trust the CA certificates in this PEM `PATH`")
 	pf.StringVar(&g.APIVersion, "api-version", "", "IoT Hub REST api-version (default 2021-04-12)")
-	pf.StringVar(&g.Profile, "profile", "", "Use this saved profile (dmctl config list; default: $DMCTL_PROFILE, else the current profile)")
+	pf.StringVar(&g.Profile, "profile", "", "Use the saved profile `NAME` (dmctl config list; default: $DMCTL_PROFILE, else the current profile)")
 	pf.BoolVar(&g.Debug, "debug", false, "Log HTTP requests and responses to stderr (secrets redacted)")
 	def := string(output.FormatTable)
 	if v := env(EnvOutput); v != "" {
@@ -87,6 +87,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	g.Output = def // validated in checkGlobal, naming DMCTL_OUTPUT
 
 	_ = cmd.RegisterFlagCompletionFunc("hub", cobra.NoFileCompletions)
+	_ = cmd.RegisterFlagCompletionFunc("profile", completeProfileNames(f))
 
 	cmd.AddCommand(NewCmdInvoke(f, nil))
 	cmd.AddCommand(NewCmdJobs(f))
