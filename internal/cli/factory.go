@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -238,39 +236,11 @@ func newHTTPClient(caFile string, readFile func(string) ([]byte, error)) (*http.
 	tr.ForceAttemptHTTP2 = false
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 	return &http.Client{
-		Transport: smallBodies{next: tr},
+		Transport: tr, // internal/iothub hands net/http in-memory bodies: headers and body go in one write
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		},
 	}, nil
-}
-
-// maxInlineBody is the largest request body smallBodies reads ahead.
-const maxInlineBody = 256 << 10
-
-// smallBodies hands net/http request bodies it knows to be in memory. The
-// REST client's bodies come wrapped in azcore's own reader types, which
-// net/http cannot tell from a slow stream, so it flushes the headers in a
-// write of their own and the body in another: two TLS records and two
-// syscalls per call. A method call's body is at most 128 KB, so reading it
-// into a bytes.Reader first lets headers and body leave in one write.
-type smallBodies struct{ next http.RoundTripper }
-
-func (s smallBodies) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body == nil || req.Body == http.NoBody || req.ContentLength <= 0 || req.ContentLength > maxInlineBody {
-		return s.next.RoundTrip(req)
-	}
-	b, err := io.ReadAll(io.LimitReader(req.Body, req.ContentLength+1))
-	_ = req.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	r := new(http.Request)
-	*r = *req // a shallow copy: nothing shared is modified (Clone would copy the headers too)
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-	r.ContentLength = int64(len(b))
-	return s.next.RoundTrip(r)
 }
 
 // checkGlobal validates the persistent flags and their environment
