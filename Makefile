@@ -45,11 +45,20 @@ unit: ## unit tests only
 e2e: conformance-deps ## end-to-end and conformance suites only
 	$(GO) test -timeout 20m ./test/...
 
+# A run that fails with only "context deadline exceeded" and writes no failing input is Go's
+# fuzz-coordinator race at the -fuzztime boundary (go.dev/issue/75804, fixed in Go 1.27, not in
+# 1.26.x), seen here under load: such a run is tried once more. Any other failure fails at once.
 fuzz: ## run every fuzz target briefly (FUZZTIME each)
 	@for pkg in $$($(GO) list ./internal/...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/fuzz.$$$$.log 2>&1 || { cat /tmp/fuzz.$$$$.log; exit 1; }; \
+			for try in 1 2; do \
+				if $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/tmp/fuzz.$$$$.log 2>&1; then break; fi; \
+				if [ $$try = 1 ] && grep -q 'context deadline exceeded' /tmp/fuzz.$$$$.log && ! grep -q 'Failing input written' /tmp/fuzz.$$$$.log; then \
+					echo "fuzz $$pkg $$f: the -fuzztime deadline race (go.dev/issue/75804), no failing input: trying again"; continue; \
+				fi; \
+				cat /tmp/fuzz.$$$$.log; exit 1; \
+			done; \
 		done; \
 	done
 
