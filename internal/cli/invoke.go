@@ -309,7 +309,7 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 	_ = cmd.RegisterFlagCompletionFunc("wait", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{string(fleet.PresetReboot), string(fleet.PresetFirmware)}, cobra.ShellCompDirectiveNoFileComp
 	})
-	_ = cmd.RegisterFlagCompletionFunc("device", cobra.NoFileCompletions)
+	_ = cmd.RegisterFlagCompletionFunc("device", completeDeviceIDs(f))
 	_ = cmd.RegisterFlagCompletionFunc("module", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("query", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("tier", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {

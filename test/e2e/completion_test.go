@@ -48,6 +48,7 @@ func TestCompletion(t *testing.T) {
 		got := candidates(t, env, "twin", "show", "--device", "sim-00001")
 		assert.Equal(t, []string{"sim-000010", "sim-000011", "sim-000012"}, got)
 		assert.Len(t, candidates(t, env, "jobs", "create", "reboot", "--device", ""), 12)
+		assert.Len(t, candidates(t, env, "invoke", "reboot", "--device", ""), 12, "invoke completes device ids too")
 	})
 
 	t.Run("job ids from the hub", func(t *testing.T) {
