@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/ctxtime"
 	"time"
 
 	"github.com/dmctl/dmctl/internal/auth"
@@ -28,14 +29,7 @@ func (d HubDeps) sleep(ctx context.Context, wait time.Duration) error {
 	if d.Sleep != nil {
 		return d.Sleep(ctx, wait)
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return ctxtime.Sleep(ctx, wait)
 }
 
 // readPolicy resends reads (job status, pages) on anything retry allows

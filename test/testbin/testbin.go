@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dmctl/dmctl/internal/hubsim"
 	"net"
 	"os"
 	"os/exec"
@@ -133,39 +134,15 @@ func Build(tb testing.TB, name string) string {
 	return b.path
 }
 
+// Ready is hubsim's ready line (one JSON object on stdout). It is hubsim's
+// own type, so the line has one definition that both sides share.
+type Ready = hubsim.Ready
+
+// Entra is the ready line's description of hubsim's local token endpoint.
+type Entra = hubsim.ReadyEntra
+
 // Principal is one Entra service principal announced in the ready line.
-type Principal struct {
-	Name         string `json:"name"`
-	ClientID     string `json:"clientId"`
-	ClientSecret string `json:"clientSecret"`
-	Role         string `json:"role"` // "IoT Hub Data Contributor", "IoT Hub Data Reader" or "" (no role)
-}
-
-// Entra describes hubsim's local token endpoint, as announced in the ready line.
-type Entra struct {
-	AuthorityHost string      `json:"authorityHost"`
-	TenantID      string      `json:"tenantId"`
-	Audience      string      `json:"audience"`
-	Principals    []Principal `json:"principals"`
-}
-
-// Ready is hubsim's ready line (one JSON object on stdout), field by field as
-// notes/hubsim-api.md defines it.
-type Ready struct {
-	HTTPSAddr                         string            `json:"httpsAddr"`
-	MQTTAddr                          string            `json:"mqttAddr"`
-	CAFile                            string            `json:"caFile"`
-	HostName                          string            `json:"hostName"`
-	HubName                           string            `json:"hubName"`
-	ServiceConnectionString           string            `json:"serviceConnectionString"`
-	OwnerConnectionString             string            `json:"ownerConnectionString"`
-	RegistryReadConnectionString      string            `json:"registryReadConnectionString"`
-	RegistryReadWriteConnectionString string            `json:"registryReadWriteConnectionString"`
-	DeviceConnectionStrings           map[string]string `json:"deviceConnectionStrings"`
-	Entra                             Entra             `json:"entra"`
-	Devices                           int               `json:"devices"`
-	PID                               int               `json:"pid"`
-}
+type Principal = hubsim.ReadyPrincipal
 
 // Hubsim is a running hubsim process started by StartHubsim.
 type Hubsim struct {
