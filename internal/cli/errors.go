@@ -56,6 +56,14 @@ func (e *TargetsError) Error() string {
 // SIGTERM; the results so far have been written.
 var ErrInterrupted = errors.New("interrupted")
 
+// ErrStdoutClosed is the cause of a run stopped because its stdout was
+// closed (a reader such as `head` exited): handled like Ctrl-C, exit 130.
+var ErrStdoutClosed = fmt.Errorf("stdout was closed: %w", context.Canceled)
+
+// ErrPromptInterrupted is returned for Ctrl-C at the confirmation prompt:
+// nothing was sent.
+var ErrPromptInterrupted = fmt.Errorf("%w at the confirmation prompt: nothing was sent", ErrInterrupted)
+
 // exitError carries an exit code chosen where the error is made (a query
 // the hub refuses for who is asking: exit 3).
 type exitError struct {

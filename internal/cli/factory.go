@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,9 @@ type Factory struct {
 	// Sleep waits between retries; nil means a real, cancellable sleep.
 	Sleep  func(context.Context, time.Duration) error
 	Global *GlobalOptions
+	// HardStop ends on a second Ctrl-C (or SIGTERM): a run stops at once
+	// instead of waiting for calls in flight. nil: never.
+	HardStop context.Context
 	// Debug receives --debug output (redacted); nil unless --debug.
 	Debug *redactingWriter
 	// Invoker returns the method invoker for the hub the global options
@@ -241,6 +245,30 @@ func newHTTPClient(caFile string, readFile func(string) ([]byte, error)) (*http.
 			return http.ErrUseLastResponse
 		},
 	}, nil
+}
+
+// envDefaults are the environment variables that stand for a flag, and
+// that flag ("" when the variable is read whatever the flags say).
+var envDefaults = []struct{ env, flag string }{
+	{EnvAuth, "auth"}, {EnvHub, "hub"}, {EnvOutput, "output"}, {EnvProfile, "profile"}, {EnvConfigDir, ""},
+}
+
+// checkEnvDefaults refuses an environment variable that is set but empty
+// (or only spaces) where dmctl would read it: like an empty flag value, it
+// is bad input, never "not given" (an unset variable in a CI template must
+// not silently fall back to another hub or profile).
+func (f *Factory) checkEnvDefaults(flags interface{ Changed(string) bool }) error {
+	if f.LookupEnv == nil {
+		return nil
+	}
+	for _, e := range envDefaults {
+		v, ok := f.LookupEnv(e.env)
+		if !ok || strings.TrimSpace(v) != "" || (e.flag != "" && flags.Changed(e.flag)) {
+			continue
+		}
+		return FlagErrorf("%s is set but empty: give it a value or unset it", e.env)
+	}
+	return nil
 }
 
 // checkGlobal validates the persistent flags and their environment

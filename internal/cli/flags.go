@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/dmctl/dmctl/internal/iothub"
 )
 
 // enumValue is a string flag that only takes one of a fixed set of values.
@@ -60,9 +62,9 @@ func (d *durationValue) Set(s string) error {
 	return nil
 }
 
-// String shows whole seconds as "30s" and zero as "0" (which pflag then
-// leaves out of the help text).
-func (d *durationValue) String() string { return seconds(*d.p) }
+// String shows the duration as the docs write it ("30s", "10m", "2h") and
+// zero as "0" (which pflag then leaves out of the help text).
+func (d *durationValue) String() string { return formatDuration(*d.p) }
 
 func (d *durationValue) Type() string { return "duration" }
 
@@ -93,14 +95,39 @@ func durationFlag(flags *pflag.FlagSet, p *time.Duration, name string, def time.
 	flags.Var(&durationValue{p: p, wholeSeconds: wholeSeconds}, name, usage)
 }
 
-// seconds formats a duration for messages: "0", "45s", "300s", or Go's
-// form for fractions ("1.5s").
-func seconds(d time.Duration) string {
+// formatDuration writes a flag's duration as the docs and help write
+// durations, losslessly and readable back by parseDuration: "0", "45s",
+// "10m", "1h", "1m30s", "24h", or Go's form below a second ("1.5s", "250ms").
+func formatDuration(d time.Duration) string {
 	switch {
 	case d == 0:
 		return "0"
-	case d%time.Second == 0:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	case d < 0 || d%time.Second != 0:
+		return d.String()
 	}
-	return d.String()
+	var b strings.Builder
+	if h := d / time.Hour; h > 0 {
+		b.WriteString(strconv.FormatInt(int64(h), 10) + "h")
+	}
+	if m := d % time.Hour / time.Minute; m > 0 {
+		b.WriteString(strconv.FormatInt(int64(m), 10) + "m")
+	}
+	if s := d % time.Minute / time.Second; s > 0 {
+		b.WriteString(strconv.FormatInt(int64(s), 10) + "s")
+	}
+	return b.String()
+}
+
+// checkMethodTimeouts checks --timeout and --connect-timeout against the
+// range IoT Hub accepts for a method call (in whole seconds, as the hub
+// takes them), for invoke and jobs alike.
+func checkMethodTimeouts(response, connect time.Duration) error {
+	secs := func(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) + "s" }
+	if response < iothub.MinResponseTimeout || response > iothub.MaxResponseTimeout {
+		return FlagErrorf("--timeout: %s is out of range: IoT Hub accepts %s to %s", secs(response), secs(iothub.MinResponseTimeout), secs(iothub.MaxResponseTimeout))
+	}
+	if connect > iothub.MaxConnectTimeout {
+		return FlagErrorf("--connect-timeout: %s is out of range: IoT Hub accepts 0s to %s", secs(connect), secs(iothub.MaxConnectTimeout))
+	}
+	return nil
 }

@@ -67,14 +67,17 @@ type InvokeOptions struct {
 	Hub func() (*iothub.Client, *auth.Credential, error)
 	// Twins returns the twin reader of the wait phase; nil means the hub's.
 	Twins func() (fleet.TwinReader, error)
+	// HardStop ends on a second Ctrl-C: stop at once; nil: never.
+	HardStop context.Context
 
 	Output output.Format
 
 	Method string
 	// Targets are the --device targets (duplicates removed).
 	Targets []fleet.Target
-	// DevicesFile is --devices-file: a path, or "-" for stdin.
-	DevicesFile string
+	// DevicesFiles are the --devices-file paths ("-" for stdin), read in
+	// order; their targets combine, duplicates removed.
+	DevicesFiles []string
 	// QuerySQL is --query.
 	QuerySQL string
 	// Module is --module, for every device.
@@ -138,7 +141,7 @@ type invokeFlags struct {
 
 // NewCmdInvoke returns `dmctl invoke`.
 func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
-	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.Invoker, Query: f.Query, Now: f.Now, Sleep: f.Sleep, Hub: hubClientOnce(f)}
+	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.Invoker, Query: f.Query, Now: f.Now, Sleep: f.Sleep, Hub: hubClientOnce(f), HardStop: f.HardStop}
 	var fl invokeFlags
 	cmd := &cobra.Command{
 		Use:   "invoke METHOD (--device ID ... | --devices-file FILE | --query SQL) [flags]",
@@ -280,7 +283,7 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 	}
 	flags := cmd.Flags()
 	flags.StringArrayVar(&fl.devices, "device", nil, "Device `ID` to invoke the method on (repeatable)")
-	flags.StringVar(&opts.DevicesFile, "devices-file", "", "Read targets from `FILE` (- for stdin): ids, device/module, or JSON lines with deviceId")
+	flags.StringArrayVar(&opts.DevicesFiles, "devices-file", nil, "Read targets from `FILE` (- for stdin): ids, device/module, or JSON lines with deviceId (repeatable: the files combine)")
 	flags.StringVar(&opts.QuerySQL, "query", "", "Invoke on the devices (or modules) an IoT Hub query returns, e.g. \"SELECT deviceId FROM devices WHERE tags.site = 'a'\"")
 	flags.StringVar(&fl.module, "module", "", "Invoke the method on this module `ID` of each device")
 	flags.StringVar(&fl.payload, "payload", "", "Method payload: JSON text, @FILE, or - for stdin (default null)")
@@ -337,7 +340,7 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 	if err := iothub.ValidateMethodName(opts.Method); err != nil {
 		return FlagErrorf("METHOD: %v", err)
 	}
-	if len(fl.devices) == 0 && opts.DevicesFile == "" && opts.QuerySQL == "" {
+	if len(fl.devices) == 0 && len(opts.DevicesFiles) == 0 && opts.QuerySQL == "" {
 		return FlagErrorf("name the targets: --device ID (repeatable), --devices-file FILE (- for stdin) or --query SQL")
 	}
 	opts.Module = fl.module
@@ -373,10 +376,19 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 			return FlagErrorf("--module cannot be combined with a FROM devices.modules query: the query already names the modules")
 		}
 	}
-	if opts.DevicesFile == "-" && fl.payload == "-" {
+	stdinFiles := 0
+	for _, f := range opts.DevicesFiles {
+		if f == "-" {
+			stdinFiles++
+		}
+	}
+	if stdinFiles > 1 {
+		return FlagErrorf("--devices-file - is given more than once: stdin can be read once")
+	}
+	if stdinFiles > 0 && fl.payload == "-" {
 		return FlagErrorf("--devices-file - and --payload - both read stdin; put one of them in a file")
 	}
-	if opts.DevicesFile == "-" && opts.IO.IsStdinTTY() {
+	if stdinFiles > 0 && opts.IO.IsStdinTTY() {
 		return FlagErrorf("--devices-file - (stdin): stdin is a terminal; pipe the list in, or use --devices-file FILE")
 	}
 	payload, err := readPayload(fl.payload, payloadGiven, opts.IO)
@@ -387,11 +399,8 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 	if err := opts.checkResumePayload(); err != nil {
 		return err
 	}
-	if opts.Timeout < iothub.MinResponseTimeout || opts.Timeout > iothub.MaxResponseTimeout {
-		return FlagErrorf("--timeout: %s is out of range: IoT Hub accepts %s to %s", seconds(opts.Timeout), seconds(iothub.MinResponseTimeout), seconds(iothub.MaxResponseTimeout))
-	}
-	if opts.ConnectTimeout > iothub.MaxConnectTimeout {
-		return FlagErrorf("--connect-timeout: %s is out of range: IoT Hub accepts 0s to %s", seconds(opts.ConnectTimeout), seconds(iothub.MaxConnectTimeout))
+	if err := checkMethodTimeouts(opts.Timeout, opts.ConnectTimeout); err != nil {
+		return err
 	}
 	ok, err := fleet.ParseStatusSet(fl.okStatus)
 	if err != nil {
@@ -402,10 +411,10 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 		return FlagErrorf("--max-attempts: %d is out of range: use 1 (never resend) to %d", opts.MaxAttempts, MaxMaxAttempts)
 	}
 	if fl.waitOnline > MaxWait {
-		return FlagErrorf("--wait-online: %s is longer than %s", fl.waitOnline, MaxWait)
+		return FlagErrorf("--wait-online: %s is longer than %s", formatDuration(fl.waitOnline), formatDuration(MaxWait))
 	}
 	if fl.retryFor > MaxWait {
-		return FlagErrorf("--retry-for: %s is longer than %s", fl.retryFor, MaxWait)
+		return FlagErrorf("--retry-for: %s is longer than %s", formatDuration(fl.retryFor), formatDuration(MaxWait))
 	}
 	opts.WaitOnline, opts.RetryFor = fl.waitOnline, fl.retryFor
 	if _, err := output.ParseFormat(string(opts.Output)); err != nil {
@@ -455,7 +464,7 @@ func checkFleetFlags(opts *InvokeOptions, fl *invokeFlags) error {
 	}
 	opts.Waves.BatchSize = fl.batchSize
 	if opts.WavePause > MaxWait {
-		return FlagErrorf("--wave-pause: %s is longer than %s", opts.WavePause, MaxWait)
+		return FlagErrorf("--wave-pause: %s is longer than %s", formatDuration(opts.WavePause), formatDuration(MaxWait))
 	}
 	if opts.WavePause > 0 && opts.Waves.IsZero() {
 		return FlagErrorf("--wave-pause needs --waves or --batch-size")
@@ -472,7 +481,7 @@ func checkFleetFlags(opts *InvokeOptions, fl *invokeFlags) error {
 		opts.MaxFailures = t
 	}
 	if opts.Grace > MaxGrace {
-		return FlagErrorf("--grace: %s is longer than %s", opts.Grace, MaxGrace)
+		return FlagErrorf("--grace: %s is longer than %s", formatDuration(opts.Grace), formatDuration(MaxGrace))
 	}
 	if opts.Journal != "" && opts.Resume != "" && filepath.Clean(opts.Journal) != filepath.Clean(opts.Resume) {
 		return FlagErrorf("--journal and --resume name different files: --resume continues its own journal")
@@ -489,8 +498,11 @@ func checkFleetFlags(opts *InvokeOptions, fl *invokeFlags) error {
 // --resume runs the rest the same way. The payload itself is not stored
 // (it may hold secrets), only its SHA-256.
 type journalRun struct {
-	Devices        []string `json:"devices,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+	// DevicesFile is the one --devices-file of journals written before
+	// --devices-file could be repeated; DevicesFiles holds them all.
 	DevicesFile    string   `json:"devicesFile,omitempty"`
+	DevicesFiles   []string `json:"devicesFiles,omitempty"`
 	Query          string   `json:"query,omitempty"`
 	Module         string   `json:"module,omitempty"`
 	PayloadSHA256  string   `json:"payloadSha256,omitempty"`
@@ -518,14 +530,17 @@ func payloadDigest(p json.RawMessage) string {
 
 // journalHeader is the header a new journal gets for opts.
 func (opts *InvokeOptions) journalHeader(devices []string) (fleet.JournalHeader, error) {
-	file := opts.DevicesFile
-	if file != "" && file != "-" {
-		if abs, err := filepath.Abs(file); err == nil {
-			file = abs
+	var files []string
+	for _, file := range opts.DevicesFiles {
+		if file != "-" {
+			if abs, err := filepath.Abs(file); err == nil {
+				file = abs
+			}
 		}
+		files = append(files, file)
 	}
 	run := journalRun{
-		Devices: devices, DevicesFile: file, Query: opts.QuerySQL, Module: opts.Module,
+		Devices: devices, DevicesFiles: files, Query: opts.QuerySQL, Module: opts.Module,
 		PayloadSHA256: payloadDigest(opts.Payload), Timeout: opts.Timeout.String(), ConnectTimeout: opts.ConnectTimeout.String(),
 		OKStatus: opts.OKStatus.String(), Idempotent: opts.Idempotent, WaitOnline: opts.WaitOnline.String(),
 		MaxAttempts: opts.MaxAttempts, RetryFor: opts.RetryFor.String(),
@@ -572,14 +587,8 @@ func applyJournal(opts *InvokeOptions, fl *invokeFlags, flags *pflag.FlagSet) er
 			return FlagErrorf("--resume %s: line 1: the run's options are unreadable: %v", opts.Resume, err)
 		}
 	}
-	if !flags.Changed("device") && !flags.Changed("devices-file") && !flags.Changed("query") {
-		if run.DevicesFile == "-" {
-			return FlagErrorf("--resume %s: the run read its targets from stdin; pipe the same list again with --devices-file -", opts.Resume)
-		}
-		fl.devices, opts.DevicesFile, opts.QuerySQL = run.Devices, run.DevicesFile, run.Query
-		if !flags.Changed("module") {
-			fl.module = run.Module
-		}
+	if err := opts.resumeTargets(run, fl, flags); err != nil {
+		return err
 	}
 	if run.PayloadSHA256 != "" && !flags.Changed("payload") {
 		return FlagErrorf("--resume %s: the run sent a payload, which the journal does not store (it may hold secrets); give the same --payload again", opts.Resume)
@@ -622,6 +631,37 @@ func applyJournal(opts *InvokeOptions, fl *invokeFlags, flags *pflag.FlagSet) er
 			return err
 		}
 	}
+	return nil
+}
+
+// resumeTargets takes the run's targets from the journal. Target flags
+// cannot add to them (a resumed run that silently dropped the journal's
+// pending targets, or mixed two rollouts in one journal, would lose work):
+// the only one allowed is --devices-file - when the run read its list from
+// stdin, to pipe the same list again.
+func (opts *InvokeOptions) resumeTargets(run journalRun, fl *invokeFlags, flags *pflag.FlagSet) error {
+	files := run.DevicesFiles
+	if run.DevicesFile != "" {
+		files = append([]string{run.DevicesFile}, files...)
+	}
+	stdin := false
+	for _, f := range files {
+		stdin = stdin || f == "-"
+	}
+	for _, name := range []string{"device", "devices-file", "query", "module"} {
+		if !flags.Changed(name) {
+			continue
+		}
+		if name == "devices-file" && stdin && len(opts.DevicesFiles) == 1 && opts.DevicesFiles[0] == "-" {
+			continue
+		}
+		return FlagErrorf("--resume %s takes its targets from the journal; --%s cannot add to or replace them. "+
+			"Invoke other targets in a run of their own (with its own --journal), after or beside this one", opts.Resume, name)
+	}
+	if stdin && !flags.Changed("devices-file") {
+		return FlagErrorf("--resume %s: the run read its targets from stdin; pipe the same list again with --devices-file -", opts.Resume)
+	}
+	fl.devices, opts.DevicesFiles, opts.QuerySQL, fl.module = run.Devices, files, run.Query, run.Module
 	return nil
 }
 

@@ -85,7 +85,7 @@ func TestInvokeFleetFlagsToOptions(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDelta(t, 40, o.Rate, 1e-9)
 	assert.Equal(t, 50, o.Waves.BatchSize)
-	assert.Equal(t, "ids.txt", o.DevicesFile)
+	assert.Equal(t, []string{"ids.txt"}, o.DevicesFiles)
 }
 
 func TestInvokeFleetFlagErrors(t *testing.T) {
@@ -114,7 +114,7 @@ func TestInvokeFleetFlagErrors(t *testing.T) {
 		{"pause without waves", []string{"m", "--device", "d", "--wave-pause", "1m"}, false, "--wave-pause needs --waves or --batch-size"},
 		{"percent without waves", []string{"m", "--device", "d", "--max-failures", "5%"}, false, "--max-failures 5%: a percentage is checked when a wave ends; add --waves or --batch-size, or give a number of failures"},
 		{"bad threshold", []string{"m", "--device", "d", "--max-failures", "many"}, false, `--max-failures: "many" is not a number of failures (0 or more) or a percentage like 5%`},
-		{"grace too long", []string{"m", "--device", "d", "--grace", "10m"}, false, "--grace: 10m0s is longer than 5m0s"},
+		{"grace too long", []string{"m", "--device", "d", "--grace", "10m"}, false, "--grace: 10m is longer than 5m"},
 		{"journal exists", []string{"m", "--device", "d", "--journal", existing}, false, "--journal " + existing + ": the file already exists; continue that run with --resume " + existing + ", or choose a new file"},
 		{"journal and resume differ", []string{"m", "--device", "d", "--journal", "a", "--resume", existing}, false, "--resume " + existing + ": line 1: this is not a dmctl journal (the first line has no \"dmctlJournal\")"},
 		{"resume missing", []string{"--resume", "/nonexistent/j"}, false, "--resume /nonexistent/j: cannot read it: no such file or directory"},
@@ -149,7 +149,7 @@ func TestInvokeDevicesFileAndQueryCombined(t *testing.T) {
 	file := writeFile(t, "ids.txt", "f1\nf2\n# comment\nd1\n")
 	o := fleetOpts(te, output.FormatName)
 	o.Targets = targets("d1")
-	o.DevicesFile = file
+	o.DevicesFiles = []string{file}
 	o.QuerySQL = "SELECT deviceId FROM devices"
 	require.NoError(t, InvokeRun(context.Background(), o))
 	assert.Equal(t, "d1\nf1\nf2\nq1\nq2\n", te.out.String(), "flags, file and query, each target once")
@@ -196,7 +196,7 @@ func TestInvokeQueryRefused(t *testing.T) {
 	te = newTestEnv(t, nil)
 	withQuery(te, &pager{pages: [][]string{{}}})
 	assert.Equal(t, 0, te.run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE 1 = 0"))
-	assert.Contains(t, te.errOut.String(), "note: no targets to invoke\n")
+	assert.Contains(t, te.errOut.String(), "note: no targets: nothing was sent\n")
 }
 
 func TestInvokeDryRun(t *testing.T) {
@@ -306,7 +306,8 @@ func TestInvokeJournalThenResume(t *testing.T) {
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "run.journal")
 	te := newTestEnv(t, map[string][]answer{"b": {ok(500, `null`)}})
-	code := te.run("invoke", "reboot", "--device", "a", "--device", "b", "--journal", journal, "--payload", `{"v":1}`, "--timeout", "45", "-o", "name")
+	code := te.run("invoke", "reboot", "--device", "a", "--device", "b", "--device", "c", "--device", "d",
+		"--journal", journal, "--payload", `{"v":1}`, "--timeout", "45", "-o", "name")
 	assert.Equal(t, ExitTargets, code)
 	raw, err := os.ReadFile(journal)
 	require.NoError(t, err)
@@ -314,16 +315,20 @@ func TestInvokeJournalThenResume(t *testing.T) {
 	assert.Contains(t, string(raw), `"payloadSha256":"`)
 
 	// Simulate a crash: c was dispatched and never answered, d never started.
-	f, err := os.OpenFile(journal, os.O_APPEND|os.O_WRONLY, 0)
-	require.NoError(t, err)
-	_, err = f.WriteString(`{"event":"dispatched","deviceId":"c","time":"2026-03-04T05:06:07Z"}` + "\n")
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	var kept []string
+	for _, l := range strings.SplitAfter(string(raw), "\n") {
+		switch {
+		case strings.Contains(l, `"deviceId":"d"`):
+		case strings.Contains(l, `"deviceId":"c"`) && !strings.Contains(l, `"dispatched"`):
+		default:
+			kept = append(kept, l)
+		}
+	}
+	require.NoError(t, os.WriteFile(journal, []byte(strings.Join(kept, "")), 0o600))
 
-	// The journal header names a and b; resume with the full list on the
-	// command line, as a user re-running the same command would.
+	// Resume: the targets come from the journal's header.
 	te = newTestEnv(t, nil)
-	code = te.run("invoke", "--resume", journal, "--device", "a", "--device", "b", "--device", "c", "--device", "d", "--payload", `{"v":1}`, "-o", "jsonl")
+	code = te.run("invoke", "--resume", journal, "--payload", `{"v":1}`, "-o", "jsonl")
 	assert.Equal(t, ExitTargets, code, "b failed in the first run and c is unknown: the rollout did not fully succeed")
 	assert.Equal(t, targets("d"), te.inv.calls, "only d runs: a and b have results, c was in flight")
 	require.Len(t, te.inv.reqs, 1)
@@ -336,15 +341,22 @@ func TestInvokeJournalThenResume(t *testing.T) {
 	assert.Contains(t, te.errOut.String(), "resumed from "+journal+": 2 targets already had a final result and were not run again\n")
 	assert.Contains(t, te.errOut.String(), "hint: for an unknown target nobody can tell whether the device ran the method")
 
+	// Target flags cannot add to a resumed run.
+	te = newTestEnv(t, nil)
+	code = te.run("invoke", "--resume", journal, "--device", "e", "--payload", `{"v":1}`)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, te.errOut.String(), "--resume "+journal+" takes its targets from the journal; --device cannot add to or replace them")
+	assert.Empty(t, te.inv.calls)
+
 	// With --idempotent the unknown target runs again; the rest are final.
 	te = newTestEnv(t, nil)
-	code = te.run("invoke", "reboot", "--resume", journal, "--device", "a", "--device", "b", "--device", "c", "--device", "d", "--payload", `{"v":1}`, "--idempotent", "-o", "name")
+	code = te.run("invoke", "reboot", "--resume", journal, "--payload", `{"v":1}`, "--idempotent", "-o", "name")
 	assert.Equal(t, ExitTargets, code)
 	assert.Equal(t, targets("c"), te.inv.calls)
 
 	// Everything is final now: nothing runs, the exit code still tells the rollout's outcome.
 	te = newTestEnv(t, nil)
-	code = te.run("invoke", "--resume", journal, "--device", "a", "--device", "b", "--device", "c", "--device", "d", "--payload", `{"v":1}`)
+	code = te.run("invoke", "--resume", journal, "--payload", `{"v":1}`)
 	assert.Equal(t, ExitTargets, code)
 	assert.Empty(t, te.inv.calls)
 }

@@ -108,10 +108,8 @@ func (opts *InvokeOptions) jobCondition() (cond string, ids int, err error) {
 			return "", 0, err
 		}
 	}
-	if opts.DevicesFile != "" {
-		if err := opts.readDevicesFile(add); err != nil {
-			return "", 0, err
-		}
+	if err := opts.readDevicesFiles(add); err != nil {
+		return "", 0, err
 	}
 	where := ""
 	if opts.QuerySQL != "" {
@@ -177,7 +175,7 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 			return opts.dryRun(ts, hubName, pace{rate: rate, source: "--via job: " + source})
 		}
 		if ts.total > 1 {
-			yes, err := opts.confirm(ts.total, hubName)
+			yes, err := opts.confirmRun(ctx, ts.total, hubName)
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dmctl/dmctl/internal/auth"
@@ -84,10 +84,8 @@ func (opts *InvokeOptions) resolveTargets(ctx context.Context, needTotal bool) (
 		}
 		return nil
 	}
-	if opts.DevicesFile != "" {
-		if err := opts.readDevicesFile(add); err != nil {
-			return res, err
-		}
+	if err := opts.readDevicesFiles(add); err != nil {
+		return res, err
 	}
 	var stream fleet.Source
 	if opts.QuerySQL != "" {
@@ -150,15 +148,26 @@ func (opts *InvokeOptions) resumePending(t fleet.Target, inJournal *int) bool {
 	return false
 }
 
-// readDevicesFile reads --devices-file (or stdin) and calls add with each target.
-func (opts *InvokeOptions) readDevicesFile(add func(fleet.Target) error) error {
-	name := "--devices-file " + opts.DevicesFile
+// readDevicesFiles reads every --devices-file (or stdin), in order, and
+// calls add with each target.
+func (opts *InvokeOptions) readDevicesFiles(add func(fleet.Target) error) error {
+	for _, path := range opts.DevicesFiles {
+		if err := opts.readDevicesFile(path, add); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readDevicesFile reads one --devices-file (or stdin) and calls add with each target.
+func (opts *InvokeOptions) readDevicesFile(path string, add func(fleet.Target) error) error {
+	name := "--devices-file " + path
 	var r io.Reader
-	if opts.DevicesFile == "-" {
+	if path == "-" {
 		name = "--devices-file - (stdin)"
 		r = opts.IO.In
 	} else {
-		f, err := os.Open(opts.DevicesFile)
+		f, err := os.Open(path)
 		if err != nil {
 			var pe *os.PathError
 			if errors.As(err, &pe) {
@@ -210,23 +219,13 @@ func (opts *InvokeOptions) wouldPrompt() bool {
 	return !opts.Yes && !opts.DryRun && opts.IO.IsStdinTTY() && opts.IO.IsStderrTTY()
 }
 
-// confirm asks on stderr and reads the answer from stdin.
-func (opts *InvokeOptions) confirm(count int, hub string) (bool, error) {
+// confirmRun asks whether to invoke the method on count targets.
+func (opts *InvokeOptions) confirmRun(ctx context.Context, count int, hub string) (bool, error) {
 	on := ""
 	if hub != "" {
 		on = " on hub " + hub
 	}
-	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Invoke %q on %d targets%s? [y/N] ", opts.Method, count, on)
-	line, err := bufio.NewReader(opts.IO.In).ReadString('\n')
-	if err != nil && line == "" {
-		_, _ = fmt.Fprintln(opts.IO.ErrOut)
-		return false, nil
-	}
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return true, nil
-	}
-	return false, nil
+	return confirm(ctx, opts.IO, fmt.Sprintf("Invoke %q on %d targets%s?", opts.Method, count, on))
 }
 
 // runFacts are what the hints need to know about a run's results.
@@ -291,7 +290,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		return err
 	}
 	if opts.wouldPrompt() && ts.total > 1 {
-		yes, err := opts.confirm(ts.total, hub)
+		yes, err := opts.confirmRun(ctx, ts.total, hub)
 		if err != nil {
 			return err
 		}
@@ -333,6 +332,22 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		journalPath = opts.Resume
 	}
 
+	// The run stops like an interrupt when stdout is closed (`| head`):
+	// runCtx ends with ErrStdoutClosed as its cause.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	var stdoutFailed error // the first failed write to stdout
+	outputFailed := func(err error) {
+		if stdoutFailed == nil {
+			stdoutFailed = err
+		}
+		if isBrokenPipe(err) {
+			stopRun(ErrStdoutClosed)
+		} else {
+			stopRun(fmt.Errorf("write results: %w: %w", err, context.Canceled))
+		}
+	}
+
 	// Streams: stdout buffered when it is a pipe or a file, the progress
 	// bar on stderr only when stderr is a terminal.
 	errOut := opts.IO.ErrOut
@@ -342,6 +357,11 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	var flusher *output.FlushingWriter
 	if opts.Output == output.FormatJSONL && !opts.IO.IsStdoutTTY() {
 		flusher = output.NewFlushingWriter(out, jsonlFlushInterval)
+		flusher.OnError(func(err error) {
+			if isBrokenPipe(err) {
+				stopRun(ErrStdoutClosed)
+			}
+		})
 		out = flusher
 	}
 	var bar *output.ProgressBar
@@ -368,7 +388,6 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 
 	problems := output.NewProblems(maxProblemLines)
 	var facts runFacts
-	var printErr error
 	runOpts := fleet.RunOptions{
 		Request: iothub.MethodRequest{
 			MethodName:      opts.Method,
@@ -388,14 +407,29 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		MaxFailures: opts.MaxFailures,
 		Sleep:       opts.Sleep,
 		Grace:       opts.Grace,
+		Abort:       opts.HardStop,
 		Progress:    progress,
 		Wait:        wait,
 		OnResult: func(r fleet.Result) {
-			if err := printer.Add(r); err != nil && printErr == nil {
-				printErr = err
+			if stdoutFailed == nil {
+				if err := printer.Add(r); err != nil {
+					outputFailed(err)
+				}
 			}
 			problems.Add(r)
 			facts.add(r)
+		},
+		OnStopping: func(inFlight int) {
+			why := "Stopping"
+			if errors.Is(context.Cause(runCtx), ErrStdoutClosed) {
+				why = "Stopping (stdout was closed)"
+			}
+			if inFlight == 0 {
+				note("%s: no new calls are started.", why)
+				return
+			}
+			note("%s: no new calls; waiting up to %s for %d %s in flight to answer (Ctrl-C again to stop at once).",
+				why, formatDuration(opts.Grace), inFlight, pluralWord(inFlight, "call", "calls"))
 		},
 		OnWave: func(wave, waves, from, to int) {
 			of := ""
@@ -413,30 +447,40 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		runOpts.Total = ts.total
 	}
 	if wait != nil {
-		note("After each call succeeds, waiting for %s (at most %s per target).", wait.Describe(), wait.Timeout)
+		note("After each call succeeds, waiting for %s (at most %s per target).", wait.Describe(), formatDuration(wait.Timeout))
+	}
+	if opts.HardStop != nil {
+		runDone := make(chan struct{})
+		defer close(runDone)
+		go func() {
+			select {
+			case <-opts.HardStop.Done():
+				note("Stopping at once: calls still in flight are reported unknown (they may have reached the device).")
+			case <-runDone:
+			}
+		}()
 	}
 	if bar != nil {
 		bar.Start()
 	}
-	sum, runErr := fleet.NewRunner(inv).Run(ctx, ts.src, runOpts)
+	sum, runErr := fleet.NewRunner(inv).Run(runCtx, ts.src, runOpts)
 	if bar != nil {
 		bar.Stop()
 	}
-	if err := printer.Flush(); err != nil && printErr == nil {
-		printErr = err
+	if stdoutFailed == nil {
+		if err := printer.Flush(); err != nil {
+			outputFailed(err)
+		}
 	}
 	if flusher != nil {
-		if err := flusher.Close(); err != nil && printErr == nil {
-			printErr = err
+		if err := flusher.Close(); err != nil && stdoutFailed == nil {
+			outputFailed(err)
 		}
 	}
 	if journal != nil {
 		if err := journal.Close(); err != nil && runErr == nil {
 			runErr = fmt.Errorf("journal: %w", err)
 		}
-	}
-	if printErr != nil {
-		return fmt.Errorf("write results: %w", printErr)
 	}
 
 	if err := problems.Write(errOut, color); err != nil {
@@ -458,14 +502,32 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	if err := output.WriteSummary(errOut, sum, color); err != nil {
 		return err
 	}
+	if opts.resume != nil {
+		_ = output.WriteTotals(errOut, "whole rollout (this run and the journal's earlier ones): ", merged, color)
+	}
+	if sum.Unread {
+		again := "a run with --journal FILE can be resumed (dmctl invoke --resume FILE), which reads the query again"
+		if journalPath != "" {
+			again = "dmctl invoke --resume " + journalPath + " reads the query again and runs them"
+		}
+		_, _ = fmt.Fprintf(errOut, "note: the run stopped at once, before the query was read to its end: the devices it had not returned yet are in no result; %s.\n", again)
+	}
 
 	var te *fleet.ThresholdError
+	stopped := runCtx.Err() != nil
 	switch {
-	case ctx.Err() != nil:
+	case stopped && ctx.Err() == nil && !isBrokenPipe(stdoutFailed):
+		// stdout failed for another reason (a full disk): an I/O failure.
+		return stdoutFailed
+	case stopped:
 		if journalPath != "" {
 			_, _ = fmt.Fprintf(errOut, "hint: continue with: dmctl invoke --resume %s\n", journalPath)
+		} else if stdoutFailed != nil {
+			_, _ = fmt.Fprintln(errOut, "hint: the results stdout did not take are lost; with --journal FILE every result is kept (dmctl journal show FILE prints them) and --resume FILE continues the run.")
 		}
-		return fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
+		return fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(runCtx))
+	case stdoutFailed != nil:
+		return fmt.Errorf("write results: %w", stdoutFailed)
 	case errors.As(runErr, &te):
 		return te
 	case runErr != nil:
@@ -475,12 +537,17 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		}
 		return runErr
 	case merged.Targets == 0:
-		_, _ = fmt.Fprintln(errOut, "note: no targets to invoke")
+		_, _ = fmt.Fprintln(errOut, "note: no targets: nothing was sent")
 		return nil
 	case !merged.AllSucceeded():
 		return &TargetsError{Summary: merged}
 	}
 	return nil
+}
+
+// isBrokenPipe reports whether err is a write to a closed pipe.
+func isBrokenPipe(err error) bool {
+	return err != nil && errors.Is(err, syscall.EPIPE)
 }
 
 // dryRun prints what the run would do.

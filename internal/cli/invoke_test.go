@@ -136,16 +136,16 @@ func TestInvokeArgErrors(t *testing.T) {
 		{"stdin is a terminal", []string{"reboot", "--device", "d", "--payload", "-"}, true, "--payload - (stdin): stdin is a terminal; pipe the payload in, or use --payload @FILE"},
 		{"timeout too short", []string{"reboot", "--device", "d", "--timeout", "4"}, false, "--timeout: 4s is out of range: IoT Hub accepts 5s to 300s"},
 		{"timeout too long", []string{"reboot", "--device", "d", "--timeout", "5m1s"}, false, "--timeout: 301s is out of range: IoT Hub accepts 5s to 300s"},
-		{"timeout fraction", []string{"reboot", "--device", "d", "--timeout", "1500ms"}, false, `invalid argument "1500ms" for "--timeout" flag: "1500ms" is not a whole number of seconds`},
-		{"timeout garbage", []string{"reboot", "--device", "d", "--timeout", "soon"}, false, `invalid argument "soon" for "--timeout" flag: "soon" is not a duration (use e.g. 30s, 2m, or a number of seconds)`},
-		{"negative connect", []string{"reboot", "--device", "d", "--connect-timeout=-1"}, false, `invalid argument "-1" for "--connect-timeout" flag: "-1" is negative`},
+		{"timeout fraction", []string{"reboot", "--device", "d", "--timeout", "1500ms"}, false, `--timeout: "1500ms" is not a whole number of seconds`},
+		{"timeout garbage", []string{"reboot", "--device", "d", "--timeout", "soon"}, false, `--timeout: "soon" is not a duration (use e.g. 30s, 2m, or a number of seconds)`},
+		{"negative connect", []string{"reboot", "--device", "d", "--connect-timeout=-1"}, false, `--connect-timeout: "-1" is negative`},
 		{"connect too long", []string{"reboot", "--device", "d", "--connect-timeout", "301"}, false, "--connect-timeout: 301s is out of range: IoT Hub accepts 0s to 300s"},
 		{"bad ok-status", []string{"reboot", "--device", "d", "--ok-status", "2xx,abc"}, false, `--ok-status: "abc" is not a status (use numbers like 200 or classes like 2xx, separated by commas)`},
 		{"zero attempts", []string{"reboot", "--device", "d", "--max-attempts", "0"}, false, "--max-attempts: 0 is out of range: use 1 (never resend) to 100"},
-		{"wait too long", []string{"reboot", "--device", "d", "--wait-online", "25h"}, false, "--wait-online: 25h0m0s is longer than 24h0m0s"},
+		{"wait too long", []string{"reboot", "--device", "d", "--wait-online", "25h"}, false, "--wait-online: 25h is longer than 24h"},
 		{"unknown flag", []string{"reboot", "--device", "d", "--bogus"}, false, "unknown flag: --bogus"},
-		{"bad output", []string{"reboot", "--device", "d", "-o", "yaml"}, false, `invalid argument "yaml" for "-o, --output" flag: "yaml" is not one of table, wide, json, jsonl, name`},
-		{"bad auth", []string{"reboot", "--device", "d", "--auth", "magic"}, false, `invalid argument "magic" for "--auth" flag: "magic" is not one of sas, default, azure-cli, environment, managed-identity, workload-identity`},
+		{"bad output", []string{"reboot", "--device", "d", "-o", "yaml"}, false, `-o/--output: "yaml" is not one of table, wide, json, jsonl, name`},
+		{"bad auth", []string{"reboot", "--device", "d", "--auth", "magic"}, false, `--auth: "magic" is not one of sas, default, azure-cli, environment, managed-identity, workload-identity`},
 		{"bad api-version", []string{"reboot", "--device", "d", "--api-version", "latest"}, false, `--api-version: "latest" is not an api-version (expected YYYY-MM-DD, e.g. 2021-04-12)`},
 		{"bad hub", []string{"reboot", "--device", "d", "--hub", "https://x"}, false, `--hub: "https://x" has a URL scheme; give the hub's host name, e.g. myhub.azure-devices.net`},
 	}
@@ -227,7 +227,7 @@ func targets(ids ...string) []fleet.Target {
 
 func TestInvokeRunFormats(t *testing.T) {
 	const stderrPlain = "" +
-		"d2: failed: the device answered status 500\n" +
+		"d2: failed: the device answered status 500: disk full\n" +
 		"d3: offline: 404 404103 DeviceNotOnline: The device is not online. (tracking id trk-DeviceNotOnline)\n" +
 		"hint: an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it.\n" +
 		"3 targets: 1 succeeded, 1 failed, 1 offline; device statuses 200 x1, 500 x1\n3 calls (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n"

@@ -58,7 +58,7 @@ func TestInvokeWaitFlagErrors(t *testing.T) {
 		{"fail-if alone", []string{"m", "--device", "d", "--fail-if", "properties.reported.x == 1"}, "--fail-if needs something to wait for: add --wait reboot|firmware or --wait-until COND"},
 		{"timeout alone", []string{"m", "--device", "d", "--wait-timeout", "1m"}, "--wait-timeout needs something to wait for: add --wait reboot|firmware or --wait-until COND"},
 		{"timeout too short", []string{"m", "--device", "d", "--wait", "reboot", "--wait-timeout", "100ms"}, "--wait-timeout: 100ms is out of range: use 1s to 24h0m0s"},
-		{"bad via", []string{"m", "--device", "d", "--via", "bus"}, `invalid argument "bus" for "--via" flag: "bus" is not one of direct, job`},
+		{"bad via", []string{"m", "--device", "d", "--via", "bus"}, `--via: "bus" is not one of direct, job`},
 		{"via job and rate", []string{"m", "--device", "d", "--via", "job", "--rate", "5"}, "--via job cannot be combined with --rate: the hub paces a job itself, at its jobs throttle (S1: 10 devices/s)"},
 		{"via job and module", []string{"m", "--device", "d", "--via", "job", "--module", "x"}, "--via job cannot be combined with --module: IoT Hub jobs invoke device methods, not module methods"},
 		{"via job and journal", []string{"m", "--device", "d", "--via", "job", "--journal", "j"}, "--via job cannot be combined with --journal: the hub keeps a job's per-device records (dmctl jobs results JOB-ID reads them again)"},
@@ -93,7 +93,7 @@ func TestInvokeJobCondition(t *testing.T) {
 	te := newTestEnv(t, nil)
 	o := fleetOpts(te, output.FormatJSON)
 	o.Targets = []fleet.Target{{DeviceID: "a"}, {DeviceID: "b'c"}}
-	o.DevicesFile = writeFile(t, "ids.txt", "d\na\n")
+	o.DevicesFiles = []string{writeFile(t, "ids.txt", "d\na\n")}
 	o.QuerySQL = "SELECT deviceId FROM devices WHERE tags.site = 'x'"
 	cond, ids, err := o.jobCondition()
 	require.NoError(t, err)
@@ -110,7 +110,7 @@ func TestInvokeJobCondition(t *testing.T) {
 	for i := range 1000 {
 		many = append(many, fmt.Sprintf("device-%05d", i))
 	}
-	o.DevicesFile = writeFile(t, "many.txt", strings.Join(many, "\n"))
+	o.DevicesFiles = []string{writeFile(t, "many.txt", strings.Join(many, "\n"))}
 	_, _, err = o.jobCondition()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "IoT Hub accepts queries of at most 8192 characters")

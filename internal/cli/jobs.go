@@ -277,14 +277,11 @@ func checkJobsCreate(opts *JobsCreateOptions, fl *jobsCreateFlags, payloadGiven,
 		return err
 	}
 	opts.Payload = payload
-	if opts.Timeout < iothub.MinResponseTimeout || opts.Timeout > iothub.MaxResponseTimeout {
-		return FlagErrorf("--timeout: %s is out of range: IoT Hub accepts %s to %s", seconds(opts.Timeout), seconds(iothub.MinResponseTimeout), seconds(iothub.MaxResponseTimeout))
-	}
-	if opts.ConnectTimeout > iothub.MaxConnectTimeout {
-		return FlagErrorf("--connect-timeout: %s is out of range: IoT Hub accepts 0s to %s", seconds(opts.ConnectTimeout), seconds(iothub.MaxConnectTimeout))
+	if err := checkMethodTimeouts(opts.Timeout, opts.ConnectTimeout); err != nil {
+		return err
 	}
 	if opts.MaxExecution < time.Second || opts.MaxExecution > iothub.MaxJobExecutionTime {
-		return FlagErrorf("--max-execution-time: %s is out of range: use 1s to %s", seconds(opts.MaxExecution), iothub.MaxJobExecutionTime)
+		return FlagErrorf("--max-execution-time: %s is out of range: use 1s to %s", formatDuration(opts.MaxExecution), iothub.MaxJobExecutionTime)
 	}
 	now := time.Now
 	if opts.Now != nil {

@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -26,19 +24,14 @@ import (
 // returns the exit code.
 func Main() int {
 	tuneGC(os.LookupEnv)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, hard, stop := watchSignals()
 	defer stop()
-	go func() {
-		// After the first signal, restore the default handling so a second
-		// Ctrl-C kills a run that is slow to stop.
-		<-ctx.Done()
-		stop()
-	}()
 	if Version != "0.0.0-dev" && iothub.Version == "0.0.0-dev" {
 		iothub.Version = Version // one -X flag sets both the CLI's and the User-Agent's version
 	}
 	ios := output.System(os.LookupEnv)
 	f := NewFactory(ios, os.LookupEnv)
+	f.HardStop = hard
 	return Run(ctx, f, os.Args[1:])
 }
 
@@ -96,6 +89,12 @@ func printError(w io.Writer, cmd *cobra.Command, err error) {
 	switch {
 	case errors.As(err, &targets):
 		return // the per-target lines and the summary are already on stderr
+	case errors.Is(err, ErrPromptInterrupted):
+		_, _ = fmt.Fprintln(w, "Interrupted: nothing was sent.")
+		return
+	case errors.Is(err, ErrStdoutClosed):
+		_, _ = fmt.Fprintln(w, "Stopped: stdout was closed (its reader exited): no new calls were started; the summary above counts every target.")
+		return
 	case errors.Is(err, ErrInterrupted):
 		_, _ = fmt.Fprintln(w, "Interrupted.")
 		return

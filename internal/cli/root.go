@@ -12,6 +12,7 @@ import (
 // NewCmdRoot returns the dmctl command tree.
 func NewCmdRoot(f *Factory) *cobra.Command {
 	g := f.Global
+	var showVersion bool
 	cmd := &cobra.Command{
 		Use:   "dmctl <command> [flags]",
 		Short: "Invoke Azure IoT Hub direct methods on devices and fleets",
@@ -33,8 +34,23 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		`),
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return FlagErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if showVersion {
+				return versionRun(&VersionOptions{IO: f.IOStreams, Output: output.Format(g.Output)})
+			}
+			return cmd.Help()
+		},
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			flags := cmd.Flags()
+			if err := f.checkEnvDefaults(flags); err != nil {
+				return err
+			}
 			g.outputSource = describeSource("-o/--output", EnvOutput, flags.Changed("output"))
 			g.authSource = describeSource("--auth", EnvAuth, flags.Changed("auth"))
 			if !isConfigCommand(cmd) {
@@ -56,7 +72,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd.SetErr(f.IOStreams.ErrOut)
 	cmd.SetIn(f.IOStreams.In)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return FlagErrorWrap(err)
+		return flagError(err)
 	})
 
 	env := func(k string) string {
@@ -74,6 +90,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	}
 	pf.StringVar(&g.Hub, "hub", env(EnvHub), "IoT Hub host name, e.g. myhub.azure-devices.net (for Entra ID auth)")
 	pf.StringVar(&g.ConnectionString, "connection-string", "", "Service connection string (prefer IOTHUB_CONNECTION_STRING or --connection-string-file: argv is visible to other users)")
+	markSecret(pf, "connection-string")
 	pf.StringVar(&g.ConnectionStringFile, "connection-string-file", "", "Read the service connection string from `PATH`")
 	pf.StringVar(&g.CAFile, "ca-file", "", "Also trust the CA certificates in this PEM `PATH`")
 	pf.StringVar(&g.APIVersion, "api-version", "", "IoT Hub REST api-version (default 2021-04-12)")
@@ -98,6 +115,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	for _, t := range helpTopics {
 		cmd.AddCommand(newHelpTopic(t.name, t.short, t.long))
 	}
+	cmd.Flags().BoolVar(&showVersion, "version", false, "Show dmctl's version (as dmctl version does)")
 	addDynamicCompletions(cmd, f)
+	guardFlags(cmd)
 	return cmd
 }

@@ -177,9 +177,16 @@ func TestParseDuration(t *testing.T) {
 		_, err := parseDuration(in)
 		assert.Error(t, err, in)
 	}
-	assert.Equal(t, "0", seconds(0))
-	assert.Equal(t, "300s", seconds(5*time.Minute))
-	assert.Equal(t, "1.5s", seconds(1500*time.Millisecond))
+	assert.Equal(t, "0", formatDuration(0))
+	assert.Equal(t, "1.5s", formatDuration(1500*time.Millisecond))
+	// Durations as the docs write them, and readable back.
+	for d, want := range map[time.Duration]string{5 * time.Minute: "5m", 10 * time.Minute: "10m", time.Hour: "1h", 90 * time.Second: "1m30s",
+		24 * time.Hour: "24h", 45 * time.Second: "45s", time.Hour + 5*time.Second: "1h5s", 720 * time.Hour: "720h"} {
+		assert.Equal(t, want, formatDuration(d))
+		back, err := parseDuration(want)
+		require.NoError(t, err)
+		assert.Equal(t, d, back, want)
+	}
 }
 
 func TestHeredoc(t *testing.T) {

@@ -86,6 +86,15 @@ type RunOptions struct {
 	// Grace is how long calls in flight may take to finish once ctx is
 	// cancelled; after it they are cancelled too. 0 cancels them at once.
 	Grace time.Duration
+	// Abort, when it ends (a second Ctrl-C), cuts the grace period short:
+	// calls in flight are cancelled at once (reported unknown when the
+	// request may have reached the device) and a remote source is no longer
+	// read to report its untouched targets (Summary.Unread says so). nil:
+	// never.
+	Abort context.Context
+	// OnStopping, when set, is called once when ctx ends before the run
+	// has finished, with the number of calls in flight then.
+	OnStopping func(inFlight int)
 	// Progress, when set, is updated as the run goes.
 	Progress *Progress
 	// Wait, when set, holds each succeeded result until the device reports
@@ -139,6 +148,7 @@ type Progress struct {
 	throttles atomic.Int64
 	wave      atomic.Int64
 	waves     atomic.Int64
+	inFlight  atomic.Int64
 	limiter   atomic.Pointer[Limiter]
 }
 
@@ -152,6 +162,7 @@ type ProgressSnapshot struct {
 	Throttles int     // calls the hub answered 429
 	Wave      int     // current wave, 1-based; 0 without waves
 	Waves     int     // waves planned; 0 when unknown
+	InFlight  int     // targets whose call is under way (sent, or waiting to be resent)
 	Rate      float64 // the limiter's current pace, calls/s; 0 without one
 }
 
@@ -160,6 +171,7 @@ func (p *Progress) Snapshot() ProgressSnapshot {
 	s := ProgressSnapshot{
 		Total: int(p.total.Load()), Seen: int(p.seen.Load()), Done: int(p.done.Load()), Failed: int(p.failed.Load()),
 		Attempts: int(p.attempts.Load()), Throttles: int(p.throttles.Load()), Wave: int(p.wave.Load()), Waves: int(p.waves.Load()),
+		InFlight: int(p.inFlight.Load()),
 	}
 	if l := p.limiter.Load(); l != nil {
 		s.Rate = (*l).Rate()
@@ -195,6 +207,7 @@ type run struct {
 	finished   int
 	tally      *Tally
 	unsent     int   // results skipped without a call
+	unread     bool  // the source was not read to its end (Abort)
 	journalErr error // the first journal write that failed (guarded by mu)
 }
 
@@ -266,7 +279,12 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 	ru := &run{r: r, opts: opts, now: now, progress: progress, interrupt: ctx, dispatch: dispatch, stopAll: stopAll,
 		calls: calls, cancelCalls: cancelCalls, tally: NewTally()}
 
-	// Interrupted: give calls in flight the grace period, then cancel them.
+	// Interrupted: give calls in flight the grace period, then cancel them
+	// (at once on Abort).
+	abort := opts.Abort
+	if abort == nil {
+		abort = context.WithoutCancel(ctx)
+	}
 	graceDone := make(chan struct{})
 	defer close(graceDone)
 	go func() {
@@ -275,13 +293,17 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		case <-graceDone:
 			return
 		}
+		if opts.OnStopping != nil {
+			opts.OnStopping(int(progress.inFlight.Load()))
+		}
 		t := time.NewTimer(opts.Grace)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			cancelCalls()
+		case <-abort.Done():
 		case <-graceDone:
 		}
+		cancelCalls()
 	}()
 
 	results := make(chan Result, opts.Concurrency)
@@ -330,25 +352,36 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		for _, t := range leftover {
 			skip(t)
 		}
-		var te *ThresholdError
-		if !IsRemote(src) || errors.As(stopCause, &te) {
-			for {
-				t, err := src.Next(context.WithoutCancel(ctx))
-				if err != nil {
-					if err != io.EOF && srcErr == nil {
-						srcErr = err
-					}
-					break
-				}
-				progress.seen.Add(1)
-				skip(t)
+		// Every target is accounted for: the rest of the source is read
+		// (a query's remaining pages too, which sends no method) and
+		// reported skipped, unless Abort cuts it short.
+		unread := false
+		for {
+			if abort.Err() != nil {
+				unread = true
+				break
 			}
+			t, err := src.Next(abort)
+			if err != nil {
+				switch {
+				case err == io.EOF:
+				case abort.Err() != nil:
+					unread = true
+				case srcErr == nil:
+					srcErr = err
+				}
+				break
+			}
+			progress.seen.Add(1)
+			skip(t)
 		}
+		ru.unread = unread
 	}
 	close(results)
 	<-collected
 
 	sum := ru.tally.Summary()
+	sum.Unread = ru.unread
 	sum.Throttles = int(progress.throttles.Load())
 	ru.mu.Lock()
 	journalErr := ru.journalErr
@@ -359,7 +392,7 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 	var te *ThresholdError
 	switch {
 	case ctx.Err() != nil:
-		return sum, ctx.Err()
+		return sum, context.Cause(ctx)
 	case errors.As(stopCause, &te):
 		te.Skipped = ru.unsent
 		return sum, te
@@ -516,7 +549,9 @@ func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 	opts := ru.opts
 	for res := range results {
 		ru.tally.Add(res)
-		if opts.Journal != nil && (res.Outcome != OutcomeSkipped || res.Attempts > 0) {
+		// Skipped targets are journaled too, so the journal accounts for
+		// every target; a skipped one stays pending for --resume.
+		if opts.Journal != nil {
 			if err := opts.Journal.Result(res); err != nil {
 				ru.journalFailed(err)
 			}
@@ -550,6 +585,8 @@ func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 
 // one runs a target to its result.
 func (ru *run) one(t Target) Result {
+	ru.progress.inFlight.Add(1)
+	defer ru.progress.inFlight.Add(-1)
 	opts := ru.opts
 	method := opts.Request.MethodName
 	var (

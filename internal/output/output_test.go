@@ -195,7 +195,7 @@ func TestWriteProblems(t *testing.T) {
 	var b strings.Builder
 	require.NoError(t, WriteProblems(&b, sampleResults(), 0, false))
 	assert.Equal(t, ""+
-		"thermostat-2: failed: the device answered status 500\n"+
+		"thermostat-2: failed: the device answered status 500: disk full\n"+
 		"a#b?c%d: offline: 404 404103 DeviceNotOnline: The device is not online. (tracking id trk-9)\n", b.String())
 
 	var many []fleet.Result
@@ -245,4 +245,21 @@ func TestSystemReadsNoColor(t *testing.T) {
 	s = System(func(string) (string, bool) { return "", false })
 	s.SetStdoutTTY(true)
 	assert.True(t, s.ColorEnabled())
+}
+
+func TestDeviceMessage(t *testing.T) {
+	for payload, want := range map[string]string{
+		`{"message":"Method 'x' is not implemented by this device"}`: "Method 'x' is not implemented by this device",
+		`"low battery"`:                           "low battery",
+		`{"error":"busy"}`:                        "busy",
+		`{"error":{"code":7,"message":"denied"}}`: "denied",
+		`{"code": 7}`:                             `{"code":7}`,
+		`null`:                                    "",
+		``:                                        "",
+		`{"message":"a\n   b"}`:                   "a b",
+	} {
+		assert.Equal(t, want, DeviceMessage(json.RawMessage(payload)), payload)
+	}
+	long := `{"message":"` + strings.Repeat("x", 500) + `"}`
+	assert.Len(t, []rune(DeviceMessage(json.RawMessage(long))), maxDeviceMessage)
 }

@@ -173,11 +173,32 @@ func thousands(n int) string {
 // lines a second costs a few write calls, not 20,000, and a reader still
 // sees lines within the interval. It is safe for concurrent use.
 type FlushingWriter struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
-	err  error
-	stop chan struct{}
-	done chan struct{}
+	mu    sync.Mutex
+	w     *bufio.Writer
+	err   error
+	onErr func(error)
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// OnError sets fn to be called once, with the first error a write or a
+// flush meets (a closed pipe: the reader exited), from whichever goroutine
+// met it. Set it before the first write.
+func (f *FlushingWriter) OnError(fn func(error)) {
+	f.mu.Lock()
+	f.onErr = fn
+	f.mu.Unlock()
+}
+
+// failedLocked records the first error and reports it.
+func (f *FlushingWriter) failedLocked(err error) {
+	if err == nil || f.err != nil {
+		return
+	}
+	f.err = err
+	if f.onErr != nil {
+		go f.onErr(err)
+	}
 }
 
 // NewFlushingWriter wraps w.
@@ -207,9 +228,7 @@ func (f *FlushingWriter) Write(p []byte) (int, error) {
 		return 0, f.err
 	}
 	n, err := f.w.Write(p)
-	if err != nil {
-		f.err = err
-	}
+	f.failedLocked(err)
 	return n, err
 }
 
@@ -218,7 +237,7 @@ func (f *FlushingWriter) Flush() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err == nil {
-		f.err = f.w.Flush()
+		f.failedLocked(f.w.Flush())
 	}
 	return f.err
 }

@@ -86,7 +86,7 @@ func TestProblemsStreaming(t *testing.T) {
 	p.Add(fleet.Result{DeviceID: "x", Outcome: fleet.OutcomeError, Error: &fleet.ResultError{Message: "boom"}})
 	var b strings.Builder
 	require.NoError(t, p.Write(&b, false))
-	assert.Equal(t, "u: unknown: lost\nf: failed: the device answered status 500\n... and 1 more; use -o wide or -o json to see every result\n", b.String())
+	assert.Equal(t, "u: unknown: lost\nf: failed: the device answered status 500: big\n... and 1 more; use -o wide or -o json to see every result\n", b.String())
 	assert.Nil(t, p.shown[1].Payload, "payloads are not held")
 }
 

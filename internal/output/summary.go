@@ -1,6 +1,8 @@
 package output
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -18,6 +20,39 @@ import (
 //	3 calls (0 retries) in 1.2s, 2.5 calls/s; latency p50 12ms, p95 40ms, p99 41ms
 func WriteSummary(w io.Writer, s fleet.Summary, color bool) error {
 	var b strings.Builder
+	writeTargets(&b, s, color)
+	fmt.Fprintf(&b, "%s (%s", plural(s.Attempts, "call"), retries(s.Retries))
+	if s.Throttles > 0 {
+		fmt.Fprintf(&b, ", %d throttled with 429", s.Throttles)
+	}
+	fmt.Fprintf(&b, ") in %s", FormatDuration(s.Elapsed))
+	if s.Elapsed > 0 && s.Attempts > 0 {
+		fmt.Fprintf(&b, ", %s calls/s", formatRate(s.CallsPerSecond()))
+	}
+	if l := s.Latency; l.N > 0 {
+		fmt.Fprintf(&b, "; latency p50 %s, p95 %s, p99 %s", FormatDuration(l.P50), FormatDuration(l.P95), FormatDuration(l.P99))
+	}
+	b.WriteByte('\n')
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteTotals writes one line of totals after prefix: the targets by
+// outcome and device status, and the calls (for a resumed run, the whole
+// rollout's results: this run's and the journal's earlier ones), e.g.
+//
+//	whole rollout: 2000 targets: 1990 succeeded, 10 offline; device status 200 x1990; 2004 calls
+func WriteTotals(w io.Writer, prefix string, s fleet.Summary, color bool) error {
+	var b strings.Builder
+	b.WriteString(prefix)
+	writeTargets(&b, s, color)
+	line := strings.TrimSuffix(b.String(), "\n") + "; " + plural(s.Attempts, "call") + "\n"
+	_, err := io.WriteString(w, line)
+	return err
+}
+
+// writeTargets writes the targets line: counts by outcome, then by device status.
+func writeTargets(b *strings.Builder, s fleet.Summary, color bool) {
 	b.WriteString(plural(s.Targets, "target"))
 	b.WriteString(": ")
 	var parts []string
@@ -47,20 +82,6 @@ func WriteSummary(w io.Writer, s fleet.Summary, color bool) error {
 		b.WriteString("; " + word + strings.Join(sp, ", "))
 	}
 	b.WriteByte('\n')
-	fmt.Fprintf(&b, "%s (%s", plural(s.Attempts, "call"), retries(s.Retries))
-	if s.Throttles > 0 {
-		fmt.Fprintf(&b, ", %d throttled with 429", s.Throttles)
-	}
-	fmt.Fprintf(&b, ") in %s", FormatDuration(s.Elapsed))
-	if s.Elapsed > 0 && s.Attempts > 0 {
-		fmt.Fprintf(&b, ", %s calls/s", formatRate(s.CallsPerSecond()))
-	}
-	if l := s.Latency; l.N > 0 {
-		fmt.Fprintf(&b, "; latency p50 %s, p95 %s, p99 %s", FormatDuration(l.P50), FormatDuration(l.P95), FormatDuration(l.P99))
-	}
-	b.WriteByte('\n')
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // formatRate shows calls per second with three significant digits at most
@@ -81,6 +102,7 @@ func formatRate(r float64) string {
 type Problems struct {
 	max    int
 	shown  []fleet.Result
+	msgs   []string // the device's message, per shown result
 	hidden int
 }
 
@@ -96,14 +118,53 @@ func (p *Problems) Add(r fleet.Result) {
 		p.hidden++
 		return
 	}
+	p.msgs = append(p.msgs, DeviceMessage(r.Payload))
 	r.Payload = nil
 	p.shown = append(p.shown, r)
+}
+
+// maxDeviceMessage bounds the device's message on a problem line.
+const maxDeviceMessage = 200
+
+// DeviceMessage is what a device said with its answer, for a problem line:
+// a "message" (or "error", or "error.message") string member of the
+// payload, a payload that is a JSON string, or else the payload itself,
+// compacted; "" for none. It is cut to maxDeviceMessage characters.
+func DeviceMessage(payload json.RawMessage) string {
+	if len(payload) == 0 || string(payload) == "null" {
+		return ""
+	}
+	var v any
+	if json.Unmarshal(payload, &v) != nil {
+		return ""
+	}
+	msg := ""
+	switch x := v.(type) {
+	case string:
+		msg = x
+	case map[string]any:
+		if s, ok := x["message"].(string); ok {
+			msg = s
+		} else if s, ok := x["error"].(string); ok {
+			msg = s
+		} else if e, ok := x["error"].(map[string]any); ok {
+			msg, _ = e["message"].(string)
+		}
+	}
+	if msg == "" {
+		var b bytes.Buffer
+		if json.Compact(&b, payload) != nil {
+			return ""
+		}
+		msg = b.String()
+	}
+	return truncate(strings.Join(strings.Fields(msg), " "), maxDeviceMessage)
 }
 
 // Write writes one line per kept problem, then how many were left out.
 func (p *Problems) Write(w io.Writer, color bool) error {
 	var b strings.Builder
-	for _, r := range p.shown {
+	for i, r := range p.shown {
 		b.WriteString(cell(r.Target().String()))
 		b.WriteString(": ")
 		b.WriteString(colorOutcome(r.Outcome, color))
@@ -112,6 +173,9 @@ func (p *Problems) Write(w io.Writer, color bool) error {
 			b.WriteString(": " + cell(r.Error.String()))
 		case r.Status != nil:
 			fmt.Fprintf(&b, ": the device answered status %d", *r.Status)
+			if m := p.msgs[i]; m != "" {
+				b.WriteString(": " + cell(m))
+			}
 		}
 		if r.Attempts > 1 {
 			fmt.Fprintf(&b, " (after %d attempts)", r.Attempts)

@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// commandPaths lists every runnable command of the tree with its flags.
+func commandPaths(root *cobra.Command) map[string]*cobra.Command {
+	out := map[string]*cobra.Command{}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Runnable() && !c.Hidden {
+			out[c.CommandPath()] = c
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	return out
+}
+
+// TestEveryValueFlagRefusesEmptyAndRepeats walks the whole command tree:
+// every flag that takes a value refuses an empty one, and every flag that
+// takes one value refuses a second, naming the flag, before any command
+// runs (the invoker is never called).
+func TestEveryValueFlagRefusesEmptyAndRepeats(t *testing.T) {
+	te := newTestEnv(t, nil)
+	root := NewCmdRoot(te.f)
+	checked := 0
+	for path, c := range commandPaths(root) {
+		words := strings.Fields(path)[1:]
+		c.Flags().VisitAll(func(fl *pflag.Flag) {
+			if fl.Name == "help" {
+				return
+			}
+			typ := fl.Value.Type()
+			if typ == "bool" {
+				return
+			}
+			for _, empty := range []string{"", "  "} {
+				args := append(append([]string{}, words...), "--"+fl.Name+"="+empty)
+				te := newTestEnv(t, nil)
+				code := te.run(args...)
+				assert.Equal(t, ExitUsage, code, "%s --%s=%q", path, fl.Name, empty)
+				assert.Contains(t, te.errOut.String(), "--"+fl.Name+": the value is empty", "%s --%s=%q", path, fl.Name, empty)
+				assert.Empty(t, te.inv.calls)
+				checked++
+			}
+			v := validValue(t, path, fl)
+			te := newTestEnv(t, nil)
+			args := append(append([]string{}, words...), "--"+fl.Name, v, "--"+fl.Name, v)
+			code := te.run(args...)
+			assert.Equal(t, ExitUsage, code, "%s --%s twice", path, fl.Name)
+			_, repeatable := fl.Value.(*guardedValue).Value.(pflag.SliceValue)
+			if repeatable {
+				assert.NotContains(t, te.errOut.String(), "more than once", "%s --%s is repeatable", path, fl.Name)
+			} else {
+				assert.Contains(t, te.errOut.String(), "--"+fl.Name+" is given more than once", "%s --%s twice", path, fl.Name)
+			}
+			assert.NotContains(t, te.errOut.String(), `"`+v+`"`, "the value is never echoed")
+			assert.Empty(t, te.inv.calls)
+		})
+	}
+	assert.Greater(t, checked, 100, "the walk reached the commands' flags")
+}
+
+// validValue finds a value the flag takes (on a fresh tree, so the flag
+// under test has not been set yet).
+func validValue(t *testing.T, path string, fl *pflag.Flag) string {
+	t.Helper()
+	candidates := []string{}
+	if e, ok := fl.Value.(*guardedValue).Value.(*enumValue); ok {
+		candidates = append(candidates, e.options...)
+	}
+	if fl.DefValue != "" && fl.DefValue != "[]" && fl.DefValue != "0" {
+		candidates = append(candidates, fl.DefValue)
+	}
+	candidates = append(candidates, "30s", "1", "x1")
+	for _, c := range candidates {
+		fresh := newTestEnv(t, nil)
+		f := NewCmdRoot(fresh.f)
+		target := commandPaths(f)[path].Flags().Lookup(fl.Name)
+		require.NotNil(t, target)
+		if target.Value.(*guardedValue).Value.Set(c) == nil {
+			return c
+		}
+	}
+	t.Fatalf("no valid value found for --%s", fl.Name)
+	return ""
+}
+
+func TestRepeatableFlagsStayRepeatable(t *testing.T) {
+	te := newTestEnv(t, nil)
+	o, _, err := parseInvoke(t, te, "reboot", "--device", "a", "--device", "b",
+		"--wait-until", "properties.reported.x == 1", "--wait-until", "properties.reported.y == 2")
+	require.NoError(t, err)
+	assert.Len(t, o.Targets, 2)
+	require.NotNil(t, o.Wait)
+	assert.Len(t, o.Wait.Until, 2)
+}
+
+func TestSecretFlagValueNeverEchoed(t *testing.T) {
+	te := newTestEnv(t, nil)
+	code := te.run("invoke", "reboot", "--device", "d", "--connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey="+testKey,
+		"--connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey="+testKey)
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, te.errOut.String(), "--connection-string is given more than once")
+	assert.NotContains(t, te.errOut.String(), testKey[:8])
+}
+
+func TestEmptyEnvironmentDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		env      string
+		flagArgs []string // giving the flag makes the variable irrelevant
+	}{
+		{EnvHub, []string{"--hub", "h.example.test"}},
+		{EnvAuth, []string{"--auth", "sas"}},
+		{EnvOutput, []string{"-o", "json"}},
+		{EnvProfile, nil},
+		{EnvConfigDir, nil},
+	} {
+		t.Run(tt.env, func(t *testing.T) {
+			te := newTestEnv(t, nil)
+			te.env[tt.env] = " "
+			code := te.run("invoke", "reboot", "--device", "d")
+			assert.Equal(t, ExitUsage, code)
+			assert.Contains(t, te.errOut.String(), tt.env+" is set but empty")
+			assert.Empty(t, te.inv.calls)
+			if tt.flagArgs != nil {
+				te := newTestEnv(t, nil)
+				te.env[tt.env] = ""
+				code := te.run(append([]string{"invoke", "reboot", "--device", "d"}, tt.flagArgs...)...)
+				assert.NotContains(t, te.errOut.String(), "set but empty", "exit %d", code)
+			}
+		})
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	te := newTestEnv(t, nil)
+	require.Equal(t, 0, te.run("--version"))
+	a := te.out.String()
+	te = newTestEnv(t, nil)
+	require.Equal(t, 0, te.run("version"))
+	assert.Equal(t, te.out.String(), a)
+	assert.True(t, strings.HasPrefix(a, "dmctl version "), a)
+}
