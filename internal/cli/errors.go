@@ -64,8 +64,30 @@ var ErrStdoutClosed = fmt.Errorf("stdout was closed: %w", context.Canceled)
 // nothing was sent.
 var ErrPromptInterrupted = fmt.Errorf("%w at the confirmation prompt: nothing was sent", ErrInterrupted)
 
-// exitError carries an exit code chosen where the error is made (a query
-// the hub refuses for who is asking: exit 3).
+// HubError is a request the hub refused, for a command whose request is
+// the work itself (jobs, twin show, a --query read before any call): the
+// exit code follows what the hub said (ExitCode): 400 is bad input (2), 401
+// or 403 a refused credential (3), 404 a device, module or job not found
+// (4, as a notFound target is for invoke).
+type HubError struct {
+	What string // the request, e.g. "show job fw-3"
+	Err  error  // wraps the *iothub.ResponseError
+}
+
+// Error is "what: the hub's answer".
+func (e *HubError) Error() string { return e.What + ": " + e.Err.Error() }
+
+// Unwrap returns the hub's error.
+func (e *HubError) Unwrap() error { return e.Err }
+
+// NotFoundError says that something the user named does not exist (a
+// twin member --path names). It exits 4, like a device the hub does not know.
+type NotFoundError struct{ Msg string }
+
+func (e *NotFoundError) Error() string { return e.Msg }
+
+// exitError carries an exit code chosen where the error is made (dmctl
+// doctor's verdict).
 type exitError struct {
 	code int
 	err  error
@@ -85,6 +107,8 @@ func ExitCode(err error) int {
 		targetsErr   *TargetsError
 		thresholdErr *fleet.ThresholdError
 		exitErr      *exitError
+		hubErr       *HubError
+		notFound     *NotFoundError
 	)
 	switch {
 	case err == nil:
@@ -106,6 +130,19 @@ func ExitCode(err error) int {
 			return ExitAuth
 		}
 		return ExitTargets
+	case errors.As(err, &notFound):
+		return ExitTargets
+	case errors.As(err, &hubErr):
+		if re, ok := iothub.AsResponseError(hubErr.Err); ok {
+			switch {
+			case re.StatusCode == 400:
+				return ExitUsage
+			case re.StatusCode == 401, re.StatusCode == 403:
+				return ExitAuth
+			case re.StatusCode == 404:
+				return ExitTargets
+			}
+		}
 	}
 	return ExitError
 }

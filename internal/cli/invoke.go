@@ -367,6 +367,8 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 		switch {
 		case strings.TrimSpace(q) == "":
 			return FlagErrorf("--query: the query is empty")
+		case len(q) > iothub.MaxQueryLength:
+			return FlagErrorf("--query: the query has %d characters; IoT Hub accepts queries of at most %d", len(q), iothub.MaxQueryLength)
 		case !queryShape.MatchString(q):
 			if m := queryOtherTable.FindStringSubmatch(q); m != nil && !strings.EqualFold(m[1], "modules") {
 				return FlagErrorf("--query: targets come from FROM devices or FROM devices.modules, not devices.%s", m[1])

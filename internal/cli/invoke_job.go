@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -87,6 +88,9 @@ func jobConditionOf(sql string) (string, error) {
 	return cond, nil
 }
 
+// errNoTargets says that --device and --devices-file named no target.
+var errNoTargets = errors.New("no targets")
+
 // jobCondition is the run's queryCondition: the ids of --device and
 // --devices-file as deviceId IN [...], OR the WHERE clause of --query.
 // ids is how many ids it names.
@@ -121,7 +125,7 @@ func (opts *InvokeOptions) jobCondition() (cond string, ids int, err error) {
 	case where == "*":
 		return "*", 0, nil
 	case len(list) == 0 && where == "":
-		return "", 0, FlagErrorf("--via job: no targets: the devices file is empty")
+		return "", 0, errNoTargets
 	case len(list) == 0:
 		cond = where
 	case where == "":
@@ -185,6 +189,12 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 		}
 	}
 	cond, _, err := opts.jobCondition()
+	if errors.Is(err, errNoTargets) {
+		// As for a direct run: no targets is not an error (a retry
+		// pipeline with nothing left to retry), and no job is created.
+		_, _ = fmt.Fprintln(opts.IO.ErrOut, "note: no targets: nothing was sent (no job was created)")
+		return nil
+	}
 	if err != nil {
 		return err
 	}

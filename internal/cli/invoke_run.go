@@ -196,7 +196,7 @@ func queryFailure(err error, sent int) error {
 			case 400:
 				return FlagErrorf("--query: the hub refused the query: %s", fleet.ErrorFrom(re).String())
 			case 401, 403:
-				return &exitError{code: ExitAuth, err: fmt.Errorf("--query: the hub refused to run the query: %s", fleet.ErrorFrom(re).String())}
+				return &HubError{What: "--query: the hub refused to run the query", Err: re}
 			}
 		}
 		var qe *fleet.QueryError

@@ -144,6 +144,10 @@ type JobsCreateOptions struct {
 	JobID          string
 	Wait           bool
 	Follow         JobsWaitOptions // how --wait follows the job and judges its results
+	// DryRun prints the job and how many devices its condition selects
+	// now, and creates nothing; Yes skips the confirmation on a terminal.
+	DryRun bool
+	Yes    bool
 }
 
 type jobsCreateFlags struct {
@@ -182,11 +186,17 @@ func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Co
 
 			The hub runs a limited number of jobs at once (S1: 1, S2: 5, S3: 10,
 			scheduled ones included); past it the hub answers 429004 and dmctl says so.
+
+			Safety: --dry-run prints the job it would create and how many devices its
+			condition selects now (a COUNT query), and creates nothing. On a terminal,
+			dmctl asks before creating a job (--yes skips the question); nothing ever
+			prompts when stdin is not a terminal.
 		`),
 		Example: example(`
 			$ dmctl jobs create reboot --query-condition "tags.site = 'plant-a'" --wait
 			$ dmctl jobs create getState --device gw-1 --device gw-2 --connect-timeout 60 --wait -o json
 			$ dmctl jobs create firmwareUpdate --query-condition "tags.ring = 'canary'" --payload @fw.json --start-time +2h --job-id fw-canary-3
+			$ dmctl jobs create reboot --query-condition '*' --dry-run
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -221,6 +231,8 @@ func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Co
 	durationFlag(flags, &opts.MaxExecution, "max-execution-time", DefaultMaxExecutionTime, true, "Longest the job may run once started (1s..720h)")
 	flags.StringVar(&opts.JobID, "job-id", "", "Job `ID` (default: dmctl-<UTC time>-<random>)")
 	flags.BoolVar(&opts.Wait, "wait", false, "Wait for the job to end, then print the per-device results")
+	flags.BoolVar(&opts.DryRun, "dry-run", false, "Print the job and how many devices its condition selects now; create nothing")
+	flags.BoolVarP(&opts.Yes, "yes", "y", false, "Do not ask for confirmation on a terminal")
 	addWaitFlags(cmd, &opts.Follow, &fl.okStatus)
 	_ = cmd.RegisterFlagCompletionFunc("device", completeDeviceIDs(f))
 	_ = cmd.RegisterFlagCompletionFunc("query-condition", cobra.NoFileCompletions)

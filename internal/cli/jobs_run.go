@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/dmctl/dmctl/internal/ctxtime"
@@ -38,18 +39,19 @@ func (d HubDeps) readPolicy() retry.Policy {
 	return retry.Policy{Idempotent: true, Sleep: d.Sleep, Now: d.Now}
 }
 
-// hubFailure shapes an error from the hub for a jobs or twin command: a
-// refusal of who is asking exits 3 (with a hint on stderr first), a
-// cancelled context is an interruption, anything else keeps its message.
+// hubFailure shapes an error from the hub for a jobs or twin command: an
+// answer of the hub becomes a *HubError (ExitCode maps its status; a
+// refusal of who is asking also gets a hint on stderr), a cancelled
+// context is an interruption, anything else keeps its message.
 func (d HubDeps) hubFailure(ctx context.Context, err error, cred *auth.Credential, what string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %s: %w", ErrInterrupted, what, err)
 	}
-	if _, isHub := iothub.AsResponseError(err); isHub && fleet.OutcomeOf(iothub.MethodResult{}, err, fleet.StatusSet{}) == fleet.OutcomeUnauthorized {
-		if cred != nil {
+	if _, isHub := iothub.AsResponseError(err); isHub {
+		if fleet.OutcomeOf(iothub.MethodResult{}, err, fleet.StatusSet{}) == fleet.OutcomeUnauthorized && cred != nil {
 			_, _ = fmt.Fprintf(d.IO.ErrOut, "hint: %s\n", cred.RefusedHint())
 		}
-		return &exitError{code: ExitAuth, err: fmt.Errorf("%s: %w", what, err)}
+		return &HubError{What: what, Err: err}
 	}
 	var cf interface{ CredentialFailure() bool }
 	if errors.As(err, &cf) && cf.CredentialFailure() {
@@ -136,13 +138,48 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 		StartTime:        opts.StartTime,
 		MaxExecutionTime: opts.MaxExecution,
 	}
-	job, err := createJob(ctx, opts.HubDeps, c, cred, req)
-	if err != nil {
-		return err
-	}
 	what := fmt.Sprintf("%d devices selected by --device", len(opts.Devices))
 	if len(opts.Devices) == 0 {
 		what = "devices where " + opts.QueryCondition
+	}
+	prompt := !opts.Yes && !opts.DryRun && opts.IO.IsStdinTTY() && opts.IO.IsStderrTTY()
+	if opts.DryRun || prompt {
+		matches := "the number of devices it selects now is unknown"
+		n, err := countDevices(ctx, opts.HubDeps, c, opts.QueryCondition)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
+			}
+			if e := opts.hubFailure(ctx, err, cred, "--query-condition: counting the devices it selects"); ExitCode(e) == ExitUsage || ExitCode(e) == ExitAuth {
+				return e // a condition the hub refuses, or a refused credential
+			}
+			matches += " (" + oneLine(err.Error()) + ")"
+		} else {
+			matches = fmt.Sprintf("%d %s %s now", n, pluralWord(n, "device", "devices"), pluralWord(n, "matches", "match"))
+		}
+		on := ""
+		if cred != nil {
+			on = " on hub " + cred.Host
+		}
+		if opts.DryRun {
+			_, _ = fmt.Fprintf(opts.IO.ErrOut, "Dry run: job %s would invoke %q on %s%s: %s. Nothing was created.\n", req.JobID, opts.Method, what, on, matches)
+			// The job as it would be created, its statistics the devices
+			// the condition selects now (all pending).
+			return printJobs(opts.HubDeps, []iothub.Job{{JobID: req.JobID, Type: req.Type, QueryCondition: req.QueryCondition,
+				Method: req.Method, StartTime: req.StartTime, MaxExecutionTime: req.MaxExecutionTime,
+				Statistics: iothub.DeviceJobStatistics{DeviceCount: n, PendingCount: n}}}, true)
+		}
+		yes, err := confirm(ctx, opts.IO, fmt.Sprintf("Create job %s to invoke %q on %s%s (%s)?", req.JobID, opts.Method, what, on, matches))
+		if err != nil {
+			return err
+		}
+		if !yes {
+			return ErrCancelled
+		}
+	}
+	job, err := createJob(ctx, opts.HubDeps, c, cred, req)
+	if err != nil {
+		return err
 	}
 	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on %s.\n", job.JobID, job.Status, opts.Method, what)
 	if !opts.Wait {
@@ -153,6 +190,35 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 		return nil
 	}
 	return followJob(ctx, &opts.Follow, c, cred)
+}
+
+// countDevices asks the hub how many devices a job's queryCondition
+// selects now (a COUNT query, retried like any read).
+func countDevices(ctx context.Context, d HubDeps, c *iothub.Client, cond string) (int, error) {
+	sql := "SELECT COUNT() AS numberOfDevices FROM devices"
+	if cond != "*" {
+		sql += " WHERE " + cond
+	}
+	pager := c.NewQueryPager(sql, nil)
+	var page iothub.QueryPage
+	_, err := retry.Do(ctx, d.readPolicy(), func(ctx context.Context, _ int) error {
+		var e error
+		page, e = pager.NextPage(ctx)
+		return e
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(page.Items) == 0 {
+		return 0, nil
+	}
+	var row struct {
+		N *int `json:"numberOfDevices"`
+	}
+	if err := json.Unmarshal(page.Items[0], &row); err != nil || row.N == nil {
+		return 0, fmt.Errorf("%w: the COUNT query answered %s", iothub.ErrUnreadableAnswer, shortText(string(page.Items[0]), 100))
+	}
+	return *row.N, nil
 }
 
 // createJob schedules req, resending only what the hub refused before
@@ -476,7 +542,7 @@ func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Resu
 	if err := output.WriteSummary(errOut, summary, color); err != nil {
 		return err
 	}
-	if !summary.AllSucceeded() {
+	if summary.Targets > 0 && !summary.AllSucceeded() {
 		return &TargetsError{Summary: summary}
 	}
 	return nil

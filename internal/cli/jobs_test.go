@@ -309,6 +309,14 @@ func TestJobsCreateRefusals(t *testing.T) {
 		assert.Equal(t, ExitError, h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--job-id", "j1"))
 		assert.Len(t, h.requests(), 1, "a 500 may have created the job")
 	})
+	t.Run("a condition the hub refuses is bad input", func(t *testing.T) {
+		h := newJobsHub(t)
+		h.on("PUT /jobs/v2/j1", stubAnswer{status: 400, body: hubErrBody(400004, "queryCondition: syntax error at position 5")})
+		te := h.env(t)
+		assert.Equal(t, ExitUsage, h.run(te, "jobs", "create", "reboot", "--query-condition", "a ==== b", "--job-id", "j1"))
+		assert.Contains(t, te.errOut.String(), "Error: create job j1: hub answered 400 400004 ArgumentInvalid: queryCondition: syntax error at position 5")
+		assert.Len(t, h.requests(), 1, "a 400 is not resent")
+	})
 	t.Run("refused credential exits 3", func(t *testing.T) {
 		h := newJobsHub(t)
 		h.on("PUT /jobs/v2/j1", stubAnswer{status: 401, body: hubErrBody(401003, "Authorization rule 'registryRead' does not allow access for 'ServiceConnect'.")})
@@ -443,7 +451,7 @@ func TestJobsShowListCancel(t *testing.T) {
 
 	te = h.env(t)
 	h.on("GET /jobs/v2/nope", stubAnswer{status: 404, body: hubErrBody(404002, "Job nope not found.")})
-	assert.Equal(t, ExitError, h.run(te, "jobs", "show", "nope"))
+	assert.Equal(t, ExitTargets, h.run(te, "jobs", "show", "nope"))
 	assert.Contains(t, te.errOut.String(), "Error: show job nope: hub answered 404 404002 JobNotFound: Job nope not found.")
 
 	te = h.env(t)
@@ -496,4 +504,94 @@ func TestDeviceJobResult(t *testing.T) {
 	assert.Equal(t, fleet.OutcomeSkipped, r.Outcome)
 	assert.Equal(t, 0, r.Attempts)
 	assert.Contains(t, r.Error.Message, "not reached this device yet (running)")
+}
+
+func TestJobsCreateDryRunAndPrompt(t *testing.T) {
+	puts := func(h *jobsHub) int {
+		n := 0
+		for _, r := range h.requests() {
+			if r.Method == "PUT" {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("dry run counts the devices and creates nothing", func(t *testing.T) {
+		h := newJobsHub(t)
+		h.on("POST /devices/query", ok200(`[{"numberOfDevices":3}]`))
+		te := h.env(t)
+		require.Equal(t, 0, h.run(te, "jobs", "create", "reboot", "--query-condition", "tags.site = 'a'", "--job-id", "j1", "--dry-run", "-o", "json"), te.errOut.String())
+		assert.Zero(t, puts(h))
+		assert.Contains(t, te.errOut.String(), `Dry run: job j1 would invoke "reboot" on devices where tags.site = 'a'`)
+		assert.Contains(t, te.errOut.String(), "3 devices match now. Nothing was created.")
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(te.out.Bytes(), &v))
+		assert.Equal(t, "j1", v["jobId"])
+		assert.EqualValues(t, 3, v["statistics"].(map[string]any)["devices"])
+		reqs := h.requests()
+		require.Len(t, reqs, 1)
+		assert.Contains(t, reqs[0].Body, `SELECT COUNT() AS numberOfDevices FROM devices WHERE tags.site = 'a'`)
+	})
+	t.Run("the whole hub: no WHERE", func(t *testing.T) {
+		h := newJobsHub(t)
+		h.on("POST /devices/query", ok200(`[{"numberOfDevices":50}]`))
+		te := h.env(t)
+		require.Equal(t, 0, h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--dry-run"), te.errOut.String())
+		assert.Contains(t, h.requests()[0].Body, `"SELECT COUNT() AS numberOfDevices FROM devices"`)
+		assert.Zero(t, puts(h))
+	})
+	for _, tt := range []struct {
+		name   string
+		answer string
+		code   int
+		puts   int
+	}{
+		{"no at the prompt", "n\n", ExitUsage, 0},
+		{"end of input", "", ExitUsage, 0},
+		{"yes at the prompt", "y\n", 0, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newJobsHub(t)
+			h.on("POST /devices/query", ok200(`[{"numberOfDevices":7}]`))
+			h.on("PUT /jobs/v2/j1", ok200(jobJSON("j1", "queued", `{}`)))
+			te := h.env(t)
+			te.ios.SetStdinTTY(true)
+			te.ios.SetStderrTTY(true)
+			te.in.WriteString(tt.answer)
+			assert.Equal(t, tt.code, h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--job-id", "j1"), te.errOut.String())
+			assert.Contains(t, te.errOut.String(), `Create job j1 to invoke "reboot" on devices where *`)
+			assert.Contains(t, te.errOut.String(), "(7 devices match now)? [y/N] ")
+			assert.Equal(t, tt.puts, puts(h))
+		})
+	}
+	t.Run("--yes does not ask", func(t *testing.T) {
+		h := newJobsHub(t)
+		h.on("PUT /jobs/v2/j1", ok200(jobJSON("j1", "queued", `{}`)))
+		te := h.env(t)
+		te.ios.SetStdinTTY(true)
+		te.ios.SetStderrTTY(true)
+		require.Equal(t, 0, h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--job-id", "j1", "--yes"), te.errOut.String())
+		assert.NotContains(t, te.errOut.String(), "[y/N]")
+		assert.Equal(t, 1, puts(h))
+	})
+}
+
+// TestConfirmInterrupted: Ctrl-C at the prompt returns at once, with
+// nothing read as the answer.
+func TestConfirmInterrupted(t *testing.T) {
+	ios, _, _, errOut := output.Test()
+	pr, pw := io.Pipe() // a stdin nobody writes to: the read blocks
+	defer func() { _ = pw.Close() }()
+	ios.In = pr
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := confirm(ctx, ios, "Go?")
+		done <- err
+	}()
+	cancel()
+	err := <-done
+	assert.ErrorIs(t, err, ErrPromptInterrupted)
+	assert.Equal(t, ExitInterrupted, ExitCode(err))
+	assert.Equal(t, "Go? [y/N] \n", errOut.String())
 }

@@ -48,7 +48,8 @@ func NewCmdTwinShow(f *Factory, runF func(*TwinShowOptions) error) *cobra.Comman
 			it: JSON, indented with -o json (the default), on one line with -o jsonl.
 			--path picks one member with a dotted path such as
 			properties.reported.iothubDM.reboot.lastReboot (an array element is a
-			number: tags.zones.0); a path the twin does not have is an error (exit 1).
+			number: tags.zones.0); a path the twin does not have is not found (exit 4, as is a device or
+			module the hub does not know).
 			Strings picked by --path are printed as JSON strings, quotes included, so
 			the output is always JSON.
 		`),
@@ -146,7 +147,7 @@ func TwinShowRun(ctx context.Context, opts *TwinShowOptions) error {
 	for i, step := range opts.Path {
 		next, ok := member(v, step)
 		if !ok {
-			return fmt.Errorf("twin of %s has no %s", target, strings.Join(opts.Path[:i+1], "."))
+			return &NotFoundError{Msg: fmt.Sprintf("twin of %s has no %s", target, strings.Join(opts.Path[:i+1], "."))}
 		}
 		v = next
 	}

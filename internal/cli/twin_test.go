@@ -43,7 +43,7 @@ func TestTwinShow(t *testing.T) {
 	assert.Equal(t, `{"deviceId":"d#1","moduleId":"m1","properties":{}}`+"\n", te.out.String())
 
 	te = h.env(t)
-	assert.Equal(t, ExitError, h.run(te, "twin", "show", "--device", "d#1", "--path", "properties.reported.nope.x"))
+	assert.Equal(t, ExitTargets, h.run(te, "twin", "show", "--device", "d#1", "--path", "properties.reported.nope.x"))
 	assert.Equal(t, "Error: twin of d#1 has no properties.reported.nope\n", te.errOut.String())
 	assert.Empty(t, te.out.String())
 
@@ -54,7 +54,7 @@ func TestTwinShow(t *testing.T) {
 
 	h.on("GET /twins/gone", stubAnswer{status: 404, body: hubErrBody(404001, "Device gone not registered.")})
 	te = h.env(t)
-	assert.Equal(t, ExitError, h.run(te, "twin", "show", "--device", "gone"))
+	assert.Equal(t, ExitTargets, h.run(te, "twin", "show", "--device", "gone"))
 	assert.Contains(t, te.errOut.String(), "Error: twin of gone: hub answered 404 404001")
 
 	h.on("GET /twins/locked", stubAnswer{status: 401, body: hubErrBody(401003, "Principal x is not authorized for GET on /twins/locked due to no assigned permissions")})
