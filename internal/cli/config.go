@@ -277,9 +277,9 @@ func newCmdConfigList(f *Factory) *cobra.Command {
 				_, err := fmt.Fprintln(f.IOStreams.ErrOut, "No profiles. Save one with: dmctl config set-profile NAME --hub HOST")
 				return err
 			}
-			var b strings.Builder
+			rows := make([][]string, 0, len(views))
 			for _, v := range views {
-				mark := " "
+				mark := ""
 				if v.Current {
 					mark = "*"
 				}
@@ -287,10 +287,9 @@ func newCmdConfigList(f *Factory) *cobra.Command {
 				if what == "" && v.ConnectionString != "" {
 					what = "(connection string)"
 				}
-				fmt.Fprintf(&b, "%s %s\t%s\t%s\n", mark, v.Name, orDash(what), orDash(v.Auth))
+				rows = append(rows, []string{mark, v.Name, orDash(what), orDash(v.Auth)})
 			}
-			_, err = fmt.Fprint(f.IOStreams.Out, b.String())
-			return err
+			return output.WriteTable(f.IOStreams.Out, []string{"CURRENT", "NAME", "HUB", "AUTH"}, rows)
 		},
 	}
 }

@@ -427,3 +427,30 @@ func TestInvokeProgressBarOnlyOnTerminal(t *testing.T) {
 	require.NoError(t, InvokeRun(context.Background(), opts))
 	assert.NotContains(t, te.errOut.String(), "\r", "no bar when stderr is not a terminal")
 }
+
+// TestJournalShow: every target of a stopped rollout is in the journal,
+// the ones never started as skipped, and journal show prints them all.
+func TestJournalShow(t *testing.T) {
+	journal := filepath.Join(t.TempDir(), "run.journal")
+	te := newTestEnv(t, map[string][]answer{"b": {ok(500, `{"message":"disk full"}`)}})
+	code := te.run("invoke", "reboot", "--device", "a", "--device", "b", "--device", "c", "--device", "d",
+		"--max-failures", "0", "-c", "1", "--journal", journal, "-o", "name")
+	require.Equal(t, ExitThreshold, code, te.errOut.String())
+
+	te = newTestEnv(t, nil)
+	assert.Equal(t, ExitTargets, te.run("journal", "show", journal, "-o", "jsonl"))
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(te.out.String()), "\n") {
+		var r struct{ DeviceID, Outcome string }
+		require.NoError(t, json.Unmarshal([]byte(l), &r))
+		got[r.DeviceID] = r.Outcome
+	}
+	assert.Equal(t, map[string]string{"a": "succeeded", "b": "failed", "c": "skipped", "d": "skipped"}, got)
+	assert.Contains(t, te.errOut.String(), "b: failed: the device answered status 500: disk full\n")
+	assert.Contains(t, te.errOut.String(), "4 targets: 1 succeeded, 1 failed, 2 skipped; device statuses 200 x1, 500 x1; 2 calls\n")
+	assert.Empty(t, te.inv.calls, "journal show sends nothing")
+
+	te = newTestEnv(t, nil)
+	assert.Equal(t, ExitUsage, te.run("journal", "show", filepath.Join(t.TempDir(), "missing")))
+	assert.Contains(t, te.errOut.String(), "cannot read it: no such file or directory")
+}

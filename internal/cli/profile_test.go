@@ -134,7 +134,7 @@ func TestConfigCommands(t *testing.T) {
 	require.Equal(t, 0, te.run("config", "set-profile", "prod", "--hub", "prod", "--auth", "azure-cli"))
 	te.out.Reset()
 	require.Equal(t, 0, te.run("config", "list"))
-	assert.Equal(t, "* lab\t(connection string)\t-\n  prod\tprod.azure-devices.net\tazure-cli\n", te.out.String())
+	assert.Equal(t, "CURRENT   NAME   HUB                      AUTH\n*         lab    (connection string)      -\n          prod   prod.azure-devices.net   azure-cli\n", te.out.String())
 
 	require.Equal(t, 0, te.run("config", "delete", "lab"))
 	te.out.Reset()

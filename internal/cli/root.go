@@ -109,6 +109,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	cmd.AddCommand(NewCmdInvoke(f, nil))
 	cmd.AddCommand(NewCmdJobs(f))
 	cmd.AddCommand(NewCmdTwin(f))
+	cmd.AddCommand(NewCmdJournal(f))
 	cmd.AddCommand(NewCmdVersion(f, nil))
 	cmd.AddCommand(NewCmdConfig(f))
 	cmd.AddCommand(NewCmdDoctor(f, nil))

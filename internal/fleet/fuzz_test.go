@@ -48,7 +48,7 @@ func FuzzReadJournal(f *testing.F) {
 	f.Add(`{"dmctlJournal":1}` + "\n" + `{"deviceId":"b","outcome":"succeeded","status":200}` + "\n" + `{"deviceId":"b","outcome":"skip`)
 	f.Add("garbage")
 	f.Fuzz(func(t *testing.T, text string) {
-		st, err := readJournal(strings.NewReader(text), "j")
+		st, err := readJournal(strings.NewReader(text), "j", nil)
 		if err != nil {
 			var je *JournalError
 			if !errors.As(err, &je) {

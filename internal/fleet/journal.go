@@ -243,10 +243,69 @@ func ReadJournal(path string) (*JournalState, error) {
 		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	return readJournal(f, path)
+	return readJournal(f, path, nil)
 }
 
-func readJournal(r io.Reader, path string) (*JournalState, error) {
+// WalkJournalResults calls fn with the last word of the journal on every
+// target it records, in the order of those last lines: the final result
+// (skipped included, for targets a stopped run never started), or an
+// unknown result for a target dispatched and never answered (a run that was
+// killed). The results of every run of a resumed rollout are merged this
+// way. It returns the journal's state, as ReadJournal does.
+func WalkJournalResults(path string, fn func(Result) error) (*JournalState, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	last := map[[16]byte]int{}
+	st, err := readJournal(f, path, last)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, &JournalError{Path: path, Reason: fmt.Sprintf("cannot read it: %v", err)}
+	}
+	br := bufio.NewReaderSize(f, 64<<10)
+	for line := 1; ; line++ {
+		text, rerr := br.ReadBytes('\n')
+		if len(text) == 0 && rerr != nil {
+			return st, nil
+		}
+		var rec struct {
+			Event    string    `json:"event"`
+			DeviceID *string   `json:"deviceId"`
+			ModuleID string    `json:"moduleId"`
+			Time     time.Time `json:"time"`
+		}
+		if line == 1 || json.Unmarshal(bytes.TrimSpace(text), &rec) != nil || rec.DeviceID == nil {
+			continue
+		}
+		t := Target{DeviceID: *rec.DeviceID, ModuleID: rec.ModuleID}
+		if last[targetKey(t)] != line {
+			continue
+		}
+		var res Result
+		switch rec.Event {
+		case "dispatched":
+			res = Result{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Method: st.Header.Method, Outcome: OutcomeUnknown,
+				Attempts: 1, StartTime: rec.Time.UTC(), Error: &ResultError{Message: inflightMessage}}
+		case "":
+			if err := json.Unmarshal(bytes.TrimSpace(text), &res); err != nil {
+				return nil, &JournalError{Path: path, Line: line, Reason: err.Error()}
+			}
+		default:
+			continue
+		}
+		if err := fn(res); err != nil {
+			return st, err
+		}
+	}
+}
+
+// readJournal reads a journal; when last is not nil, it also records for
+// each target the line of its last record (a result or a dispatch).
+func readJournal(r io.Reader, path string, last map[[16]byte]int) (*JournalState, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	st := &JournalState{Final: NewTargetSet(), unknown: NewTargetSet()}
 	entries := map[[16]byte]*journalEntry{}
@@ -304,6 +363,9 @@ func readJournal(r io.Reader, path string) (*JournalState, error) {
 		if e == nil {
 			e = &journalEntry{}
 			entries[k] = e
+		}
+		if last != nil && (rec.Event == "dispatched" || rec.Event == "") {
+			last[k] = line
 		}
 		switch {
 		case rec.Event == "dispatched":
