@@ -17,22 +17,35 @@ var helpTopics = []struct {
 		long: heredoc(`
 			dmctl exits with one of these codes:
 
-			  0    every target succeeded
+			  0    every target succeeded; also a run with no targets at all (an
+			       empty devices file, a query that matches no device), with or
+			       without --via job: dmctl says so on stderr and sends nothing
 			  1    an unexpected error (a bug, an I/O failure)
 			  2    usage or input error: a flag, argument, payload, id, targets file
-			       line or connection string is wrong, or the confirmation prompt was
-			       answered no; nothing was sent to the hub
+			       line, journal, profile or connection string is wrong, a flag that
+			       takes a value got an empty one or was given twice, an environment
+			       variable that stands for a flag is set but empty, the hub refused
+			       the input (HTTP 400: a query or job condition, with the hub's
+			       message), or the confirmation prompt was answered no; nothing was
+			       sent to a device
 			  3    authentication or authorization refused: the credential could not
-			       get a token, or the hub refused every target with 401/403
+			       get a token, or the hub refused every target with 401/403 (or
+			       refused the one request of jobs and twin commands)
 			  4    at least one target did not succeed: the device answered with a
 			       status outside --ok-status, was offline, timed out, was throttled,
 			       was not found, or the call failed; or, with --wait/--wait-until,
 			       the device then reported failure (waitFailed) or did not report
-			       its outcome within --wait-timeout (waitTimeout)
+			       its outcome within --wait-timeout (waitTimeout). Also: what a
+			       command names was not found (jobs show|wait|results|cancel of an
+			       unknown job, twin show of an unknown device or module, or a --path
+			       the twin does not have)
 			  5    the run was stopped by its failure threshold (--max-failures);
 			       the targets it did not start are reported skipped
-			  130  interrupted (Ctrl-C or SIGTERM); the results so far are written,
-			       and with --journal, dmctl invoke --resume FILE continues the run
+			  130  interrupted: Ctrl-C or SIGTERM, or stdout closed by its reader
+			       (dmctl ... | head); calls in flight got --grace to finish, every
+			       target not started is reported skipped, the summary is on stderr,
+			       and with --journal, dmctl invoke --resume FILE continues the run.
+			       Also Ctrl-C at the confirmation prompt (nothing was sent)
 
 			A device's answer is data: HTTP 200 from the hub with {"status":500} is a
 			device that failed, so dmctl exits 4. --ok-status (default: any 2xx)
@@ -48,6 +61,10 @@ var helpTopics = []struct {
 		name:  "environment",
 		short: "Environment variables that dmctl reads",
 		long: heredoc(`
+			A variable that is set but empty (or only spaces) is bad input (exit 2),
+			like an empty flag value, wherever dmctl would read it: it never falls back
+			to the next source (a profile, the default).
+
 			Hub and credentials:
 
 			  IOTHUB_CONNECTION_STRING  a service connection string (HostName=...;

@@ -152,10 +152,18 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 
 			Targets: --device (repeatable), --devices-file FILE or - for stdin (one
 			device id, device/module, or a JSON line with "deviceId" per line, such
-			as the -o jsonl output of an earlier run), and --query with an IoT Hub
-			query (SELECT deviceId FROM devices WHERE ..., or FROM devices.modules),
-			read page by page. They can be combined; duplicates are removed (a note
-			on stderr counts them). Every id is checked before anything is sent.
+			as the -o jsonl output of an earlier run; repeatable, the files combine),
+			and --query with one IoT Hub query (SELECT deviceId FROM devices WHERE
+			..., or FROM devices.modules; at most 8 KB; join conditions with OR
+			rather than giving --query twice), read page by page. They can be
+			combined; duplicates are removed (a note on stderr counts them). Every
+			id is checked before anything is sent. No targets at all (an empty
+			file, a query that matches nothing) is not an error: dmctl says so and
+			exits 0, with or without --via job.
+
+			Every flag that takes a value refuses an empty one (an unset shell
+			variable) and, unless it is repeatable, a second one: both exit 2 with
+			nothing sent.
 
 			The device's answer is data: the hub's HTTP 200 carries the status the
 			device returned, and --ok-status (default: any 2xx) decides what counts
@@ -171,6 +179,8 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			results as they complete; table, wide and json print once at the end,
 			sorted. A summary (outcomes, device statuses, retries, latency
 			percentiles, calls/s) and, on a terminal, a progress bar go to stderr.
+			-o name prints every target of the run (device or device/module, one per
+			line, sorted), whatever its outcome.
 
 			Rollouts: --waves 1,10%,50%,100% (cumulative) or --batch-size N run the
 			targets in waves, waiting for every answer, and --wave-pause between
@@ -180,18 +190,26 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			reported skipped and dmctl exits 5.
 
 			Interruptions: --journal FILE records each target before its call is
-			sent and its result after. Ctrl-C (or SIGTERM) stops starting calls,
-			gives calls in flight --grace to finish, writes the results so far and
-			exits 130. dmctl invoke --resume FILE runs the targets the journal has
-			no final result for, with the journal's method, targets and options
-			(give --payload again if the run had one: it is not stored). A target
-			whose call was in flight when dmctl was killed is reported "unknown"
-			and not invoked again, unless --idempotent.
+			sent and its result after. Ctrl-C (or SIGTERM) stops starting calls and
+			gives calls in flight --grace to finish; a second Ctrl-C stops at once
+			(calls still in flight are reported unknown). Every target is accounted
+			for: the ones never started (the rest of a --query included, which is
+			still read) are reported skipped in the output, the journal and the
+			summary; then dmctl exits 130. A closed stdout (dmctl ... | head) stops
+			the run the same way, with the summary on stderr. dmctl invoke --resume
+			FILE runs the targets the journal has no final result for, with the
+			journal's method, targets and options (give --payload again if the run
+			had one: it is not stored); target flags cannot be added to a resumed
+			run (exit 2). Its summary gives this run's calls and the whole
+			rollout's totals; dmctl journal show FILE prints the final result of
+			every target. A target whose call was in flight when dmctl was killed is
+			reported "unknown" and not invoked again, unless --idempotent.
 
 			Safety: --dry-run lists the targets, their count and the estimated
 			duration, and sends nothing. On a terminal, a run over more than one
-			target asks for confirmation (--yes skips it); nothing ever prompts
-			when stdin is not a terminal.
+			target asks for confirmation (--yes skips it; Ctrl-C at the question
+			exits 130 with nothing sent); nothing ever prompts when stdin is not a
+			terminal.
 
 			Direct methods are not idempotent: a method that timed out (504101) or a
 			connection lost after sending may already have run, so dmctl resends
@@ -233,8 +251,8 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 		`),
 		Example: example(`
 			$ dmctl invoke reboot --device thermostat-17
-			$ dmctl invoke setInterval --device thermostat-17 --payload '{"seconds":30}'
-			$ dmctl invoke restart --device gw-1 --module telemetry -o json
+			$ dmctl invoke firmwareUpdate --device thermostat-17 --payload '{"fwPackageUri":"https://example.com/fw-2.1.bin"}'
+			$ dmctl invoke reboot --device gw-1 --module telemetry -o json
 			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --rate auto --tier S1 --units 2 -o jsonl
 			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --waves 1,10%,50%,100% --max-failures 2% --journal fw.journal
 			$ dmctl invoke --resume fw.journal --payload @fw.json
@@ -242,7 +260,8 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			$ dmctl invoke reboot --query 'SELECT deviceId FROM devices' --dry-run --rate 40/s
 			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --wait reboot --wait-timeout 5m
 			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --wait firmware -o jsonl
-			$ dmctl invoke setConfig --device gw-1 --wait-until "properties.reported.config.state == applied" --fail-if "properties.reported.config.state == rejected"
+			$ dmctl invoke firmwareUpdate --device gw-1 --payload @fw.json --wait-until "properties.reported.iothubDM.firmwareUpdate.status == applyComplete" --fail-if "properties.reported.iothubDM.firmwareUpdate.status in (downloadFailed, applyFailed)"
+			$ dmctl journal show fw.journal -o jsonl
 			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.ring = 'canary'" --via job
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {

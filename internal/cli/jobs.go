@@ -194,7 +194,7 @@ func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Co
 		`),
 		Example: example(`
 			$ dmctl jobs create reboot --query-condition "tags.site = 'plant-a'" --wait
-			$ dmctl jobs create getState --device gw-1 --device gw-2 --connect-timeout 60 --wait -o json
+			$ dmctl jobs create reboot --device gw-1 --device gw-2 --connect-timeout 60 --wait -o json
 			$ dmctl jobs create firmwareUpdate --query-condition "tags.ring = 'canary'" --payload @fw.json --start-time +2h --job-id fw-canary-3
 			$ dmctl jobs create reboot --query-condition '*' --dry-run
 		`),

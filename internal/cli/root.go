@@ -29,7 +29,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		Example: example(`
 			$ export IOTHUB_CONNECTION_STRING='HostName=myhub.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=...'
 			$ dmctl invoke reboot --device thermostat-17
-			$ dmctl invoke getStatus --device thermostat-17 --device thermostat-18 -o json
+			$ dmctl invoke reboot --device thermostat-17 --device thermostat-18 -o json
 			$ dmctl invoke reboot --hub myhub.azure-devices.net --auth azure-cli --device thermostat-17
 		`),
 		SilenceErrors: true,
