@@ -389,8 +389,7 @@ func permissionCheck(ctx context.Context, f *Factory, cred *auth.Credential, tim
 	page, err := c.NewQueryPager(q, nil).NextPage(qctx)
 	if err != nil {
 		check := DoctorCheck{Name: "permission", Status: checkFail, Detail: q + ": " + oneLine(err.Error())}
-		var re *iothub.ResponseError
-		if errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden) {
+		if _, isAnswer := iothub.AsResponseError(err); isAnswer && iothub.KindOf(err) == iothub.KindUnauthorized {
 			check.auth = true
 			check.Hint = cred.RefusedHint()
 		}

@@ -133,15 +133,13 @@ func ExitCode(err error) int {
 	case errors.As(err, &notFound):
 		return ExitTargets
 	case errors.As(err, &hubErr):
-		if re, ok := iothub.AsResponseError(hubErr.Err); ok {
-			switch {
-			case re.StatusCode == 400:
-				return ExitUsage
-			case re.StatusCode == 401, re.StatusCode == 403:
-				return ExitAuth
-			case re.StatusCode == 404:
-				return ExitTargets
-			}
+		switch iothub.KindOf(hubErr.Err) {
+		case iothub.KindBadRequest:
+			return ExitUsage
+		case iothub.KindUnauthorized:
+			return ExitAuth
+		case iothub.KindNotFound:
+			return ExitTargets
 		}
 	}
 	return ExitError

@@ -48,7 +48,7 @@ func (d HubDeps) hubFailure(ctx context.Context, err error, cred *auth.Credentia
 		return fmt.Errorf("%w: %s: %w", ErrInterrupted, what, err)
 	}
 	if _, isHub := iothub.AsResponseError(err); isHub {
-		if fleet.OutcomeOf(iothub.MethodResult{}, err, fleet.StatusSet{}) == fleet.OutcomeUnauthorized && cred != nil {
+		if iothub.KindOf(err) == iothub.KindUnauthorized && cred != nil {
 			_, _ = fmt.Fprintf(d.IO.ErrOut, "hint: %s\n", cred.RefusedHint())
 		}
 		return &HubError{What: what, Err: err}
@@ -111,12 +111,6 @@ func printJobs(d HubDeps, jobs []iothub.Job, single bool) error {
 	}
 	return nil
 }
-
-// errTooManyJobs stops retry.Do on 429004: a slot frees only when a job
-// ends, which may be an hour away, so backing off for seconds is pointless.
-type errTooManyJobs struct{ err error }
-
-func (e errTooManyJobs) Error() string { return e.err.Error() }
 
 // JobsCreateRun schedules the job, then prints it, or (--wait) follows it
 // and prints its per-device results.
@@ -228,20 +222,18 @@ func createJob(ctx context.Context, d HubDeps, c *iothub.Client, cred *auth.Cred
 	// Creating is not idempotent in general, but a refusal the hub gives
 	// before doing anything (429, 503, a request never sent) is safe to
 	// send again; retry.Do's non-idempotent classification says exactly that.
+	// 429004 (too many jobs) is not resent: a slot frees only when a job
+	// ends, which may be an hour away.
 	policy := retry.Policy{Sleep: d.Sleep, Now: d.Now}
 	_, err := retry.Do(ctx, policy, func(ctx context.Context, _ int) error {
 		var e error
 		job, e = c.CreateJob(ctx, req)
-		if re, ok := iothub.AsResponseError(e); ok && re.ErrorCode == iothub.CodeMaxActiveJobCountExceeded {
-			return errTooManyJobs{e}
-		}
 		return e
 	})
-	var tooMany errTooManyJobs
-	if errors.As(err, &tooMany) {
+	if iothub.KindOf(err) == iothub.KindTooManyJobs {
 		_, _ = fmt.Fprintln(d.IO.ErrOut, "hint: the hub runs a limited number of jobs at once (S1: 1, S2: 5, S3: 10, scheduled jobs included); "+
 			"see them with `dmctl jobs list --status running` and `--status scheduled`, wait for one to end or cancel it.")
-		return job, fmt.Errorf("create job %s: %w", req.JobID, tooMany.err)
+		return job, fmt.Errorf("create job %s: %w", req.JobID, err)
 	}
 	if err != nil {
 		return job, d.hubFailure(ctx, err, cred, "create job "+req.JobID)
@@ -467,18 +459,17 @@ func DeviceJobResult(dj iothub.DeviceJob, method string, job iothub.Job, ok flee
 			break
 		}
 		code := dj.Error.ErrorCode()
-		re := &iothub.ResponseError{ErrorCode: code, ErrorCodeName: dj.Error.ErrorCodeName(), Message: "the job's call failed"}
+		msg := "the job's call failed"
 		if dj.Error != nil && dj.Error.Description != "" {
-			re.Message = dj.Error.Description
+			msg = dj.Error.Description
 		}
-		if code >= 100000 {
-			re.StatusCode = code / 1000 // for the outcome only: no HTTP exchange is behind a device job
+		// No HTTP exchange is behind a device job: the code alone says what
+		// the failure was.
+		r.Outcome = fleet.OutcomeError
+		if code != 0 {
+			r.Outcome = fleet.OutcomeOfKind(iothub.KindOfAnswer(0, code))
 		}
-		r.Outcome = fleet.OutcomeOf(iothub.MethodResult{}, re, ok)
-		if code == 0 {
-			r.Outcome = fleet.OutcomeError
-		}
-		r.Error = &fleet.ResultError{Code: code, CodeName: re.ErrorCodeName, Message: re.Message}
+		r.Error = &fleet.ResultError{Code: code, CodeName: dj.Error.ErrorCodeName(), Message: msg}
 	default:
 		r.Outcome = fleet.OutcomeSkipped
 		msg := "the job has not reached this device yet (" + string(dj.Status) + ")"

@@ -575,7 +575,7 @@ func (a *awaiter) read(ctx context.Context, b batch) (map[Target]map[string]any,
 		_, err := retry.Do(ctx, policy, func(ctx context.Context, _ int) error {
 			var e error
 			page, e = pager.NextPage(ctx)
-			if re, ok := iothub.AsResponseError(e); ok && re.StatusCode == 429 {
+			if iothub.KindOf(e) == iothub.KindThrottled {
 				a.limit.Observe(true)
 			}
 			return e

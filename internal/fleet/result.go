@@ -6,13 +6,10 @@ package fleet
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/dmctl/dmctl/internal/jsontext"
 	"math"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -282,11 +279,6 @@ func ErrorFrom(err error) *ResultError {
 // table cell or a log line.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// credentialFailure is implemented by errors (internal/auth's) that mean the
-// credential could not produce a token. fleet checks the behaviour, not the
-// type, so it does not depend on auth.
-type credentialFailure interface{ CredentialFailure() bool }
-
 // OutcomeOf is the one place that decides a target's outcome from a call's
 // answer or error. ok says which device statuses count as success (the zero
 // StatusSet means any 2xx).
@@ -297,61 +289,25 @@ func OutcomeOf(res iothub.MethodResult, err error, ok StatusSet) Outcome {
 		}
 		return OutcomeFailed
 	}
-	var cf credentialFailure
-	if errors.As(err, &cf) && cf.CredentialFailure() {
-		return OutcomeUnauthorized
-	}
-	if re, isRE := iothub.AsResponseError(err); isRE {
-		switch {
-		case re.ErrorCode == iothub.CodeDeviceNotOnline:
-			return OutcomeOffline
-		case re.ErrorCode == iothub.CodeGatewayTimeout, re.StatusCode == 504, re.StatusCode == 408:
-			return OutcomeTimeout
-		case re.StatusCode == 429, re.ErrorCode == codeDeviceMaximumInflightMethodExceeded:
-			return OutcomeThrottled
-		case re.ErrorCode == iothub.CodeDeviceNotFound, re.ErrorCode == iothub.CodeModuleNotFound:
-			return OutcomeNotFound
-		case re.StatusCode == 404 && re.ErrorCode == 0 && re.ErrorCodeName == "":
-			return OutcomeNotFound
-		case re.StatusCode == 401:
-			return OutcomeUnauthorized
-		case re.StatusCode == 403 && !isQuotaCode(re.ErrorCode):
-			return OutcomeUnauthorized
-		}
-		return OutcomeError
-	}
-	if isTimeout(err) {
+	return OutcomeOfKind(iothub.KindOf(err))
+}
+
+// OutcomeOfKind is the outcome of a call that failed with an error of kind
+// k (iothub.KindOf): a table over the one error taxonomy.
+func OutcomeOfKind(k iothub.Kind) Outcome {
+	switch k {
+	case iothub.KindOffline:
+		return OutcomeOffline
+	case iothub.KindTimeout, iothub.KindConnectTimeout:
 		return OutcomeTimeout
-	}
-	var te *iothub.TransportError
-	if errors.As(err, &te) && te.RequestWritten {
+	case iothub.KindThrottled, iothub.KindDeviceBusy, iothub.KindTooManyJobs:
+		return OutcomeThrottled
+	case iothub.KindNotFound:
+		return OutcomeNotFound
+	case iothub.KindUnauthorized:
+		return OutcomeUnauthorized
+	case iothub.KindLostAfterWrite:
 		return OutcomeUnknown // the device may have run it; nobody can tell
 	}
 	return OutcomeError
-}
-
-// 403 codes that are about quotas, not about who is calling.
-const (
-	codeJobQuotaExceeded                    = 403001
-	codeIotHubQuotaExceeded                 = 403002
-	codeJobQuotaExceededDoc                 = 403003
-	codeDeviceMaximumInflightMethodExceeded = 403800
-)
-
-func isQuotaCode(code int) bool {
-	switch code {
-	case codeJobQuotaExceeded, codeIotHubQuotaExceeded, codeJobQuotaExceededDoc, codeDeviceMaximumInflightMethodExceeded:
-		return true
-	}
-	return false
-}
-
-// isTimeout reports a client-side deadline: the call's own timeout or a
-// network timeout. A cancelled context (Ctrl-C) is not a timeout.
-func isTimeout(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -656,7 +656,7 @@ func (ru *run) one(t Target) Result {
 		var err error
 		answer, err = ru.r.Invoker.Invoke(ctx, t, opts.Request)
 		throttled := false
-		if re, ok := iothub.AsResponseError(err); ok && re.StatusCode == 429 {
+		if iothub.KindOf(err) == iothub.KindThrottled {
 			throttled = true
 			ru.progress.throttles.Add(1)
 		}

@@ -109,60 +109,39 @@ func (v Verdict) String() string {
 // Classify decides whether the call that failed with err may be sent again
 // under p, and says why in a short phrase fit for a log line or a result.
 //
-//   - always resend: any 429 (throttled), any 503, a *TransportError whose
-//     request was not written, and 404103 DeviceNotOnline while p.WaitOnline
-//     lasts;
-//   - resend only when p.Idempotent: 500, 502, 504 (including 504101), and a
-//     *TransportError whose request was written (the device may have run it);
-//   - never: other 4xx, context cancellation, and anything else.
+// It is a table over iothub.KindOf:
 //
-// A *TransportError carrying context.DeadlineExceeded is one attempt's own
-// time limit and follows the rules above; Do itself stops as soon as its
-// own context ends.
+//   - always resend: throttled (429, but not 429004: a job slot frees only
+//     when a job ends), unavailable (503), a request that was never sent, and
+//     offline (404103) while p.WaitOnline lasts;
+//   - resend only when p.Idempotent: a timeout (504, 504101, the attempt's
+//     own deadline after writing), a server error (500, 502), and a
+//     connection lost after the request was written (the device may have run
+//     it);
+//   - never: every other kind (bad request, unauthorized, not found, quota,
+//     cancellation, ...).
+//
+// Do itself stops as soon as its own context ends.
 func Classify(err error, p Policy) (v Verdict, reason string) {
-	if err == nil {
-		return Stop, "succeeded"
-	}
-	if errors.Is(err, context.Canceled) {
-		return Stop, "cancelled"
-	}
+	k := iothub.KindOf(err)
+	what := "HTTP error"
 	if re, ok := iothub.AsResponseError(err); ok {
-		return classifyResponse(re, p)
+		what = describe(re)
 	}
-	var te *iothub.TransportError
-	if errors.As(err, &te) {
-		switch {
-		case !te.RequestWritten:
-			return Resend, "the request was not sent"
-		case p.Idempotent:
-			return Resend, "connection lost after the request was sent; the call is idempotent"
-		default:
-			return Stop, "connection lost after the request was sent; the device may have run the method, so it is not resent without --idempotent"
-		}
-	}
-	var ie *iothub.InputError
-	if errors.As(err, &ie) {
-		return Stop, "invalid input"
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return Stop, "timed out"
-	}
-	return Stop, "not a retryable failure"
-}
-
-func classifyResponse(re *iothub.ResponseError, p Policy) (Verdict, string) {
-	what := describe(re)
-	codeClass := 0
-	if re.ErrorCode >= 100000 && re.ErrorCode <= 999999 {
-		codeClass = re.ErrorCode / 1000
-	}
-	is := func(status int) bool { return re.StatusCode == status || codeClass == status }
-	switch {
-	case is(429):
+	switch k {
+	case iothub.KindNone:
+		return Stop, "succeeded"
+	case iothub.KindCanceled:
+		return Stop, "cancelled"
+	case iothub.KindThrottled:
 		return Resend, "throttled (" + what + ")"
-	case is(503):
+	case iothub.KindTooManyJobs:
+		return Stop, "the hub runs its maximum of jobs (" + what + "); a slot frees only when a job ends"
+	case iothub.KindUnavailable:
 		return Resend, "hub unavailable (" + what + ")"
-	case re.ErrorCode == iothub.CodeDeviceNotOnline:
+	case iothub.KindNotSent, iothub.KindConnectTimeout:
+		return Resend, "the request was not sent"
+	case iothub.KindOffline:
 		if p.WaitOnline <= 0 {
 			return Stop, "device offline (" + what + ")"
 		}
@@ -170,13 +149,33 @@ func classifyResponse(re *iothub.ResponseError, p Policy) (Verdict, string) {
 			return Stop, fmt.Sprintf("device still offline after waiting %s (%s)", p.WaitOnline, what)
 		}
 		return Resend, fmt.Sprintf("device offline (%s); waiting up to %s for it", what, p.WaitOnline)
-	case is(500), is(502), is(504):
+	case iothub.KindLostAfterWrite:
+		if p.Idempotent {
+			return Resend, "connection lost after the request was sent; the call is idempotent"
+		}
+		return Stop, "connection lost after the request was sent; the device may have run the method, so it is not resent without --idempotent"
+	case iothub.KindTimeout, iothub.KindServerError:
+		re, isAnswer := iothub.AsResponseError(err)
+		var te *iothub.TransportError
+		switch {
+		case isAnswer && re.StatusCode == 408:
+			return Stop, what + " is not retryable" // the hub's own timeout of the request, not of the device
+		case !isAnswer && !errors.As(err, &te):
+			return Stop, "timed out" // the caller's deadline, not an attempt's
+		case !isAnswer:
+			what = "timed out after the request was sent"
+		}
 		if p.Idempotent {
 			return Resend, what + "; the call is idempotent"
 		}
 		return Stop, what + ": the device may have run the method, so it is not resent without --idempotent"
+	case iothub.KindInput:
+		return Stop, "invalid input"
 	}
-	return Stop, what + " is not retryable"
+	if _, ok := iothub.AsResponseError(err); ok {
+		return Stop, what + " is not retryable"
+	}
+	return Stop, "not a retryable failure"
 }
 
 func describe(re *iothub.ResponseError) string {
@@ -199,8 +198,7 @@ func now(p Policy) time.Time {
 }
 
 func isOfflineWait(err error, p Policy) bool {
-	re, ok := iothub.AsResponseError(err)
-	return ok && p.WaitOnline > 0 && re.ErrorCode == iothub.CodeDeviceNotOnline
+	return p.WaitOnline > 0 && iothub.KindOf(err) == iothub.KindOffline
 }
 
 // Do calls call until it succeeds or Classify says Stop, waiting between
