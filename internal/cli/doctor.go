@@ -108,7 +108,7 @@ func NewCmdDoctor(f *Factory, runF func(*DoctorOptions) error) *cobra.Command {
 			return doctorRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 15*time.Second, "How long each network check may take")
+	durationFlag(cmd.Flags(), &opts.Timeout, "timeout", 15*time.Second, false, "How long each network check may take")
 	return cmd
 }
 

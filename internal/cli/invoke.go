@@ -271,6 +271,9 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			if len(args) != 1 {
 				return FlagErrorf("invoke needs exactly one METHOD argument (got %d), e.g. dmctl invoke reboot --device ID", len(args))
 			}
+			if strings.TrimSpace(args[0]) == "" {
+				return FlagErrorf("METHOD is empty: name the method, e.g. dmctl invoke reboot --device ID")
+			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -508,7 +511,9 @@ func checkFleetFlags(opts *InvokeOptions, fl *invokeFlags) error {
 		return FlagErrorf("--journal and --resume name different files: --resume continues its own journal")
 	}
 	if opts.Journal != "" && opts.Resume == "" && !opts.DryRun {
-		if _, err := os.Stat(opts.Journal); err == nil {
+		if fi, err := os.Stat(opts.Journal); err == nil && fi.IsDir() {
+			return FlagErrorf("--journal %s: it is a directory; name a new file, e.g. %s", opts.Journal, filepath.Join(opts.Journal, "run.journal"))
+		} else if err == nil {
 			return FlagErrorf("--journal %s: the file already exists; continue that run with --resume %s, or choose a new file", opts.Journal, opts.Journal)
 		}
 	}

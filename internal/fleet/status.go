@@ -28,7 +28,10 @@ func ParseStatusSet(s string) (StatusSet, error) {
 		}
 		parts = append(parts, p)
 		lower := strings.ToLower(p)
-		if len(lower) == 3 && strings.HasSuffix(lower, "xx") && lower[0] >= '1' && lower[0] <= '9' {
+		if len(lower) == 3 && strings.HasSuffix(lower, "xx") {
+			if lower[0] < '1' || lower[0] > '5' {
+				return StatusSet{}, fmt.Errorf("%q is not a status class (classes are 1xx to 5xx; give other statuses as numbers)", p)
+			}
 			set.classes[int(lower[0]-'0')] = true
 			continue
 		}
