@@ -533,6 +533,12 @@ func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Resu
 	if err := output.WriteSummary(errOut, summary, color); err != nil {
 		return err
 	}
+	// No result is success only when the job completed (its condition
+	// matched no device, as a direct run with no targets); a job cancelled
+	// or failed before it reached any device did not do what it was asked.
+	if summary.Targets == 0 && job.Status != iothub.JobStatusCompleted && job.Status.Terminal() {
+		return &TargetsError{Summary: summary}
+	}
 	if summary.Targets > 0 && !summary.AllSucceeded() {
 		return &TargetsError{Summary: summary}
 	}

@@ -166,8 +166,9 @@ func TestProfiles(t *testing.T) {
 
 	r = runDmctl(t, dmctlCmd{env: base}, "config", "list")
 	require.Equal(t, 0, r.code, r.stderr)
-	assert.Contains(t, r.stdout, "* lab")
-	assert.Contains(t, r.stdout, "  prod\tmyhub.azure-devices.net\tazure-cli")
+	assert.Equal(t, "CURRENT   NAME   HUB                       AUTH\n"+
+		"*         lab    (connection string)       -\n"+
+		"          prod   myhub.azure-devices.net   azure-cli\n", r.stdout)
 
 	r = runDmctl(t, dmctlCmd{env: base}, "config", "get-profile", "lab", "-o", "json")
 	require.Equal(t, 0, r.code, r.stderr)

@@ -70,12 +70,13 @@ func runDmctl(t *testing.T, c dmctlCmd, args ...string) dmctlRun {
 	return dmctlRun{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
 
-// invoke runs `dmctl invoke` against the stub with the connection string in
-// the environment and the stub's CA.
+// invoke runs `dmctl invoke` against the stub with the connection string
+// and the stub's CA (SSL_CERT_FILE, so a case can give its own --ca-file)
+// in the environment.
 func (h *stubHub) invoke(t *testing.T, args ...string) dmctlRun {
 	t.Helper()
-	return runDmctl(t, dmctlCmd{env: map[string]string{"IOTHUB_CONNECTION_STRING": h.ConnectionString(stubKey)}},
-		append([]string{"invoke", "--ca-file", h.CAFile}, args...)...)
+	return runDmctl(t, dmctlCmd{env: map[string]string{"IOTHUB_CONNECTION_STRING": h.ConnectionString(stubKey), "SSL_CERT_FILE": h.CAFile}},
+		append([]string{"invoke"}, args...)...)
 }
 
 type jsonResult struct {
@@ -159,7 +160,7 @@ func TestInvokeDeviceFailureIsExit4(t *testing.T) {
 	require.NotNil(t, rs[0].Status)
 	assert.Equal(t, 500, *rs[0].Status)
 	assert.JSONEq(t, `{"error":"disk full"}`, string(rs[0].Payload))
-	assert.Contains(t, r.stderr, "d1: failed: the device answered status 500\n")
+	assert.Contains(t, r.stderr, "d1: failed: the device answered status 500: disk full\n")
 }
 
 func TestInvokeOkStatus(t *testing.T) {

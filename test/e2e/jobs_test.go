@@ -207,7 +207,7 @@ func TestJobsAgainstHubsim(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(r.stdout, "\n"), "jsonl: one line")
 
 		r = dmctl("twin", "show", "--device", "no-such-device")
-		assert.Equal(t, 1, r.code)
+		assert.Equal(t, 4, r.code, "not found")
 		assert.Contains(t, r.stderr, "404001")
 	})
 
