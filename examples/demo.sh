@@ -8,14 +8,13 @@ BIN=${BIN:-bin}
 dir=$(mktemp -d)
 trap 'kill "$hub" 2>/dev/null; wait "$hub" 2>/dev/null; rm -rf "$dir"' EXIT
 
+# The ready line on stdout holds every key (hubsim makes ready.json mode 0600);
+# `hubsim wait` returns once hubsim serves and has written hubsim.env.
 "$BIN/hubsim" --dir "$dir" --devices 50 --seed 7 >"$dir/ready.json" 2>"$dir/hubsim.log" &
 hub=$!
-for _ in $(seq 1 300); do
-  [ -s "$dir/ready.json" ] && break
-  kill -0 "$hub" 2>/dev/null || { cat "$dir/hubsim.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -s "$dir/ready.json" ] || { echo "hubsim did not become ready" >&2; cat "$dir/hubsim.log" >&2; exit 1; }
+"$BIN/hubsim" wait --dir "$dir" --timeout 30s || {
+  echo "hubsim did not become ready" >&2; cat "$dir/hubsim.log" >&2; exit 1
+}
 
 # hubsim.env holds IOTHUB_CONNECTION_STRING and the CA to trust, ready to source.
 set -a

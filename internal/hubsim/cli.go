@@ -86,10 +86,14 @@ simulated fleet. Real devices (device SDKs, 'hubsim device') connect over
 MQTT/TLS on --mqtt-addr with the connection strings of --register'ed ids.
 
 When it is listening it prints one JSON line on stdout (addresses, CA file,
-connection strings, Entra principals) and writes DIR/hubsim.env for
-'source'. Logs go to stderr. SIGINT or SIGTERM stop it.`,
+connection strings, Entra principals) and writes DIR/hubsim.env (mode 0600)
+for 'source'; 'hubsim wait --dir DIR' returns once that has happened. The
+ready line holds every key: when stdout is a regular file, hubsim makes it
+private (mode 0600) before writing the line. Logs go to stderr. SIGINT or
+SIGTERM stop it.`,
 		Example: `  $ hubsim --devices 1000
   $ hubsim --dir ./hub --https-addr 127.0.0.1:8443 --register thermostat-1,thermostat-2
+  $ hubsim --dir ./hub --devices 100 > ready.json & hubsim wait --dir ./hub
   $ hubsim --fleet fleet.yaml --tier S2 --units 2 --method-log methods.jsonl
   $ hubsim --devices 100 --no-throttle --fault-throttle 0.05 --seed 7`,
 		Args:          noArgs,
@@ -130,6 +134,7 @@ connection strings, Entra principals) and writes DIR/hubsim.env for
 
 	cmd.AddCommand(newBenchCmd(stdout, stderr))
 	cmd.AddCommand(newDeviceCmd(stdout, stderr))
+	cmd.AddCommand(newWaitCmd(stdout, stderr))
 	return cmd
 }
 
@@ -193,16 +198,14 @@ func checkFaults(fr devices.FaultRates) error {
 
 // serve runs a hub until ctx ends.
 func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	if err := privateStdout(stdout); err != nil {
+		return err
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		return err
 	}
 	if err := srv.Start(); err != nil {
-		_ = srv.Shutdown(context.Background())
-		return err
-	}
-	envPath, err := srv.WriteEnv()
-	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err
 	}
@@ -215,6 +218,13 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if _, err := stdout.Write(append(line, '\n')); err != nil {
 		_ = srv.Shutdown(context.Background())
 		return fmt.Errorf("write the ready line: %w", err)
+	}
+	// hubsim.env comes last: once it exists (`hubsim wait`), the hub serves
+	// and the ready line is written.
+	envPath, err := srv.WriteEnv()
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
 	}
 	_, _ = fmt.Fprintf(stderr, "hubsim: listening on https://%s (mqtt %s), %d devices, %d modules, throttle %s, seed %d; environment in %s\n",
 		ready.HostName, ready.MQTTAddr, ready.Devices, ready.Modules, ready.Throttle, ready.Seed, envPath)
@@ -234,5 +244,24 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	_, _ = fmt.Fprintln(stderr, "hubsim: stopped")
+	return nil
+}
+
+// privateStdout makes stdout mode 0600 when it is a regular file (`hubsim >
+// ready.json`): the ready line holds every key, and a file the shell created
+// with the umask (usually 0644) would leave them readable by everyone. Pipes
+// and terminals are left alone. It runs before anything is written.
+func privateStdout(stdout io.Writer) error {
+	f, ok := stdout.(*os.File)
+	if !ok {
+		return nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("stdout is the file %s, which the ready line (it holds every key) must not leave readable by others, and making it mode 0600 failed: %w", f.Name(), err)
+	}
 	return nil
 }

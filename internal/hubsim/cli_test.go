@@ -147,6 +147,9 @@ func TestReadyLineEnvAndRestart(t *testing.T) {
 	}
 	assert.Contains(t, r.ServiceConnectionString, "SharedAccessKeyName=service;")
 
+	// hubsim.env is written right after the ready line.
+	_, err := WaitReady(context.Background(), dir, 30*time.Second)
+	require.NoError(t, err)
 	env, err := os.ReadFile(filepath.Join(dir, EnvFile))
 	require.NoError(t, err)
 	assert.Contains(t, string(env), "export IOTHUB_CONNECTION_STRING='"+r.ServiceConnectionString+"'")

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -203,6 +204,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, &InputError{"--dir", err}
 		}
 		s.dir = cfg.Dir
+	}
+	// A hubsim.env left by an earlier run names listeners that are gone (or
+	// another run's): remove it before listening, so that `hubsim wait` never
+	// takes it for this run's. WriteEnv writes the new one once serving.
+	if err := os.Remove(filepath.Join(s.dir, EnvFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove the stale %s: %w", filepath.Join(s.dir, EnvFile), err)
 	}
 	if s.state, err = loadState(s.dir); err != nil {
 		return nil, err
@@ -562,7 +569,9 @@ func (s *Server) DeviceConnectionString(deviceID, moduleID string) string {
 // EnvFile is the name of the file in Dir with shell variables for `source`.
 const EnvFile = "hubsim.env"
 
-// WriteEnv writes Dir/hubsim.env (mode 0600: it holds keys).
+// WriteEnv writes Dir/hubsim.env (mode 0600: it holds keys) atomically, so a
+// reader (`hubsim wait`, `source`) sees all of it or none. serve calls it once
+// the hub serves; New removes the file an earlier run left.
 func (s *Server) WriteEnv() (string, error) {
 	r := s.Ready()
 	vars := [][2]string{

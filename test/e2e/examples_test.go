@@ -288,6 +288,10 @@ func TestExamplePipelines(t *testing.T) {
 					continue
 				}
 				ran = append(ran, s.name)
+				if s.name == "Start hubsim" {
+					assert.Contains(t, s.script, "hubsim wait --dir", "the pipeline waits for hubsim with hubsim wait")
+					assert.NotContains(t, s.script, "sleep", "no polling loop of its own")
+				}
 				r := runScript(t, env, s.script, true)
 				require.Equal(t, 0, r.code, "step %q:\nstdout: %s\nstderr: %s", s.name, r.stdout, r.stderr)
 				if s.name == "Check the setup" {
