@@ -71,6 +71,12 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
 		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
 	}
+	if isBrokenPipe(err) && !errors.Is(err, ErrInterrupted) {
+		// A reader that stopped reading (dmctl jobs list | head -1) is not
+		// a failure of a command that only prints; a fleet run handles it
+		// itself, as an interrupt.
+		return ExitOK
+	}
 	printError(f.IOStreams.ErrOut, cmd, err)
 	return ExitCode(err)
 }

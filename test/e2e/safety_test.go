@@ -875,3 +875,28 @@ func TestSafetyMessagesAndHelp(t *testing.T) {
 		assert.Regexp(t, `^\* +prod +myhub\.azure-devices\.net +azure-cli$`, lines[2], "the first profile saved is the current one")
 	})
 }
+
+// TestSafetyPrintingCommandIntoClosedPipe: a command that only prints
+// (journal show) whose reader exits early (| head -1) ends quietly with
+// exit 0, not with an error about a broken pipe nor killed by SIGPIPE.
+func TestSafetyPrintingCommandIntoClosedPipe(t *testing.T) {
+	const n = 2000
+	h := startFleetHub(t, fmt.Sprintf(slowFleet, n, "0ms"), "--no-throttle")
+	journal := filepath.Join(t.TempDir(), "run.journal")
+	r := h.run(t, "", "pipeShow", "--query", safetyAllDevices, "-o", "name", "--journal", journal)
+	require.Equal(t, 0, r.code, r.stderr)
+
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	require.NoError(t, pr.Close()) // the reader is gone before dmctl writes: every write is EPIPE
+	cmd := exec.Command(binary(t, "dmctl"), "journal", "show", journal, "-o", "jsonl")
+	cmd.Env = cleanEnv(t, dmctlCmd{})
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	require.NoError(t, cmd.Start())
+	require.NoError(t, pw.Close())
+	err = cmd.Wait()
+	require.NoError(t, err, "exit 0; stderr:\n%s", stderr.String())
+	assert.NotContains(t, stderr.String(), "broken pipe")
+	assert.NotContains(t, stderr.String(), "Error:")
+}
