@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -204,47 +203,29 @@ func (f *Factory) applyProfile(flags interface{ Changed(string) bool }) error {
 	return nil
 }
 
-// newHTTPClient builds the transport for hub and token calls: system roots
-// (SSL_CERT_FILE and SSL_CERT_DIR work as Go reads them) plus --ca-file,
-// proxies from HTTPS_PROXY/NO_PROXY, TLS 1.2 or later, verification always
-// on, and no redirects (a redirected POST could run a method twice).
+// newHTTPClient builds the transport for hub and token calls
+// (iothub.NewTransport, the one place that does) trusting the system roots
+// plus --ca-file.
 func newHTTPClient(caFile string, readFile func(string) ([]byte, error)) (*http.Client, error) {
+	if caFile == "" {
+		return iothub.NewTransport(nil), nil
+	}
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	if caFile != "" {
-		pem, err := readFile(caFile)
-		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return nil, FlagErrorf("--ca-file %s: cannot read it: %v", caFile, err)
+	pem, err := readFile(caFile)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, FlagErrorf("--ca-file %s: it holds no PEM certificate", caFile)
-		}
+		return nil, FlagErrorf("--ca-file %s: cannot read it: %v", caFile, err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = http.ProxyFromEnvironment
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	// Fleet runs keep up to --concurrency calls in flight: keep that many
-	// connections alive instead of net/http's default of 2 per host.
-	tr.MaxIdleConns = maxConnections
-	tr.MaxIdleConnsPerHost = maxConnections
-	// HTTP/1.1 with one keep-alive connection per call in flight, not
-	// HTTP/2 streams over one connection: against hubsim it gave about 1.7x
-	// the calls/s for less CPU on both sides (docs/fleets.md), and a slow
-	// answer holds up nothing else. A non-nil empty TLSNextProto turns h2 off.
-	tr.ForceAttemptHTTP2 = false
-	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	return &http.Client{
-		Transport: tr, // internal/iothub hands net/http in-memory bodies: headers and body go in one write
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}, nil
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, FlagErrorf("--ca-file %s: it holds no PEM certificate", caFile)
+	}
+	return iothub.NewTransport(pool), nil
 }
 
 // envDefaults are the environment variables that stand for a flag, and

@@ -33,8 +33,9 @@ const (
 	// a device latency of half a second it already exceeds one S1 unit's
 	// throttle (40 calls/s), so --rate (or the hub) sets the pace.
 	DefaultConcurrency = 32
-	// MaxConcurrency bounds --concurrency.
-	MaxConcurrency = 1024
+	// MaxConcurrency bounds --concurrency: the transport keeps a connection
+	// per call in flight.
+	MaxConcurrency = iothub.MaxConnections
 	// DefaultGrace is how long calls in flight may finish after Ctrl-C.
 	DefaultGrace = 10 * time.Second
 	// MaxGrace bounds --grace.
@@ -46,8 +47,6 @@ const (
 	maxProblemLines = 10
 	// dryRunSample is how many targets --dry-run lists.
 	dryRunSample = 10
-	// maxConnections is the most keep-alive connections to the hub.
-	maxConnections = MaxConcurrency
 )
 
 // InvokeOptions are everything `dmctl invoke` needs: dependencies first,

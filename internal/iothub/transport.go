@@ -84,25 +84,35 @@ func (t *tracingTransport) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// NewTransport returns the HTTP client dmctl uses when ClientOptions.Transport
-// is nil: TLS 1.2 or later with full verification, proxies from the
-// environment, HTTP/2 when the server offers it, and a connection pool large
-// enough for fleet fan-out. roots, when non-nil, replaces the system trust
-// store (as --ca-file needs); nil uses the system store, which honours
-// SSL_CERT_FILE.
+// MaxConnections is the most keep-alive connections to one hub: one per
+// call in flight, up to the most calls a fleet run keeps in flight.
+const MaxConnections = 1024
+
+// NewTransport returns the one HTTP client dmctl uses for hub and token
+// calls (ClientOptions.Transport, and the credential's own requests): TLS
+// 1.2 or later with full verification, proxies from HTTPS_PROXY/NO_PROXY,
+// and no redirects (a redirected POST could run a method twice, or carry
+// the credential elsewhere). roots, when non-nil, replaces the system trust
+// store (the system store plus --ca-file); nil uses the system store, which
+// honours SSL_CERT_FILE and SSL_CERT_DIR.
+//
+// It speaks HTTP/1.1 with one keep-alive connection per call in flight, up
+// to MaxConnections, not HTTP/2 streams over one connection: against hubsim
+// that gave about 1.7x the calls/s for less CPU on both sides
+// (docs/fleets.md), and a slow answer holds up nothing else.
 func NewTransport(roots *x509.CertPool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = http.ProxyFromEnvironment
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
-	tr.ForceAttemptHTTP2 = true
-	tr.MaxIdleConns = 512
-	tr.MaxIdleConnsPerHost = 256
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // non-nil and empty: no h2
+	tr.MaxIdleConns = MaxConnections
+	tr.MaxIdleConnsPerHost = MaxConnections
 	tr.IdleConnTimeout = 90 * time.Second
 	tr.TLSHandshakeTimeout = 15 * time.Second
 	tr.ResponseHeaderTimeout = 0 // bounded per call by the context deadline
 	return &http.Client{
-		Transport: tr,
-		// IoT Hub does not redirect; a redirect would turn a POST into a GET
-		// or carry the credential elsewhere, so hand it back as an answer.
+		Transport:     tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
