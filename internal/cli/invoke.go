@@ -337,7 +337,7 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 	_ = cmd.RegisterFlagCompletionFunc("module", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("query", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("tier", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"F1", "S1", "S2", "S3"}, cobra.ShellCompDirectiveNoFileComp
+		return iothub.TierNames(), cobra.ShellCompDirectiveNoFileComp
 	})
 	_ = cmd.RegisterFlagCompletionFunc("rate", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"auto"}, cobra.ShellCompDirectiveNoFileComp
@@ -467,7 +467,7 @@ func checkFleetFlags(opts *InvokeOptions, fl *invokeFlags) error {
 	}
 	if opts.Tier != "" {
 		opts.Tier = strings.ToUpper(strings.TrimSpace(opts.Tier))
-		if _, err := fleet.TierRate(opts.Tier, opts.Units, 0); err != nil {
+		if _, err := iothub.TierRate(opts.Tier, opts.Units, 0); err != nil {
 			return FlagErrorf("--tier: %v", err)
 		}
 	}
@@ -741,7 +741,7 @@ func (opts *InvokeOptions) pace() (pace, error) {
 	tierRate := 0.0
 	tierText := ""
 	if opts.Tier != "" {
-		r, err := fleet.TierRate(opts.Tier, opts.Units, payloadBytes)
+		r, err := iothub.TierRate(opts.Tier, opts.Units, payloadBytes)
 		if err != nil {
 			return pace{}, FlagErrorf("--tier: %v", err)
 		}

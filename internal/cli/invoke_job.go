@@ -142,17 +142,17 @@ func (opts *InvokeOptions) jobCondition() (cond string, ids int, err error) {
 }
 
 // jobsRate is the hub's jobs device-operation throttle for --tier/--units
-// (iothub-contract.md §3.4), and how to describe it.
+// (the iothub limits table), and how to describe it.
 func jobsRate(tier string, units int) (float64, string) {
-	switch tier {
-	case "S2":
-		return max(10, float64(units)), fmt.Sprintf("the jobs throttle of tier S2, %d units", units)
-	case "S3":
-		return 50 * float64(units), fmt.Sprintf("the jobs throttle of tier S3, %d units", units)
-	case "F1", "S1":
-		return 10, "the jobs throttle of tier " + tier
+	l, err := iothub.TierLimits(tier, max(units, 1))
+	if err != nil || tier == "" {
+		return iothub.DefaultLimits().JobsRate(), "the jobs throttle of tier S1 (give --tier for another)"
 	}
-	return 10, "the jobs throttle of tier S1 (give --tier for another)"
+	what := "the jobs throttle of tier " + l.Tier
+	if l.Tier == "S2" || l.Tier == "S3" {
+		what += fmt.Sprintf(", %d units", l.Units)
+	}
+	return l.JobsRate(), what
 }
 
 // invokeViaJob runs the fan-out as a scheduleDeviceMethod job: it creates

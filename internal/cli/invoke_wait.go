@@ -87,20 +87,14 @@ func checkWaitOutcome(opts *InvokeOptions, fl *waitFlags, timeoutGiven bool) err
 	return nil
 }
 
-// queriesPerMinute is the hub's query throttle for --tier/--units
-// (iothub-contract.md §6): 20/min per unit below S3, 1,000/min per unit
-// on S3; one S1 unit when the tier is unknown.
+// queriesPerMinute is the hub's query throttle for --tier/--units (the
+// iothub limits table); one S1 unit when the tier is unknown.
 func queriesPerMinute(tier string, units int) float64 {
-	if units < 1 {
-		units = 1
+	l, err := iothub.TierLimits(tier, max(units, 1))
+	if err != nil {
+		return iothub.DefaultLimits().QueriesPerMinute()
 	}
-	if tier == "S3" {
-		return 1000 * float64(units)
-	}
-	if tier == "" {
-		return fleet.DefaultQueriesPerMinute
-	}
-	return 20 * float64(units)
+	return l.QueriesPerMinute()
 }
 
 // waitFor is the run's wait with its hub reader, pace and retries; nil

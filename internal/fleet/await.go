@@ -59,7 +59,7 @@ const (
 	// target's twin.
 	DefaultWaitInterval = 2 * time.Second
 	// DefaultQueriesPerMinute is one S1 unit's query throttle.
-	DefaultQueriesPerMinute = 20
+	DefaultQueriesPerMinute = 20 // = iothub.DefaultLimits().QueriesPerMinute(), a constant for the zero value
 	// waitPageSize is the page size of the twin queries.
 	waitPageSize = 1000
 )

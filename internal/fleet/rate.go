@@ -24,41 +24,6 @@ type Limiter interface {
 	Rate() float64
 }
 
-// MethodMeterBytes is IoT Hub's direct-method meter: a call costs its
-// request payload rounded up to 4 KB, and at least 4 KB
-// (iothub-contract.md §6).
-const MethodMeterBytes = 4096
-
-// TierRate is the published direct-method throttle of a hub, in calls per
-// second, for calls whose request payload is payloadBytes long: 160 KB/s
-// per unit on F1 and S1, 480 KB/s per unit on S2, 24 MB/s per unit on S3,
-// metered in 4 KB. One S1 unit thus allows 40 calls/s of payloads up to
-// 4 KB.
-func TierRate(tier string, units, payloadBytes int) (float64, error) {
-	if units < 1 {
-		return 0, fmt.Errorf("%d units: a hub has at least 1 unit", units)
-	}
-	var perUnit float64
-	switch strings.ToUpper(strings.TrimSpace(tier)) {
-	case "F1":
-		if units != 1 {
-			return 0, fmt.Errorf("tier F1 has exactly 1 unit (got %d)", units)
-		}
-		perUnit = 160 * 1024
-	case "S1":
-		perUnit = 160 * 1024
-	case "S2":
-		perUnit = 480 * 1024
-	case "S3":
-		perUnit = 24 * 1024 * 1024
-	default:
-		return 0, fmt.Errorf("%q is not an IoT Hub tier with direct methods (use F1, S1, S2 or S3)", tier)
-	}
-	cost := max(payloadBytes, 1)
-	cost = (cost + MethodMeterBytes - 1) / MethodMeterBytes * MethodMeterBytes
-	return perUnit * float64(units) / float64(cost), nil
-}
-
 // pacerClock is what pacers need of time; tests replace it.
 type pacerClock struct {
 	now   func() time.Time

@@ -402,15 +402,15 @@ func TestTierRate(t *testing.T) {
 		{"S1", 1, 160 * 1024, 1},
 	}
 	for _, tt := range tests {
-		got, err := TierRate(tt.tier, tt.units, tt.payload)
+		got, err := iothub.TierRate(tt.tier, tt.units, tt.payload)
 		require.NoError(t, err, tt.tier)
 		assert.InDelta(t, tt.want, got, 1e-9, "%s x%d, %d bytes", tt.tier, tt.units, tt.payload)
 	}
-	_, err := TierRate("F1", 2, 0)
+	_, err := iothub.TierRate("F1", 2, 0)
 	assert.EqualError(t, err, "tier F1 has exactly 1 unit (got 2)")
-	_, err = TierRate("B1", 1, 0)
-	assert.EqualError(t, err, `"B1" is not an IoT Hub tier with direct methods (use F1, S1, S2 or S3)`)
-	_, err = TierRate("S1", 0, 0)
+	_, err = iothub.TierRate("B1", 1, 0)
+	assert.EqualError(t, err, `"B1" is not an IoT Hub tier with direct methods (use F1, S1, S2, S3)`)
+	_, err = iothub.TierRate("S1", 0, 0)
 	assert.Error(t, err)
 }
 

@@ -70,3 +70,36 @@ func TestKindOf(t *testing.T) {
 	assert.Equal(t, KindNotFound, KindOfAnswer(0, CodeDeviceNotFound))
 	assert.Equal(t, "lostAfterWrite", KindLostAfterWrite.String())
 }
+
+func TestTierLimits(t *testing.T) {
+	for _, tt := range []struct {
+		tier       string
+		units      int
+		methods    float64 // calls/s of payloads up to 4 KB
+		queries    float64 // per minute
+		jobs       float64 // devices per second
+		activeJobs int
+	}{
+		{"S1", 1, 40, 20, 10, 1},
+		{"s1", 2, 80, 40, 10, 1},
+		{"F1", 1, 40, 20, 10, 1},
+		{"S2", 1, 120, 20, 10, 5},
+		{"S2", 12, 1440, 240, 12, 5},
+		{"S3", 1, 6144, 1000, 50, 10},
+		{"S3", 2, 12288, 2000, 100, 10},
+	} {
+		l, err := TierLimits(tt.tier, tt.units)
+		if assert.NoError(t, err) {
+			assert.InDelta(t, tt.methods, l.MethodRate(10), 1e-9, "%s x%d", tt.tier, tt.units)
+			assert.InDelta(t, tt.methods/2, l.MethodRate(MethodMeterBytes+1), 1e-9, "two meter units")
+			assert.Equal(t, tt.queries, l.QueriesPerMinute())
+			assert.Equal(t, tt.jobs, l.JobsRate())
+			assert.Equal(t, tt.activeJobs, l.MaxActiveJobs())
+		}
+	}
+	_, err := TierLimits("B1", 1)
+	assert.EqualError(t, err, `"B1" is not an IoT Hub tier with direct methods (use F1, S1, S2, S3)`)
+	_, err = TierLimits("F1", 2)
+	assert.EqualError(t, err, "tier F1 has exactly 1 unit (got 2)")
+	assert.Equal(t, "S1", DefaultLimits().Tier)
+}
