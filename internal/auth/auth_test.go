@@ -101,7 +101,7 @@ func TestResolveErrors(t *testing.T) {
 		{"missing file", Options{ConnectionStringFile: "/nope.txt"}, "--connection-string-file /nope.txt", []string{"cannot read the file", "does not exist"}},
 		{"empty file", Options{ConnectionStringFile: "/empty.txt"}, "--connection-string-file /empty.txt", []string{"the file is empty"}},
 		{"device string", Options{ConnectionStringFile: "/device.txt"}, "--connection-string-file /device.txt", []string{"device connection string", "service connection string"}},
-		{"bad env string", Options{LookupEnv: env(map[string]string{EnvConnectionString: "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + testKey + ";Foo=bar"})}, EnvConnectionString, []string{`unknown key "Foo"`}},
+		{"bad env string", Options{LookupEnv: env(map[string]string{EnvConnectionString: "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + testKey + ";Foo=bar"})}, EnvConnectionString, []string{"part 4 has an unknown key"}},
 		{"bad base64 key", Options{ConnectionString: "HostName=h;SharedAccessKeyName=p;SharedAccessKey=not*base64"}, "--connection-string", []string{"not valid base64"}},
 		{"sas without string", Options{Method: MethodSAS, Hub: hubA}, "--auth sas", []string{"no connection string"}},
 		{"hub mismatch", Options{Hub: hubB, ConnectionString: cs(hubA)}, "--hub", []string{hubB, hubA, "does not match"}},
@@ -140,15 +140,64 @@ func TestNormalizeHub(t *testing.T) {
 		"127.0.0.1:8443":          "127.0.0.1:8443",
 		"localhost:8443":          "localhost:8443",
 		" hub.example.com ":       "hub.example.com",
+		"[::1]:8443":              "[::1]:8443",
 	} {
 		got, err := NormalizeHub(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, in := range []string{"", "http://x", "a b", "x/y", "user@host"} {
+	for _, in := range []string{"", "http://x", "a b", "x/y", "user@host", "h:0", "h:99999", "a..b", "[::1", "::1", "h_x"} {
 		_, err := NormalizeHub(in)
 		assert.Error(t, err, in)
 	}
+}
+
+// A connection string (or a key) given to --hub or DMCTL_HUB is described,
+// never echoed; a plausible host is quoted so the user sees the typo.
+func TestNormalizeHubNeverEchoesASecret(t *testing.T) {
+	const key = "8H02KG1w5GAu7YMgj0qgUaNsQP0RxSUkHDaDxLg14f4="
+	for _, in := range []string{
+		"HostName=h.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=" + key,
+		key,
+		strings.TrimRight(key, "="),
+		"SharedAccessKey " + key,
+		"h.azure-devices.net " + key,
+		strings.Repeat("a", 300),
+	} {
+		_, err := NormalizeHub(in)
+		require.Error(t, err, in)
+		var ie *InputError
+		require.ErrorAs(t, err, &ie)
+		assert.Equal(t, "--hub", ie.Input)
+		for i := 0; i+8 <= len(key); i++ {
+			assert.NotContains(t, err.Error(), key[i:i+8])
+		}
+		assert.NotContains(t, err.Error(), "aaaaaaaa")
+	}
+	_, err := NormalizeHub("HostName=h;SharedAccessKey=" + key)
+	assert.ErrorContains(t, err, "like a connection string")
+	_, err = NormalizeHub("myhub.azure-devices.net/x")
+	assert.ErrorContains(t, err, `"myhub.azure-devices.net/x" is not a host name (it contains a character other than`)
+	_, err = NormalizeHub("https://x")
+	assert.EqualError(t, err, `--hub: "https://x" has a URL scheme; give the hub's host name, e.g. myhub.azure-devices.net`)
+}
+
+func TestInputErrorsNeverEchoASecret(t *testing.T) {
+	const key = "8H02KG1w5GAu7YMgj0qgUaNsQP0RxSUkHDaDxLg14f4="
+	_, err := ParseMethod("HostName=h;SharedAccessKey=" + key)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "8H02KG1w")
+	assert.Contains(t, err.Error(), "the value is not an auth method")
+	_, err = ParseMethod("kerberos")
+	assert.ErrorContains(t, err, `"kerberos" is not an auth method`)
+
+	// A connection string given as the path of --connection-string-file.
+	_, err = Resolve(Options{ConnectionStringFile: "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + key, LookupEnv: env(nil), ReadFile: files(nil)})
+	var ie *InputError
+	require.ErrorAs(t, err, &ie)
+	assert.Contains(t, ie.Input, "--connection-string-file")
+	assert.Contains(t, err.Error(), "cannot read the file")
+	assert.NotContains(t, err.Error(), "8H02KG1w")
 }
 
 func TestDisableInstanceDiscovery(t *testing.T) {

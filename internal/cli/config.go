@@ -181,11 +181,35 @@ type profileView struct {
 func viewProfile(c *Config, name string) profileView {
 	p := c.Profiles[name]
 	v := profileView{Name: name, Current: c.Current == name, Hub: p.Hub, Auth: p.Auth, CAFile: p.CAFile, Output: p.Output}
+	// A hand-edited config file may hold anything, a secret in the wrong
+	// field too: show only values that are what the field holds.
+	if p.Hub != "" {
+		if _, err := auth.NormalizeHub(p.Hub); err != nil {
+			v.Hub = "(stored, not a host name)"
+		}
+	}
+	if p.Auth != "" {
+		if _, err := auth.ParseMethod(p.Auth); err != nil {
+			v.Auth = "(stored, not an auth method)"
+		}
+	}
+	if p.CAFile != "" && connstr.Redact(p.CAFile) != p.CAFile {
+		v.CAFile = "(stored, REDACTED)"
+	}
+	if p.Output != "" && connstr.Redact(p.Output) != p.Output {
+		v.Output = "(stored, REDACTED)"
+	}
 	if p.ConnectionString != "" {
-		if cs, err := connstr.ParseService(p.ConnectionString); err == nil {
+		cs, err := connstr.ParseService(p.ConnectionString)
+		ce, isConnstr := err.(*connstr.Error)
+		switch {
+		case err == nil:
 			v.ConnectionString = cs.Redacted()
-		} else {
-			v.ConnectionString = "(stored, unreadable: " + err.Error() + ")"
+		case isConnstr:
+			// connstr's reasons name the part and the key, never the text.
+			v.ConnectionString = "(stored, unreadable: " + ce.Reason + ")"
+		default:
+			v.ConnectionString = "(stored, unreadable)"
 		}
 	}
 	return v

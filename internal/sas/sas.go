@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,10 +80,15 @@ type Token struct {
 	KeyName         string    // skn, decoded; empty for device tokens
 }
 
-// ParseError says why a token could not be read. It never quotes the signature.
+// ParseError says why a token could not be read. It never quotes the token,
+// its signature or a field it could not read: a message names the field (by
+// its name when it is one of sr, sig, se and skn, else by its position).
 type ParseError struct{ Reason string }
 
 func (e *ParseError) Error() string { return "malformed shared access signature: " + e.Reason }
+
+// knownFields are the fields a token may carry.
+var knownFields = []string{"sr", "sig", "se", "skn"}
 
 // Parse reads a token whose fields may come in any order.
 func Parse(tok string) (*Token, error) {
@@ -92,10 +98,13 @@ func Parse(tok string) (*Token, error) {
 	}
 	t := &Token{}
 	seen := map[string]bool{}
-	for _, pair := range strings.Split(rest, "&") {
+	for i, pair := range strings.Split(rest, "&") {
 		k, v, ok := strings.Cut(pair, "=")
 		if !ok {
-			return nil, &ParseError{"a field has no '='"}
+			return nil, &ParseError{fmt.Sprintf("field %d has no '=' (expected name=value fields separated by '&')", i+1)}
+		}
+		if !slices.Contains(knownFields, k) {
+			return nil, &ParseError{fmt.Sprintf("field %d is not one of %s", i+1, strings.Join(knownFields, ", "))}
 		}
 		if seen[k] {
 			return nil, &ParseError{fmt.Sprintf("field %q appears more than once", k)}
@@ -126,8 +135,6 @@ func Parse(tok string) (*Token, error) {
 				return nil, &ParseError{"skn is not URL-encoded correctly"}
 			}
 			t.KeyName = d
-		default:
-			return nil, &ParseError{fmt.Sprintf("unknown field %q", k)}
 		}
 	}
 	for _, f := range []string{"sr", "sig", "se"} {

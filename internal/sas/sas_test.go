@@ -1,6 +1,7 @@
 package sas
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -60,21 +61,56 @@ func TestParseAndVerify(t *testing.T) {
 }
 
 func TestParseErrors(t *testing.T) {
+	for name, tc := range map[string]struct{ tok, want string }{
+		"no prefix":   {"sr=a&sig=b&se=1", `it does not start with "SharedAccessSignature "`},
+		"missing sig": {"SharedAccessSignature sr=a&se=1", `field "sig" is missing`},
+		"missing se":  {"SharedAccessSignature sr=a&sig=b", `field "se" is missing`},
+		"bad se":      {"SharedAccessSignature sr=a&sig=b&se=soon", "se is not a whole number of seconds"},
+		"unknown":     {"SharedAccessSignature sr=a&sig=b&se=1&x=y", "field 4 is not one of sr, sig, se, skn"},
+		"dup":         {"SharedAccessSignature sr=a&sr=a&sig=b&se=1", `field "sr" appears more than once`},
+		"no equals":   {"SharedAccessSignature sr", "field 1 has no '='"},
+		"bad escape":  {"SharedAccessSignature sr=%zz&sig=b&se=1", "sr is not URL-encoded correctly"},
+		"bad sig":     {"SharedAccessSignature sr=a&sig=%zz&se=1", "sig is not URL-encoded correctly"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse(tc.tok)
+			var pe *ParseError
+			require.ErrorAs(t, err, &pe)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+// A signature or a key pasted where a field name belongs never shows in the
+// message.
+func TestParseErrorsNeverEchoTheToken(t *testing.T) {
+	const key = "8H02KG1w5GAu7YMgj0qgUaNsQP0RxSUkHDaDxLg14f4="
+	const sig = "kcWxXAK2OAaAoq2oCkaGzX2NMqDB8nCyNuq2fPYCDhk%3D"
 	for name, tok := range map[string]string{
-		"no prefix":   "sr=a&sig=b&se=1",
-		"missing sig": "SharedAccessSignature sr=a&se=1",
-		"missing se":  "SharedAccessSignature sr=a&sig=b",
-		"bad se":      "SharedAccessSignature sr=a&sig=b&se=soon",
-		"unknown":     "SharedAccessSignature sr=a&sig=b&se=1&x=y",
-		"dup":         "SharedAccessSignature sr=a&sr=a&sig=b&se=1",
-		"no equals":   "SharedAccessSignature sr",
-		"bad escape":  "SharedAccessSignature sr=%zz&sig=b&se=1",
+		"key as a field":         "SharedAccessSignature sr=a&sig=" + sig + "&se=1&" + key,
+		"key as a field name":    "SharedAccessSignature sr=a&" + key + "x=1&sig=" + sig + "&se=1",
+		"duplicated key field":   "SharedAccessSignature " + key + "&" + key,
+		"sig without equals":     "SharedAccessSignature sr=a&sig" + sig + "&se=1",
+		"sig with a bad escape":  "SharedAccessSignature sr=a&sig=" + sig + "%zz&se=1",
+		"missing prefix":         "sr=a&sig=" + sig + "&se=1",
+		"key as the whole token": key,
+		"bad se after sig":       "SharedAccessSignature sr=a&sig=" + sig + "&se=" + key,
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse(tok)
-			var pe *ParseError
-			assert.ErrorAs(t, err, &pe)
+			require.Error(t, err)
+			for _, secret := range []string{key, sig} {
+				for i := 0; i+8 <= len(secret); i++ {
+					assert.NotContains(t, err.Error(), secret[i:i+8])
+				}
+			}
 		})
+	}
+	k, _ := DecodeKey("cGFzc3dvcmQ=")
+	p, err := Parse(NewToken("hub", "", k, time.Unix(10, 0)))
+	require.NoError(t, err)
+	for _, e := range []error{p.Verify([]byte("other"), time.Unix(1, 0)), p.Verify(k, time.Unix(20, 0))} {
+		assert.NotContains(t, e.Error(), p.Signature)
 	}
 }
 
@@ -102,10 +138,22 @@ func TestEncodeResource(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add("SharedAccessSignature sr=uri&sig=kcWxXAK2OAaAoq2oCkaGzX2NMqDB8nCyNuq2fPYCDhk%3D&se=12345&skn=x")
 	f.Add("SharedAccessSignature sr=&sig=&se=")
+	f.Add("SharedAccessSignature sr=a&8H02KG1w5GAu7YMgj0qgUaNsQP0RxSUkHDaDxLg14f4=")
 	f.Fuzz(func(t *testing.T, s string) {
 		tok, err := Parse(s)
 		if err == nil && tok.EncodedResource == "" && tok.Signature == "" && !tok.Expiry.IsZero() && tok.Expiry.Unix() < 0 {
 			t.Fatalf("negative expiry accepted")
+		}
+		if err != nil {
+			// The message is one of a fixed set: it quotes at most a known
+			// field's name, never text of the token.
+			msg := strings.TrimPrefix(err.Error(), "malformed shared access signature: ")
+			for i := 0; i+6 <= len(s); i++ {
+				w := s[i : i+6]
+				if strings.ContainsAny(w, "0123456789") && strings.IndexFunc(w, func(r rune) bool { return r >= 'A' && r <= 'Z' }) >= 0 && strings.Contains(msg, w) {
+					t.Fatalf("message quotes %q from the token: %s", w, msg)
+				}
+			}
 		}
 	})
 }

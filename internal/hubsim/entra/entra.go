@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -307,11 +308,11 @@ func splitTenant(path string) (tenant, rest string, ok bool) {
 func (a *Authority) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	tenant, rest, ok := splitTenant(r.URL.EscapedPath())
 	if !ok {
-		oauthError(w, http.StatusNotFound, "invalid_request", "AADSTS90002: unknown endpoint.")
+		oauthError(w, r, http.StatusNotFound, "invalid_request", "AADSTS90002: unknown endpoint.")
 		return
 	}
 	if !strings.EqualFold(tenant, a.tenant) {
-		oauthError(w, http.StatusBadRequest, "invalid_tenant",
+		oauthError(w, r, http.StatusBadRequest, "invalid_tenant",
 			fmt.Sprintf("AADSTS90002: Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", sanitize(tenant)))
 		return
 	}
@@ -319,24 +320,24 @@ func (a *Authority) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch rest {
 	case "/v2.0/.well-known/openid-configuration":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, "GET")
+			methodNotAllowed(w, r, "GET")
 			return
 		}
 		a.discovery(w, authority, tenant)
 	case "/oauth2/v2.0/token":
 		if r.Method != http.MethodPost {
-			methodNotAllowed(w, "POST")
+			methodNotAllowed(w, r, "POST")
 			return
 		}
 		a.token(w, r, authority)
 	case "/discovery/v2.0/keys":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			methodNotAllowed(w, "GET")
+			methodNotAllowed(w, r, "GET")
 			return
 		}
 		a.keys(w)
 	default:
-		oauthError(w, http.StatusNotFound, "invalid_request", "AADSTS90002: unknown endpoint.")
+		oauthError(w, r, http.StatusNotFound, "invalid_request", "AADSTS90002: unknown endpoint.")
 	}
 }
 
@@ -380,7 +381,7 @@ func (a *Authority) keys(w http.ResponseWriter) {
 func (a *Authority) token(w http.ResponseWriter, r *http.Request, authority string) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must be application/x-www-form-urlencoded.")
+		oauthError(w, r, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must be application/x-www-form-urlencoded.")
 		return
 	}
 	form := r.PostForm
@@ -388,10 +389,10 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, authority stri
 	switch grant {
 	case "client_credentials":
 	case "":
-		oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.")
+		oauthError(w, r, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.")
 		return
 	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type",
+		oauthError(w, r, http.StatusBadRequest, "unsupported_grant_type",
 			fmt.Sprintf("AADSTS70003: The app requested an unsupported grant type '%s'. hubsim supports client_credentials only.", sanitize(grant)))
 		return
 	}
@@ -400,32 +401,34 @@ func (a *Authority) token(w http.ResponseWriter, r *http.Request, authority stri
 		clientID, secret = u, p
 	}
 	if clientID == "" {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'client_id'.")
+		oauthError(w, r, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'client_id'.")
 		return
 	}
 	p, known := a.byClientID[clientID]
 	if !known {
-		oauthError(w, http.StatusBadRequest, "unauthorized_client",
-			fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", sanitize(clientID), a.tenant))
+		oauthError(w, r, http.StatusBadRequest, "unauthorized_client",
+			fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'. "+
+				"The app may be registered in another tenant, or not consented to in this one: check that the request went to the right tenant.",
+				sanitize(clientID), a.tenant))
 		return
 	}
 	if secret == "" {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
+		oauthError(w, r, http.StatusUnauthorized, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(p.ClientSecret)) != 1 {
-		oauthError(w, http.StatusUnauthorized, "invalid_client",
+		oauthError(w, r, http.StatusUnauthorized, "invalid_client",
 			fmt.Sprintf("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", p.ClientID))
 		return
 	}
 	if !scopeIsHub(form.Get("scope")) {
-		oauthError(w, http.StatusBadRequest, "invalid_scope",
+		oauthError(w, r, http.StatusBadRequest, "invalid_scope",
 			fmt.Sprintf("AADSTS1002012: The provided value for scope %s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI); hubsim serves %s/.default only.", sanitize(form.Get("scope")), Audience))
 		return
 	}
 	tok, _, err := a.Issue(p, authority, TokenLifetime)
 	if err != nil {
-		oauthError(w, http.StatusInternalServerError, "server_error", "AADSTS50000: There was an error issuing a token.")
+		oauthError(w, r, http.StatusInternalServerError, "server_error", "AADSTS50000: There was an error issuing a token.")
 		return
 	}
 	secs := int(TokenLifetime / time.Second)
@@ -461,24 +464,35 @@ func sanitize(s string) string {
 	}, s)
 }
 
-func methodNotAllowed(w http.ResponseWriter, allow string) {
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	w.Header().Set("Allow", allow)
-	oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "AADSTS90056: This endpoint only accepts "+allow+" requests.")
+	oauthError(w, r, http.StatusMethodNotAllowed, "invalid_request", "AADSTS90056: This endpoint only accepts "+allow+" requests.")
 }
 
-// oauthError writes an OAuth2 error in Entra's shape.
-func oauthError(w http.ResponseWriter, status int, code, desc string) {
+// oauthError writes an OAuth2 error in Entra's shape: error, an
+// error_description that starts with the AADSTS code and ends with trace,
+// correlation and timestamp lines, error_codes, timestamp, trace_id,
+// correlation_id and error_uri (the authority's error page for the code, as
+// Entra links https://login.microsoftonline.com/error?code=N). The status is
+// Entra's for the case: 401 for a client that failed to authenticate
+// (invalid_client), 400 for the other refusals.
+func oauthError(w http.ResponseWriter, r *http.Request, status int, code, desc string) {
 	now := time.Now().UTC()
 	trace := uuid.NewString()
 	corr := uuid.NewString()
-	writeJSON(w, status, map[string]any{
+	n := aadstsCode(desc)
+	body := map[string]any{
 		"error":             code,
 		"error_description": desc + "\r\nTrace ID: " + trace + "\r\nCorrelation ID: " + corr + "\r\nTimestamp: " + now.Format("2006-01-02 15:04:05Z"),
-		"error_codes":       []int{aadstsCode(desc)},
+		"error_codes":       []int{n},
 		"timestamp":         now.Format("2006-01-02 15:04:05Z"),
 		"trace_id":          trace,
 		"correlation_id":    corr,
-	})
+	}
+	if r != nil && r.Host != "" {
+		body["error_uri"] = "https://" + r.Host + "/error?code=" + strconv.Itoa(n)
+	}
+	writeJSON(w, status, body)
 }
 
 func aadstsCode(desc string) int {

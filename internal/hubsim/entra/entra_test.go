@@ -2,6 +2,7 @@ package entra
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -118,4 +119,114 @@ func TestHandlerBasicAuthAndKeys(t *testing.T) {
 	rec = httptest.NewRecorder()
 	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://h:1/"+st.TenantID+"/oauth2/v2.0/token", nil))
 	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+}
+
+// oauthErrorBody is the JSON of an error answer, as Entra shapes it.
+type oauthErrorBody struct {
+	Error         string `json:"error"`
+	Description   string `json:"error_description"`
+	Codes         []int  `json:"error_codes"`
+	Timestamp     string `json:"timestamp"`
+	TraceID       string `json:"trace_id"`
+	CorrelationID string `json:"correlation_id"`
+	ErrorURI      string `json:"error_uri"`
+}
+
+func postToken(t *testing.T, a *Authority, tenant string, form url.Values, basic []string) (*httptest.ResponseRecorder, oauthErrorBody) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "https://127.0.0.1:8443/"+tenant+"/oauth2/v2.0/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if basic != nil {
+		req.SetBasicAuth(basic[0], basic[1])
+	}
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, req)
+	var body oauthErrorBody
+	if rec.Code != http.StatusOK {
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), rec.Body.String())
+	}
+	return rec, body
+}
+
+// assertEntraShape checks what every Entra error answer carries.
+func assertEntraShape(t *testing.T, rec *httptest.ResponseRecorder, body oauthErrorBody, status int, code string, aadsts int) {
+	t.Helper()
+	assert.Equal(t, status, rec.Code)
+	assert.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
+	assert.Equal(t, code, body.Error)
+	assert.Equal(t, []int{aadsts}, body.Codes)
+	assert.True(t, strings.HasPrefix(body.Description, fmt.Sprintf("AADSTS%d: ", aadsts)), body.Description)
+	assert.Contains(t, body.Description, "\r\nTrace ID: "+body.TraceID+"\r\nCorrelation ID: "+body.CorrelationID+"\r\nTimestamp: "+body.Timestamp)
+	assert.Regexp(t, `^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z$`, body.Timestamp)
+	assert.Regexp(t, `^[0-9a-f-]{36}$`, body.TraceID)
+	assert.Equal(t, fmt.Sprintf("https://127.0.0.1:8443/error?code=%d", aadsts), body.ErrorURI)
+}
+
+// A wrong client secret is refused as Entra does: 401, invalid_client,
+// AADSTS7000215 naming the app, and neither secret in the answer; the same
+// for client_secret_post and client_secret_basic.
+func TestTokenWrongSecret(t *testing.T) {
+	a, st := newAuthority(t, nil)
+	p := st.Principals[0]
+	const wrong = "Wr0ng~secret.value_ABCdef123-xyz"
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {Audience + "/.default"}, "client_id": {p.ClientID}, "client_secret": {wrong}}
+	for name, basic := range map[string][]string{"form": nil, "basic": {p.ClientID, wrong}} {
+		t.Run(name, func(t *testing.T) {
+			f := form
+			if basic != nil {
+				f = url.Values{"grant_type": {"client_credentials"}, "scope": {Audience + "/.default"}}
+			}
+			rec, body := postToken(t, a, st.TenantID, f, basic)
+			assertEntraShape(t, rec, body, http.StatusUnauthorized, "invalid_client", 7000215)
+			assert.Contains(t, body.Description, "Invalid client secret provided.")
+			assert.Contains(t, body.Description, "'"+p.ClientID+"'")
+			assert.NotContains(t, rec.Body.String(), wrong)
+			assert.NotContains(t, rec.Body.String(), p.ClientSecret)
+		})
+	}
+
+	// The right secret of another principal is still the wrong secret.
+	other := st.Principals[1]
+	f := url.Values{"grant_type": {"client_credentials"}, "scope": {Audience + "/.default"}, "client_id": {p.ClientID}, "client_secret": {other.ClientSecret}}
+	rec, body := postToken(t, a, st.TenantID, f, nil)
+	assertEntraShape(t, rec, body, http.StatusUnauthorized, "invalid_client", 7000215)
+
+	// No secret at all: AADSTS7000218, also 401 invalid_client.
+	f = url.Values{"grant_type": {"client_credentials"}, "scope": {Audience + "/.default"}, "client_id": {p.ClientID}}
+	rec, body = postToken(t, a, st.TenantID, f, nil)
+	assertEntraShape(t, rec, body, http.StatusUnauthorized, "invalid_client", 7000218)
+}
+
+// An unknown client id: 400, unauthorized_client, AADSTS700016 naming the
+// client id and the tenant, whatever the secret.
+func TestTokenUnknownClient(t *testing.T) {
+	a, st := newAuthority(t, nil)
+	const unknown = "11111111-2222-3333-4444-555555555555"
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {Audience + "/.default"}, "client_id": {unknown}, "client_secret": {st.Principals[0].ClientSecret}}
+	rec, body := postToken(t, a, st.TenantID, form, nil)
+	assertEntraShape(t, rec, body, http.StatusBadRequest, "unauthorized_client", 700016)
+	assert.Contains(t, body.Description, "Application with identifier '"+unknown+"' was not found in the directory '"+st.TenantID+"'.")
+	assert.NotContains(t, rec.Body.String(), st.Principals[0].ClientSecret)
+}
+
+// An unknown tenant: 400, invalid_tenant, AADSTS90002, on the discovery
+// document (what MSAL asks first) and on the token endpoint.
+func TestUnknownTenant(t *testing.T) {
+	a, st := newAuthority(t, nil)
+	const tenant = "00000000-1111-2222-3333-444444444444"
+	rec := httptest.NewRecorder()
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "https://127.0.0.1:8443/"+tenant+"/v2.0/.well-known/openid-configuration", nil))
+	var body oauthErrorBody
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	assertEntraShape(t, rec, body, http.StatusBadRequest, "invalid_tenant", 90002)
+	assert.Contains(t, body.Description, "Tenant '"+tenant+"' not found.")
+
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {Audience + "/.default"}, "client_id": {st.Principals[0].ClientID}, "client_secret": {st.Principals[0].ClientSecret}}
+	rec, body = postToken(t, a, tenant, form, nil)
+	assertEntraShape(t, rec, body, http.StatusBadRequest, "invalid_tenant", 90002)
+	assert.NotContains(t, rec.Body.String(), st.Principals[0].ClientSecret)
+
+	// The tenant matches case-insensitively.
+	rec, _ = postToken(t, a, strings.ToUpper(st.TenantID), form, nil)
+	assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 }
