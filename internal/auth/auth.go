@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -47,7 +50,7 @@ func ParseMethod(s string) (Method, error) {
 			return Method(m), nil
 		}
 	}
-	return "", &InputError{Input: "--auth", Reason: fmt.Sprintf("%q is not an auth method (use one of %s)", s, strings.Join(Methods(), ", "))}
+	return "", &InputError{Input: "--auth", Reason: fmt.Sprintf("%s is not an auth method (use one of %s)", quoteIfPlausible(s, 64), strings.Join(Methods(), ", "))}
 }
 
 // IsEntra reports whether m obtains Microsoft Entra ID tokens.
@@ -107,6 +110,49 @@ type Credential struct {
 	// ConnectionString is the parsed service connection string (MethodSAS);
 	// show it only with Redacted().
 	ConnectionString *connstr.ConnectionString
+
+	lookupEnv func(string) (string, bool)
+	last      *lastFailure // the Token credential's last failure
+}
+
+// lastFailure keeps a credential's last *CredentialError for
+// TokenFailureHint. It is safe for concurrent use.
+type lastFailure struct {
+	mu  sync.Mutex
+	err *CredentialError
+}
+
+func (l *lastFailure) set(e *CredentialError) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.err = e
+	l.mu.Unlock()
+}
+
+func (l *lastFailure) get() *CredentialError {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// TokenFailureHint says how to fix this credential's last failure to get a
+// token: which input the token endpoint refused, or which variables are
+// missing. Before any failure it is TokenFailureHint(c.Method) for the
+// environment the credential was built from.
+func (c *Credential) TokenFailureHint() string {
+	if e := c.last.get(); e != nil {
+		return e.Hint()
+	}
+	env := c.lookupEnv
+	if env == nil {
+		env = os.LookupEnv
+	}
+	return hintFor(c.Method, diagnosis{}, env)
 }
 
 // Describe says which credential is in use, safe to print.
@@ -145,15 +191,25 @@ func (e *InputError) Error() string {
 }
 
 // CredentialError is a credential that could not be built or could not get
-// a token: the hub was never asked.
+// a token: the hub was never asked. Its message says, when the token
+// endpoint told, which input was refused (the client secret, the client id,
+// the tenant, the authority host) and what the endpoint answered (its error
+// and AADSTS code); it never holds a secret.
 type CredentialError struct {
 	Method Method
 	Err    error
+	// LookupEnv reads the environment the credential was built from, to say
+	// which AZURE_* variables are set; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
 }
 
 // Error is one line, secrets redacted.
 func (e *CredentialError) Error() string {
-	return fmt.Sprintf("%s credential could not get a token: %s", e.Method, firstLine(connstr.Redact(e.Err.Error())))
+	d := e.diagnose()
+	if d.summary != "" {
+		return fmt.Sprintf("%s credential could not get a token: %s", e.Method, d.summary)
+	}
+	return fmt.Sprintf("%s credential could not get a token: %s", e.Method, firstLine(scrub(e.Err.Error(), e.lookupEnv())))
 }
 
 // Unwrap returns the credential's own error.
@@ -163,24 +219,29 @@ func (e *CredentialError) Unwrap() error { return e.Err }
 // targets as unauthorized without importing this package).
 func (e *CredentialError) CredentialFailure() bool { return true }
 
-// Hint says how to fix a credential that could not get a token.
-func (e *CredentialError) Hint() string { return TokenFailureHint(e.Method) }
+// Refused names the input the token endpoint refused, as the environment
+// variable that holds it (AZURE_CLIENT_SECRET, AZURE_CLIENT_ID,
+// AZURE_TENANT_ID, AZURE_AUTHORITY_HOST, ...), or "" when the error does not
+// say.
+func (e *CredentialError) Refused() string { return e.diagnose().refused }
+
+// Hint says how to fix a credential that could not get a token: for a
+// refused input, to check that variable's value; for missing ones, to set
+// them (and only them).
+func (e *CredentialError) Hint() string { return hintFor(e.Method, e.diagnose(), e.lookupEnv()) }
+
+func (e *CredentialError) lookupEnv() func(string) (string, bool) {
+	if e.LookupEnv != nil {
+		return e.LookupEnv
+	}
+	return os.LookupEnv
+}
 
 // TokenFailureHint says how to fix a credential of method m that could not
-// get a token.
-func TokenFailureHint(m Method) string {
-	switch m {
-	case MethodAzureCLI:
-		return "run `az login` (and `az account set` for the right subscription), or choose another --auth method."
-	case MethodEnvironment:
-		return "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) for a service principal."
-	case MethodManagedIdentity:
-		return "managed identity only works on an Azure host with an identity assigned; set AZURE_CLIENT_ID for a user-assigned one."
-	case MethodWorkloadIdentity:
-		return "workload identity needs AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE (set by the AKS webhook)."
-	}
-	return "sign in with `az login`, set AZURE_* service principal variables, or use a connection string with --auth sas (see `dmctl help environment`)."
-}
+// get a token, from what the process environment sets. With the error at
+// hand, (*CredentialError).Hint or (*Credential).TokenFailureHint say more:
+// which input was refused.
+func TokenFailureHint(m Method) string { return hintFor(m, diagnosis{}, os.LookupEnv) }
 
 func firstLine(s string) string {
 	for _, l := range strings.Split(s, "\n") {
@@ -275,7 +336,7 @@ func connectionString(o Options) (value, source string, err error) {
 		return o.ConnectionString, "--connection-string", nil
 	}
 	if o.ConnectionStringFile != "" {
-		src := "--connection-string-file " + o.ConnectionStringFile
+		src := fileSource(o.ConnectionStringFile)
 		b, err := o.ReadFile(o.ConnectionStringFile)
 		if err != nil {
 			var pe *os.PathError
@@ -290,13 +351,29 @@ func connectionString(o Options) (value, source string, err error) {
 		}
 		return v, src, nil
 	}
-	if v, ok := o.LookupEnv(EnvConnectionString); ok && strings.TrimSpace(v) != "" {
+	if v, ok := o.LookupEnv(EnvConnectionString); ok {
+		if strings.TrimSpace(v) == "" {
+			// Set but empty is bad input, never "not given": it must not
+			// fall back to a profile's connection string (another hub).
+			return "", "", &InputError{Input: EnvConnectionString, Reason: "it is set but empty: give it a value or unset it"}
+		}
 		return strings.TrimSpace(v), EnvConnectionString, nil
 	}
 	if v := strings.TrimSpace(o.ProfileConnectionString); v != "" {
 		return v, fmt.Sprintf("profile %q", o.Profile), nil
 	}
 	return "", "", nil
+}
+
+// fileSource names --connection-string-file and its path for messages,
+// unless the path looks like a connection string itself (the value of a
+// variable meant for --connection-string): then the path is left out.
+func fileSource(path string) string {
+	if strings.ContainsAny(path, "=;") || connstr.Redact(path) != path ||
+		strings.IndexFunc(path, unicode.IsControl) >= 0 {
+		return "--connection-string-file (its path holds '=' or ';' like a connection string: give the path of a file that holds one)"
+	}
+	return "--connection-string-file " + path
 }
 
 // ConnectionStringInUse returns the service connection string Resolve would
@@ -323,25 +400,50 @@ func ConnectionStringInUse(o Options) (*connstr.ConnectionString, string, error)
 	return cs, source, nil
 }
 
-// NormalizeHub checks a --hub value: a host name with an optional :port. A
-// bare name without dots or a port gets DefaultHubSuffix.
+// NormalizeHub checks a --hub value: a host name, an IPv4 address or a
+// bracketed IPv6 address, with an optional :port (connstr.CheckHost). A bare
+// name without dots or a port gets DefaultHubSuffix. Its error quotes the
+// value only when it is a plausible host (no '=', ';' or blanks, under 256
+// characters): a connection string pasted into --hub or DMCTL_HUB is never
+// echoed.
 func NormalizeHub(h string) (string, error) {
 	h = strings.TrimSpace(h)
+	shown := quoteIfPlausible(h, 256)
 	bad := func(why string) error {
-		return &InputError{Input: "--hub", Reason: fmt.Sprintf("%q %s; give the hub's host name, e.g. myhub.azure-devices.net", h, why)}
+		return &InputError{Input: "--hub", Reason: fmt.Sprintf("%s %s; give the hub's host name, e.g. myhub.azure-devices.net", shown, why)}
 	}
 	switch {
 	case h == "":
 		return "", bad("is empty")
+	case strings.ContainsAny(h, "=;"):
+		return "", &InputError{Input: "--hub", Reason: "the value is not a host name: it holds '=' or ';' like a connection string " +
+			"(give a connection string with " + EnvConnectionString + " or --connection-string-file, and only the hub's host name, " +
+			"e.g. myhub.azure-devices.net, to --hub)"}
 	case strings.Contains(h, "://"):
 		return "", bad("has a URL scheme")
-	case strings.ContainsAny(h, "/?#@ \t;"):
-		return "", bad("is not a host name")
+	}
+	if err := connstr.CheckHost(h); err != nil {
+		return "", bad("is not a host name (" + err.Error() + ")")
 	}
 	if !strings.ContainsAny(h, ".:") {
 		h += DefaultHubSuffix
 	}
 	return h, nil
+}
+
+// quoteIfPlausible quotes v for a message when it cannot be a secret pasted
+// in the wrong place: shorter than max, without '=', ';', blanks or control
+// characters, and not a long mix of upper case, lower case and digits. Any
+// other value is described as "the value".
+func quoteIfPlausible(v string, max int) string {
+	if v == "" {
+		return `""`
+	}
+	if len(v) >= max || strings.ContainsAny(v, "=;") || connstr.LooksLikeSecret(v) ||
+		strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
+		return "the value"
+	}
+	return strconv.Quote(v)
 }
 
 // publicAuthorities are the Entra authority hosts of the public clouds, where
@@ -406,22 +508,28 @@ func entraCredential(m Method, hub string, o Options) (*Credential, error) {
 		return nil, &InputError{Input: "--auth", Reason: fmt.Sprintf("%q is not an Entra ID method", m)}
 	}
 	if err != nil {
-		return nil, &CredentialError{Method: m, Err: err}
+		return nil, &CredentialError{Method: m, Err: err, LookupEnv: o.LookupEnv}
 	}
-	return &Credential{Method: m, Host: hub, Token: guarded{method: m, cred: cred}, Source: source}, nil
+	last := &lastFailure{}
+	return &Credential{Method: m, Host: hub, Token: guarded{method: m, cred: cred, lookupEnv: o.LookupEnv, last: last},
+		Source: source, lookupEnv: o.LookupEnv, last: last}, nil
 }
 
 // guarded wraps a credential so its failures are *CredentialError, which
 // callers can tell apart from the hub refusing a token.
 type guarded struct {
-	method Method
-	cred   azcore.TokenCredential
+	method    Method
+	cred      azcore.TokenCredential
+	lookupEnv func(string) (string, bool)
+	last      *lastFailure
 }
 
 func (g guarded) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	tok, err := g.cred.GetToken(ctx, opts)
 	if err != nil && ctx.Err() == nil {
-		return tok, &CredentialError{Method: g.method, Err: err}
+		ce := &CredentialError{Method: g.method, Err: err, LookupEnv: g.lookupEnv}
+		g.last.set(ce)
+		return tok, ce
 	}
 	return tok, err
 }

@@ -596,7 +596,7 @@ func hints(f runFacts, cred *auth.Credential, opts *InvokeOptions) []string {
 		out = append(out, cred.RefusedHint())
 	}
 	if f.tokenFailed > 0 && cred != nil {
-		out = append(out, auth.TokenFailureHint(cred.Method))
+		out = append(out, cred.TokenFailureHint())
 	}
 	if f.offline > 0 && opts.WaitOnline == 0 {
 		out = append(out, "an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it.")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,10 +9,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/dmctl/dmctl/internal/atomicfile"
+	"github.com/dmctl/dmctl/internal/connstr"
 )
 
 // Environment variables for profiles.
@@ -47,9 +52,23 @@ var profileNameShape = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func checkProfileName(name string) error {
 	if !profileNameShape.MatchString(name) {
-		return FlagErrorf("profile name %q: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+		return FlagErrorf("profile name %s: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", shownProfileName(name))
 	}
 	return nil
+}
+
+// shownProfileName quotes a profile name for a message unless it may be a
+// secret pasted in the wrong place (a connection string in DMCTL_PROFILE):
+// then it is described, not shown.
+func shownProfileName(name string) string {
+	if profileNameShape.MatchString(name) {
+		return strconv.Quote(name)
+	}
+	if name == "" || len(name) > 64 || strings.ContainsAny(name, "=;") || connstr.Redact(name) != name ||
+		strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return "(the name given)"
+	}
+	return strconv.Quote(name)
 }
 
 // configPath is where the profile store lives: $DMCTL_CONFIG_DIR/config.yaml,
@@ -82,7 +101,7 @@ func (f *Factory) loadConfig() (*Config, string, error) {
 		return nil, path, fmt.Errorf("read %s: %w", path, err)
 	}
 	if err := yaml.Unmarshal(b, c); err != nil {
-		return nil, path, FlagErrorf("%s: not a dmctl config file: %v", path, err)
+		return nil, path, FlagErrorf("%s: not a dmctl config file: %s", path, describeYAMLError(err, b))
 	}
 	if c.Profiles == nil {
 		c.Profiles = map[string]*Profile{}
@@ -118,6 +137,22 @@ func (c *Config) names() []string {
 	return names
 }
 
+// profileAsked reports whether --profile or DMCTL_PROFILE names a profile.
+func (f *Factory) profileAsked() bool {
+	if f.Global.Profile != "" {
+		return true
+	}
+	if f.LookupEnv == nil {
+		return false
+	}
+	v, ok := f.LookupEnv(EnvProfile)
+	return ok && v != ""
+}
+
+// errConfigFile marks an error reading the profile store (a zero-width
+// prefix: the message is the store's own).
+var errConfigFile = errors.New("")
+
 // profileRef names the profile in use and where that name came from.
 type profileRef struct {
 	name, source string
@@ -137,10 +172,9 @@ func (f *Factory) activeProfile() (*profileRef, error) {
 	}
 	c, path, err := f.loadConfig()
 	if err != nil {
-		if name == "" {
-			return nil, nil // no profile asked for: a broken store does not stop other commands
-		}
-		return nil, err
+		// Even when no profile is named: the store's current profile may
+		// name the hub, and running without it could send to another one.
+		return nil, fmt.Errorf("%w%w", errConfigFile, err)
 	}
 	if name == "" {
 		if c.Current == "" {
@@ -150,7 +184,115 @@ func (f *Factory) activeProfile() (*profileRef, error) {
 	}
 	p, ok := c.Profiles[name]
 	if !ok {
-		return nil, FlagErrorf("%s: no profile %q in %s (dmctl config list shows them)", source, name, path)
+		return nil, FlagErrorf("%s: no profile %s in %s (dmctl config list shows them)", source, shownProfileName(name), path)
 	}
 	return &profileRef{name: name, source: source, profile: p}, nil
+}
+
+// describeYAMLError says where and how config.yaml is malformed: the line
+// and the kind of mistake, never the file's text (yaml.v3 quotes values,
+// anchors and tags in some of its messages, and a config file may hold a
+// connection string). text is the file, to find the line of a syntax error
+// yaml.v3 reports without one.
+func describeYAMLError(err error, text []byte) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var parts []string
+		for _, e := range te.Errors {
+			parts = append(parts, describeTypeError(e))
+			if len(parts) == 3 {
+				break
+			}
+		}
+		if len(te.Errors) > len(parts) {
+			parts = append(parts, fmt.Sprintf("and %d more", len(te.Errors)-len(parts)))
+		}
+		return strings.Join(parts, "; ")
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := ""
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line = "line " + m[1] + ": "
+		msg = msg[len(m[0]):]
+	} else if n := yamlErrorLine(err, text); n > 0 {
+		line = "line " + strconv.Itoa(n) + ": "
+	}
+	for _, phrase := range yamlSafePhrases {
+		if strings.HasPrefix(msg, phrase) {
+			return line + "not valid YAML (" + phrase + ")"
+		}
+	}
+	switch {
+	case strings.HasPrefix(msg, "unknown anchor"):
+		return line + "not valid YAML (an alias names an anchor that is not defined)"
+	case strings.Contains(msg, "!!binary"):
+		return line + "not valid YAML (a !!binary value is not valid base64)"
+	}
+	return line + "not valid YAML"
+}
+
+var (
+	yamlLine      = regexp.MustCompile(`^line (\d+): `)
+	yamlTypeError = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+)(?: `[^`]*`)? into (\\S+)")
+)
+
+// yamlErrorLine finds the line of a syntax error yaml.v3 reports without
+// one (an unknown anchor, a bad escape): the first line whose end, parsed
+// with what comes before it, gives the same error. It returns 0 when no
+// prefix does.
+func yamlErrorLine(err error, text []byte) int {
+	lines := bytes.SplitAfter(text, []byte("\n"))
+	if len(lines) > 2000 {
+		return 0
+	}
+	for n := 1; n <= len(lines); n++ {
+		var node yaml.Node
+		if e := yaml.Unmarshal(bytes.Join(lines[:n], nil), &node); e != nil && e.Error() == err.Error() {
+			return n
+		}
+	}
+	return 0
+}
+
+// yamlSafePhrases are yaml.v3 syntax messages that hold no text of the
+// file, so they can be shown as they are.
+var yamlSafePhrases = []string{
+	"did not find expected key", "did not find expected node content", "did not find expected '-' indicator",
+	"did not find expected ',' or '}'", "did not find expected ',' or ']'", "did not find expected comment or line break",
+	"could not find expected ':'", "found character that cannot start any token", "found unexpected end of stream",
+	"found unknown escape character", "found unknown directive name", "found a tab character that violates indentation",
+	"found a tab character where an indentation space is expected", "found undefined tag handle", "found unexpected ':'",
+	"found incompatible YAML document", "mapping values are not allowed in this context",
+	"block sequence entries are not allowed in this context", "control characters are not allowed",
+	"invalid leading UTF-8 octet", "invalid trailing UTF-8 octet", "incomplete UTF-8 octet sequence",
+}
+
+// describeTypeError turns one of yaml.v3's "line N: cannot unmarshal !!str
+// `value` into T" into "line N: a string where a profile belongs", without
+// the value.
+func describeTypeError(e string) string {
+	m := yamlTypeError.FindStringSubmatch(e)
+	if m == nil {
+		if l := yamlLine.FindStringSubmatch(e); l != nil {
+			return "line " + l[1] + ": a value of the wrong type"
+		}
+		return "a value of the wrong type"
+	}
+	found := map[string]string{"str": "a string", "seq": "a list", "map": "a mapping", "int": "a number", "float": "a number",
+		"bool": "true or false", "null": "an empty value", "binary": "binary data", "timestamp": "a timestamp"}[m[2]]
+	if found == "" {
+		found = "a value"
+	}
+	want := "another type"
+	switch t := m[3]; {
+	case strings.HasSuffix(t, "]*cli.Profile") || strings.HasPrefix(t, "map["):
+		want = "the profiles (a mapping of NAME: profile)"
+	case strings.HasSuffix(t, "cli.Profile"):
+		want = "a profile (a mapping of hub, auth, caFile, output and connectionString)"
+	case strings.HasSuffix(t, "cli.Config"):
+		want = "the file's top level (a mapping of current and profiles)"
+	case t == "string":
+		want = "a string"
+	}
+	return fmt.Sprintf("line %s: %s where %s belongs", m[1], found, want)
 }

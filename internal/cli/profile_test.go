@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/output"
 )
 
 // TestMain points os.UserConfigDir at an empty directory, so no test reads
@@ -90,10 +94,15 @@ func TestProfileErrors(t *testing.T) {
 		assert.Equal(t, ExitUsage, te.run("version"))
 		assert.Contains(t, te.errOut.String(), `-o/--output (from profile "a")`)
 	})
-	t.Run("a broken store does not stop commands that use no profile", func(t *testing.T) {
+	t.Run("a broken store stops every command that may apply a profile, not version", func(t *testing.T) {
 		te := newTestEnv(t, nil)
 		writeProfiles(t, te, "profiles: [not, a, map]\n")
 		assert.Equal(t, 0, te.run("version"), te.errOut.String())
+		te2 := newTestEnv(t, nil)
+		te2.env[EnvConfigDir] = te.env[EnvConfigDir]
+		assert.Equal(t, ExitUsage, te2.run("invoke", "reboot", "--device", "d"))
+		assert.Contains(t, te2.errOut.String(), "not a dmctl config file")
+		assert.Empty(t, te2.inv.calls)
 	})
 	t.Run("no store, no profile", func(t *testing.T) {
 		te := newTestEnv(t, nil)
@@ -140,4 +149,134 @@ func TestConfigCommands(t *testing.T) {
 	te.out.Reset()
 	require.Equal(t, 0, te.run("config", "list", "-o", "json"))
 	assert.JSONEq(t, `[{"name":"prod","current":false,"hub":"prod.azure-devices.net","auth":"azure-cli"}]`, te.out.String())
+}
+
+// leakKey is a key like IoT Hub's, planted in config files to check that no
+// message quotes them.
+const leakKey = "8H02KG1w5GAu7YMgj0qgUaNsQP0RxSUkHDaDxLg14f4="
+
+func assertNoPieceOf(t *testing.T, out, secret string) {
+	t.Helper()
+	for i := 0; i+8 <= len(secret); i++ {
+		if strings.Contains(out, secret[i:i+8]) {
+			t.Fatalf("output holds %q, a piece of the secret:\n%s", secret[i:i+8], out)
+		}
+	}
+}
+
+// A malformed config.yaml is named with the line that is wrong; the
+// message never holds the file's text (yaml.v3 quotes values, anchors and
+// tags in some messages).
+func TestConfigFileErrorsNeverQuoteTheFile(t *testing.T) {
+	tests := []struct{ name, text, want string }{
+		{"string where a profile belongs", "profiles:\n  lab: " + leakKey + "\n", "line 2: a string where a profile (a mapping of hub, auth, caFile, output and connectionString) belongs"},
+		{"top level is a string", leakKey + "\n", "line 1: a string where the file's top level (a mapping of current and profiles) belongs"},
+		{"list where profiles belong", "profiles: [" + leakKey + "]\n", "line 1: a list where the profiles (a mapping of NAME: profile) belongs"},
+		{"mapping where a string belongs", "profiles:\n  lab:\n    connectionString: {SharedAccessKey: " + leakKey + "}\n", "line 3: a mapping where a string belongs"},
+		{"unknown anchor", "profiles:\n  lab: {hub: *" + strings.TrimRight(leakKey, "=") + "}\n", "line 2: not valid YAML (an alias names an anchor that is not defined)"},
+		{"bad indentation", "profiles:\n  lab:\n    hub: x\n   connectionString: " + leakKey + "\n", "not valid YAML (did not find expected key)"},
+		{"tab", "profiles:\n\tlab: " + leakKey + "\n", "line 2: not valid YAML (found character that cannot start any token)"},
+		{"bad escape", "profiles: {lab: {connectionString: \"" + leakKey + "\\q\"}}\n", "line 1: not valid YAML (found unknown escape character)"},
+		{"bad binary", "profiles: {lab: {connectionString: !!binary " + leakKey + "*}}\n", "a !!binary value is not valid base64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, args := range [][]string{{"config", "list"}, {"config", "get-profile", "lab"}, {"--profile", "lab", "version"}} {
+				te := newTestEnv(t, nil)
+				dir := writeProfiles(t, te, tt.text)
+				code := te.run(args...)
+				out := te.out.String() + te.errOut.String()
+				assert.Equal(t, ExitUsage, code, "%v: %s", args, out)
+				assert.Contains(t, out, filepath.Join(dir, configFileName)+": not a dmctl config file: ")
+				assert.Contains(t, out, tt.want)
+				assertNoPieceOf(t, out, leakKey)
+				assert.NotContains(t, out, leakKey[:7], "yaml.v3 quotes the first 7 characters of a value")
+			}
+		})
+	}
+}
+
+// A stored connection string that cannot be read is shown without its text
+// by get-profile and list, and refused naming the profile when used.
+func TestStoredConnectionStringUnreadable(t *testing.T) {
+	for name, stored := range map[string]string{
+		"colon separator":  "HostName=h.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey:" + leakKey,
+		"bare key":         "HostName=h.azure-devices.net;SharedAccessKeyName=service;" + leakKey,
+		"key in HostName":  "HostName=" + leakKey + ";SharedAccessKeyName=service;SharedAccessKey=" + leakKey,
+		"key as policy":    "HostName=h.azure-devices.net;SharedAccessKeyName=" + leakKey + ";SharedAccessKey=" + leakKey,
+		"truncated base64": "HostName=h.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=" + leakKey[:30],
+	} {
+		t.Run(name, func(t *testing.T) {
+			text := "current: lab\nprofiles:\n  lab:\n    hub: " + leakKey + "\n    connectionString: \"" + stored + "\"\n"
+			te := newTestEnv(t, nil)
+			writeProfiles(t, te, text)
+			require.Equal(t, 0, te.run("config", "get-profile", "lab"), te.errOut.String())
+			assert.Contains(t, te.out.String(), "connectionString: (stored, unreadable: ")
+			assert.Contains(t, te.out.String(), "hub: (stored, not a host name)")
+			te.out.Reset()
+			require.Equal(t, 0, te.run("config", "list", "-o", "json"), te.errOut.String())
+			assert.Contains(t, te.out.String(), `"connectionString": "(stored, unreadable: `)
+			assertNoPieceOf(t, te.out.String()+te.errOut.String(), leakKey)
+
+			// Used for a command: refused before anything is sent, naming the profile.
+			ios, _, out, errOut := output.Test()
+			vars := map[string]string{EnvConfigDir: te.env[EnvConfigDir]}
+			f := NewFactory(ios, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+			require.NoError(t, os.WriteFile(filepath.Join(vars[EnvConfigDir], configFileName),
+				[]byte("current: lab\nprofiles:\n  lab:\n    connectionString: \""+stored+"\"\n"), 0o600))
+			code := Run(context.Background(), f, []string{"invoke", "reboot", "--device", "d"})
+			assert.Equal(t, ExitUsage, code, errOut.String())
+			assert.Contains(t, errOut.String(), `Error: profile "lab": invalid connection string: `)
+			assertNoPieceOf(t, out.String()+errOut.String(), leakKey)
+		})
+	}
+}
+
+func TestProfileNamesThatMayBeSecretsAreNotEchoed(t *testing.T) {
+	te := newTestEnv(t, nil)
+	writeProfiles(t, te, "profiles: {a: {hub: a.azure-devices.net}}\n")
+	te.env[EnvProfile] = "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + leakKey
+	assert.Equal(t, ExitUsage, te.run("version"))
+	assert.Contains(t, te.errOut.String(), "DMCTL_PROFILE: no profile (the name given) in ")
+	assertNoPieceOf(t, te.errOut.String(), leakKey)
+
+	te = newTestEnv(t, nil)
+	te.env[EnvConfigDir] = t.TempDir()
+	assert.Equal(t, ExitUsage, te.run("config", "get-profile", leakKey))
+	assert.Contains(t, te.errOut.String(), "profile name (the name given): use 1-64 letters")
+	assertNoPieceOf(t, te.errOut.String(), leakKey)
+}
+
+// --debug output goes through the redacting writer: no key, signature,
+// bearer token, client secret or access token reaches stderr, also when a
+// line arrives in pieces.
+func TestRedactingWriterDebugLines(t *testing.T) {
+	const token = "eyJhbGciOiJFUzI1NiIsImtpZCI6IngifQ.eyJhdWQiOiJodHRwczovL2lvdGh1YnMuYXp1cmUubmV0In0.c2lnbmF0dXJl"
+	const secret = "Rq8~vX.2mN_kT4pL9wZ-sY6bH3cJ1fG5dQ0aE7uI"
+	const sig = "kcWxXAK2OAaAoq2oCkaGzX2NMqDB8nCyNuq2fPYCDhk%3D"
+	var b strings.Builder
+	w := newRedactingWriter(&b)
+	writes := []string{
+		"> POST https://h/twins/d/methods {Authorization: SharedAccessSignature sr=h&sig=" + sig[:10], sig[10:] + "&se=1, Content-Type: application/json}\n",
+		"> POST https://login/t/oauth2/v2.0/token body=client_id=c&client_secret=" + secret + "&grant_type=client_credentials\n",
+		`< 200 body={"token_type":"Bearer","access_token":"` + token + `","expires_in":3600}` + "\n",
+		"> GET https://h/twins/d {Authorization: Bearer " + token + "}\n",
+		"headers: map[Authorization:[" + token + "] Accept:[*/*]]\n",
+		"[Authentication] cs HostName=h;SharedAccessKeyName=p;SharedAccessKey:" + leakKey + "\n",
+		"a last line without newline " + leakKey,
+	}
+	for _, s := range writes {
+		_, err := w.Write([]byte(s))
+		require.NoError(t, err)
+	}
+	require.NoError(t, w.Flush())
+	out := b.String()
+	for _, s := range []string{token, secret, sig, leakKey} {
+		assertNoPieceOf(t, out, s)
+	}
+	assert.Contains(t, out, "{Authorization: SharedAccessSignature sr=h&sig=REDACTED&se=1, Content-Type: application/json}")
+	assert.Contains(t, out, "headers: map[Authorization:[REDACTED] Accept:[*/*]]")
+	assert.Contains(t, out, "client_secret=REDACTED&grant_type=client_credentials")
+	assert.Contains(t, out, `"access_token":"REDACTED"`)
+	assert.Equal(t, 7, strings.Count(out, "\n"), out)
 }

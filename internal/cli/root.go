@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,8 +54,10 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 			}
 			g.outputSource = describeSource("-o/--output", EnvOutput, flags.Changed("output"))
 			g.authSource = describeSource("--auth", EnvAuth, flags.Changed("auth"))
+			// config manages profiles and applies none. version still runs
+			// with a broken config file (it talks to no hub).
 			if !isConfigCommand(cmd) {
-				if err := f.applyProfile(flags); err != nil {
+				if err := f.applyProfile(flags); err != nil && !(cmd.Name() == "version" && errors.Is(err, errConfigFile) && !f.profileAsked()) {
 					return err
 				}
 			}

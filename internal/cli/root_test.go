@@ -106,7 +106,7 @@ func TestRunUsesRealFactoryForAuthErrors(t *testing.T) {
 	})
 	code = Run(context.Background(), f, []string{"invoke", "reboot", "--device", "d"})
 	assert.Equal(t, ExitUsage, code)
-	assert.Equal(t, "Error: IOTHUB_CONNECTION_STRING: invalid connection string: unknown key \"Extra\" (known keys: HostName, SharedAccessKeyName, SharedAccessKey, SharedAccessSignature, DeviceId, ModuleId, GatewayHostName, x509)\n"+
+	assert.Equal(t, "Error: IOTHUB_CONNECTION_STRING: invalid connection string: part 4 has an unknown key (known keys: HostName, SharedAccessKeyName, SharedAccessKey, SharedAccessSignature, DeviceId, ModuleId, GatewayHostName, x509)\n"+
 		"Run 'dmctl invoke --help' for usage.\n", te.errOut.String())
 	assert.NotContains(t, te.errOut.String(), testKey)
 }
