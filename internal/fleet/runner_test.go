@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -661,5 +662,31 @@ func TestRunnerStopsWhenTheJournalFails(t *testing.T) {
 	assert.Len(t, results, 20)
 	for _, r := range results {
 		assert.Equal(t, OutcomeSkipped, r.Outcome)
+	}
+}
+
+// TestRunnerFailedJournalWriteAccountsForEveryTarget: a journal that cannot
+// be written (a full disk) stops the run before any call it could not
+// record is sent, and every target still gets exactly one result.
+func TestRunnerFailedJournalWriteAccountsForEveryTarget(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("needs /dev/full (Linux) to make every journal write fail")
+	}
+	j, err := AppendJournal("/dev/full")
+	require.NoError(t, err)
+	defer func() { _ = j.Close() }()
+	inv := &fakeInvoker{}
+	results, err := NewRunner(inv).RunTargets(context.Background(), devices(50), RunOptions{
+		Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), Concurrency: 4, Journal: j,
+	})
+	require.Error(t, err, "the journal's failure is the run's error")
+	assert.Contains(t, err.Error(), "/dev/full")
+	assert.Empty(t, inv.calls, "no call is sent that the journal could not record")
+	require.Len(t, results, 50)
+	seen := map[string]bool{}
+	for _, r := range results {
+		assert.Equal(t, OutcomeSkipped, r.Outcome, r.DeviceID)
+		assert.False(t, seen[r.DeviceID], "one result per target")
+		seen[r.DeviceID] = true
 	}
 }
