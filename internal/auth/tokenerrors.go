@@ -318,7 +318,7 @@ func plausibleID(v string) bool {
 			return false
 		}
 	}
-	return !(up && low && dig && len(v) >= 16)
+	return !up || !low || !dig || len(v) < 16
 }
 
 func isSecretValue(v string, env func(string) (string, bool)) bool {
@@ -369,7 +369,7 @@ func describe(desc string, env func(string) (string, bool)) string {
 // digits and '_'), else says so.
 func safeWord(s string) string {
 	if s == "" || len(s) > 64 || strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && r != '_'
 	}) >= 0 {
 		return "(an error)"
 	}

@@ -41,7 +41,7 @@ func (g *guardedValue) repeatable() bool {
 	if _, ok := g.Value.(pflag.SliceValue); ok {
 		return true
 	}
-	return g.Value.Type() == "bool" || g.Value.Type() == "count"
+	return g.Type() == "bool" || g.Type() == "count"
 }
 
 func (g *guardedValue) Set(s string) error {
@@ -54,7 +54,7 @@ func (g *guardedValue) Set(s string) error {
 	}
 	g.sets++
 	if err := g.Value.Set(s); err != nil {
-		return &flagInputError{msg: name + ": " + valueProblem(g.Value.Type(), s, err, g.flag.Annotations[secretAnnotation] != nil)}
+		return &flagInputError{msg: name + ": " + valueProblem(g.Type(), s, err, g.flag.Annotations[secretAnnotation] != nil)}
 	}
 	return nil
 }

@@ -57,7 +57,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 			// config manages profiles and applies none. version still runs
 			// with a broken config file (it talks to no hub).
 			if !isConfigCommand(cmd) {
-				if err := f.applyProfile(flags); err != nil && !(cmd.Name() == "version" && errors.Is(err, errConfigFile) && !f.profileAsked()) {
+				versionDespiteStore := cmd.Name() == "version" && !f.profileAsked()
+				if err := f.applyProfile(flags); err != nil && (!versionDespiteStore || !errors.Is(err, errConfigFile)) {
 					return err
 				}
 			}

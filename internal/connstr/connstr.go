@@ -627,7 +627,7 @@ func LooksLikeSecret(s string) bool {
 			return false
 		}
 	}
-	if !(up && low && dig) {
+	if !up || !low || !dig {
 		return false
 	}
 	return !looksLikePath(body)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/fleet"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 func TestProgressLine(t *testing.T) {
@@ -38,25 +38,8 @@ func TestProgressLine(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestProgressBarDrawsAndClears(t *testing.T) {
-	var w syncBuffer
+	var w testkit.SyncBuffer
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	done := 0
 	b := NewProgressBar(&w, func() fleet.ProgressSnapshot { return fleet.ProgressSnapshot{Total: 100, Done: done} },
@@ -116,7 +99,7 @@ func TestDryRunOutput(t *testing.T) {
 }
 
 func TestFlushingWriter(t *testing.T) {
-	var dst syncBuffer
+	var dst testkit.SyncBuffer
 	f := NewFlushingWriter(&dst, time.Hour)
 	_, err := f.Write([]byte("one\n"))
 	require.NoError(t, err)
@@ -129,12 +112,12 @@ func TestFlushingWriter(t *testing.T) {
 	assert.Equal(t, "one\ntwo\n", dst.String())
 	require.NoError(t, f.Close(), "closing twice is harmless")
 
-	var ticked syncBuffer
+	var ticked testkit.SyncBuffer
 	g := NewFlushingWriter(&ticked, 5*time.Millisecond)
 	defer g.Close()
 	_, err = g.Write([]byte("soon\n"))
 	require.NoError(t, err)
-	assert.Eventually(t, func() bool { return ticked.String() == "soon\n" }, 5*time.Second, 5*time.Millisecond, "flushed by the ticker")
+	ticked.WaitUntil(t, 5*time.Second, "a flush by the ticker", func(s string) bool { return s == "soon\n" })
 }
 
 func TestThousands(t *testing.T) {

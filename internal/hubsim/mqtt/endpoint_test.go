@@ -48,8 +48,9 @@ func TestConnectAndDisconnect(t *testing.T) {
 
 	c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
 	c.expectClosed()
-	eventually(t, func() bool { return connectionState(t, f.reg, dev1) == "Disconnected" }, "twin should be Disconnected after DISCONNECT")
-	eventually(t, func() bool { return f.ep.Stats().Connected == 0 }, "stats should show no connection")
+	f.waitDisconnected(dev1, 1)
+	assert.Equal(t, "Disconnected", connectionState(t, f.reg, dev1), "twin should be Disconnected after DISCONNECT")
+	assert.EqualValues(t, 0, f.ep.Stats().Connected, "stats should show no connection")
 	assert.False(t, f.ep.Connected("dev1", ""))
 	assert.Contains(t, f.logs.String(), "device dev1 connected from 127.0.0.1:")
 }
@@ -263,14 +264,14 @@ func TestMethods(t *testing.T) {
 func TestMethodsConnectTimeout(t *testing.T) {
 	f := newFixture(t)
 	res := f.invokeAsync(dev3(), "hello", nil, 5*time.Second, 5*time.Second)
-	time.Sleep(100 * time.Millisecond)
+	// The call is in flight before the device connects (no event says it
+	// has started waiting; the registry counts it on entry).
+	eventually(t, func() bool { return f.reg.Stats().MethodsInvoked == 1 }, "the call reached the registry")
 	c := f.connectAs(dev3())
-	time.Sleep(100 * time.Millisecond)
-	select {
-	case r := <-res:
-		t.Fatalf("the call should still wait for the subscription, got %+v", r)
-	default:
-	}
+	// Connected but not subscribed: the call must keep waiting. Had it given
+	// up here (404103), no request would be published below and r.err would
+	// say so; had it been sent before the subscription, the SUBACK would not
+	// be the next packet.
 	c.subscribe(map[string]byte{FilterMethods: 0})
 	req := c.expectPublish("$iothub/methods/POST/hello/?$rid=")
 	c.publish("$iothub/methods/res/200/?$rid="+topicQuery(req.TopicName)["$rid"], 0, []byte(`1`))
@@ -298,8 +299,9 @@ func TestOneConnectionPerIdentity(t *testing.T) {
 	first.expectClosed()
 	second.subscribe(map[string]byte{FilterMethods: 0})
 	roundTrip(t, f, second, dev1)
+	f.waitDisconnected(dev1, 1) // the first connection is dropped
 	assert.Equal(t, "Connected", connectionState(t, f.reg, dev1), "the old connection's close does not detach the new one")
-	eventually(t, func() bool { return f.ep.Stats().Connected == 1 }, "one live connection")
+	assert.EqualValues(t, 1, f.ep.Stats().Connected, "one live connection")
 }
 
 // TestResumedSession: with clean session 0 the subscriptions survive a
@@ -309,7 +311,8 @@ func TestResumedSession(t *testing.T) {
 	c := f.connectAs(dev1)
 	c.subscribe(map[string]byte{FilterMethods: 0})
 	_ = c.c.Close()
-	eventually(t, func() bool { return connectionState(t, f.reg, dev1) == "Disconnected" }, "disconnected")
+	f.waitDisconnected(dev1, 1)
+	require.Equal(t, "Disconnected", connectionState(t, f.reg, dev1))
 
 	c2 := f.dial()
 	c2.write(connectPacket("dev1", username(dev1), token(dev1, f.key(dev1), time.Hour), false))
@@ -320,7 +323,8 @@ func TestResumedSession(t *testing.T) {
 
 	// A clean session starts without subscriptions.
 	_ = c2.c.Close()
-	eventually(t, func() bool { return connectionState(t, f.reg, dev1) == "Disconnected" }, "disconnected")
+	f.waitDisconnected(dev1, 2)
+	require.Equal(t, "Disconnected", connectionState(t, f.reg, dev1))
 	c3 := f.dial()
 	c3.write(connectPacket("dev1", username(dev1), token(dev1, f.key(dev1), time.Hour), true))
 	assert.False(t, c3.expect(packets.Connack).SessionPresent)
@@ -427,7 +431,8 @@ func TestQoS2PublishClosesConnection(t *testing.T) {
 	c := f.connectAs(dev1)
 	c.publish("devices/dev1/messages/events/", 2, []byte("hi"))
 	c.expectClosed()
-	eventually(t, func() bool { return connectionState(t, f.reg, dev1) == "Disconnected" }, "detached")
+	f.waitDisconnected(dev1, 1)
+	assert.Equal(t, "Disconnected", connectionState(t, f.reg, dev1), "detached")
 	assert.EqualValues(t, 1, f.ep.Stats().Closed)
 	assert.Contains(t, f.logs.String(), "QoS 2")
 }

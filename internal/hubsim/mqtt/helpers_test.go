@@ -12,7 +12,6 @@ import (
 	"log"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,29 +21,12 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/sas"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 // testHost is the hub host name devices put in username and sr; the TCP
 // connection goes to the endpoint's loopback address.
 const testHost = "hub.test:8443"
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type fixture struct {
 	t      *testing.T
@@ -52,7 +34,7 @@ type fixture struct {
 	ep     *Endpoint
 	addr   string
 	client *tls.Config
-	logs   *syncBuffer
+	logs   *testkit.SyncBuffer // the endpoint's log (Verbose)
 }
 
 // newFixture serves an endpoint on loopback for registered devices dev1..dev3
@@ -68,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 		Name: "edge", IDPattern: "edge-%02d", Count: 1, Modules: []string{"mod1"},
 		Connection: devices.Connection{OnlineShare: &off},
 	}}}))
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	ep, err := New(Config{
 		Registry: reg, TLS: b.TLSConfig(), HostName: testHost,
 		Log: log.New(logs, "", 0), Verbose: true, HandshakeTimeout: 3 * time.Second,
@@ -323,16 +305,23 @@ func waitResult(t *testing.T, ch <-chan invokeResult) invokeResult {
 	}
 }
 
-// eventually polls cond for up to 5 s.
+// eventually polls cond for up to 5 s, for state that no event announces
+// (the endpoint's counters).
 func eventually(t *testing.T, cond func() bool, msg string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	require.Eventually(t, cond, 5*time.Second, 2*time.Millisecond, msg)
+}
+
+// waitDisconnected waits for the endpoint's n-th "device <id> disconnected"
+// log line: the endpoint writes it once the identity is detached from the
+// registry (its twin Disconnected, unless a newer connection took over) and
+// the connection is no longer counted in Stats().Connected.
+func (f *fixture) waitDisconnected(id Identity, n int) {
+	f.t.Helper()
+	line := "device " + id.ClientID() + " disconnected"
+	f.logs.WaitUntil(f.t, 5*time.Second, fmt.Sprintf("%d× %q in the log", n, line), func(s string) bool {
+		return strings.Count(s, line) >= n
+	})
 }
 
 func connectionState(t *testing.T, reg *devices.Registry, id Identity) string {
