@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -377,7 +378,10 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	if err != nil {
 		return FlagErrorf("-o/--output: %v", err)
 	}
+	var noteMu sync.Mutex // notes come from the run's goroutines too (stopping, a second Ctrl-C)
 	note := func(format string, args ...any) {
+		noteMu.Lock()
+		defer noteMu.Unlock()
 		line := fmt.Sprintf(format, args...) + "\n"
 		if bar != nil {
 			bar.Suspend(func() { _, _ = io.WriteString(errOut, line) })
@@ -449,21 +453,24 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	if wait != nil {
 		note("After each call succeeds, waiting for %s (at most %s per target).", wait.Describe(), formatDuration(wait.Timeout))
 	}
-	if opts.HardStop != nil {
-		runDone := make(chan struct{})
-		defer close(runDone)
-		go func() {
-			select {
-			case <-opts.HardStop.Done():
-				note("Stopping at once: calls still in flight are reported unknown (they may have reached the device).")
-			case <-runDone:
-			}
-		}()
-	}
+	runDone, watcherDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		if opts.HardStop == nil {
+			return
+		}
+		select {
+		case <-opts.HardStop.Done():
+			note("Stopping at once: calls still in flight are reported unknown (they may have reached the device).")
+		case <-runDone:
+		}
+	}()
 	if bar != nil {
 		bar.Start()
 	}
 	sum, runErr := fleet.NewRunner(inv).Run(runCtx, ts.src, runOpts)
+	close(runDone)
+	<-watcherDone // nothing writes to stderr behind the summary
 	if bar != nil {
 		bar.Stop()
 	}

@@ -285,9 +285,13 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 	if abort == nil {
 		abort = context.WithoutCancel(ctx)
 	}
-	graceDone := make(chan struct{})
-	defer close(graceDone)
+	graceDone, graceExited := make(chan struct{}), make(chan struct{})
+	defer func() {
+		close(graceDone)
+		<-graceExited // OnStopping has returned before Run does
+	}()
 	go func() {
+		defer close(graceExited)
 		select {
 		case <-ctx.Done():
 		case <-graceDone:
