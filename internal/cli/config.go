@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/output"
 )
@@ -23,11 +24,11 @@ func isConfigCommand(cmd *cobra.Command) bool {
 }
 
 // NewCmdConfig returns `dmctl config` and its subcommands.
-func NewCmdConfig(f *Factory) *cobra.Command {
+func NewCmdConfig(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config <command>",
 		Short: "Save and select named hub profiles",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			A profile saves the hub setup you would otherwise repeat on every command:
 			the hub host (--hub), the auth method (--auth), a CA file (--ca-file) and
 			a default output format (-o). Profiles live in config.yaml in your config
@@ -44,14 +45,14 @@ func NewCmdConfig(f *Factory) *cobra.Command {
 			A connection string is stored only with --store-connection-string, and is
 			never printed afterwards (get-profile shows it redacted).
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl config set-profile prod --hub myhub.azure-devices.net --auth azure-cli
 			$ dmctl config set-profile lab --connection-string-file ./lab.cs --store-connection-string --ca-file ./hubsim-ca.pem
 			$ dmctl config use prod
 			$ dmctl invoke reboot --device thermostat-17 --profile lab
 		`),
 	}
-	groupCommand(cmd)
+	cmdutil.GroupCommand(cmd)
 	cmd.AddCommand(newCmdConfigSetProfile(f))
 	cmd.AddCommand(newCmdConfigGetProfile(f))
 	cmd.AddCommand(newCmdConfigList(f))
@@ -63,31 +64,31 @@ func NewCmdConfig(f *Factory) *cobra.Command {
 func profileNameArg(verb string, optional bool) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 || (len(args) == 0 && !optional) {
-			return FlagErrorf("config %s needs one profile NAME argument (got %d)", verb, len(args))
+			return cmdutil.FlagErrorf("config %s needs one profile NAME argument (got %d)", verb, len(args))
 		}
 		if len(args) == 1 {
-			return checkProfileName(args[0])
+			return cmdutil.CheckProfileName(args[0])
 		}
 		return nil
 	}
 }
 
-func completeProfileNames(f *Factory) cobra.CompletionFunc {
+func completeProfileNames(f *cmdutil.Factory) cobra.CompletionFunc {
 	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		c, _, err := f.loadConfig()
+		c, _, err := f.LoadConfig()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		return c.names(), cobra.ShellCompDirectiveNoFileComp
+		return c.Names(), cobra.ShellCompDirectiveNoFileComp
 	}
 }
 
-func newCmdConfigSetProfile(f *Factory) *cobra.Command {
+func newCmdConfigSetProfile(f *cmdutil.Factory) *cobra.Command {
 	var storeConn bool
 	cmd := &cobra.Command{
 		Use:   "set-profile NAME [--hub HOST] [--auth METHOD] [--ca-file PATH] [-o FORMAT] [--store-connection-string]",
 		Short: "Create or update a profile from the flags given",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			Save the global flags given on this command line (--hub, --auth, --ca-file,
 			-o) under NAME, creating the profile or updating only those fields. The
 			first profile saved becomes the current one.
@@ -97,7 +98,7 @@ func newCmdConfigSetProfile(f *Factory) *cobra.Command {
 			is stored too. It is a secret: prefer Entra ID (--auth) or keep the
 			connection string in a file or a secret store.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl config set-profile prod --hub myhub.azure-devices.net --auth azure-cli -o json
 			$ IOTHUB_CONNECTION_STRING=... dmctl config set-profile lab --store-connection-string
 		`),
@@ -105,13 +106,13 @@ func newCmdConfigSetProfile(f *Factory) *cobra.Command {
 		ValidArgsFunction: completeProfileNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			c, path, err := f.loadConfig()
+			c, path, err := f.LoadConfig()
 			if err != nil {
 				return err
 			}
 			p := c.Profiles[name]
 			if p == nil {
-				p = &Profile{}
+				p = &cmdutil.Profile{}
 			}
 			g := f.Global
 			flags := cmd.Flags()
@@ -127,7 +128,7 @@ func newCmdConfigSetProfile(f *Factory) *cobra.Command {
 				p.Auth, changed = g.Auth, changed+1
 			}
 			if flags.Changed("ca-file") {
-				if _, err := newHTTPClient(g.CAFile, f.ReadFile); err != nil {
+				if _, err := cmdutil.NewHTTPClient(g.CAFile, f.ReadFile); err != nil {
 					return err
 				}
 				p.CAFile, changed = g.CAFile, changed+1
@@ -136,26 +137,26 @@ func newCmdConfigSetProfile(f *Factory) *cobra.Command {
 				p.Output, changed = g.Output, changed+1
 			}
 			if storeConn {
-				cs, source, err := auth.ConnectionStringInUse(f.authOptions(nil))
+				cs, source, err := auth.ConnectionStringInUse(f.AuthOptions(nil))
 				if err != nil {
 					return err
 				}
 				if cs == nil {
-					return FlagErrorf("--store-connection-string: no connection string given (set %s, or give --connection-string-file PATH)", auth.EnvConnectionString)
+					return cmdutil.FlagErrorf("--store-connection-string: no connection string given (set %s, or give --connection-string-file PATH)", auth.EnvConnectionString)
 				}
 				if cs.SharedAccessKey == "" {
-					return FlagErrorf("--store-connection-string: the connection string from %s carries no SharedAccessKey; dmctl needs the key", source)
+					return cmdutil.FlagErrorf("--store-connection-string: the connection string from %s carries no SharedAccessKey; dmctl needs the key", source)
 				}
 				p.ConnectionString, changed = cs.Secret(), changed+1
 			}
 			if changed == 0 && c.Profiles[name] != nil {
-				return FlagErrorf("set-profile %s: nothing to change: give --hub, --auth, --ca-file, -o or --store-connection-string", name)
+				return cmdutil.FlagErrorf("set-profile %s: nothing to change: give --hub, --auth, --ca-file, -o or --store-connection-string", name)
 			}
 			c.Profiles[name] = p
 			if c.Current == "" {
 				c.Current = name
 			}
-			if err := saveConfig(path, c); err != nil {
+			if err := cmdutil.SaveConfig(path, c); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(f.IOStreams.ErrOut, "Saved profile %q in %s.\n", name, path)
@@ -178,7 +179,7 @@ type profileView struct {
 	ConnectionString string `json:"connectionString,omitempty"`
 }
 
-func viewProfile(c *Config, name string) profileView {
+func viewProfile(c *cmdutil.Config, name string) profileView {
 	p := c.Profiles[name]
 	v := profileView{Name: name, Current: c.Current == name, Hub: p.Hub, Auth: p.Auth, CAFile: p.CAFile, Output: p.Output}
 	// A hand-edited config file may hold anything, a secret in the wrong
@@ -217,25 +218,25 @@ func viewProfile(c *Config, name string) profileView {
 
 // configFormat is the output format for config commands: text unless
 // -o json or jsonl was given on the command line.
-func configFormat(cmd *cobra.Command, f *Factory) output.Format {
+func configFormat(cmd *cobra.Command, f *cmdutil.Factory) output.Format {
 	if cmd.Flags().Changed("output") {
 		return output.Format(f.Global.Output)
 	}
 	return output.FormatTable
 }
 
-func newCmdConfigGetProfile(f *Factory) *cobra.Command {
+func newCmdConfigGetProfile(f *cmdutil.Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:   "get-profile [NAME]",
 		Short: "Show a profile (the current one by default)",
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl config get-profile
 			$ dmctl config get-profile prod -o json
 		`),
 		Args:              profileNameArg("get-profile", true),
 		ValidArgsFunction: completeProfileNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, path, err := f.loadConfig()
+			c, path, err := f.LoadConfig()
 			if err != nil {
 				return err
 			}
@@ -244,10 +245,10 @@ func newCmdConfigGetProfile(f *Factory) *cobra.Command {
 				name = args[0]
 			}
 			if name == "" {
-				return FlagErrorf("no current profile: name one (dmctl config list shows them)")
+				return cmdutil.FlagErrorf("no current profile: name one (dmctl config list shows them)")
 			}
 			if c.Profiles[name] == nil {
-				return FlagErrorf("no profile %q in %s", name, path)
+				return cmdutil.FlagErrorf("no profile %q in %s", name, path)
 			}
 			v := viewProfile(c, name)
 			switch format := configFormat(cmd, f); format {
@@ -267,23 +268,23 @@ func newCmdConfigGetProfile(f *Factory) *cobra.Command {
 	}
 }
 
-func newCmdConfigList(f *Factory) *cobra.Command {
+func newCmdConfigList(f *cmdutil.Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List the saved profiles (* marks the current one)",
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl config list
 			$ dmctl config list -o json
 		`),
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := f.loadConfig()
+			c, _, err := f.LoadConfig()
 			if err != nil {
 				return err
 			}
 			views := []profileView{}
-			for _, n := range c.names() {
+			for _, n := range c.Names() {
 				views = append(views, viewProfile(c, n))
 			}
 			switch format := configFormat(cmd, f); format {
@@ -325,23 +326,23 @@ func orDash(s string) string {
 	return s
 }
 
-func newCmdConfigUse(f *Factory) *cobra.Command {
+func newCmdConfigUse(f *cmdutil.Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:               "use NAME",
 		Short:             "Make a profile the current one",
-		Example:           example(`$ dmctl config use prod`),
+		Example:           cmdutil.Example(`$ dmctl config use prod`),
 		Args:              profileNameArg("use", false),
 		ValidArgsFunction: completeProfileNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, path, err := f.loadConfig()
+			c, path, err := f.LoadConfig()
 			if err != nil {
 				return err
 			}
 			if c.Profiles[args[0]] == nil {
-				return FlagErrorf("no profile %q in %s (dmctl config list shows them)", args[0], path)
+				return cmdutil.FlagErrorf("no profile %q in %s (dmctl config list shows them)", args[0], path)
 			}
 			c.Current = args[0]
-			if err := saveConfig(path, c); err != nil {
+			if err := cmdutil.SaveConfig(path, c); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(f.IOStreams.ErrOut, "Using profile %q.\n", args[0])
@@ -350,26 +351,26 @@ func newCmdConfigUse(f *Factory) *cobra.Command {
 	}
 }
 
-func newCmdConfigDelete(f *Factory) *cobra.Command {
+func newCmdConfigDelete(f *cmdutil.Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:               "delete NAME",
 		Short:             "Delete a profile",
-		Example:           example(`$ dmctl config delete lab`),
+		Example:           cmdutil.Example(`$ dmctl config delete lab`),
 		Args:              profileNameArg("delete", false),
 		ValidArgsFunction: completeProfileNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, path, err := f.loadConfig()
+			c, path, err := f.LoadConfig()
 			if err != nil {
 				return err
 			}
 			if c.Profiles[args[0]] == nil {
-				return FlagErrorf("no profile %q in %s", args[0], path)
+				return cmdutil.FlagErrorf("no profile %q in %s", args[0], path)
 			}
 			delete(c.Profiles, args[0])
 			if c.Current == args[0] {
 				c.Current = ""
 			}
-			if err := saveConfig(path, c); err != nil {
+			if err := cmdutil.SaveConfig(path, c); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(f.IOStreams.ErrOut, "Deleted profile %q.\n", args[0])

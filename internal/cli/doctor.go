@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
 	"github.com/dmctl/dmctl/internal/sas"
@@ -53,18 +54,18 @@ type DoctorReport struct {
 
 // DoctorOptions are the inputs of `dmctl doctor`.
 type DoctorOptions struct {
-	F       *Factory
+	F       *cmdutil.Factory
 	Output  output.Format
 	Timeout time.Duration
 }
 
 // NewCmdDoctor returns `dmctl doctor`.
-func NewCmdDoctor(f *Factory, runF func(*DoctorOptions) error) *cobra.Command {
+func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Command {
 	opts := &DoctorOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the credential, hub, TLS, clock and permissions dmctl would use",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			Check, in order, what every other command relies on, and say for each
 			check pass or fail with a hint:
 
@@ -88,19 +89,19 @@ func NewCmdDoctor(f *Factory, runF func(*DoctorOptions) error) *cobra.Command {
 			its permission failed (wrong key, expired token, missing role); 4 when
 			another check failed (hub unreachable, untrusted certificate, clock skew).
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl doctor
 			$ dmctl doctor --hub myhub.azure-devices.net --auth azure-cli
 			$ dmctl doctor --ca-file ./hubsim-ca.pem -o json
 		`),
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Output = output.FormatTable
 			if cmd.Flags().Changed("output") {
 				opts.Output = output.Format(f.Global.Output)
 			}
 			if opts.Timeout <= 0 {
-				return FlagErrorf("--timeout: must be positive")
+				return cmdutil.FlagErrorf("--timeout: must be positive")
 			}
 			if runF != nil {
 				return runF(opts)
@@ -108,7 +109,7 @@ func NewCmdDoctor(f *Factory, runF func(*DoctorOptions) error) *cobra.Command {
 			return doctorRun(cmd.Context(), opts)
 		},
 	}
-	durationFlag(cmd.Flags(), &opts.Timeout, "timeout", 15*time.Second, false, "How long each network check may take")
+	cmdutil.DurationFlag(cmd.Flags(), &opts.Timeout, "timeout", 15*time.Second, false, "How long each network check may take")
 	return cmd
 }
 
@@ -116,7 +117,7 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 	checks := runDoctorChecks(ctx, opts.F, opts.Timeout)
 	report := DoctorReport{OK: true, Checks: checks}
 	var failed []string
-	code := ExitOK
+	code := cmdutil.ExitOK
 	for _, c := range checks {
 		if c.Status != checkFail {
 			continue
@@ -124,9 +125,9 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 		report.OK = false
 		failed = append(failed, c.Name)
 		if c.auth {
-			code = ExitAuth
-		} else if code == ExitOK {
-			code = ExitTargets
+			code = cmdutil.ExitAuth
+		} else if code == cmdutil.ExitOK {
+			code = cmdutil.ExitTargets
 		}
 	}
 	io := opts.F.IOStreams
@@ -147,15 +148,15 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 			return err
 		}
 	}
-	if code == ExitOK {
+	if code == cmdutil.ExitOK {
 		return nil
 	}
-	return &exitError{code: code, err: fmt.Errorf("doctor: %d of %d checks failed (%s)", len(failed), len(checks), strings.Join(failed, ", "))}
+	return &cmdutil.ChecksFailed{Failed: failed, Of: len(checks), Auth: code == cmdutil.ExitAuth}
 }
 
 // runDoctorChecks resolves the credential through the same options as
-// every command (Factory.authOptions) and checks it against the hub.
-func runDoctorChecks(ctx context.Context, f *Factory, timeout time.Duration) []DoctorCheck {
+// every command (cmdutil.Factory.AuthOptions) and checks it against the hub.
+func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Duration) []DoctorCheck {
 	g := f.Global
 	var checks []DoctorCheck
 	add := func(c DoctorCheck) { checks = append(checks, c) }
@@ -170,23 +171,23 @@ func runDoctorChecks(ctx context.Context, f *Factory, timeout time.Duration) []D
 	}
 
 	// profile
-	if p := g.profile; p != nil {
-		add(DoctorCheck{Name: "profile", Status: checkInfo, Detail: fmt.Sprintf("%q, from %s", p.name, p.source)})
+	if p := g.Applied; p != nil {
+		add(DoctorCheck{Name: "profile", Status: checkInfo, Detail: fmt.Sprintf("%q, from %s", p.Name, p.Source)})
 	} else {
 		add(DoctorCheck{Name: "profile", Status: checkInfo, Detail: "none"})
 	}
 
 	// ca
-	httpClient, err := newHTTPClient(g.CAFile, f.ReadFile)
+	httpClient, err := cmdutil.NewHTTPClient(g.CAFile, f.ReadFile)
 	if err != nil {
-		add(DoctorCheck{Name: "ca", Status: checkFail, Detail: oneLine(err.Error()), Hint: "--ca-file must name a readable PEM file of CA certificates"})
+		add(DoctorCheck{Name: "ca", Status: checkFail, Detail: cmdutil.OneLine(err.Error()), Hint: "--ca-file must name a readable PEM file of CA certificates"})
 		skipRest("credential", "token", "proxy", "reachable", "tls", "clock", "permission")
 		return checks
 	}
 	add(DoctorCheck{Name: "ca", Status: checkInfo, Detail: describeCAs(f, g.CAFile)})
 
 	// credential (and, for a connection string holding a ready-made token, the token)
-	o := f.authOptions(httpClient)
+	o := f.AuthOptions(httpClient)
 	var host string
 	var cred *auth.Credential
 	if !o.Method.IsEntra() {
@@ -207,7 +208,7 @@ func runDoctorChecks(ctx context.Context, f *Factory, timeout time.Duration) []D
 			if errors.As(err, &ce) {
 				hint = ce.Hint()
 			}
-			add(DoctorCheck{Name: "credential", Status: checkFail, auth: true, Detail: oneLine(err.Error()), Hint: hint})
+			add(DoctorCheck{Name: "credential", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error()), Hint: hint})
 			skipRest("token", "proxy", "reachable", "tls", "clock", "permission")
 			return checks
 		}
@@ -225,7 +226,7 @@ func runDoctorChecks(ctx context.Context, f *Factory, timeout time.Duration) []D
 	proxyURL, perr := http.ProxyFromEnvironment(&http.Request{URL: hubURL})
 	switch {
 	case perr != nil:
-		add(DoctorCheck{Name: "proxy", Status: checkFail, Detail: oneLine(perr.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.example:3128"})
+		add(DoctorCheck{Name: "proxy", Status: checkFail, Detail: cmdutil.OneLine(perr.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.Example:3128"})
 	case proxyURL != nil:
 		add(DoctorCheck{Name: "proxy", Status: checkInfo, Detail: redactURL(proxyURL) + " (from HTTPS_PROXY; NO_PROXY does not exclude the hub)"})
 	default:
@@ -241,7 +242,7 @@ func runDoctorChecks(ctx context.Context, f *Factory, timeout time.Duration) []D
 		d := net.Dialer{Timeout: timeout}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			add(DoctorCheck{Name: "reachable", Status: checkFail, Detail: oneLine(err.Error()),
+			add(DoctorCheck{Name: "reachable", Status: checkFail, Detail: cmdutil.OneLine(err.Error()),
 				Hint: "check the host name, DNS, and that outbound TCP 443 (HTTPS) is allowed; behind a proxy set HTTPS_PROXY"})
 			skipRest("tls", "clock", "permission")
 			return checks
@@ -258,7 +259,7 @@ func runDoctorChecks(ctx context.Context, f *Factory, timeout time.Duration) []D
 	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, hubURL.String(), nil)
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		c := DoctorCheck{Name: "tls", Status: checkFail, Detail: oneLine(err.Error())}
+		c := DoctorCheck{Name: "tls", Status: checkFail, Detail: cmdutil.OneLine(err.Error())}
 		var uae x509.UnknownAuthorityError
 		var hne x509.HostnameError
 		var cie x509.CertificateInvalidError
@@ -306,7 +307,7 @@ func runDoctorChecks(ctx context.Context, f *Factory, timeout time.Duration) []D
 	return checks
 }
 
-func describeCAs(f *Factory, caFile string) string {
+func describeCAs(f *cmdutil.Factory, caFile string) string {
 	parts := []string{"system roots"}
 	if f.LookupEnv != nil {
 		for _, k := range []string{"SSL_CERT_FILE", "SSL_CERT_DIR"} {
@@ -326,7 +327,7 @@ func describeCAs(f *Factory, caFile string) string {
 func sasTokenCheck(token, host string, now time.Time, given bool) DoctorCheck {
 	t, err := sas.Parse(token)
 	if err != nil {
-		return DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: oneLine(err.Error()), Hint: "the SharedAccessSignature is malformed"}
+		return DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error()), Hint: "the SharedAccessSignature is malformed"}
 	}
 	detail := fmt.Sprintf("SAS token for audience %s", t.Resource)
 	if t.KeyName != "" {
@@ -355,7 +356,7 @@ func entraTokenCheck(ctx context.Context, cred *auth.Credential, now time.Time, 
 	defer cancel()
 	tk, err := cred.Token.GetToken(tctx, policy.TokenRequestOptions{Scopes: []string{iothub.TokenScope}})
 	if err != nil {
-		c := DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: oneLine(err.Error())}
+		c := DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error())}
 		var ce *auth.CredentialError
 		if errors.As(err, &ce) {
 			c.Hint = ce.Hint()
@@ -378,17 +379,17 @@ func entraTokenCheck(ctx context.Context, cred *auth.Credential, now time.Time, 
 	return DoctorCheck{Name: "token", Status: checkPass, Detail: detail}
 }
 
-func permissionCheck(ctx context.Context, f *Factory, cred *auth.Credential, timeout time.Duration) DoctorCheck {
-	c, _, err := f.hubClient()
+func permissionCheck(ctx context.Context, f *cmdutil.Factory, cred *auth.Credential, timeout time.Duration) DoctorCheck {
+	c, _, err := f.HubClient()
 	if err != nil {
-		return DoctorCheck{Name: "permission", Status: checkFail, auth: true, Detail: oneLine(err.Error())}
+		return DoctorCheck{Name: "permission", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error())}
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	const q = "SELECT COUNT() AS numberOfDevices FROM devices"
 	page, err := c.NewQueryPager(q, nil).NextPage(qctx)
 	if err != nil {
-		check := DoctorCheck{Name: "permission", Status: checkFail, Detail: q + ": " + oneLine(err.Error())}
+		check := DoctorCheck{Name: "permission", Status: checkFail, Detail: q + ": " + cmdutil.OneLine(err.Error())}
 		if _, isAnswer := iothub.AsResponseError(err); isAnswer && iothub.KindOf(err) == iothub.KindUnauthorized {
 			check.auth = true
 			check.Hint = cred.RefusedHint()

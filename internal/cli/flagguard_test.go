@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 )
 
 // commandPaths lists every runnable command of the tree with its flags.
@@ -48,7 +50,7 @@ func TestEveryValueFlagRefusesEmptyAndRepeats(t *testing.T) {
 				args := append(append([]string{}, words...), "--"+fl.Name+"="+empty)
 				te := newTestEnv(t, nil)
 				code := te.run(args...)
-				assert.Equal(t, ExitUsage, code, "%s --%s=%q", path, fl.Name, empty)
+				assert.Equal(t, cmdutil.ExitUsage, code, "%s --%s=%q", path, fl.Name, empty)
 				assert.Contains(t, te.errOut.String(), "--"+fl.Name+": the value is empty", "%s --%s=%q", path, fl.Name, empty)
 				assert.Empty(t, te.inv.calls)
 				checked++
@@ -57,9 +59,8 @@ func TestEveryValueFlagRefusesEmptyAndRepeats(t *testing.T) {
 			te := newTestEnv(t, nil)
 			args := append(append([]string{}, words...), "--"+fl.Name, v, "--"+fl.Name, v)
 			code := te.run(args...)
-			assert.Equal(t, ExitUsage, code, "%s --%s twice", path, fl.Name)
-			_, repeatable := fl.Value.(*guardedValue).Value.(pflag.SliceValue)
-			if repeatable {
+			assert.Equal(t, cmdutil.ExitUsage, code, "%s --%s twice", path, fl.Name)
+			if cmdutil.Repeatable(fl) {
 				assert.NotContains(t, te.errOut.String(), "more than once", "%s --%s is repeatable", path, fl.Name)
 			} else {
 				assert.Contains(t, te.errOut.String(), "--"+fl.Name+" is given more than once", "%s --%s twice", path, fl.Name)
@@ -76,8 +77,10 @@ func TestEveryValueFlagRefusesEmptyAndRepeats(t *testing.T) {
 func validValue(t *testing.T, path string, fl *pflag.Flag) string {
 	t.Helper()
 	candidates := []string{}
-	if e, ok := fl.Value.(*guardedValue).Value.(*enumValue); ok {
-		candidates = append(candidates, e.options...)
+	c := commandPaths(NewCmdRoot(newTestEnv(t, nil).f))[path]
+	if complete, ok := c.GetFlagCompletionFunc(fl.Name); ok {
+		opts, _ := complete(c, nil, "")
+		candidates = append(candidates, opts...)
 	}
 	if fl.DefValue != "" && fl.DefValue != "[]" && fl.DefValue != "0" {
 		candidates = append(candidates, fl.DefValue)
@@ -88,7 +91,7 @@ func validValue(t *testing.T, path string, fl *pflag.Flag) string {
 		f := NewCmdRoot(fresh.f)
 		target := commandPaths(f)[path].Flags().Lookup(fl.Name)
 		require.NotNil(t, target)
-		if target.Value.(*guardedValue).Value.Set(c) == nil {
+		if target.Value.Set(c) == nil { // the flag's first value on a fresh tree
 			return c
 		}
 	}
@@ -110,7 +113,7 @@ func TestSecretFlagValueNeverEchoed(t *testing.T) {
 	te := newTestEnv(t, nil)
 	code := te.run("invoke", "reboot", "--device", "d", "--connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey="+testKey,
 		"--connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey="+testKey)
-	assert.Equal(t, ExitUsage, code)
+	assert.Equal(t, cmdutil.ExitUsage, code)
 	assert.Contains(t, te.errOut.String(), "--connection-string is given more than once")
 	assert.NotContains(t, te.errOut.String(), testKey[:8])
 }
@@ -120,17 +123,17 @@ func TestEmptyEnvironmentDefaults(t *testing.T) {
 		env      string
 		flagArgs []string // giving the flag makes the variable irrelevant
 	}{
-		{EnvHub, []string{"--hub", "h.example.test"}},
-		{EnvAuth, []string{"--auth", "sas"}},
-		{EnvOutput, []string{"-o", "json"}},
-		{EnvProfile, nil},
-		{EnvConfigDir, nil},
+		{cmdutil.EnvHub, []string{"--hub", "h.Example.test"}},
+		{cmdutil.EnvAuth, []string{"--auth", "sas"}},
+		{cmdutil.EnvOutput, []string{"-o", "json"}},
+		{cmdutil.EnvProfile, nil},
+		{cmdutil.EnvConfigDir, nil},
 	} {
 		t.Run(tt.env, func(t *testing.T) {
 			te := newTestEnv(t, nil)
 			te.env[tt.env] = " "
 			code := te.run("invoke", "reboot", "--device", "d")
-			assert.Equal(t, ExitUsage, code)
+			assert.Equal(t, cmdutil.ExitUsage, code)
 			assert.Contains(t, te.errOut.String(), tt.env+" is set but empty")
 			assert.Empty(t, te.inv.calls)
 			if tt.flagArgs != nil {

@@ -2,9 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 )
 
 // helpTopics are pages shown by `dmctl help <topic>` (gh's help_topic.go).
@@ -14,7 +15,7 @@ var helpTopics = []struct {
 	{
 		name:  "exit-codes",
 		short: "Exit codes and what they mean to a script",
-		long: heredoc(`
+		long: cmdutil.Heredoc(`
 			dmctl exits with one of these codes:
 
 			  0    every target succeeded; also a run with no targets at all (an
@@ -60,7 +61,7 @@ var helpTopics = []struct {
 	{
 		name:  "environment",
 		short: "Environment variables that dmctl reads",
-		long: heredoc(`
+		long: cmdutil.Heredoc(`
 			A variable that is set but empty (or only spaces) is bad input (exit 2),
 			like an empty flag value, wherever dmctl would read it: it never falls back
 			to the next source (a profile, the default).
@@ -131,43 +132,4 @@ func newHelpTopic(name, short, long string) *cobra.Command {
 		return nil
 	})
 	return cmd
-}
-
-// heredoc removes the common indentation of a raw string literal and its
-// first newline, so help text can be indented like the code around it.
-func heredoc(s string) string {
-	lines := strings.Split(strings.TrimPrefix(s, "\n"), "\n")
-	indent := -1
-	for _, l := range lines {
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
-		n := len(l) - len(strings.TrimLeft(l, "\t"))
-		if indent < 0 || n < indent {
-			indent = n
-		}
-	}
-	var b strings.Builder
-	for i, l := range lines {
-		if len(l) >= indent && indent > 0 {
-			l = l[indent:]
-		}
-		l = strings.TrimRight(l, " \t")
-		if i == len(lines)-1 && l == "" {
-			break
-		}
-		b.WriteString(l)
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-// example formats an Example block: heredoc, then indented by two spaces as
-// cobra's help shows examples.
-func example(s string) string {
-	lines := strings.Split(strings.TrimRight(heredoc(s), "\n"), "\n")
-	for i, l := range lines {
-		lines[i] = "  " + l
-	}
-	return strings.Join(lines, "\n")
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
@@ -57,7 +58,7 @@ func (f *fakeInvoker) Invoke(_ context.Context, t fleet.Target, req iothub.Metho
 }
 
 func sasCredential() *auth.Credential {
-	cs, err := connstr.ParseService("HostName=hub.example.test;SharedAccessKeyName=service;SharedAccessKey=" + testKey)
+	cs, err := connstr.ParseService("HostName=hub.Example.test;SharedAccessKeyName=service;SharedAccessKey=" + testKey)
 	if err != nil {
 		panic(err)
 	}
@@ -65,7 +66,7 @@ func sasCredential() *auth.Credential {
 }
 
 type testEnv struct {
-	f           *Factory
+	f           *cmdutil.Factory
 	ios         *output.IOStreams
 	in          *bytes.Buffer
 	out, errOut *bytes.Buffer
@@ -79,12 +80,12 @@ func newTestEnv(t *testing.T, scripts map[string][]answer) *testEnv {
 	t.Helper()
 	ios, in, out, errOut := output.Test()
 	te := &testEnv{ios: ios, in: in, out: out, errOut: errOut, inv: &fakeInvoker{scripts: scripts}, cred: sasCredential(), env: map[string]string{}}
-	te.f = &Factory{
+	te.f = &cmdutil.Factory{
 		IOStreams: ios,
 		LookupEnv: func(k string) (string, bool) { v, ok := te.env[k]; return v, ok },
 		Now:       func() time.Time { return fixedNow },
 		Sleep:     func(context.Context, time.Duration) error { return nil },
-		Global:    &GlobalOptions{},
+		Global:    &cmdutil.GlobalOptions{},
 	}
 	te.f.Invoker = func() (fleet.Invoker, *auth.Credential, error) { return te.inv, te.cred, nil }
 	return te

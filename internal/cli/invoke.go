@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -139,13 +140,13 @@ type invokeFlags struct {
 }
 
 // NewCmdInvoke returns `dmctl invoke`.
-func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
-	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.Invoker, Query: f.Query, Now: f.Now, Sleep: f.Sleep, Hub: hubClientOnce(f), HardStop: f.HardStop}
+func NewCmdInvoke(f *cmdutil.Factory, runF func(*InvokeOptions) error) *cobra.Command {
+	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.MethodInvoker, Query: f.QueryPager, Now: f.Now, Sleep: f.Sleep, Hub: f.HubClient, HardStop: f.HardStop}
 	var fl invokeFlags
 	cmd := &cobra.Command{
 		Use:   "invoke METHOD (--device ID ... | --devices-file FILE | --query SQL) [flags]",
 		Short: "Invoke a direct method on devices, modules or a whole fleet",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			Invoke a direct method on devices (or on a module of each device) and
 			report what each device answered.
 
@@ -248,9 +249,9 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 			for a disconnected device to connect (0..300s). A bare number means
 			seconds.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl invoke reboot --device thermostat-17
-			$ dmctl invoke firmwareUpdate --device thermostat-17 --payload '{"fwPackageUri":"https://example.com/fw-2.1.bin"}'
+			$ dmctl invoke firmwareUpdate --device thermostat-17 --payload '{"fwPackageUri":"https://cmdutil.Example.com/fw-2.1.bin"}'
 			$ dmctl invoke reboot --device gw-1 --module telemetry -o json
 			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --rate auto --tier S1 --units 2 -o jsonl
 			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --waves 1,10%,50%,100% --max-failures 2% --journal fw.journal
@@ -268,10 +269,10 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 				return nil // the journal names the method
 			}
 			if len(args) != 1 {
-				return FlagErrorf("invoke needs exactly one METHOD argument (got %d), e.g. dmctl invoke reboot --device ID", len(args))
+				return cmdutil.FlagErrorf("invoke needs exactly one METHOD argument (got %d), e.g. dmctl invoke reboot --device ID", len(args))
 			}
 			if strings.TrimSpace(args[0]) == "" {
-				return FlagErrorf("METHOD is empty: name the method, e.g. dmctl invoke reboot --device ID")
+				return cmdutil.FlagErrorf("METHOD is empty: name the method, e.g. dmctl invoke reboot --device ID")
 			}
 			return nil
 		},
@@ -308,13 +309,13 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 	flags.StringVar(&opts.QuerySQL, "query", "", "Invoke on the devices (or modules) an IoT Hub query returns, e.g. \"SELECT deviceId FROM devices WHERE tags.site = 'a'\"")
 	flags.StringVar(&fl.module, "module", "", "Invoke the method on this module `ID` of each device")
 	flags.StringVar(&fl.payload, "payload", "", "Method payload: JSON text, @FILE, or - for stdin (default null)")
-	durationFlag(flags, &opts.Timeout, "timeout", iothub.DefaultResponseTimeout, true, "How long the hub waits for the device's answer (5s..300s)")
-	durationFlag(flags, &opts.ConnectTimeout, "connect-timeout", 0, true, "How long the hub waits for a disconnected device to connect (0..300s)")
+	cmdutil.DurationFlag(flags, &opts.Timeout, "timeout", iothub.DefaultResponseTimeout, true, "How long the hub waits for the device's answer (5s..300s)")
+	cmdutil.DurationFlag(flags, &opts.ConnectTimeout, "connect-timeout", 0, true, "How long the hub waits for a disconnected device to connect (0..300s)")
 	flags.StringVar(&fl.okStatus, "ok-status", "2xx", "Device statuses that count as success, e.g. 200,202 or 2xx")
 	flags.BoolVar(&opts.Idempotent, "idempotent", false, "The method is safe to run twice: also resend after timeouts, 500/502 and lost connections, and rerun unknown targets on --resume")
-	durationFlag(flags, &fl.waitOnline, "wait-online", 0, false, "Keep retrying offline devices (404103) for up to this long")
+	cmdutil.DurationFlag(flags, &fl.waitOnline, "wait-online", 0, false, "Keep retrying offline devices (404103) for up to this long")
 	flags.IntVar(&opts.MaxAttempts, "max-attempts", DefaultMaxAttempts, "Send each call at most this many times (1: never resend)")
-	durationFlag(flags, &fl.retryFor, "retry-for", DefaultRetryFor, false, "Stop resending a call after this long")
+	cmdutil.DurationFlag(flags, &fl.retryFor, "retry-for", DefaultRetryFor, false, "Stop resending a call after this long")
 	flags.IntVarP(&opts.Concurrency, "concurrency", "c", DefaultConcurrency, fmt.Sprintf("Most calls in flight at once (1..%d)", MaxConcurrency))
 	flags.StringVar(&fl.rate, "rate", "", "Pace calls: N/s, N/m, or auto (start at the --tier throttle and adapt to 429s)")
 	flags.StringVar(&opts.Tier, "tier", "", "The hub's tier (F1, S1, S2, S3) for --rate auto and --dry-run estimates")
@@ -323,17 +324,17 @@ func NewCmdInvoke(f *Factory, runF func(*InvokeOptions) error) *cobra.Command {
 	flags.StringVar(&opts.Resume, "resume", "", "Continue the run recorded in journal `FILE`: run only the targets it has no result for")
 	flags.StringVar(&fl.waves, "waves", "", "Run in cumulative waves, e.g. 1,10%,50%,100%")
 	flags.IntVar(&fl.batchSize, "batch-size", 0, "Run in waves of N targets")
-	durationFlag(flags, &opts.WavePause, "wave-pause", 0, false, "Pause between waves")
+	cmdutil.DurationFlag(flags, &opts.WavePause, "wave-pause", 0, false, "Pause between waves")
 	flags.StringVar(&fl.maxFailures, "max-failures", "", "Stop when more than N targets failed, or more than P% of the finished ones at the end of a wave (exit 5)")
 	flags.BoolVar(&opts.DryRun, "dry-run", false, "Resolve the targets, print their count, a sample and the estimated duration; send nothing")
 	flags.BoolVarP(&opts.Yes, "yes", "y", false, "Do not ask for confirmation on a terminal")
-	durationFlag(flags, &opts.Grace, "grace", DefaultGrace, false, "After Ctrl-C, how long calls in flight may take to finish")
+	cmdutil.DurationFlag(flags, &opts.Grace, "grace", DefaultGrace, false, "After Ctrl-C, how long calls in flight may take to finish")
 	addWaitOutcomeFlags(flags, &fl.wait)
-	stringEnumFlag(cmd, flags, &opts.Via, "via", "", ViaDirect, []string{ViaDirect, ViaJob}, "Call each device from dmctl (direct), or run the fan-out as an IoT Hub scheduleDeviceMethod job (job)")
+	cmdutil.StringEnumFlag(cmd, flags, &opts.Via, "via", "", ViaDirect, []string{ViaDirect, ViaJob}, "Call each device from dmctl (direct), or run the fan-out as an IoT Hub scheduleDeviceMethod job (job)")
 	_ = cmd.RegisterFlagCompletionFunc("wait", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{string(fleet.PresetReboot), string(fleet.PresetFirmware)}, cobra.ShellCompDirectiveNoFileComp
 	})
-	_ = cmd.RegisterFlagCompletionFunc("device", completeDeviceIDs(f))
+	_ = cmd.RegisterFlagCompletionFunc("device", cmdutil.CompleteDeviceIDs(f))
 	_ = cmd.RegisterFlagCompletionFunc("module", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("query", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("tier", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -353,28 +354,28 @@ var (
 )
 
 // checkInvoke turns raw flags into options, checking every input; any
-// problem is a *FlagError naming the input, and nothing has been sent.
+// problem is a *cmdutil.FlagError naming the input, and nothing has been sent.
 func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error {
 	if opts.Method == "" {
-		return FlagErrorf("invoke needs exactly one METHOD argument (got 0), e.g. dmctl invoke reboot --device ID")
+		return cmdutil.FlagErrorf("invoke needs exactly one METHOD argument (got 0), e.g. dmctl invoke reboot --device ID")
 	}
 	if err := iothub.ValidateMethodName(opts.Method); err != nil {
-		return FlagErrorf("METHOD: %v", err)
+		return cmdutil.FlagErrorf("METHOD: %v", err)
 	}
 	if len(fl.devices) == 0 && len(opts.DevicesFiles) == 0 && opts.QuerySQL == "" {
-		return FlagErrorf("name the targets: --device ID (repeatable), --devices-file FILE (- for stdin) or --query SQL")
+		return cmdutil.FlagErrorf("name the targets: --device ID (repeatable), --devices-file FILE (- for stdin) or --query SQL")
 	}
 	opts.Module = fl.module
 	if fl.module != "" {
 		if err := iothub.ValidateModuleID(fl.module); err != nil {
-			return FlagErrorf("--module: %v", err)
+			return cmdutil.FlagErrorf("--module: %v", err)
 		}
 	}
 	seen := fleet.NewTargetSet()
 	opts.Targets, opts.Duplicates = opts.Targets[:0], 0
 	for _, d := range fl.devices {
 		if err := iothub.ValidateDeviceID(d); err != nil {
-			return FlagErrorf("--device: %v", err)
+			return cmdutil.FlagErrorf("--device: %v", err)
 		}
 		t := fleet.Target{DeviceID: d, ModuleID: fl.module}
 		if !seen.Add(t) {
@@ -387,16 +388,16 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 		q := opts.QuerySQL
 		switch {
 		case strings.TrimSpace(q) == "":
-			return FlagErrorf("--query: the query is empty")
+			return cmdutil.FlagErrorf("--query: the query is empty")
 		case len(q) > iothub.MaxQueryLength:
-			return FlagErrorf("--query: the query has %d characters; IoT Hub accepts queries of at most %d", len(q), iothub.MaxQueryLength)
+			return cmdutil.FlagErrorf("--query: the query has %d characters; IoT Hub accepts queries of at most %d", len(q), iothub.MaxQueryLength)
 		case !queryShape.MatchString(q):
 			if m := queryOtherTable.FindStringSubmatch(q); m != nil && !strings.EqualFold(m[1], "modules") {
-				return FlagErrorf("--query: targets come from FROM devices or FROM devices.modules, not devices.%s", m[1])
+				return cmdutil.FlagErrorf("--query: targets come from FROM devices or FROM devices.modules, not devices.%s", m[1])
 			}
-			return FlagErrorf("--query: %q is not a device query: write SELECT deviceId FROM devices [WHERE ...] (or FROM devices.modules)", q)
+			return cmdutil.FlagErrorf("--query: %q is not a device query: write SELECT deviceId FROM devices [WHERE ...] (or FROM devices.modules)", q)
 		case fl.module != "" && queryModules.MatchString(q):
-			return FlagErrorf("--module cannot be combined with a FROM devices.modules query: the query already names the modules")
+			return cmdutil.FlagErrorf("--module cannot be combined with a FROM devices.modules query: the query already names the modules")
 		}
 	}
 	stdinFiles := 0
@@ -406,15 +407,15 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 		}
 	}
 	if stdinFiles > 1 {
-		return FlagErrorf("--devices-file - is given more than once: stdin can be read once")
+		return cmdutil.FlagErrorf("--devices-file - is given more than once: stdin can be read once")
 	}
 	if stdinFiles > 0 && fl.payload == "-" {
-		return FlagErrorf("--devices-file - and --payload - both read stdin; put one of them in a file")
+		return cmdutil.FlagErrorf("--devices-file - and --payload - both read stdin; put one of them in a file")
 	}
 	if stdinFiles > 0 && opts.IO.IsStdinTTY() {
-		return FlagErrorf("--devices-file - (stdin): stdin is a terminal; pipe the list in, or use --devices-file FILE")
+		return cmdutil.FlagErrorf("--devices-file - (stdin): stdin is a terminal; pipe the list in, or use --devices-file FILE")
 	}
-	payload, err := readPayload(fl.payload, payloadGiven, opts.IO)
+	payload, err := cmdutil.ReadPayload(fl.payload, payloadGiven, opts.IO)
 	if err != nil {
 		return err
 	}
@@ -422,26 +423,26 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 	if err := opts.checkResumePayload(); err != nil {
 		return err
 	}
-	if err := checkMethodTimeouts(opts.Timeout, opts.ConnectTimeout); err != nil {
+	if err := cmdutil.CheckMethodTimeouts(opts.Timeout, opts.ConnectTimeout); err != nil {
 		return err
 	}
 	ok, err := fleet.ParseStatusSet(fl.okStatus)
 	if err != nil {
-		return FlagErrorf("--ok-status: %v", err)
+		return cmdutil.FlagErrorf("--ok-status: %v", err)
 	}
 	opts.OKStatus = ok
 	if opts.MaxAttempts < 1 || opts.MaxAttempts > MaxMaxAttempts {
-		return FlagErrorf("--max-attempts: %d is out of range: use 1 (never resend) to %d", opts.MaxAttempts, MaxMaxAttempts)
+		return cmdutil.FlagErrorf("--max-attempts: %d is out of range: use 1 (never resend) to %d", opts.MaxAttempts, MaxMaxAttempts)
 	}
 	if fl.waitOnline > MaxWait {
-		return FlagErrorf("--wait-online: %s is longer than %s", formatDuration(fl.waitOnline), formatDuration(MaxWait))
+		return cmdutil.FlagErrorf("--wait-online: %s is longer than %s", cmdutil.FormatDuration(fl.waitOnline), cmdutil.FormatDuration(MaxWait))
 	}
 	if fl.retryFor > MaxWait {
-		return FlagErrorf("--retry-for: %s is longer than %s", formatDuration(fl.retryFor), formatDuration(MaxWait))
+		return cmdutil.FlagErrorf("--retry-for: %s is longer than %s", cmdutil.FormatDuration(fl.retryFor), cmdutil.FormatDuration(MaxWait))
 	}
 	opts.WaitOnline, opts.RetryFor = fl.waitOnline, fl.retryFor
 	if _, err := output.ParseFormat(string(opts.Output)); err != nil {
-		return FlagErrorf("-o/--output: %v", err)
+		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
 	if err := checkFleetFlags(opts, fl); err != nil {
 		return err
@@ -452,68 +453,68 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 // checkFleetFlags checks the flags about pacing, waves, journals and safety.
 func checkFleetFlags(opts *InvokeOptions, fl *invokeFlags) error {
 	if opts.Concurrency < 1 || opts.Concurrency > MaxConcurrency {
-		return FlagErrorf("--concurrency: %d is out of range: use 1 to %d", opts.Concurrency, MaxConcurrency)
+		return cmdutil.FlagErrorf("--concurrency: %d is out of range: use 1 to %d", opts.Concurrency, MaxConcurrency)
 	}
 	opts.Rate, opts.RateAuto = 0, false
 	if fl.rate != "" {
 		r, auto, err := fleet.ParseRate(fl.rate)
 		if err != nil {
-			return FlagErrorf("--rate: %v", err)
+			return cmdutil.FlagErrorf("--rate: %v", err)
 		}
 		opts.Rate, opts.RateAuto = r, auto
 	}
 	if opts.Units < 1 {
-		return FlagErrorf("--units: %d is out of range: a hub has at least 1 unit", opts.Units)
+		return cmdutil.FlagErrorf("--units: %d is out of range: a hub has at least 1 unit", opts.Units)
 	}
 	if opts.Tier != "" {
 		opts.Tier = strings.ToUpper(strings.TrimSpace(opts.Tier))
 		if _, err := iothub.TierRate(opts.Tier, opts.Units, 0); err != nil {
-			return FlagErrorf("--tier: %v", err)
+			return cmdutil.FlagErrorf("--tier: %v", err)
 		}
 	}
 	if fl.waves != "" && fl.batchSize != 0 {
-		return FlagErrorf("--waves and --batch-size both split the run into waves; use one of them")
+		return cmdutil.FlagErrorf("--waves and --batch-size both split the run into waves; use one of them")
 	}
 	opts.Waves = fleet.WavePlan{}
 	if fl.waves != "" {
 		w, err := fleet.ParseWaves(fl.waves)
 		if err != nil {
-			return FlagErrorf("--waves: %v", err)
+			return cmdutil.FlagErrorf("--waves: %v", err)
 		}
 		opts.Waves = w
 	}
 	if fl.batchSize < 0 {
-		return FlagErrorf("--batch-size: %d is out of range: use 1 or more", fl.batchSize)
+		return cmdutil.FlagErrorf("--batch-size: %d is out of range: use 1 or more", fl.batchSize)
 	}
 	opts.Waves.BatchSize = fl.batchSize
 	if opts.WavePause > MaxWait {
-		return FlagErrorf("--wave-pause: %s is longer than %s", formatDuration(opts.WavePause), formatDuration(MaxWait))
+		return cmdutil.FlagErrorf("--wave-pause: %s is longer than %s", cmdutil.FormatDuration(opts.WavePause), cmdutil.FormatDuration(MaxWait))
 	}
 	if opts.WavePause > 0 && opts.Waves.IsZero() {
-		return FlagErrorf("--wave-pause needs --waves or --batch-size")
+		return cmdutil.FlagErrorf("--wave-pause needs --waves or --batch-size")
 	}
 	opts.MaxFailures = fleet.Threshold{}
 	if fl.maxFailures != "" {
 		t, err := fleet.ParseThreshold(fl.maxFailures)
 		if err != nil {
-			return FlagErrorf("--max-failures: %v", err)
+			return cmdutil.FlagErrorf("--max-failures: %v", err)
 		}
 		if t.Percent > 0 && opts.Waves.IsZero() {
-			return FlagErrorf("--max-failures %s: a percentage is checked when a wave ends; add --waves or --batch-size, or give a number of failures", fl.maxFailures)
+			return cmdutil.FlagErrorf("--max-failures %s: a percentage is checked when a wave ends; add --waves or --batch-size, or give a number of failures", fl.maxFailures)
 		}
 		opts.MaxFailures = t
 	}
 	if opts.Grace > MaxGrace {
-		return FlagErrorf("--grace: %s is longer than %s", formatDuration(opts.Grace), formatDuration(MaxGrace))
+		return cmdutil.FlagErrorf("--grace: %s is longer than %s", cmdutil.FormatDuration(opts.Grace), cmdutil.FormatDuration(MaxGrace))
 	}
 	if opts.Journal != "" && opts.Resume != "" && filepath.Clean(opts.Journal) != filepath.Clean(opts.Resume) {
-		return FlagErrorf("--journal and --resume name different files: --resume continues its own journal")
+		return cmdutil.FlagErrorf("--journal and --resume name different files: --resume continues its own journal")
 	}
 	if opts.Journal != "" && opts.Resume == "" && !opts.DryRun {
 		if fi, err := os.Stat(opts.Journal); err == nil && fi.IsDir() {
-			return FlagErrorf("--journal %s: it is a directory; name a new file, e.g. %s", opts.Journal, filepath.Join(opts.Journal, "run.journal"))
+			return cmdutil.FlagErrorf("--journal %s: it is a directory; name a new file, e.g. %s", opts.Journal, filepath.Join(opts.Journal, "run.journal"))
 		} else if err == nil {
-			return FlagErrorf("--journal %s: the file already exists; continue that run with --resume %s, or choose a new file", opts.Journal, opts.Journal)
+			return cmdutil.FlagErrorf("--journal %s: the file already exists; continue that run with --resume %s, or choose a new file", opts.Journal, opts.Journal)
 		}
 	}
 	return nil
@@ -595,28 +596,28 @@ func applyJournal(opts *InvokeOptions, fl *invokeFlags, flags *pflag.FlagSet) er
 	if err != nil {
 		var pe *os.PathError
 		if errors.As(err, &pe) {
-			return FlagErrorf("--resume %s: cannot read it: %v", opts.Resume, pe.Err)
+			return cmdutil.FlagErrorf("--resume %s: cannot read it: %v", opts.Resume, pe.Err)
 		}
-		return FlagErrorf("--resume %v", err)
+		return cmdutil.FlagErrorf("--resume %v", err)
 	}
 	opts.resume = st
 	h := st.Header
 	if opts.Method == "" {
 		opts.Method = h.Method
 	} else if opts.Method != h.Method {
-		return FlagErrorf("--resume %s: the journal's run invoked %q, not %q", opts.Resume, h.Method, opts.Method)
+		return cmdutil.FlagErrorf("--resume %s: the journal's run invoked %q, not %q", opts.Resume, h.Method, opts.Method)
 	}
 	var run journalRun
 	if len(h.Run) > 0 {
 		if err := json.Unmarshal(h.Run, &run); err != nil {
-			return FlagErrorf("--resume %s: line 1: the run's options are unreadable: %v", opts.Resume, err)
+			return cmdutil.FlagErrorf("--resume %s: line 1: the run's options are unreadable: %v", opts.Resume, err)
 		}
 	}
 	if err := opts.resumeTargets(run, fl, flags); err != nil {
 		return err
 	}
 	if run.PayloadSHA256 != "" && !flags.Changed("payload") {
-		return FlagErrorf("--resume %s: the run sent a payload, which the journal does not store (it may hold secrets); give the same --payload again", opts.Resume)
+		return cmdutil.FlagErrorf("--resume %s: the run sent a payload, which the journal does not store (it may hold secrets); give the same --payload again", opts.Resume)
 	}
 	setDuration := func(name string, p *time.Duration, v string) error {
 		if flags.Changed(name) || v == "" {
@@ -624,7 +625,7 @@ func applyJournal(opts *InvokeOptions, fl *invokeFlags, flags *pflag.FlagSet) er
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			return FlagErrorf("--resume %s: line 1: %s %q is not a duration", opts.Resume, name, v)
+			return cmdutil.FlagErrorf("--resume %s: line 1: %s %q is not a duration", opts.Resume, name, v)
 		}
 		*p = d
 		return nil
@@ -680,11 +681,11 @@ func (opts *InvokeOptions) resumeTargets(run journalRun, fl *invokeFlags, flags 
 		if name == "devices-file" && stdin && len(opts.DevicesFiles) == 1 && opts.DevicesFiles[0] == "-" {
 			continue
 		}
-		return FlagErrorf("--resume %s takes its targets from the journal; --%s cannot add to or replace them. "+
+		return cmdutil.FlagErrorf("--resume %s takes its targets from the journal; --%s cannot add to or replace them. "+
 			"Invoke other targets in a run of their own (with its own --journal), after or beside this one", opts.Resume, name)
 	}
 	if stdin && !flags.Changed("devices-file") {
-		return FlagErrorf("--resume %s: the run read its targets from stdin; pipe the same list again with --devices-file -", opts.Resume)
+		return cmdutil.FlagErrorf("--resume %s: the run read its targets from stdin; pipe the same list again with --devices-file -", opts.Resume)
 	}
 	fl.devices, opts.DevicesFiles, opts.QuerySQL, fl.module = run.Devices, files, run.Query, run.Module
 	return nil
@@ -699,9 +700,9 @@ func (opts *InvokeOptions) checkResumePayload() error {
 	_ = json.Unmarshal(opts.resume.Header.Run, &run)
 	if got := payloadDigest(opts.Payload); got != run.PayloadSHA256 {
 		if run.PayloadSHA256 == "" {
-			return FlagErrorf("--resume %s: the run sent no payload, but --payload was given", opts.Resume)
+			return cmdutil.FlagErrorf("--resume %s: the run sent no payload, but --payload was given", opts.Resume)
 		}
-		return FlagErrorf("--resume %s: --payload differs from the payload the run sent", opts.Resume)
+		return cmdutil.FlagErrorf("--resume %s: --payload differs from the payload the run sent", opts.Resume)
 	}
 	return nil
 }
@@ -743,7 +744,7 @@ func (opts *InvokeOptions) pace() (pace, error) {
 	if opts.Tier != "" {
 		r, err := iothub.TierRate(opts.Tier, opts.Units, payloadBytes)
 		if err != nil {
-			return pace{}, FlagErrorf("--tier: %v", err)
+			return pace{}, cmdutil.FlagErrorf("--tier: %v", err)
 		}
 		tierRate = r
 		tierText = fmt.Sprintf("tier %s, %d unit", opts.Tier, opts.Units)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -127,7 +128,7 @@ func TestInvokeFleetFlagErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.Nil(t, o)
 			assert.Equal(t, tt.want, err.Error())
-			assert.Equal(t, ExitUsage, code)
+			assert.Equal(t, cmdutil.ExitUsage, code)
 		})
 	}
 }
@@ -165,7 +166,7 @@ func TestInvokeDevicesFileBadLineSendsNothing(t *testing.T) {
 	te := newTestEnv(t, nil)
 	file := writeFile(t, "ids.txt", "ok-1\nok-2\nnot ok\n")
 	code := te.run("invoke", "reboot", "--devices-file", file)
-	assert.Equal(t, ExitUsage, code)
+	assert.Equal(t, cmdutil.ExitUsage, code)
 	assert.Empty(t, te.inv.calls, "nothing is sent when a line is bad")
 	assert.Equal(t, "Error: --devices-file "+file+`: line 3: invalid device id "not ok": character " " at position 4 is not allowed; IoT Hub ids may contain only ASCII letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '`+"\n"+
 		"Run 'dmctl invoke --help' for usage.\n", te.errOut.String())
@@ -184,13 +185,13 @@ func TestInvokeQueryRefused(t *testing.T) {
 	te := newTestEnv(t, nil)
 	withQuery(te, &pager{pages: [][]string{{}}, err: &iothub.ResponseError{StatusCode: 400, ErrorCode: 400000, ErrorCodeName: "BadRequest", Message: "syntax error at 'FRM'"}})
 	code := te.run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE x ==")
-	assert.Equal(t, ExitUsage, code)
+	assert.Equal(t, cmdutil.ExitUsage, code)
 	assert.Contains(t, te.errOut.String(), "Error: --query: the hub refused the query: 400 400000 BadRequest: syntax error at 'FRM'\n")
 	assert.Empty(t, te.inv.calls)
 
 	te = newTestEnv(t, nil)
 	withQuery(te, &pager{pages: [][]string{{}}, err: &iothub.ResponseError{StatusCode: 401, ErrorCode: 401002, Message: "no"}})
-	assert.Equal(t, ExitAuth, te.run("invoke", "reboot", "--query", "SELECT * FROM devices"))
+	assert.Equal(t, cmdutil.ExitAuth, te.run("invoke", "reboot", "--query", "SELECT * FROM devices"))
 	assert.Empty(t, te.inv.calls)
 
 	te = newTestEnv(t, nil)
@@ -209,7 +210,7 @@ func TestInvokeDryRun(t *testing.T) {
 	code := te.run("invoke", "reboot", "--query", "SELECT deviceId FROM devices", "--dry-run", "--rate", "auto", "--tier", "S1", "--units", "2")
 	assert.Equal(t, 0, code, te.errOut.String())
 	assert.Empty(t, te.inv.calls, "a dry run sends no method")
-	want := "Dry run: would invoke \"reboot\" on 25 targets on hub hub.example.test (nothing was sent).\n"
+	want := "Dry run: would invoke \"reboot\" on 25 targets on hub hub.Example.test (nothing was sent).\n"
 	for _, id := range ids[:10] {
 		want += "  " + id + "\n"
 	}
@@ -248,8 +249,8 @@ func TestInvokeConfirmation(t *testing.T) {
 		wantPrompt bool
 	}{
 		{"terminal, yes", true, []string{"--device", "a", "--device", "b"}, "y\n", 0, 2, true},
-		{"terminal, no", true, []string{"--device", "a", "--device", "b"}, "n\n", ExitUsage, 0, true},
-		{"terminal, empty answer", true, []string{"--device", "a", "--device", "b"}, "\n", ExitUsage, 0, true},
+		{"terminal, no", true, []string{"--device", "a", "--device", "b"}, "n\n", cmdutil.ExitUsage, 0, true},
+		{"terminal, empty answer", true, []string{"--device", "a", "--device", "b"}, "\n", cmdutil.ExitUsage, 0, true},
 		{"terminal, --yes", true, []string{"--device", "a", "--device", "b", "--yes"}, "", 0, 2, false},
 		{"terminal, one target", true, []string{"--device", "a"}, "", 0, 1, false},
 		{"not a terminal", false, []string{"--device", "a", "--device", "b"}, "", 0, 2, false},
@@ -263,13 +264,13 @@ func TestInvokeConfirmation(t *testing.T) {
 			code := te.run(append([]string{"invoke", "reboot", "-o", "name"}, tt.args...)...)
 			assert.Equal(t, tt.code, code, te.errOut.String())
 			assert.Len(t, te.inv.calls, tt.calls)
-			prompt := `Invoke "reboot" on 2 targets on hub hub.example.test? [y/N] `
+			prompt := `Invoke "reboot" on 2 targets on hub hub.Example.test? [y/N] `
 			if tt.wantPrompt {
 				assert.True(t, strings.HasPrefix(te.errOut.String(), prompt), te.errOut.String())
 			} else {
 				assert.NotContains(t, te.errOut.String(), "[y/N]")
 			}
-			if tt.code == ExitUsage {
+			if tt.code == cmdutil.ExitUsage {
 				assert.Contains(t, te.errOut.String(), "Cancelled: nothing was sent.\n")
 			}
 		})
@@ -287,7 +288,7 @@ func TestInvokeMaxFailuresExit5(t *testing.T) {
 		args = append(args, "--device", fmt.Sprintf("d%02d", i))
 	}
 	code := te.run(args...)
-	assert.Equal(t, ExitThreshold, code)
+	assert.Equal(t, cmdutil.ExitThreshold, code)
 	assert.Len(t, te.inv.calls, 2, "the first wave of 2 failed: more than 1 failure stops before the next")
 	lines := strings.Split(strings.TrimSpace(te.out.String()), "\n")
 	require.Len(t, lines, 30, "every target is reported, untouched ones as skipped")
@@ -308,7 +309,7 @@ func TestInvokeJournalThenResume(t *testing.T) {
 	te := newTestEnv(t, map[string][]answer{"b": {ok(500, `null`)}})
 	code := te.run("invoke", "reboot", "--device", "a", "--device", "b", "--device", "c", "--device", "d",
 		"--journal", journal, "--payload", `{"v":1}`, "--timeout", "45", "-o", "name")
-	assert.Equal(t, ExitTargets, code)
+	assert.Equal(t, cmdutil.ExitTargets, code)
 	raw, err := os.ReadFile(journal)
 	require.NoError(t, err)
 	assert.NotContains(t, string(raw), `{"v":1}`, "the payload is not stored (it may hold secrets)")
@@ -329,7 +330,7 @@ func TestInvokeJournalThenResume(t *testing.T) {
 	// Resume: the targets come from the journal's header.
 	te = newTestEnv(t, nil)
 	code = te.run("invoke", "--resume", journal, "--payload", `{"v":1}`, "-o", "jsonl")
-	assert.Equal(t, ExitTargets, code, "b failed in the first run and c is unknown: the rollout did not fully succeed")
+	assert.Equal(t, cmdutil.ExitTargets, code, "b failed in the first run and c is unknown: the rollout did not fully succeed")
 	assert.Equal(t, targets("d"), te.inv.calls, "only d runs: a and b have results, c was in flight")
 	require.Len(t, te.inv.reqs, 1)
 	assert.Equal(t, 45*time.Second, te.inv.reqs[0].ResponseTimeout, "options come from the journal")
@@ -344,20 +345,20 @@ func TestInvokeJournalThenResume(t *testing.T) {
 	// Target flags cannot add to a resumed run.
 	te = newTestEnv(t, nil)
 	code = te.run("invoke", "--resume", journal, "--device", "e", "--payload", `{"v":1}`)
-	assert.Equal(t, ExitUsage, code)
+	assert.Equal(t, cmdutil.ExitUsage, code)
 	assert.Contains(t, te.errOut.String(), "--resume "+journal+" takes its targets from the journal; --device cannot add to or replace them")
 	assert.Empty(t, te.inv.calls)
 
 	// With --idempotent the unknown target runs again; the rest are final.
 	te = newTestEnv(t, nil)
 	code = te.run("invoke", "reboot", "--resume", journal, "--payload", `{"v":1}`, "--idempotent", "-o", "name")
-	assert.Equal(t, ExitTargets, code)
+	assert.Equal(t, cmdutil.ExitTargets, code)
 	assert.Equal(t, targets("c"), te.inv.calls)
 
 	// Everything is final now: nothing runs, the exit code still tells the rollout's outcome.
 	te = newTestEnv(t, nil)
 	code = te.run("invoke", "--resume", journal, "--payload", `{"v":1}`)
-	assert.Equal(t, ExitTargets, code)
+	assert.Equal(t, cmdutil.ExitTargets, code)
 	assert.Empty(t, te.inv.calls)
 }
 
@@ -377,7 +378,7 @@ func TestInvokeResumeChecks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
-			assert.Equal(t, ExitUsage, te.run(tt.args...))
+			assert.Equal(t, cmdutil.ExitUsage, te.run(tt.args...))
 			assert.Contains(t, te.errOut.String(), "Error: "+tt.want+"\n")
 			assert.Empty(t, te.inv.calls)
 		})
@@ -402,7 +403,7 @@ func TestInvokeInterruptHintsResume(t *testing.T) {
 	opts.Targets = targets("a", "b", "c")
 	opts.Journal = journal
 	err := InvokeRun(ctx, opts)
-	assert.Equal(t, ExitInterrupted, ExitCode(err))
+	assert.Equal(t, cmdutil.ExitInterrupted, cmdutil.ExitCode(err))
 	assert.Contains(t, te.errOut.String(), "hint: continue with: dmctl invoke --resume "+journal+"\n")
 	st, err := fleet.ReadJournal(journal)
 	require.NoError(t, err)
@@ -439,11 +440,11 @@ func TestJournalShow(t *testing.T) {
 		args = append(args, "--device", id)
 	}
 	code := te.run(append(args, "--max-failures", "0", "-c", "1", "--journal", journal, "-o", "name")...)
-	require.Equal(t, ExitThreshold, code, te.errOut.String())
+	require.Equal(t, cmdutil.ExitThreshold, code, te.errOut.String())
 	called := len(te.inv.calls)
 
 	te = newTestEnv(t, nil)
-	assert.Equal(t, ExitTargets, te.run("journal", "show", journal, "-o", "jsonl"))
+	assert.Equal(t, cmdutil.ExitTargets, te.run("journal", "show", journal, "-o", "jsonl"))
 	got := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(te.out.String()), "\n") {
 		var r struct{ DeviceID, Outcome string }
@@ -469,6 +470,6 @@ func TestJournalShow(t *testing.T) {
 	assert.Empty(t, te.inv.calls, "journal show sends nothing")
 
 	te = newTestEnv(t, nil)
-	assert.Equal(t, ExitUsage, te.run("journal", "show", filepath.Join(t.TempDir(), "missing")))
+	assert.Equal(t, cmdutil.ExitUsage, te.run("journal", "show", filepath.Join(t.TempDir(), "missing")))
 	assert.Contains(t, te.errOut.String(), "cannot read it: no such file or directory")
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 )
@@ -48,7 +49,7 @@ var viaJobRefused = []struct{ flag, why string }{
 func checkViaJob(opts *InvokeOptions, flags *pflag.FlagSet) error {
 	for _, r := range viaJobRefused {
 		if flags.Changed(r.flag) {
-			return FlagErrorf("--via job cannot be combined with --%s: %s", r.flag, r.why)
+			return cmdutil.FlagErrorf("--via job cannot be combined with --%s: %s", r.flag, r.why)
 		}
 	}
 	if opts.QuerySQL != "" {
@@ -69,21 +70,21 @@ var (
 // clause, or * for every device.
 func jobConditionOf(sql string) (string, error) {
 	if queryFromModules.MatchString(sql) {
-		return "", FlagErrorf("--via job: --query selects modules (FROM devices.modules); IoT Hub jobs invoke device methods only")
+		return "", cmdutil.FlagErrorf("--via job: --query selects modules (FROM devices.modules); IoT Hub jobs invoke device methods only")
 	}
 	if queryNotForAJob.MatchString(sql) {
-		return "", FlagErrorf("--via job: a job selects devices with a WHERE clause only; --query %q uses TOP, GROUP BY or ORDER BY", sql)
+		return "", cmdutil.FlagErrorf("--via job: a job selects devices with a WHERE clause only; --query %q uses TOP, GROUP BY or ORDER BY", sql)
 	}
 	m := queryWhere.FindStringSubmatch(sql)
 	if m == nil {
-		return "", FlagErrorf("--via job: --query %q is not SELECT ... FROM devices [WHERE ...]", sql)
+		return "", cmdutil.FlagErrorf("--via job: --query %q is not SELECT ... FROM devices [WHERE ...]", sql)
 	}
 	cond := strings.TrimSpace(m[1])
 	if cond == "" {
 		return "*", nil
 	}
 	if err := iothub.ValidateQueryCondition(cond); err != nil {
-		return "", FlagErrorf("--via job: --query's WHERE clause: %v", err)
+		return "", cmdutil.FlagErrorf("--via job: --query's WHERE clause: %v", err)
 	}
 	return cond, nil
 }
@@ -99,7 +100,7 @@ func (opts *InvokeOptions) jobCondition() (cond string, ids int, err error) {
 	seen := map[string]bool{}
 	add := func(t fleet.Target) error {
 		if t.ModuleID != "" {
-			return FlagErrorf("--via job: --devices-file names module %s; IoT Hub jobs invoke device methods only (run it without --via job)", t)
+			return cmdutil.FlagErrorf("--via job: --devices-file names module %s; IoT Hub jobs invoke device methods only (run it without --via job)", t)
 		}
 		if !seen[t.DeviceID] {
 			seen[t.DeviceID] = true
@@ -134,7 +135,7 @@ func (opts *InvokeOptions) jobCondition() (cond string, ids int, err error) {
 		cond = iothub.DeviceIDCondition(list) + " OR (" + where + ")"
 	}
 	if n := len(cond); n > iothub.MaxQueryConditionLength {
-		return "", 0, FlagErrorf("--via job: %d device ids make a queryCondition of %d characters; IoT Hub accepts queries of at most %d characters. "+
+		return "", 0, cmdutil.FlagErrorf("--via job: %d device ids make a queryCondition of %d characters; IoT Hub accepts queries of at most %d characters. "+
 			"Select the devices with --query \"SELECT deviceId FROM devices WHERE tags.wave = 3\", or run without --via job",
 			len(list), n, iothub.MaxQueryLength)
 	}
@@ -184,7 +185,7 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 				return err
 			}
 			if !yes {
-				return ErrCancelled
+				return cmdutil.ErrCancelled
 			}
 		}
 	}
@@ -206,7 +207,7 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 	if err != nil {
 		return err
 	}
-	deps := HubDeps{IO: opts.IO, Client: opts.hub, Now: opts.Now, Sleep: opts.Sleep, Output: opts.Output}
+	deps := cmdutil.HubDeps{IO: opts.IO, Client: opts.hub, Now: opts.Now, Sleep: opts.Sleep, Output: opts.Output}
 	req := iothub.JobRequest{
 		JobID:          newJobID(opts.now()),
 		Type:           iothub.JobTypeDeviceMethod,
@@ -223,7 +224,7 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 	if err != nil {
 		return err
 	}
-	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on devices where %s.\n", job.JobID, job.Status, opts.Method, shortText(cond, 200))
+	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on devices where %s.\n", job.JobID, job.Status, opts.Method, cmdutil.ShortText(cond, 200))
 	follow := &JobsWaitOptions{HubDeps: deps, JobID: job.JobID, OKStatus: opts.OKStatus, PollInterval: DefaultPollInterval}
 	job, results, err := collectJob(ctx, follow, c, cred)
 	if err != nil {
@@ -235,15 +236,7 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 	}
 	werr := writeJobResults(follow, job, results)
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
+		return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, ctx.Err())
 	}
 	return werr
-}
-
-// shortText cuts s to n characters for a message.
-func shortText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -21,10 +21,6 @@ import (
 // jsonlFlushInterval bounds how long a result may sit in stdout's buffer
 // when stdout is a pipe or a file.
 const jsonlFlushInterval = 100 * time.Millisecond
-
-// ErrCancelled is returned when the user answers no to the confirmation
-// prompt; nothing was sent.
-var ErrCancelled = errors.New("cancelled: nothing was sent")
 
 // resolved is a run's resolved targets.
 type resolved struct {
@@ -174,7 +170,7 @@ func (opts *InvokeOptions) readDevicesFile(path string, add func(fleet.Target) e
 			if errors.As(err, &pe) {
 				err = pe.Err
 			}
-			return FlagErrorf("%s: cannot read it: %v", name, err)
+			return cmdutil.FlagErrorf("%s: cannot read it: %v", name, err)
 		}
 		defer func() { _ = f.Close() }()
 		r = f
@@ -182,7 +178,7 @@ func (opts *InvokeOptions) readDevicesFile(path string, add func(fleet.Target) e
 	err := fleet.ReadTargets(r, name, opts.Module, add)
 	var ie *fleet.InputError
 	if errors.As(err, &ie) {
-		return FlagErrorWrap(err)
+		return cmdutil.FlagErrorWrap(err)
 	}
 	return err
 }
@@ -195,14 +191,14 @@ func queryFailure(err error, sent int) error {
 		if re, ok := iothub.AsResponseError(err); ok {
 			switch re.StatusCode {
 			case 400:
-				return FlagErrorf("--query: the hub refused the query: %s", fleet.ErrorFrom(re).String())
+				return cmdutil.FlagErrorf("--query: the hub refused the query: %s", fleet.ErrorFrom(re).String())
 			case 401, 403:
-				return &HubError{What: "--query: the hub refused to run the query", Err: re}
+				return &cmdutil.HubError{What: "--query: the hub refused to run the query", Err: re}
 			}
 		}
 		var qe *fleet.QueryError
 		if errors.As(err, &qe) && !isHubError(err) {
-			return FlagErrorf("--query: %v", err)
+			return cmdutil.FlagErrorf("--query: %v", err)
 		}
 	}
 	return fmt.Errorf("--query: %w", err)
@@ -226,7 +222,7 @@ func (opts *InvokeOptions) confirmRun(ctx context.Context, count int, hub string
 	if hub != "" {
 		on = " on hub " + hub
 	}
-	return confirm(ctx, opts.IO, fmt.Sprintf("Invoke %q on %d targets%s?", opts.Method, count, on))
+	return cmdutil.Confirm(ctx, opts.IO, fmt.Sprintf("Invoke %q on %d targets%s?", opts.Method, count, on))
 }
 
 // runFacts are what the hints need to know about a run's results.
@@ -255,9 +251,9 @@ func (f *runFacts) add(r fleet.Result) {
 
 // InvokeRun invokes the method on every target, writes results to stdout in
 // the chosen format and the per-target problems, hints and summary to
-// stderr. It returns a *TargetsError when a target did not succeed, a
-// *fleet.ThresholdError when --max-failures stopped the run, ErrInterrupted
-// when ctx was cancelled, and ErrCancelled when the user said no.
+// stderr. It returns a *cmdutil.TargetsError when a target did not succeed, a
+// *fleet.ThresholdError when --max-failures stopped the run, cmdutil.ErrInterrupted
+// when ctx was cancelled, and cmdutil.ErrCancelled when the user said no.
 func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	if opts.Via == ViaJob {
 		return invokeViaJob(ctx, opts)
@@ -275,7 +271,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		return err
 	}
 	if _, err := output.ParseFormat(string(opts.Output)); err != nil {
-		return FlagErrorf("-o/--output: %v", err)
+		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
 	needTotal := opts.DryRun || opts.wouldPrompt() || opts.Waves.NeedsTotal()
 	ts, err := opts.resolveTargets(ctx, needTotal)
@@ -296,7 +292,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 			return err
 		}
 		if !yes {
-			return ErrCancelled
+			return cmdutil.ErrCancelled
 		}
 	}
 	var carried []fleet.Result
@@ -323,7 +319,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		}
 		if journal, err = fleet.CreateJournal(opts.Journal, h); err != nil {
 			if errors.Is(err, os.ErrExist) {
-				return FlagErrorf("--journal %s: the file already exists; continue that run with --resume %s, or choose a new file", opts.Journal, opts.Journal)
+				return cmdutil.FlagErrorf("--journal %s: the file already exists; continue that run with --resume %s, or choose a new file", opts.Journal, opts.Journal)
 			}
 			return fmt.Errorf("--journal %s: %w", opts.Journal, err)
 		}
@@ -334,7 +330,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	}
 
 	// The run stops like an interrupt when stdout is closed (`| head`):
-	// runCtx ends with ErrStdoutClosed as its cause.
+	// runCtx ends with cmdutil.ErrStdoutClosed as its cause.
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
 	var stdoutFailed error // the first failed write to stdout
@@ -342,8 +338,8 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		if stdoutFailed == nil {
 			stdoutFailed = err
 		}
-		if isBrokenPipe(err) {
-			stopRun(ErrStdoutClosed)
+		if cmdutil.IsBrokenPipe(err) {
+			stopRun(cmdutil.ErrStdoutClosed)
 		} else {
 			stopRun(fmt.Errorf("write results: %w: %w", err, context.Canceled))
 		}
@@ -359,8 +355,8 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	if opts.Output == output.FormatJSONL && !opts.IO.IsStdoutTTY() {
 		flusher = output.NewFlushingWriter(out, jsonlFlushInterval)
 		flusher.OnError(func(err error) {
-			if isBrokenPipe(err) {
-				stopRun(ErrStdoutClosed)
+			if cmdutil.IsBrokenPipe(err) {
+				stopRun(cmdutil.ErrStdoutClosed)
 			}
 		})
 		out = flusher
@@ -376,7 +372,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	pio.Out = out
 	printer, err := output.NewResultPrinter(opts.Output, &pio)
 	if err != nil {
-		return FlagErrorf("-o/--output: %v", err)
+		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
 	var noteMu sync.Mutex // notes come from the run's goroutines too (stopping, a second Ctrl-C)
 	note := func(format string, args ...any) {
@@ -425,7 +421,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		},
 		OnStopping: func(inFlight int) {
 			why := "Stopping"
-			if errors.Is(context.Cause(runCtx), ErrStdoutClosed) {
+			if errors.Is(context.Cause(runCtx), cmdutil.ErrStdoutClosed) {
 				why = "Stopping (stdout was closed)"
 			}
 			if inFlight == 0 {
@@ -433,7 +429,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 				return
 			}
 			note("%s: no new calls; waiting up to %s for %d %s in flight to answer (Ctrl-C again to stop at once).",
-				why, formatDuration(opts.Grace), inFlight, pluralWord(inFlight, "call", "calls"))
+				why, cmdutil.FormatDuration(opts.Grace), inFlight, cmdutil.Plural(inFlight, "call", "calls"))
 		},
 		OnWave: func(wave, waves, from, to int) {
 			of := ""
@@ -451,7 +447,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		runOpts.Total = ts.total
 	}
 	if wait != nil {
-		note("After each call succeeds, waiting for %s (at most %s per target).", wait.Describe(), formatDuration(wait.Timeout))
+		note("After each call succeeds, waiting for %s (at most %s per target).", wait.Describe(), cmdutil.FormatDuration(wait.Timeout))
 	}
 	runDone, watcherDone := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -497,13 +493,13 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		_, _ = fmt.Fprintf(errOut, "hint: %s\n", h)
 	}
 	if n := *ts.dupes; n > 0 {
-		_, _ = fmt.Fprintf(errOut, "note: %d duplicate %s removed\n", n, pluralWord(n, "target", "targets"))
+		_, _ = fmt.Fprintf(errOut, "note: %d duplicate %s removed\n", n, cmdutil.Plural(n, "target", "targets"))
 	}
 	merged := sum
 	if opts.resume != nil {
 		prev := opts.resume.FinalSummary
 		_, _ = fmt.Fprintf(errOut, "resumed from %s: %d %s already had a final result and %s not run again\n",
-			opts.Resume, *ts.inJournal, pluralWord(*ts.inJournal, "target", "targets"), pluralWord(*ts.inJournal, "was", "were"))
+			opts.Resume, *ts.inJournal, cmdutil.Plural(*ts.inJournal, "target", "targets"), cmdutil.Plural(*ts.inJournal, "was", "were"))
 		merged = sum.Merge(prev)
 	}
 	if err := output.WriteSummary(errOut, sum, color); err != nil {
@@ -523,7 +519,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 	var te *fleet.ThresholdError
 	stopped := runCtx.Err() != nil
 	switch {
-	case stopped && ctx.Err() == nil && !isBrokenPipe(stdoutFailed):
+	case stopped && ctx.Err() == nil && !cmdutil.IsBrokenPipe(stdoutFailed):
 		// stdout failed for another reason (a full disk): an I/O failure.
 		return stdoutFailed
 	case stopped:
@@ -532,7 +528,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		} else if stdoutFailed != nil {
 			_, _ = fmt.Fprintln(errOut, "hint: the results stdout did not take are lost; with --journal FILE every result is kept (dmctl journal show FILE prints them) and --resume FILE continues the run.")
 		}
-		return fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(runCtx))
+		return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, context.Cause(runCtx))
 	case stdoutFailed != nil:
 		return fmt.Errorf("write results: %w", stdoutFailed)
 	case errors.As(runErr, &te):
@@ -547,14 +543,9 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		_, _ = fmt.Fprintln(errOut, "note: no targets: nothing was sent")
 		return nil
 	case !merged.AllSucceeded():
-		return &TargetsError{Summary: merged}
+		return &cmdutil.TargetsError{Summary: merged}
 	}
 	return nil
-}
-
-// isBrokenPipe reports whether err is a write to a closed pipe.
-func isBrokenPipe(err error) bool {
-	return err != nil && errors.Is(err, syscall.EPIPE)
 }
 
 // dryRun prints what the run would do.
@@ -587,13 +578,6 @@ func (opts *InvokeOptions) dryRun(ts *resolved, hub string, pc pace) error {
 		d.Note = fmt.Sprintf("unknown without --rate or --tier: the run is bounded by --concurrency %d and the devices' answer times", opts.Concurrency)
 	}
 	return output.WriteDryRun(opts.IO.Out, d, opts.Output)
-}
-
-func pluralWord(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // hints explains, once each, what to do about the kinds of failure seen.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -33,10 +34,10 @@ func parseInvoke(t *testing.T, te *testEnv, args ...string) (*InvokeOptions, int
 	root.AddCommand(NewCmdInvoke(te.f, func(o *InvokeOptions) error { got = o; return nil }))
 	root.SetArgs(append([]string{"invoke"}, args...))
 	_, err := root.ExecuteC()
-	if err != nil && isCobraUsageError(err) {
-		err = FlagErrorWrap(err)
+	if err != nil && cmdutil.IsCobraUsageError(err) {
+		err = cmdutil.FlagErrorWrap(err)
 	}
-	return got, ExitCode(err), err
+	return got, cmdutil.ExitCode(err), err
 }
 
 func TestInvokeArgsToOptions(t *testing.T) {
@@ -157,7 +158,7 @@ func TestInvokeArgErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.Nil(t, o, "the run function must not be reached")
 			assert.Equal(t, tt.want, err.Error())
-			assert.Equal(t, ExitUsage, code)
+			assert.Equal(t, cmdutil.ExitUsage, code)
 			assert.Empty(t, te.inv.calls)
 		})
 	}
@@ -165,33 +166,33 @@ func TestInvokeArgErrors(t *testing.T) {
 
 func TestInvokeEnvDefaults(t *testing.T) {
 	te := newTestEnv(t, nil)
-	te.env[EnvOutput] = "json"
+	te.env[cmdutil.EnvOutput] = "json"
 	o, _, err := parseInvoke(t, te, "m", "--device", "d")
 	require.NoError(t, err)
 	assert.Equal(t, output.FormatJSON, o.Output)
 
 	te = newTestEnv(t, nil)
-	te.env[EnvOutput] = "json"
+	te.env[cmdutil.EnvOutput] = "json"
 	o, _, err = parseInvoke(t, te, "m", "--device", "d", "-o", "name")
 	require.NoError(t, err)
 	assert.Equal(t, output.FormatName, o.Output, "the flag beats DMCTL_OUTPUT")
 
 	te = newTestEnv(t, nil)
-	te.env[EnvOutput] = "yaml"
+	te.env[cmdutil.EnvOutput] = "yaml"
 	_, code, err := parseInvoke(t, te, "m", "--device", "d")
 	require.Error(t, err)
 	assert.Equal(t, `-o/--output (from DMCTL_OUTPUT): "yaml" is not an output format (use one of table, wide, json, jsonl, name)`, err.Error())
-	assert.Equal(t, ExitUsage, code)
+	assert.Equal(t, cmdutil.ExitUsage, code)
 
 	te = newTestEnv(t, nil)
-	te.env[EnvAuth] = "nope"
+	te.env[cmdutil.EnvAuth] = "nope"
 	_, _, err = parseInvoke(t, te, "m", "--device", "d")
 	require.Error(t, err)
 	assert.Equal(t, `--auth (from DMCTL_AUTH): "nope" is not an auth method (use one of sas, default, azure-cli, environment, managed-identity, workload-identity)`, err.Error())
 
 	te = newTestEnv(t, nil)
-	te.env[EnvHub] = "myhub"
-	te.env[EnvAuth] = "azure-cli"
+	te.env[cmdutil.EnvHub] = "myhub"
+	te.env[cmdutil.EnvAuth] = "azure-cli"
 	_, _, err = parseInvoke(t, te, "m", "--device", "d")
 	require.NoError(t, err)
 	assert.Equal(t, "myhub", te.f.Global.Hub)
@@ -263,9 +264,9 @@ func TestInvokeRunFormats(t *testing.T) {
 			te := newTestEnv(t, mixedScripts())
 			te.ios.SetStdoutTTY(tt.tty)
 			err := runInvoke(t, te, tt.format, targets("d1", "d2", "d3")...)
-			var terr *TargetsError
+			var terr *cmdutil.TargetsError
 			require.True(t, errors.As(err, &terr))
-			assert.Equal(t, ExitTargets, ExitCode(err))
+			assert.Equal(t, cmdutil.ExitTargets, cmdutil.ExitCode(err))
 			assert.Equal(t, tt.stdout, te.out.String())
 			assert.Equal(t, stderrPlain, te.errOut.String(), "stderr has no colour unless stderr is a terminal")
 		})
@@ -310,31 +311,31 @@ func TestInvokeRunUnauthorized(t *testing.T) {
 		"d2": {hubErr(401, 401002, "IotHubUnauthorizedAccess", "Unauthorized")},
 	})
 	err := runInvoke(t, te, output.FormatTable, targets("d1", "d2")...)
-	assert.Equal(t, ExitAuth, ExitCode(err), "every target refused: exit 3")
+	assert.Equal(t, cmdutil.ExitAuth, cmdutil.ExitCode(err), "every target refused: exit 3")
 	stderr := te.errOut.String()
-	assert.Contains(t, stderr, `hint: the hub refused SAS policy "service" from IOTHUB_CONNECTION_STRING (HostName=hub.example.test;SharedAccessKeyName=service;SharedAccessKey=REDACTED)`)
+	assert.Contains(t, stderr, `hint: the hub refused SAS policy "service" from IOTHUB_CONNECTION_STRING (HostName=hub.Example.test;SharedAccessKeyName=service;SharedAccessKey=REDACTED)`)
 	assert.Contains(t, stderr, "ServiceConnect")
 	assert.Equal(t, 1, strings.Count(stderr, "hint:"), "one hint, not one per target")
 	assert.NotContains(t, stderr+te.out.String(), testKey)
 
 	te = newTestEnv(t, map[string][]answer{"d1": {hubErr(401, 401002, "IotHubUnauthorizedAccess", "Unauthorized")}, "d2": {ok(200, `1`)}})
 	err = runInvoke(t, te, output.FormatTable, targets("d1", "d2")...)
-	assert.Equal(t, ExitTargets, ExitCode(err), "some targets refused, some not: exit 4")
+	assert.Equal(t, cmdutil.ExitTargets, cmdutil.ExitCode(err), "some targets refused, some not: exit 4")
 }
 
 func TestInvokeRunEntraRefusedHint(t *testing.T) {
 	te := newTestEnv(t, map[string][]answer{"d1": {hubErr(403, 0, "", "Principal is not authorized")}})
-	te.cred = &auth.Credential{Method: auth.MethodAzureCLI, Host: "hub.example.test", Source: "the Azure CLI (--auth azure-cli)"}
+	te.cred = &auth.Credential{Method: auth.MethodAzureCLI, Host: "hub.Example.test", Source: "the Azure CLI (--auth azure-cli)"}
 	err := runInvoke(t, te, output.FormatTable, targets("d1")...)
-	assert.Equal(t, ExitAuth, ExitCode(err))
-	assert.Contains(t, te.errOut.String(), `hint: the hub refused the Microsoft Entra ID token from the Azure CLI (--auth azure-cli) for hub.example.test. The identity needs the "IoT Hub Data Contributor" role`)
+	assert.Equal(t, cmdutil.ExitAuth, cmdutil.ExitCode(err))
+	assert.Contains(t, te.errOut.String(), `hint: the hub refused the Microsoft Entra ID token from the Azure CLI (--auth azure-cli) for hub.Example.test. The identity needs the "IoT Hub Data Contributor" role`)
 }
 
 func TestInvokeRunCredentialFailure(t *testing.T) {
 	te := newTestEnv(t, map[string][]answer{"d1": {answer{err: &auth.CredentialError{Method: auth.MethodAzureCLI, Err: errors.New("AzureCLICredential: Please run 'az login'")}}}})
-	te.cred = &auth.Credential{Method: auth.MethodAzureCLI, Host: "hub.example.test", Source: "the Azure CLI (--auth azure-cli)"}
+	te.cred = &auth.Credential{Method: auth.MethodAzureCLI, Host: "hub.Example.test", Source: "the Azure CLI (--auth azure-cli)"}
 	err := runInvoke(t, te, output.FormatJSON, targets("d1")...)
-	assert.Equal(t, ExitAuth, ExitCode(err))
+	assert.Equal(t, cmdutil.ExitAuth, cmdutil.ExitCode(err))
 	assert.Contains(t, te.errOut.String(), "d1: unauthorized: azure-cli credential could not get a token: AzureCLICredential: Please run 'az login'\n")
 	assert.Contains(t, te.errOut.String(), "hint: run `az login`")
 }
@@ -342,7 +343,7 @@ func TestInvokeRunCredentialFailure(t *testing.T) {
 func TestInvokeRunTimeoutHint(t *testing.T) {
 	te := newTestEnv(t, map[string][]answer{"d1": {hubErr(504, 504101, "GatewayTimeout", "Timed out waiting for the response from device.")}})
 	err := runInvoke(t, te, output.FormatTable, targets("d1")...)
-	assert.Equal(t, ExitTargets, ExitCode(err))
+	assert.Equal(t, cmdutil.ExitTargets, cmdutil.ExitCode(err))
 	assert.Len(t, te.inv.calls, 1, "504101 is not resent without --idempotent")
 	assert.Contains(t, te.errOut.String(), "hint: a method that timed out may still have run on the device, so it was not resent; add --idempotent")
 }
@@ -353,7 +354,7 @@ func TestInvokeRunInvokerError(t *testing.T) {
 		return nil, nil, &auth.InputError{Input: "--hub", Reason: "needed"}
 	}
 	err := runInvoke(t, te, output.FormatTable, targets("d1")...)
-	assert.Equal(t, ExitUsage, ExitCode(err))
+	assert.Equal(t, cmdutil.ExitUsage, cmdutil.ExitCode(err))
 	assert.Empty(t, te.out.String())
 }
 
@@ -367,8 +368,8 @@ func TestInvokeRunInterrupted(t *testing.T) {
 	opts := &InvokeOptions{IO: te.ios, Invoker: te.f.Invoker, Now: te.f.Now, Sleep: te.f.Sleep, Output: output.FormatJSONL,
 		Method: "m", Targets: targets("a", "b"), Timeout: 30 * time.Second, MaxAttempts: 1}
 	err := InvokeRun(ctx, opts)
-	assert.True(t, errors.Is(err, ErrInterrupted))
-	assert.Equal(t, ExitInterrupted, ExitCode(err))
+	assert.True(t, errors.Is(err, cmdutil.ErrInterrupted))
+	assert.Equal(t, cmdutil.ExitInterrupted, cmdutil.ExitCode(err))
 	lines := strings.Split(strings.TrimSpace(te.out.String()), "\n")
 	require.Len(t, lines, 2, "results so far are written, the rest marked skipped")
 	assert.Contains(t, lines[0], `"outcome":"succeeded"`)

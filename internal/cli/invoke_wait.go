@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/retry"
@@ -36,7 +37,7 @@ func addWaitOutcomeFlags(flags *pflag.FlagSet, fl *waitFlags) {
 	flags.StringVar(&fl.preset, "wait", "", "After the method succeeds, wait for the device to report the outcome: reboot or firmware")
 	flags.StringArrayVar(&fl.until, "wait-until", nil, "After the method succeeds, wait until this twin condition holds, e.g. \"properties.reported.fw.status == done\" (repeatable: all must hold)")
 	flags.StringArrayVar(&fl.failIf, "fail-if", nil, "While waiting, end as waitFailed when this twin condition holds (repeatable: any)")
-	durationFlag(flags, &fl.timeout, "wait-timeout", DefaultWaitTimeout, false, "How long each target may take to report its outcome (waitTimeout after it)")
+	cmdutil.DurationFlag(flags, &fl.timeout, "wait-timeout", DefaultWaitTimeout, false, "How long each target may take to report its outcome (waitTimeout after it)")
 }
 
 // checkWaitOutcome turns the wait flags into opts.Wait (nil without a
@@ -45,10 +46,10 @@ func checkWaitOutcome(opts *InvokeOptions, fl *waitFlags, timeoutGiven bool) err
 	opts.Wait = nil
 	if fl.preset == "" && len(fl.until) == 0 {
 		if len(fl.failIf) > 0 {
-			return FlagErrorf("--fail-if needs something to wait for: add --wait reboot|firmware or --wait-until COND")
+			return cmdutil.FlagErrorf("--fail-if needs something to wait for: add --wait reboot|firmware or --wait-until COND")
 		}
 		if timeoutGiven {
-			return FlagErrorf("--wait-timeout needs something to wait for: add --wait reboot|firmware or --wait-until COND")
+			return cmdutil.FlagErrorf("--wait-timeout needs something to wait for: add --wait reboot|firmware or --wait-until COND")
 		}
 		return nil
 	}
@@ -62,26 +63,26 @@ func checkWaitOutcome(opts *InvokeOptions, fl *waitFlags, timeoutGiven bool) err
 			known = known || p == k
 		}
 		if !known {
-			return FlagErrorf("--wait: %q is not a preset: use %s, or --wait-until COND for any other outcome", fl.preset, strings.Join(names, " or "))
+			return cmdutil.FlagErrorf("--wait: %q is not a preset: use %s, or --wait-until COND for any other outcome", fl.preset, strings.Join(names, " or "))
 		}
 		w.Preset = p
 	}
 	for _, s := range fl.until {
 		c, err := fleet.ParseCondition(s)
 		if err != nil {
-			return FlagErrorf("--wait-until: %v", err)
+			return cmdutil.FlagErrorf("--wait-until: %v", err)
 		}
 		w.Until = append(w.Until, c)
 	}
 	for _, s := range fl.failIf {
 		c, err := fleet.ParseCondition(s)
 		if err != nil {
-			return FlagErrorf("--fail-if: %v", err)
+			return cmdutil.FlagErrorf("--fail-if: %v", err)
 		}
 		w.FailIf = append(w.FailIf, c)
 	}
 	if fl.timeout < MinWaitTimeout || fl.timeout > MaxWait {
-		return FlagErrorf("--wait-timeout: %s is out of range: use %s to %s", fl.timeout, MinWaitTimeout, MaxWait)
+		return cmdutil.FlagErrorf("--wait-timeout: %s is out of range: use %s to %s", fl.timeout, MinWaitTimeout, MaxWait)
 	}
 	opts.Wait = w
 	return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/output"
 )
@@ -72,7 +73,7 @@ func TestInvokeWaitFlagErrors(t *testing.T) {
 			require.Error(t, err)
 			assert.Nil(t, o)
 			assert.Equal(t, tt.want, err.Error())
-			assert.Equal(t, ExitUsage, code)
+			assert.Equal(t, cmdutil.ExitUsage, code)
 		})
 	}
 }
@@ -114,7 +115,7 @@ func TestInvokeJobCondition(t *testing.T) {
 	_, _, err = o.jobCondition()
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "IoT Hub accepts queries of at most 8192 characters")
-	assert.Equal(t, ExitUsage, ExitCode(err))
+	assert.Equal(t, cmdutil.ExitUsage, cmdutil.ExitCode(err))
 }
 
 // twinsByScript is a TwinReader whose GetTwin answers from a script of
@@ -145,7 +146,7 @@ func TestInvokeRunWaitFirmware(t *testing.T) {
 	}
 	err := InvokeRun(context.Background(), o)
 	require.Error(t, err)
-	assert.Equal(t, ExitTargets, ExitCode(err))
+	assert.Equal(t, cmdutil.ExitTargets, cmdutil.ExitCode(err))
 	var rs []map[string]any
 	require.NoError(t, json.Unmarshal(te.out.Bytes(), &rs), te.out.String())
 	require.Len(t, rs, 1)
@@ -170,7 +171,7 @@ func TestInvokeViaJobDryRun(t *testing.T) {
 	code := te.run("invoke", "reboot", "--query", "SELECT deviceId FROM devices WHERE tags.x = 1", "--via", "job", "--dry-run", "--tier", "S1")
 	assert.Equal(t, 0, code, te.errOut.String())
 	assert.Empty(t, te.inv.calls, "a dry run sends nothing")
-	assert.Contains(t, te.out.String(), "Dry run: would invoke \"reboot\" on 25 targets on hub hub.example.test (nothing was sent).\n")
+	assert.Contains(t, te.out.String(), "Dry run: would invoke \"reboot\" on 25 targets on hub hub.Example.test (nothing was sent).\n")
 	assert.Contains(t, te.out.String(), "Estimated duration: 2.5s at 10.0 calls/s (--via job: the jobs throttle of tier S1)\n")
 }
 

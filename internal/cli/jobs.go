@@ -1,20 +1,17 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
-	"github.com/dmctl/dmctl/internal/output"
 )
 
 // Defaults of the jobs commands.
@@ -29,43 +26,12 @@ const (
 	DefaultMaxExecutionTime = time.Hour
 )
 
-// HubDeps are what the jobs and twin commands depend on.
-type HubDeps struct {
-	IO *output.IOStreams
-	// Client returns the hub client and the credential it uses (for hints).
-	Client func() (*iothub.Client, *auth.Credential, error)
-	Now    func() time.Time
-	// Sleep waits between polls and retries; nil means a real, cancellable sleep.
-	Sleep  func(context.Context, time.Duration) error
-	Output output.Format
-}
-
-func newHubDeps(f *Factory) HubDeps {
-	return HubDeps{IO: f.IOStreams, Client: hubClientOnce(f), Now: f.Now, Sleep: f.Sleep}
-}
-
-// hubClientOnce builds the factory's hub client on first use.
-func hubClientOnce(f *Factory) func() (*iothub.Client, *auth.Credential, error) {
-	type cc struct {
-		c    *iothub.Client
-		cred *auth.Credential
-	}
-	get := sync.OnceValues(func() (cc, error) {
-		c, cred, err := f.hubClient()
-		return cc{c, cred}, err
-	})
-	return func() (*iothub.Client, *auth.Credential, error) {
-		v, err := get()
-		return v.c, v.cred, err
-	}
-}
-
 // NewCmdJobs returns `dmctl jobs` and its subcommands.
-func NewCmdJobs(f *Factory) *cobra.Command {
+func NewCmdJobs(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "jobs <command>",
 		Short: "Schedule and follow IoT Hub jobs that invoke a method on many devices",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			IoT Hub jobs run a direct method on every device a query selects, inside
 			the hub: the fan-out keeps going while your machine sleeps, paced by the
 			hub's jobs throttle (S1: 10 devices a second; S3: 50 a second per unit).
@@ -75,7 +41,7 @@ func NewCmdJobs(f *Factory) *cobra.Command {
 			dmctl invoke (0: every device succeeded, 4: some did not, 3: refused).
 			See docs/jobs.md for when a job beats a direct fan-out.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl jobs create reboot --query-condition "tags.site = 'plant-a'" --wait
 			$ dmctl jobs create firmwareUpdate --device gw-1 --device gw-2 --payload @fw.json --start-time 2026-03-05T02:00:00Z
 			$ dmctl jobs list --status running
@@ -84,7 +50,7 @@ func NewCmdJobs(f *Factory) *cobra.Command {
 			$ dmctl jobs cancel dmctl-20260304-050607-1a2b3c4d
 		`),
 	}
-	groupCommand(cmd)
+	cmdutil.GroupCommand(cmd)
 	cmd.AddCommand(NewCmdJobsCreate(f, nil))
 	cmd.AddCommand(NewCmdJobsShow(f, nil))
 	cmd.AddCommand(NewCmdJobsList(f, nil))
@@ -94,44 +60,23 @@ func NewCmdJobs(f *Factory) *cobra.Command {
 	return cmd
 }
 
-// groupCommand makes a command that only holds subcommands print its help
-// when run alone and refuse an unknown subcommand as a usage error (exit 2)
-// instead of printing help and exiting 0.
-func groupCommand(cmd *cobra.Command) {
-	cmd.Args = func(cmd *cobra.Command, args []string) error {
-		if len(args) > 0 {
-			return FlagErrorf("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
-		}
-		return nil
-	}
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-}
-
 // jobIDArg checks the one JOB-ID argument of show, cancel, wait and results.
 func jobIDArg(name string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != 1 {
-			return FlagErrorf("jobs %s needs exactly one JOB-ID argument (got %d), e.g. dmctl jobs %s dmctl-20260304-050607-1a2b3c4d", name, len(args), name)
+			return cmdutil.FlagErrorf("jobs %s needs exactly one JOB-ID argument (got %d), e.g. dmctl jobs %s dmctl-20260304-050607-1a2b3c4d", name, len(args), name)
 		}
 		if err := iothub.ValidateJobID(args[0]); err != nil {
-			return FlagErrorf("JOB-ID: %v", err)
+			return cmdutil.FlagErrorf("JOB-ID: %v", err)
 		}
 		return nil
 	}
-}
-
-func parseOutput(f *Factory) (output.Format, error) {
-	format, err := output.ParseFormat(f.Global.Output)
-	if err != nil {
-		return "", FlagErrorf("-o/--output: %v", err)
-	}
-	return format, nil
 }
 
 // JobsCreateOptions are `dmctl jobs create`'s inputs, checked before
 // anything is sent.
 type JobsCreateOptions struct {
-	HubDeps
+	cmdutil.HubDeps
 
 	Method         string
 	QueryCondition string   // the job's queryCondition (from --query-condition or --device)
@@ -158,13 +103,13 @@ type jobsCreateFlags struct {
 }
 
 // NewCmdJobsCreate returns `dmctl jobs create`.
-func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Command {
-	opts := &JobsCreateOptions{HubDeps: newHubDeps(f)}
+func NewCmdJobsCreate(f *cmdutil.Factory, runF func(*JobsCreateOptions) error) *cobra.Command {
+	opts := &JobsCreateOptions{HubDeps: cmdutil.NewHubDeps(f)}
 	var fl jobsCreateFlags
 	cmd := &cobra.Command{
 		Use:   "create METHOD (--query-condition COND | --device ID ...) [flags]",
 		Short: "Schedule a job that invokes a direct method on the devices a condition selects",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			Schedule an IoT Hub job (scheduleDeviceMethod) that invokes METHOD on every
 			device --query-condition selects: a WHERE clause without WHERE, such as
 			"tags.site = 'plant-a'" or "properties.reported.fw = '1.2'", or * for
@@ -192,7 +137,7 @@ func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Co
 			dmctl asks before creating a job (--yes skips the question); nothing ever
 			prompts when stdin is not a terminal.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl jobs create reboot --query-condition "tags.site = 'plant-a'" --wait
 			$ dmctl jobs create reboot --device gw-1 --device gw-2 --connect-timeout 60 --wait -o json
 			$ dmctl jobs create firmwareUpdate --query-condition "tags.ring = 'canary'" --payload @fw.json --start-time +2h --job-id fw-canary-3
@@ -200,13 +145,13 @@ func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Co
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return FlagErrorf("jobs create needs exactly one METHOD argument (got %d), e.g. dmctl jobs create reboot --query-condition \"tags.site = 'a'\"", len(args))
+				return cmdutil.FlagErrorf("jobs create needs exactly one METHOD argument (got %d), e.g. dmctl jobs create reboot --query-condition \"tags.site = 'a'\"", len(args))
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Method = args[0]
-			format, err := parseOutput(f)
+			format, err := cmdutil.ParseOutput(f)
 			if err != nil {
 				return err
 			}
@@ -225,16 +170,16 @@ func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Co
 	flags.StringVar(&opts.QueryCondition, "query-condition", "", "Devices to run on: a WHERE clause without WHERE, e.g. \"tags.site = 'a'\", or * for all")
 	flags.StringArrayVar(&fl.devices, "device", nil, "Device `ID` to run on (repeatable; becomes deviceId IN [...])")
 	flags.StringVar(&fl.payload, "payload", "", "Method payload: JSON text, @FILE, or - for stdin (default null)")
-	durationFlag(flags, &opts.Timeout, "timeout", iothub.DefaultResponseTimeout, true, "How long the hub waits for each device's answer (5s..300s)")
-	durationFlag(flags, &opts.ConnectTimeout, "connect-timeout", 0, true, "How long the hub waits for a disconnected device to connect (0..300s)")
+	cmdutil.DurationFlag(flags, &opts.Timeout, "timeout", iothub.DefaultResponseTimeout, true, "How long the hub waits for each device's answer (5s..300s)")
+	cmdutil.DurationFlag(flags, &opts.ConnectTimeout, "connect-timeout", 0, true, "How long the hub waits for a disconnected device to connect (0..300s)")
 	flags.StringVar(&fl.startTime, "start-time", "", "When the job starts: RFC 3339 time (2026-03-05T02:00:00Z) or +DURATION from now (default now)")
-	durationFlag(flags, &opts.MaxExecution, "max-execution-time", DefaultMaxExecutionTime, true, "Longest the job may run once started (1s..720h)")
+	cmdutil.DurationFlag(flags, &opts.MaxExecution, "max-execution-time", DefaultMaxExecutionTime, true, "Longest the job may run once started (1s..720h)")
 	flags.StringVar(&opts.JobID, "job-id", "", "Job `ID` (default: dmctl-<UTC time>-<random>)")
 	flags.BoolVar(&opts.Wait, "wait", false, "Wait for the job to end, then print the per-device results")
 	flags.BoolVar(&opts.DryRun, "dry-run", false, "Print the job and how many devices its condition selects now; create nothing")
 	flags.BoolVarP(&opts.Yes, "yes", "y", false, "Do not ask for confirmation on a terminal")
 	addWaitFlags(cmd, &opts.Follow, &fl.okStatus)
-	_ = cmd.RegisterFlagCompletionFunc("device", completeDeviceIDs(f))
+	_ = cmd.RegisterFlagCompletionFunc("device", cmdutil.CompleteDeviceIDs(f))
 	_ = cmd.RegisterFlagCompletionFunc("query-condition", cobra.NoFileCompletions)
 	return cmd
 }
@@ -243,57 +188,57 @@ func NewCmdJobsCreate(f *Factory, runF func(*JobsCreateOptions) error) *cobra.Co
 func addWaitFlags(cmd *cobra.Command, opts *JobsWaitOptions, okStatus *string) {
 	flags := cmd.Flags()
 	flags.StringVar(okStatus, "ok-status", "2xx", "Device statuses that count as success, e.g. 200,202 or 2xx")
-	durationFlag(flags, &opts.PollInterval, "poll-interval", DefaultPollInterval, false, "How often to ask the hub for the job's progress")
+	cmdutil.DurationFlag(flags, &opts.PollInterval, "poll-interval", DefaultPollInterval, false, "How often to ask the hub for the job's progress")
 }
 
-// checkJobsCreate checks every input; problems are *FlagError.
+// checkJobsCreate checks every input; problems are *cmdutil.FlagError.
 func checkJobsCreate(opts *JobsCreateOptions, fl *jobsCreateFlags, payloadGiven, condGiven bool) error {
 	if err := iothub.ValidateMethodName(opts.Method); err != nil {
-		return FlagErrorf("METHOD: %v", err)
+		return cmdutil.FlagErrorf("METHOD: %v", err)
 	}
 	switch {
 	case condGiven && len(fl.devices) > 0:
-		return FlagErrorf("--query-condition and --device cannot be combined: select the devices one way")
+		return cmdutil.FlagErrorf("--query-condition and --device cannot be combined: select the devices one way")
 	case !condGiven && len(fl.devices) == 0:
-		return FlagErrorf("name the devices: --query-condition \"tags.site = 'a'\" (or * for every device), or --device ID (repeatable)")
+		return cmdutil.FlagErrorf("name the devices: --query-condition \"tags.site = 'a'\" (or * for every device), or --device ID (repeatable)")
 	case condGiven:
 		cond := strings.TrimSpace(opts.QueryCondition)
 		if len(cond) >= 6 && strings.EqualFold(cond[:6], "where ") {
-			return FlagErrorf("--query-condition: give the condition without WHERE, e.g. %q", strings.TrimSpace(cond[6:]))
+			return cmdutil.FlagErrorf("--query-condition: give the condition without WHERE, e.g. %q", strings.TrimSpace(cond[6:]))
 		}
 		if err := iothub.ValidateQueryCondition(cond); err != nil {
-			return FlagErrorf("--query-condition: %v", err)
+			return cmdutil.FlagErrorf("--query-condition: %v", err)
 		}
 		opts.QueryCondition = cond
 	default:
 		seen := map[string]bool{}
 		for _, d := range fl.devices {
 			if err := iothub.ValidateDeviceID(d); err != nil {
-				return FlagErrorf("--device: %v", err)
+				return cmdutil.FlagErrorf("--device: %v", err)
 			}
 			if seen[d] {
-				return FlagErrorf("--device: %q is given more than once", d)
+				return cmdutil.FlagErrorf("--device: %q is given more than once", d)
 			}
 			seen[d] = true
 		}
 		opts.Devices = fl.devices
 		opts.QueryCondition = iothub.DeviceIDCondition(fl.devices)
 		if n := len(opts.QueryCondition); n > iothub.MaxQueryConditionLength {
-			return FlagErrorf("--device: %d devices make a queryCondition of %d characters; IoT Hub accepts queries of at most %d characters (about %d ids of this length). "+
+			return cmdutil.FlagErrorf("--device: %d devices make a queryCondition of %d characters; IoT Hub accepts queries of at most %d characters (about %d ids of this length). "+
 				"Select the devices with --query-condition (a tag, e.g. \"tags.wave = 3\"), or use dmctl invoke --devices-file for an explicit list",
 				len(fl.devices), n, iothub.MaxQueryLength, len(fl.devices)*iothub.MaxQueryConditionLength/n)
 		}
 	}
-	payload, err := readPayload(fl.payload, payloadGiven, opts.IO)
+	payload, err := cmdutil.ReadPayload(fl.payload, payloadGiven, opts.IO)
 	if err != nil {
 		return err
 	}
 	opts.Payload = payload
-	if err := checkMethodTimeouts(opts.Timeout, opts.ConnectTimeout); err != nil {
+	if err := cmdutil.CheckMethodTimeouts(opts.Timeout, opts.ConnectTimeout); err != nil {
 		return err
 	}
 	if opts.MaxExecution < time.Second || opts.MaxExecution > iothub.MaxJobExecutionTime {
-		return FlagErrorf("--max-execution-time: %s is out of range: use 1s to %s", formatDuration(opts.MaxExecution), iothub.MaxJobExecutionTime)
+		return cmdutil.FlagErrorf("--max-execution-time: %s is out of range: use 1s to %s", cmdutil.FormatDuration(opts.MaxExecution), iothub.MaxJobExecutionTime)
 	}
 	now := time.Now
 	if opts.Now != nil {
@@ -302,14 +247,14 @@ func checkJobsCreate(opts *JobsCreateOptions, fl *jobsCreateFlags, payloadGiven,
 	if fl.startTime != "" {
 		t, err := parseStartTime(fl.startTime, now())
 		if err != nil {
-			return FlagErrorf("--start-time: %v", err)
+			return cmdutil.FlagErrorf("--start-time: %v", err)
 		}
 		opts.StartTime = t
 	}
 	if opts.JobID == "" {
 		opts.JobID = newJobID(now())
 	} else if err := iothub.ValidateJobID(opts.JobID); err != nil {
-		return FlagErrorf("--job-id: %v", err)
+		return cmdutil.FlagErrorf("--job-id: %v", err)
 	}
 	return checkWait(&opts.Follow, fl.okStatus, opts.JobID)
 }
@@ -318,11 +263,11 @@ func checkJobsCreate(opts *JobsCreateOptions, fl *jobsCreateFlags, payloadGiven,
 func checkWait(opts *JobsWaitOptions, okStatus, jobID string) error {
 	ok, err := fleet.ParseStatusSet(okStatus)
 	if err != nil {
-		return FlagErrorf("--ok-status: %v", err)
+		return cmdutil.FlagErrorf("--ok-status: %v", err)
 	}
 	opts.OKStatus = ok
 	if opts.PollInterval < MinPollInterval {
-		return FlagErrorf("--poll-interval: %s is too short: use at least %s", opts.PollInterval, MinPollInterval)
+		return cmdutil.FlagErrorf("--poll-interval: %s is too short: use at least %s", opts.PollInterval, MinPollInterval)
 	}
 	opts.JobID = jobID
 	return nil
@@ -338,7 +283,7 @@ func parseStartTime(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
-	d, err := parseDuration(strings.TrimPrefix(s, "+"))
+	d, err := cmdutil.ParseDuration(strings.TrimPrefix(s, "+"))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-03-05T02:00:00Z) nor +DURATION from now (+2h)", s)
 	}
@@ -353,23 +298,23 @@ func newJobID(now time.Time) string {
 
 // JobsShowOptions are `dmctl jobs show`'s inputs.
 type JobsShowOptions struct {
-	HubDeps
+	cmdutil.HubDeps
 	JobID string
 }
 
 // NewCmdJobsShow returns `dmctl jobs show`.
-func NewCmdJobsShow(f *Factory, runF func(*JobsShowOptions) error) *cobra.Command {
-	opts := &JobsShowOptions{HubDeps: newHubDeps(f)}
+func NewCmdJobsShow(f *cmdutil.Factory, runF func(*JobsShowOptions) error) *cobra.Command {
+	opts := &JobsShowOptions{HubDeps: cmdutil.NewHubDeps(f)}
 	return &cobra.Command{
 		Use:   "show JOB-ID",
 		Short: "Show a job's status and device counts",
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl jobs show fw-canary-3
 			$ dmctl jobs show fw-canary-3 -o json | jq .statistics
 		`),
 		Args: jobIDArg("show"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := parseOutput(f)
+			format, err := cmdutil.ParseOutput(f)
 			if err != nil {
 				return err
 			}
@@ -384,43 +329,43 @@ func NewCmdJobsShow(f *Factory, runF func(*JobsShowOptions) error) *cobra.Comman
 
 // JobsListOptions are `dmctl jobs list`'s inputs.
 type JobsListOptions struct {
-	HubDeps
+	cmdutil.HubDeps
 	Type   iothub.JobType
 	Status iothub.JobStatus
 	Limit  int // 0: all
 }
 
 // NewCmdJobsList returns `dmctl jobs list`.
-func NewCmdJobsList(f *Factory, runF func(*JobsListOptions) error) *cobra.Command {
-	opts := &JobsListOptions{HubDeps: newHubDeps(f)}
+func NewCmdJobsList(f *cmdutil.Factory, runF func(*JobsListOptions) error) *cobra.Command {
+	opts := &JobsListOptions{HubDeps: cmdutil.NewHubDeps(f)}
 	var typ, status string
 	cmd := &cobra.Command{
 		Use:   "list [flags]",
 		Short: "List the hub's jobs",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			List the jobs the hub knows (hubs keep a job's history for 30 days), oldest
 			first as the hub returns them, optionally only one type or status.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl jobs list
 			$ dmctl jobs list --status running -o name
 			$ dmctl jobs list --type scheduleDeviceMethod --status failed -o wide
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 {
-				return FlagErrorf("jobs list takes no arguments (got %q); filter with --type and --status", args)
+				return cmdutil.FlagErrorf("jobs list takes no arguments (got %q); filter with --type and --status", args)
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := parseOutput(f)
+			format, err := cmdutil.ParseOutput(f)
 			if err != nil {
 				return err
 			}
 			opts.Output = format
 			opts.Type, opts.Status = iothub.JobType(typ), iothub.JobStatus(status)
 			if opts.Limit < 0 {
-				return FlagErrorf("--limit: %d is negative (0 lists every job)", opts.Limit)
+				return cmdutil.FlagErrorf("--limit: %d is negative (0 lists every job)", opts.Limit)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -432,35 +377,35 @@ func NewCmdJobsList(f *Factory, runF func(*JobsListOptions) error) *cobra.Comman
 	for _, s := range iothub.JobStatuses {
 		statuses = append(statuses, string(s))
 	}
-	stringEnumFlag(cmd, cmd.Flags(), &typ, "type", "", "", []string{string(iothub.JobTypeDeviceMethod), string(iothub.JobTypeUpdateTwin)}, "Only jobs of this type")
-	stringEnumFlag(cmd, cmd.Flags(), &status, "status", "", "", statuses, "Only jobs with this status")
+	cmdutil.StringEnumFlag(cmd, cmd.Flags(), &typ, "type", "", "", []string{string(iothub.JobTypeDeviceMethod), string(iothub.JobTypeUpdateTwin)}, "Only jobs of this type")
+	cmdutil.StringEnumFlag(cmd, cmd.Flags(), &status, "status", "", "", statuses, "Only jobs with this status")
 	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "List at most this many jobs (0: all)")
 	return cmd
 }
 
 // JobsCancelOptions are `dmctl jobs cancel`'s inputs.
 type JobsCancelOptions struct {
-	HubDeps
+	cmdutil.HubDeps
 	JobID string
 }
 
 // NewCmdJobsCancel returns `dmctl jobs cancel`.
-func NewCmdJobsCancel(f *Factory, runF func(*JobsCancelOptions) error) *cobra.Command {
-	opts := &JobsCancelOptions{HubDeps: newHubDeps(f)}
+func NewCmdJobsCancel(f *cmdutil.Factory, runF func(*JobsCancelOptions) error) *cobra.Command {
+	opts := &JobsCancelOptions{HubDeps: cmdutil.NewHubDeps(f)}
 	return &cobra.Command{
 		Use:   "cancel JOB-ID",
 		Short: "Cancel a scheduled or running job",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			Cancel a job: a scheduled job never starts; a running one stops sending the
 			method to devices it has not reached yet (calls already sent finish). A job
 			that already ended is shown as it is.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl jobs cancel fw-canary-3
 		`),
 		Args: jobIDArg("cancel"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := parseOutput(f)
+			format, err := cmdutil.ParseOutput(f)
 			if err != nil {
 				return err
 			}
@@ -476,7 +421,7 @@ func NewCmdJobsCancel(f *Factory, runF func(*JobsCancelOptions) error) *cobra.Co
 // JobsWaitOptions are `dmctl jobs wait`'s inputs (and `results`', which
 // does not wait).
 type JobsWaitOptions struct {
-	HubDeps
+	cmdutil.HubDeps
 	JobID        string
 	OKStatus     fleet.StatusSet
 	PollInterval time.Duration
@@ -485,22 +430,22 @@ type JobsWaitOptions struct {
 }
 
 // NewCmdJobsWait returns `dmctl jobs wait`.
-func NewCmdJobsWait(f *Factory, runF func(*JobsWaitOptions) error) *cobra.Command {
+func NewCmdJobsWait(f *cmdutil.Factory, runF func(*JobsWaitOptions) error) *cobra.Command {
 	return newJobsWaitCmd(f, runF, false)
 }
 
 // NewCmdJobsResults returns `dmctl jobs results`.
-func NewCmdJobsResults(f *Factory, runF func(*JobsWaitOptions) error) *cobra.Command {
+func NewCmdJobsResults(f *cmdutil.Factory, runF func(*JobsWaitOptions) error) *cobra.Command {
 	return newJobsWaitCmd(f, runF, true)
 }
 
-func newJobsWaitCmd(f *Factory, runF func(*JobsWaitOptions) error, noWait bool) *cobra.Command {
-	opts := &JobsWaitOptions{HubDeps: newHubDeps(f), NoWait: noWait}
+func newJobsWaitCmd(f *cmdutil.Factory, runF func(*JobsWaitOptions) error, noWait bool) *cobra.Command {
+	opts := &JobsWaitOptions{HubDeps: cmdutil.NewHubDeps(f), NoWait: noWait}
 	var okStatus string
 	cmd := &cobra.Command{
 		Use:   "wait JOB-ID",
 		Short: "Wait for a job to end, then print its per-device results",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			Follow a job until it is completed, failed or cancelled (live progress on a
 			terminal; a line per status change otherwise), then print one result per
 			device in dmctl invoke's shape: -o table, wide, json, jsonl or name, a
@@ -510,13 +455,13 @@ func newJobsWaitCmd(f *Factory, runF func(*JobsWaitOptions) error, noWait bool) 
 			never reached (cancelled, or past its maximum execution time) is skipped.
 			Ctrl-C stops waiting, not the job.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl jobs wait fw-canary-3
 			$ dmctl jobs wait fw-canary-3 -o jsonl | jq -c 'select(.outcome != "succeeded")'
 		`),
 		Args: jobIDArg("wait"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := parseOutput(f)
+			format, err := cmdutil.ParseOutput(f)
 			if err != nil {
 				return err
 			}
@@ -533,12 +478,12 @@ func newJobsWaitCmd(f *Factory, runF func(*JobsWaitOptions) error, noWait bool) 
 	if noWait {
 		cmd.Use = "results JOB-ID"
 		cmd.Short = "Print a job's per-device results"
-		cmd.Long = heredoc(`
+		cmd.Long = cmdutil.Heredoc(`
 			Print one result per device of a job, as it stands now, in dmctl invoke's
 			shape (see dmctl jobs wait): devices the job has not reached yet are
 			skipped. Exit 0 when every device succeeded, 4 when some did not.
 		`)
-		cmd.Example = example(`
+		cmd.Example = cmdutil.Example(`
 			$ dmctl jobs results fw-canary-3 -o json
 		`)
 		cmd.Args = jobIDArg("results")

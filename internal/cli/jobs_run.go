@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/ctxtime"
 	"time"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -18,47 +18,6 @@ import (
 // deviceJobsPageSize is the page size asked for device-job results (the
 // hub's maximum): few pages, so few queries against the query throttle.
 const deviceJobsPageSize = 1000
-
-func (d HubDeps) now() time.Time {
-	if d.Now != nil {
-		return d.Now()
-	}
-	return time.Now()
-}
-
-func (d HubDeps) sleep(ctx context.Context, wait time.Duration) error {
-	if d.Sleep != nil {
-		return d.Sleep(ctx, wait)
-	}
-	return ctxtime.Sleep(ctx, wait)
-}
-
-// readPolicy resends reads (job status, pages) on anything retry allows
-// for idempotent calls.
-func (d HubDeps) readPolicy() retry.Policy {
-	return retry.Policy{Idempotent: true, Sleep: d.Sleep, Now: d.Now}
-}
-
-// hubFailure shapes an error from the hub for a jobs or twin command: an
-// answer of the hub becomes a *HubError (ExitCode maps its status; a
-// refusal of who is asking also gets a hint on stderr), a cancelled
-// context is an interruption, anything else keeps its message.
-func (d HubDeps) hubFailure(ctx context.Context, err error, cred *auth.Credential, what string) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %s: %w", ErrInterrupted, what, err)
-	}
-	if _, isHub := iothub.AsResponseError(err); isHub {
-		if iothub.KindOf(err) == iothub.KindUnauthorized && cred != nil {
-			_, _ = fmt.Fprintf(d.IO.ErrOut, "hint: %s\n", cred.RefusedHint())
-		}
-		return &HubError{What: what, Err: err}
-	}
-	var cf interface{ CredentialFailure() bool }
-	if errors.As(err, &cf) && cf.CredentialFailure() {
-		return err
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
 
 // jobView turns the hub's job into dmctl's public view.
 func jobView(j iothub.Job) output.JobView {
@@ -96,10 +55,10 @@ func jobView(j iothub.Job) output.JobView {
 	return v
 }
 
-func printJobs(d HubDeps, jobs []iothub.Job, single bool) error {
+func printJobs(d cmdutil.HubDeps, jobs []iothub.Job, single bool) error {
 	p, err := output.NewJobPrinter(d.Output, d.IO, single)
 	if err != nil {
-		return FlagErrorf("-o/--output: %v", err)
+		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
 	for _, j := range jobs {
 		if err := p.Add(jobView(j)); err != nil {
@@ -142,14 +101,14 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 		n, err := countDevices(ctx, opts.HubDeps, c, opts.QueryCondition)
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("%w: %w", ErrInterrupted, ctx.Err())
+				return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, ctx.Err())
 			}
-			if e := opts.hubFailure(ctx, err, cred, "--query-condition: counting the devices it selects"); ExitCode(e) == ExitUsage || ExitCode(e) == ExitAuth {
+			if e := opts.HubFailure(ctx, err, cred, "--query-condition: counting the devices it selects"); cmdutil.ExitCode(e) == cmdutil.ExitUsage || cmdutil.ExitCode(e) == cmdutil.ExitAuth {
 				return e // a condition the hub refuses, or a refused credential
 			}
-			matches += " (" + oneLine(err.Error()) + ")"
+			matches += " (" + cmdutil.OneLine(err.Error()) + ")"
 		} else {
-			matches = fmt.Sprintf("%d %s %s now", n, pluralWord(n, "device", "devices"), pluralWord(n, "matches", "match"))
+			matches = fmt.Sprintf("%d %s %s now", n, cmdutil.Plural(n, "device", "devices"), cmdutil.Plural(n, "matches", "match"))
 		}
 		on := ""
 		if cred != nil {
@@ -163,12 +122,12 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 				Method: req.Method, StartTime: req.StartTime, MaxExecutionTime: req.MaxExecutionTime,
 				Statistics: iothub.DeviceJobStatistics{DeviceCount: n, PendingCount: n}}}, true)
 		}
-		yes, err := confirm(ctx, opts.IO, fmt.Sprintf("Create job %s to invoke %q on %s%s (%s)?", req.JobID, opts.Method, what, on, matches))
+		yes, err := cmdutil.Confirm(ctx, opts.IO, fmt.Sprintf("Create job %s to invoke %q on %s%s (%s)?", req.JobID, opts.Method, what, on, matches))
 		if err != nil {
 			return err
 		}
 		if !yes {
-			return ErrCancelled
+			return cmdutil.ErrCancelled
 		}
 	}
 	job, err := createJob(ctx, opts.HubDeps, c, cred, req)
@@ -188,14 +147,14 @@ func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
 
 // countDevices asks the hub how many devices a job's queryCondition
 // selects now (a COUNT query, retried like any read).
-func countDevices(ctx context.Context, d HubDeps, c *iothub.Client, cond string) (int, error) {
+func countDevices(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cond string) (int, error) {
 	sql := "SELECT COUNT() AS numberOfDevices FROM devices"
 	if cond != "*" {
 		sql += " WHERE " + cond
 	}
 	pager := c.NewQueryPager(sql, nil)
 	var page iothub.QueryPage
-	_, err := retry.Do(ctx, d.readPolicy(), func(ctx context.Context, _ int) error {
+	_, err := retry.Do(ctx, d.ReadPolicy(), func(ctx context.Context, _ int) error {
 		var e error
 		page, e = pager.NextPage(ctx)
 		return e
@@ -210,14 +169,14 @@ func countDevices(ctx context.Context, d HubDeps, c *iothub.Client, cond string)
 		N *int `json:"numberOfDevices"`
 	}
 	if err := json.Unmarshal(page.Items[0], &row); err != nil || row.N == nil {
-		return 0, fmt.Errorf("%w: the COUNT query answered %s", iothub.ErrUnreadableAnswer, shortText(string(page.Items[0]), 100))
+		return 0, fmt.Errorf("%w: the COUNT query answered %s", iothub.ErrUnreadableAnswer, cmdutil.ShortText(string(page.Items[0]), 100))
 	}
 	return *row.N, nil
 }
 
 // createJob schedules req, resending only what the hub refused before
 // doing anything, and explains 429004 (too many jobs).
-func createJob(ctx context.Context, d HubDeps, c *iothub.Client, cred *auth.Credential, req iothub.JobRequest) (iothub.Job, error) {
+func createJob(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cred *auth.Credential, req iothub.JobRequest) (iothub.Job, error) {
 	var job iothub.Job
 	// Creating is not idempotent in general, but a refusal the hub gives
 	// before doing anything (429, 503, a request never sent) is safe to
@@ -236,7 +195,7 @@ func createJob(ctx context.Context, d HubDeps, c *iothub.Client, cred *auth.Cred
 		return job, fmt.Errorf("create job %s: %w", req.JobID, err)
 	}
 	if err != nil {
-		return job, d.hubFailure(ctx, err, cred, "create job "+req.JobID)
+		return job, d.HubFailure(ctx, err, cred, "create job "+req.JobID)
 	}
 	return job, nil
 }
@@ -249,14 +208,14 @@ func JobsShowRun(ctx context.Context, opts *JobsShowOptions) error {
 	}
 	job, err := getJob(ctx, opts.HubDeps, c, opts.JobID)
 	if err != nil {
-		return opts.hubFailure(ctx, err, cred, "show job "+opts.JobID)
+		return opts.HubFailure(ctx, err, cred, "show job "+opts.JobID)
 	}
 	return printJobs(opts.HubDeps, []iothub.Job{job}, true)
 }
 
-func getJob(ctx context.Context, d HubDeps, c *iothub.Client, id string) (iothub.Job, error) {
+func getJob(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, id string) (iothub.Job, error) {
 	var job iothub.Job
-	_, err := retry.Do(ctx, d.readPolicy(), func(ctx context.Context, _ int) error {
+	_, err := retry.Do(ctx, d.ReadPolicy(), func(ctx context.Context, _ int) error {
 		var e error
 		job, e = c.GetJob(ctx, id)
 		return e
@@ -274,13 +233,13 @@ func JobsListRun(ctx context.Context, opts *JobsListOptions) error {
 	var jobs []iothub.Job
 	for pager.More() && (opts.Limit == 0 || len(jobs) < opts.Limit) {
 		var page iothub.JobsPage
-		_, err := retry.Do(ctx, opts.readPolicy(), func(ctx context.Context, _ int) error {
+		_, err := retry.Do(ctx, opts.ReadPolicy(), func(ctx context.Context, _ int) error {
 			var e error
 			page, e = pager.NextPage(ctx)
 			return e
 		})
 		if err != nil {
-			return opts.hubFailure(ctx, err, cred, "list jobs")
+			return opts.HubFailure(ctx, err, cred, "list jobs")
 		}
 		jobs = append(jobs, page.Jobs...)
 	}
@@ -301,13 +260,13 @@ func JobsCancelRun(ctx context.Context, opts *JobsCancelOptions) error {
 	}
 	var job iothub.Job
 	// Cancelling twice is harmless, so it is retried like a read.
-	_, err = retry.Do(ctx, opts.readPolicy(), func(ctx context.Context, _ int) error {
+	_, err = retry.Do(ctx, opts.ReadPolicy(), func(ctx context.Context, _ int) error {
 		var e error
 		job, e = c.CancelJob(ctx, opts.JobID)
 		return e
 	})
 	if err != nil {
-		return opts.hubFailure(ctx, err, cred, "cancel job "+opts.JobID)
+		return opts.HubFailure(ctx, err, cred, "cancel job "+opts.JobID)
 	}
 	if job.Status != iothub.JobStatusCancelled {
 		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Job %s had already ended (%s); nothing to cancel.\n", job.JobID, job.Status)
@@ -346,14 +305,14 @@ func collectJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cr
 		job, err = waitJob(ctx, opts, c)
 	}
 	if err != nil {
-		if errors.Is(err, ErrInterrupted) {
+		if errors.Is(err, cmdutil.ErrInterrupted) {
 			return job, nil, err
 		}
-		return job, nil, opts.hubFailure(ctx, err, cred, "job "+opts.JobID)
+		return job, nil, opts.HubFailure(ctx, err, cred, "job "+opts.JobID)
 	}
 	results, err := deviceJobResults(ctx, opts.HubDeps, c, job, opts.OKStatus)
 	if err != nil {
-		return job, nil, opts.hubFailure(ctx, err, cred, "results of job "+opts.JobID)
+		return job, nil, opts.HubFailure(ctx, err, cred, "results of job "+opts.JobID)
 	}
 	return job, results, nil
 }
@@ -361,7 +320,7 @@ func collectJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cr
 // waitJob polls the job until it ends, showing progress on stderr.
 func waitJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client) (iothub.Job, error) {
 	progress := output.NewJobProgress(opts.IO.ErrOut, opts.IO.IsStderrTTY())
-	start := opts.now()
+	start := opts.TimeNow()
 	for {
 		job, err := getJob(ctx, opts.HubDeps, c, opts.JobID)
 		if err != nil {
@@ -371,13 +330,13 @@ func waitJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client) (ioth
 			}
 			return iothub.Job{}, err
 		}
-		elapsed := opts.now().Sub(start)
+		elapsed := opts.TimeNow().Sub(start)
 		if job.Status.Terminal() {
 			progress.Done(jobView(job), elapsed)
 			return job, nil
 		}
 		progress.Update(jobView(job), elapsed)
-		if err := opts.sleep(ctx, opts.PollInterval); err != nil {
+		if err := opts.Pause(ctx, opts.PollInterval); err != nil {
 			progress.Clear()
 			return iothub.Job{}, interruptedWait(opts, err)
 		}
@@ -387,12 +346,12 @@ func waitJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client) (ioth
 func interruptedWait(opts *JobsWaitOptions, err error) error {
 	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Stopped waiting; the job keeps running on the hub. Resume with: dmctl jobs wait %s (or stop it: dmctl jobs cancel %s)\n",
 		opts.JobID, opts.JobID)
-	return fmt.Errorf("%w: waiting for job %s: %w", ErrInterrupted, opts.JobID, err)
+	return fmt.Errorf("%w: waiting for job %s: %w", cmdutil.ErrInterrupted, opts.JobID, err)
 }
 
 // deviceJobResults reads the job's devices.jobs records and turns each into
 // a result in dmctl invoke's shape.
-func deviceJobResults(ctx context.Context, d HubDeps, c *iothub.Client, job iothub.Job, ok fleet.StatusSet) ([]fleet.Result, error) {
+func deviceJobResults(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, job iothub.Job, ok fleet.StatusSet) ([]fleet.Result, error) {
 	pager := c.NewDeviceJobsPager(job.JobID, &iothub.QueryOptions{PageSize: deviceJobsPageSize})
 	method := ""
 	if job.Method != nil {
@@ -401,7 +360,7 @@ func deviceJobResults(ctx context.Context, d HubDeps, c *iothub.Client, job ioth
 	var results []fleet.Result
 	for pager.More() {
 		var page iothub.QueryPage
-		_, err := retry.Do(ctx, d.readPolicy(), func(ctx context.Context, _ int) error {
+		_, err := retry.Do(ctx, d.ReadPolicy(), func(ctx context.Context, _ int) error {
 			var e error
 			page, e = pager.NextPage(ctx)
 			return e
@@ -485,12 +444,12 @@ func DeviceJobResult(dj iothub.DeviceJob, method string, job iothub.Job, ok flee
 }
 
 // writeJobResults prints the results like dmctl invoke: stdout in the
-// chosen format, problems, hints and a summary on stderr; a *TargetsError
+// chosen format, problems, hints and a summary on stderr; a *cmdutil.TargetsError
 // when not every device succeeded.
 func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Result) error {
 	printer, err := output.NewResultPrinter(opts.Output, opts.IO)
 	if err != nil {
-		return FlagErrorf("-o/--output: %v", err)
+		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
 	for _, r := range results {
 		if err := printer.Add(r); err != nil {
@@ -537,10 +496,10 @@ func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Resu
 	// matched no device, as a direct run with no targets); a job cancelled
 	// or failed before it reached any device did not do what it was asked.
 	if summary.Targets == 0 && job.Status != iothub.JobStatusCompleted && job.Status.Terminal() {
-		return &TargetsError{Summary: summary}
+		return &cmdutil.TargetsError{Summary: summary}
 	}
 	if summary.Targets > 0 && !summary.AllSucceeded() {
-		return &TargetsError{Summary: summary}
+		return &cmdutil.TargetsError{Summary: summary}
 	}
 	return nil
 }

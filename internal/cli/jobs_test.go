@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -40,8 +41,8 @@ func parseJobsCreate(t *testing.T, te *testEnv, args ...string) (*JobsCreateOpti
 	}
 	root.SetArgs(append([]string{"jobs", "create"}, args...))
 	_, err := root.ExecuteC()
-	if err != nil && isCobraUsageError(err) {
-		err = FlagErrorWrap(err)
+	if err != nil && cmdutil.IsCobraUsageError(err) {
+		err = cmdutil.FlagErrorWrap(err)
 	}
 	return got, err
 }
@@ -142,7 +143,7 @@ func TestJobsCreateBadInput(t *testing.T) {
 			o, err := parseJobsCreate(t, te, tc.args...)
 			require.Error(t, err)
 			assert.Nil(t, o, "nothing runs")
-			assert.Equal(t, ExitUsage, ExitCode(err))
+			assert.Equal(t, cmdutil.ExitUsage, cmdutil.ExitCode(err))
 			assert.Contains(t, err.Error(), tc.msg)
 		})
 	}
@@ -289,7 +290,7 @@ func TestJobsCreateRefusals(t *testing.T) {
 		h.on("PUT /jobs/v2/j1", stubAnswer{status: 429, body: hubErrBody(429004, "too many"), header: map[string]string{"iothub-errorcode": "ThrottlingMaxActiveJobCountExceeded"}})
 		te := h.env(t)
 		code := h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--job-id", "j1")
-		assert.Equal(t, ExitError, code)
+		assert.Equal(t, cmdutil.ExitError, code)
 		assert.Len(t, h.requests(), 1, "429004 is not retried")
 		assert.Contains(t, te.errOut.String(), "hint: the hub runs a limited number of jobs at once")
 		assert.Contains(t, te.errOut.String(), "Error: create job j1: hub answered 429 429004 ThrottlingMaxActiveJobCountExceeded: too many")
@@ -306,14 +307,14 @@ func TestJobsCreateRefusals(t *testing.T) {
 		h := newJobsHub(t)
 		h.on("PUT /jobs/v2/j1", stubAnswer{status: 500, body: hubErrBody(500001, "oops")})
 		te := h.env(t)
-		assert.Equal(t, ExitError, h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--job-id", "j1"))
+		assert.Equal(t, cmdutil.ExitError, h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--job-id", "j1"))
 		assert.Len(t, h.requests(), 1, "a 500 may have created the job")
 	})
 	t.Run("a condition the hub refuses is bad input", func(t *testing.T) {
 		h := newJobsHub(t)
 		h.on("PUT /jobs/v2/j1", stubAnswer{status: 400, body: hubErrBody(400004, "queryCondition: syntax error at position 5")})
 		te := h.env(t)
-		assert.Equal(t, ExitUsage, h.run(te, "jobs", "create", "reboot", "--query-condition", "a ==== b", "--job-id", "j1"))
+		assert.Equal(t, cmdutil.ExitUsage, h.run(te, "jobs", "create", "reboot", "--query-condition", "a ==== b", "--job-id", "j1"))
 		assert.Contains(t, te.errOut.String(), "Error: create job j1: hub answered 400 400004 ArgumentInvalid: queryCondition: syntax error at position 5")
 		assert.Len(t, h.requests(), 1, "a 400 is not resent")
 	})
@@ -321,7 +322,7 @@ func TestJobsCreateRefusals(t *testing.T) {
 		h := newJobsHub(t)
 		h.on("PUT /jobs/v2/j1", stubAnswer{status: 401, body: hubErrBody(401003, "Authorization rule 'registryRead' does not allow access for 'ServiceConnect'.")})
 		te := h.env(t)
-		assert.Equal(t, ExitAuth, h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--job-id", "j1"))
+		assert.Equal(t, cmdutil.ExitAuth, h.run(te, "jobs", "create", "reboot", "--query-condition", "*", "--job-id", "j1"))
 		assert.Contains(t, te.errOut.String(), "hint: the hub refused SAS policy \"service\"")
 		assert.Contains(t, te.errOut.String(), "401003")
 		assert.NotContains(t, te.errOut.String(), testKey)
@@ -346,7 +347,7 @@ func TestJobsWaitAndResults(t *testing.T) {
 			te.ios.SetStderrTTY(tty)
 			te.ios.SetNoColor(true) // compare text; colour is the printers' concern
 			code := h.run(te, "jobs", "wait", "j1", "--poll-interval", "100ms", "-o", "jsonl")
-			assert.Equal(t, ExitTargets, code, te.errOut.String())
+			assert.Equal(t, cmdutil.ExitTargets, code, te.errOut.String())
 
 			var results []map[string]any
 			for _, line := range strings.Split(strings.TrimSpace(te.out.String()), "\n") {
@@ -413,7 +414,7 @@ func TestJobsResultsAllSucceeded(t *testing.T) {
 	te = h.env(t)
 	h.on("GET /jobs/v2/j2", ok200(jobJSON("j2", "completed", `{"deviceCount":2,"succeededCount":2}`)))
 	h.on("POST /devices/query", ok200(`[{"deviceId":"a","jobId":"j2","status":"completed","outcome":{"deviceMethodResponse":{"status":202,"payload":1}}}]`))
-	assert.Equal(t, ExitTargets, h.run(te, "jobs", "results", "j2", "--ok-status", "200"), "--ok-status decides, as for invoke")
+	assert.Equal(t, cmdutil.ExitTargets, h.run(te, "jobs", "results", "j2", "--ok-status", "200"), "--ok-status decides, as for invoke")
 }
 
 func TestJobsShowListCancel(t *testing.T) {
@@ -451,19 +452,19 @@ func TestJobsShowListCancel(t *testing.T) {
 
 	te = h.env(t)
 	h.on("GET /jobs/v2/nope", stubAnswer{status: 404, body: hubErrBody(404002, "Job nope not found.")})
-	assert.Equal(t, ExitTargets, h.run(te, "jobs", "show", "nope"))
+	assert.Equal(t, cmdutil.ExitTargets, h.run(te, "jobs", "show", "nope"))
 	assert.Contains(t, te.errOut.String(), "Error: show job nope: hub answered 404 404002 JobNotFound: Job nope not found.")
 
 	te = h.env(t)
-	assert.Equal(t, ExitUsage, h.run(te, "jobs", "show"))
+	assert.Equal(t, cmdutil.ExitUsage, h.run(te, "jobs", "show"))
 	assert.Contains(t, te.errOut.String(), "exactly one JOB-ID")
 	te = h.env(t)
-	assert.Equal(t, ExitUsage, h.run(te, "jobs", "list", "--status", "done"))
+	assert.Equal(t, cmdutil.ExitUsage, h.run(te, "jobs", "list", "--status", "done"))
 	te = h.env(t)
-	assert.Equal(t, ExitUsage, te.run("jobs", "bogus"), "an unknown subcommand is a usage error, not help")
+	assert.Equal(t, cmdutil.ExitUsage, te.run("jobs", "bogus"), "an unknown subcommand is a usage error, not help")
 	assert.Contains(t, te.errOut.String(), `unknown command "bogus" for "dmctl jobs"`)
 	te = h.env(t)
-	assert.Equal(t, ExitOK, te.run("jobs"))
+	assert.Equal(t, cmdutil.ExitOK, te.run("jobs"))
 	assert.Contains(t, te.out.String(), "Available Commands:")
 }
 
@@ -474,7 +475,7 @@ func TestJobsWaitInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	te.f.Sleep = func(context.Context, time.Duration) error { cancel(); return context.Canceled }
 	code := Run(ctx, te.f, []string{"jobs", "wait", "j1", "--ca-file", h.caFile})
-	assert.Equal(t, ExitInterrupted, code)
+	assert.Equal(t, cmdutil.ExitInterrupted, code)
 	assert.Contains(t, te.errOut.String(), "Stopped waiting; the job keeps running on the hub. Resume with: dmctl jobs wait j1")
 	assert.Empty(t, te.out.String())
 }
@@ -546,8 +547,8 @@ func TestJobsCreateDryRunAndPrompt(t *testing.T) {
 		code   int
 		puts   int
 	}{
-		{"no at the prompt", "n\n", ExitUsage, 0},
-		{"end of input", "", ExitUsage, 0},
+		{"no at the prompt", "n\n", cmdutil.ExitUsage, 0},
+		{"end of input", "", cmdutil.ExitUsage, 0},
 		{"yes at the prompt", "y\n", 0, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -586,12 +587,12 @@ func TestConfirmInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := confirm(ctx, ios, "Go?")
+		_, err := cmdutil.Confirm(ctx, ios, "Go?")
 		done <- err
 	}()
 	cancel()
 	err := <-done
-	assert.ErrorIs(t, err, ErrPromptInterrupted)
-	assert.Equal(t, ExitInterrupted, ExitCode(err))
+	assert.ErrorIs(t, err, cmdutil.ErrPromptInterrupted)
+	assert.Equal(t, cmdutil.ExitInterrupted, cmdutil.ExitCode(err))
 	assert.Equal(t, "Go? [y/N] \n", errOut.String())
 }

@@ -7,17 +7,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
 // NewCmdJournal returns `dmctl journal` and its subcommands.
-func NewCmdJournal(f *Factory) *cobra.Command {
+func NewCmdJournal(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "journal <command>",
 		Short: "Read the journal of a fleet run (dmctl invoke --journal)",
 	}
-	groupCommand(cmd)
+	cmdutil.GroupCommand(cmd)
 	cmd.AddCommand(NewCmdJournalShow(f, nil))
 	return cmd
 }
@@ -30,12 +31,12 @@ type JournalShowOptions struct {
 }
 
 // NewCmdJournalShow returns `dmctl journal show`.
-func NewCmdJournalShow(f *Factory, runF func(*JournalShowOptions) error) *cobra.Command {
+func NewCmdJournalShow(f *cmdutil.Factory, runF func(*JournalShowOptions) error) *cobra.Command {
 	opts := &JournalShowOptions{IO: f.IOStreams}
 	return &cobra.Command{
 		Use:   "show FILE",
 		Short: "Print the final result of every target a journal records",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			Print the results a journal (dmctl invoke --journal FILE) holds, in dmctl
 			invoke's result shape and formats (-o table, wide, json, jsonl, name), with
 			the summary on stderr: for each target the last word of every run of the
@@ -50,13 +51,13 @@ func NewCmdJournalShow(f *Factory, runF func(*JournalShowOptions) error) *cobra.
 			Exit codes are those of the rollout: 0 when every target succeeded, 4 when
 			some did not (skipped included), 3 when the hub refused every one.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl journal show fw.journal
 			$ dmctl journal show fw.journal -o jsonl | jq -c 'select(.outcome != "succeeded")'
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return FlagErrorf("journal show needs exactly one journal FILE argument (got %d), e.g. dmctl journal show fw.journal", len(args))
+				return cmdutil.FlagErrorf("journal show needs exactly one journal FILE argument (got %d), e.g. dmctl journal show fw.journal", len(args))
 			}
 			return nil
 		},
@@ -64,7 +65,7 @@ func NewCmdJournalShow(f *Factory, runF func(*JournalShowOptions) error) *cobra.
 			return nil, cobra.ShellCompDirectiveDefault
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := parseOutput(f)
+			format, err := cmdutil.ParseOutput(f)
 			if err != nil {
 				return err
 			}
@@ -80,7 +81,7 @@ func NewCmdJournalShow(f *Factory, runF func(*JournalShowOptions) error) *cobra.
 func journalShowRun(opts *JournalShowOptions) error {
 	printer, err := output.NewResultPrinter(opts.Output, opts.IO)
 	if err != nil {
-		return FlagErrorf("-o/--output: %v", err)
+		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
 	tally := fleet.NewTally()
 	problems := output.NewProblems(maxProblemLines)
@@ -98,9 +99,9 @@ func journalShowRun(opts *JournalShowOptions) error {
 		var je *fleet.JournalError
 		switch {
 		case errors.As(err, &pe):
-			return FlagErrorf("FILE %s: cannot read it: %v", opts.Path, pe.Err)
+			return cmdutil.FlagErrorf("FILE %s: cannot read it: %v", opts.Path, pe.Err)
 		case errors.As(err, &je):
-			return FlagErrorf("FILE %v", err)
+			return cmdutil.FlagErrorf("FILE %v", err)
 		}
 		return err
 	}
@@ -123,7 +124,7 @@ func journalShowRun(opts *JournalShowOptions) error {
 	case sum.Targets == 0:
 		_, _ = fmt.Fprintln(errOut, "note: the journal records no target yet")
 	case !sum.AllSucceeded():
-		return &TargetsError{Summary: sum}
+		return &cmdutil.TargetsError{Summary: sum}
 	}
 	return nil
 }

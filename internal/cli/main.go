@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -24,13 +25,13 @@ import (
 // returns the exit code.
 func Main() int {
 	tuneGC(os.LookupEnv)
-	ctx, hard, stop := watchSignals()
+	ctx, hard, stop := cmdutil.WatchSignals()
 	defer stop()
 	if Version != "0.0.0-dev" && iothub.Version == "0.0.0-dev" {
 		iothub.Version = Version // one -X flag sets both the CLI's and the User-Agent's version
 	}
 	ios := output.System(os.LookupEnv)
-	f := NewFactory(ios, os.LookupEnv)
+	f := cmdutil.NewFactory(ios, os.LookupEnv)
 	f.HardStop = hard
 	return Run(ctx, f, os.Args[1:])
 }
@@ -57,7 +58,7 @@ func tuneGC(lookupEnv func(string) (string, bool)) {
 // Run executes one command line with the factory's streams and returns the
 // exit code. Errors are printed once to stderr as "Error: ...", without a
 // stack trace.
-func Run(ctx context.Context, f *Factory, args []string) int {
+func Run(ctx context.Context, f *cmdutil.Factory, args []string) int {
 	root := NewCmdRoot(f)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
@@ -65,20 +66,20 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 		_ = f.Debug.Flush()
 		auth.LogTo(nil)
 	}
-	if err != nil && isCobraUsageError(err) {
-		err = FlagErrorWrap(err)
+	if err != nil && cmdutil.IsCobraUsageError(err) {
+		err = cmdutil.FlagErrorWrap(err)
 	}
-	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
-		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, cmdutil.ErrInterrupted) {
+		err = fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, err)
 	}
-	if isBrokenPipe(err) && !errors.Is(err, ErrInterrupted) {
+	if cmdutil.IsBrokenPipe(err) && !errors.Is(err, cmdutil.ErrInterrupted) {
 		// A reader that stopped reading (dmctl jobs list | head -1) is not
 		// a failure of a command that only prints; a fleet run handles it
 		// itself, as an interrupt.
-		return ExitOK
+		return cmdutil.ExitOK
 	}
 	printError(f.IOStreams.ErrOut, cmd, err)
-	return ExitCode(err)
+	return cmdutil.ExitCode(err)
 }
 
 // printError writes err for a person: one line, then a hint where one helps.
@@ -87,33 +88,33 @@ func printError(w io.Writer, cmd *cobra.Command, err error) {
 		return
 	}
 	var (
-		targets   *TargetsError
-		flagErr   *FlagError
+		targets   *cmdutil.TargetsError
+		flagErr   *cmdutil.FlagError
 		credErr   *auth.CredentialError
 		threshold *fleet.ThresholdError
 	)
 	switch {
 	case errors.As(err, &targets):
 		return // the per-target lines and the summary are already on stderr
-	case errors.Is(err, ErrPromptInterrupted):
+	case errors.Is(err, cmdutil.ErrPromptInterrupted):
 		_, _ = fmt.Fprintln(w, "Interrupted: nothing was sent.")
 		return
-	case errors.Is(err, ErrStdoutClosed):
+	case errors.Is(err, cmdutil.ErrStdoutClosed):
 		_, _ = fmt.Fprintln(w, "Stopped: stdout was closed (its reader exited): no new calls were started; the summary above counts every target.")
 		return
-	case errors.Is(err, ErrInterrupted):
+	case errors.Is(err, cmdutil.ErrInterrupted):
 		_, _ = fmt.Fprintln(w, "Interrupted.")
 		return
 	case errors.As(err, &threshold):
 		_, _ = fmt.Fprintf(w, "Stopped: %s\n", threshold.Error())
 		return
-	case errors.Is(err, ErrCancelled):
+	case errors.Is(err, cmdutil.ErrCancelled):
 		_, _ = fmt.Fprintln(w, "Cancelled: nothing was sent.")
 		return
 	}
-	_, _ = fmt.Fprintf(w, "Error: %s\n", oneLine(err.Error()))
+	_, _ = fmt.Fprintf(w, "Error: %s\n", cmdutil.OneLine(err.Error()))
 	switch {
-	case errors.As(err, &flagErr), ExitCode(err) == ExitUsage:
+	case errors.As(err, &flagErr), cmdutil.ExitCode(err) == cmdutil.ExitUsage:
 		if cmd != nil {
 			_, _ = fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
@@ -30,8 +31,8 @@ func TestMain(m *testing.M) {
 func writeProfiles(t *testing.T, te *testEnv, text string) string {
 	t.Helper()
 	dir := t.TempDir()
-	te.env[EnvConfigDir] = dir
-	require.NoError(t, os.WriteFile(filepath.Join(dir, configFileName), []byte(text), 0o600))
+	te.env[cmdutil.EnvConfigDir] = dir
+	require.NoError(t, os.WriteFile(filepath.Join(dir, cmdutil.ConfigFileName), []byte(text), 0o600))
 	return dir
 }
 
@@ -52,11 +53,11 @@ profiles:
 			hub: "prod.azure-devices.net", authM: "azure-cli", out: "json", ca: "/etc/prod-ca.pem", prof: "prod"},
 		{name: "--profile wins over current", args: []string{"--profile", "lab"},
 			hub: "lab.azure-devices.net", authM: "", out: "jsonl", prof: "lab"},
-		{name: "DMCTL_PROFILE", env: map[string]string{EnvProfile: "lab"},
+		{name: "DMCTL_PROFILE", env: map[string]string{cmdutil.EnvProfile: "lab"},
 			hub: "lab.azure-devices.net", out: "jsonl", prof: "lab"},
 		{name: "flags win over the profile", args: []string{"--hub", "other.azure-devices.net", "-o", "name", "--auth", "environment"},
 			hub: "other.azure-devices.net", authM: "environment", out: "name", ca: "/etc/prod-ca.pem", prof: "prod"},
-		{name: "environment wins over the profile", env: map[string]string{EnvHub: "env.azure-devices.net", EnvOutput: "wide"},
+		{name: "environment wins over the profile", env: map[string]string{cmdutil.EnvHub: "env.azure-devices.net", cmdutil.EnvOutput: "wide"},
 			hub: "env.azure-devices.net", authM: "azure-cli", out: "wide", ca: "/etc/prod-ca.pem", prof: "prod"},
 		{name: "a connection string drops the profile's hub and auth", env: map[string]string{"IOTHUB_CONNECTION_STRING": "HostName=x.azure-devices.net;SharedAccessKeyName=s;SharedAccessKey=" + testKey},
 			hub: "", authM: "", out: "json", ca: "/etc/prod-ca.pem", prof: "prod"},
@@ -75,8 +76,8 @@ profiles:
 			assert.Equal(t, c.authM, g.Auth)
 			assert.Equal(t, c.out, g.Output)
 			assert.Equal(t, c.ca, g.CAFile)
-			require.NotNil(t, g.profile)
-			assert.Equal(t, c.prof, g.profile.name)
+			require.NotNil(t, g.Applied)
+			assert.Equal(t, c.prof, g.Applied.Name)
 		})
 	}
 }
@@ -85,13 +86,13 @@ func TestProfileErrors(t *testing.T) {
 	t.Run("unknown --profile is a usage error", func(t *testing.T) {
 		te := newTestEnv(t, nil)
 		writeProfiles(t, te, "profiles: {a: {hub: a.azure-devices.net}}\n")
-		assert.Equal(t, ExitUsage, te.run("--profile", "b", "version"))
+		assert.Equal(t, cmdutil.ExitUsage, te.run("--profile", "b", "version"))
 		assert.Contains(t, te.errOut.String(), `--profile: no profile "b"`)
 	})
 	t.Run("a profile's bad output names the profile", func(t *testing.T) {
 		te := newTestEnv(t, nil)
 		writeProfiles(t, te, "current: a\nprofiles: {a: {output: yaml}}\n")
-		assert.Equal(t, ExitUsage, te.run("version"))
+		assert.Equal(t, cmdutil.ExitUsage, te.run("version"))
 		assert.Contains(t, te.errOut.String(), `-o/--output (from profile "a")`)
 	})
 	t.Run("a broken store stops every command that may apply a profile, not version", func(t *testing.T) {
@@ -99,21 +100,21 @@ func TestProfileErrors(t *testing.T) {
 		writeProfiles(t, te, "profiles: [not, a, map]\n")
 		assert.Equal(t, 0, te.run("version"), te.errOut.String())
 		te2 := newTestEnv(t, nil)
-		te2.env[EnvConfigDir] = te.env[EnvConfigDir]
-		assert.Equal(t, ExitUsage, te2.run("invoke", "reboot", "--device", "d"))
+		te2.env[cmdutil.EnvConfigDir] = te.env[cmdutil.EnvConfigDir]
+		assert.Equal(t, cmdutil.ExitUsage, te2.run("invoke", "reboot", "--device", "d"))
 		assert.Contains(t, te2.errOut.String(), "not a dmctl config file")
 		assert.Empty(t, te2.inv.calls)
 	})
 	t.Run("no store, no profile", func(t *testing.T) {
 		te := newTestEnv(t, nil)
-		te.env[EnvConfigDir] = t.TempDir()
+		te.env[cmdutil.EnvConfigDir] = t.TempDir()
 		assert.Equal(t, 0, te.run("version"))
-		assert.Nil(t, te.f.Global.profile)
+		assert.Nil(t, te.f.Global.Applied)
 	})
 	t.Run("bad profile names", func(t *testing.T) {
 		te := newTestEnv(t, nil)
-		te.env[EnvConfigDir] = t.TempDir()
-		assert.Equal(t, ExitUsage, te.run("config", "set-profile", "../x", "--hub", "h.azure-devices.net"))
+		te.env[cmdutil.EnvConfigDir] = t.TempDir()
+		assert.Equal(t, cmdutil.ExitUsage, te.run("config", "set-profile", "../x", "--hub", "h.azure-devices.net"))
 		assert.Contains(t, te.errOut.String(), `profile name "../x"`)
 	})
 }
@@ -121,14 +122,14 @@ func TestProfileErrors(t *testing.T) {
 func TestConfigCommands(t *testing.T) {
 	te := newTestEnv(t, nil)
 	dir := t.TempDir()
-	te.env[EnvConfigDir] = dir
+	te.env[cmdutil.EnvConfigDir] = dir
 	te.env["IOTHUB_CONNECTION_STRING"] = "HostName=lab.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=" + testKey
 
 	require.Equal(t, 0, te.run("config", "set-profile", "lab", "--store-connection-string"), te.errOut.String())
-	st, err := os.Stat(filepath.Join(dir, configFileName))
+	st, err := os.Stat(filepath.Join(dir, cmdutil.ConfigFileName))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
-	b, err := os.ReadFile(filepath.Join(dir, configFileName))
+	b, err := os.ReadFile(filepath.Join(dir, cmdutil.ConfigFileName))
 	require.NoError(t, err)
 	assert.Contains(t, string(b), "current: lab")
 	assert.Contains(t, string(b), testKey, "stored, as asked")
@@ -138,8 +139,8 @@ func TestConfigCommands(t *testing.T) {
 	assert.Equal(t, "name: lab\ncurrent: true\nconnectionString: HostName=lab.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=REDACTED\n", te.out.String())
 	assert.NotContains(t, te.out.String()+te.errOut.String(), testKey)
 
-	assert.Equal(t, ExitUsage, te.run("config", "set-profile", "lab"), "nothing to change")
-	assert.Equal(t, ExitUsage, te.run("config", "use", "nope"))
+	assert.Equal(t, cmdutil.ExitUsage, te.run("config", "set-profile", "lab"), "nothing to change")
+	assert.Equal(t, cmdutil.ExitUsage, te.run("config", "use", "nope"))
 	require.Equal(t, 0, te.run("config", "set-profile", "prod", "--hub", "prod", "--auth", "azure-cli"))
 	te.out.Reset()
 	require.Equal(t, 0, te.run("config", "list"))
@@ -186,8 +187,8 @@ func TestConfigFileErrorsNeverQuoteTheFile(t *testing.T) {
 				dir := writeProfiles(t, te, tt.text)
 				code := te.run(args...)
 				out := te.out.String() + te.errOut.String()
-				assert.Equal(t, ExitUsage, code, "%v: %s", args, out)
-				assert.Contains(t, out, filepath.Join(dir, configFileName)+": not a dmctl config file: ")
+				assert.Equal(t, cmdutil.ExitUsage, code, "%v: %s", args, out)
+				assert.Contains(t, out, filepath.Join(dir, cmdutil.ConfigFileName)+": not a dmctl config file: ")
 				assert.Contains(t, out, tt.want)
 				assertNoPieceOf(t, out, leakKey)
 				assert.NotContains(t, out, leakKey[:7], "yaml.v3 quotes the first 7 characters of a value")
@@ -220,12 +221,12 @@ func TestStoredConnectionStringUnreadable(t *testing.T) {
 
 			// Used for a command: refused before anything is sent, naming the profile.
 			ios, _, out, errOut := output.Test()
-			vars := map[string]string{EnvConfigDir: te.env[EnvConfigDir]}
-			f := NewFactory(ios, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
-			require.NoError(t, os.WriteFile(filepath.Join(vars[EnvConfigDir], configFileName),
+			vars := map[string]string{cmdutil.EnvConfigDir: te.env[cmdutil.EnvConfigDir]}
+			f := cmdutil.NewFactory(ios, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+			require.NoError(t, os.WriteFile(filepath.Join(vars[cmdutil.EnvConfigDir], cmdutil.ConfigFileName),
 				[]byte("current: lab\nprofiles:\n  lab:\n    connectionString: \""+stored+"\"\n"), 0o600))
 			code := Run(context.Background(), f, []string{"invoke", "reboot", "--device", "d"})
-			assert.Equal(t, ExitUsage, code, errOut.String())
+			assert.Equal(t, cmdutil.ExitUsage, code, errOut.String())
 			assert.Contains(t, errOut.String(), `Error: profile "lab": invalid connection string: `)
 			assertNoPieceOf(t, out.String()+errOut.String(), leakKey)
 		})
@@ -235,14 +236,14 @@ func TestStoredConnectionStringUnreadable(t *testing.T) {
 func TestProfileNamesThatMayBeSecretsAreNotEchoed(t *testing.T) {
 	te := newTestEnv(t, nil)
 	writeProfiles(t, te, "profiles: {a: {hub: a.azure-devices.net}}\n")
-	te.env[EnvProfile] = "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + leakKey
-	assert.Equal(t, ExitUsage, te.run("version"))
+	te.env[cmdutil.EnvProfile] = "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + leakKey
+	assert.Equal(t, cmdutil.ExitUsage, te.run("version"))
 	assert.Contains(t, te.errOut.String(), "DMCTL_PROFILE: no profile (the name given) in ")
 	assertNoPieceOf(t, te.errOut.String(), leakKey)
 
 	te = newTestEnv(t, nil)
-	te.env[EnvConfigDir] = t.TempDir()
-	assert.Equal(t, ExitUsage, te.run("config", "get-profile", leakKey))
+	te.env[cmdutil.EnvConfigDir] = t.TempDir()
+	assert.Equal(t, cmdutil.ExitUsage, te.run("config", "get-profile", leakKey))
 	assert.Contains(t, te.errOut.String(), "profile name (the name given): use 1-64 letters")
 	assertNoPieceOf(t, te.errOut.String(), leakKey)
 }
@@ -255,7 +256,7 @@ func TestRedactingWriterDebugLines(t *testing.T) {
 	const secret = "Rq8~vX.2mN_kT4pL9wZ-sY6bH3cJ1fG5dQ0aE7uI"
 	const sig = "kcWxXAK2OAaAoq2oCkaGzX2NMqDB8nCyNuq2fPYCDhk%3D"
 	var b strings.Builder
-	w := newRedactingWriter(&b)
+	w := cmdutil.NewRedactingWriter(&b)
 	writes := []string{
 		"> POST https://h/twins/d/methods {Authorization: SharedAccessSignature sr=h&sig=" + sig[:10], sig[10:] + "&se=1, Content-Type: application/json}\n",
 		"> POST https://login/t/oauth2/v2.0/token body=client_id=c&client_secret=" + secret + "&grant_type=client_credentials\n",

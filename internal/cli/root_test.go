@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
@@ -33,21 +34,21 @@ func TestExitCode(t *testing.T) {
 	}{
 		{"nil", nil, 0},
 		{"plain", errors.New("disk on fire"), 1},
-		{"flag error", FlagErrorf("--device is required"), 2},
-		{"wrapped flag error", fmt.Errorf("ctx: %w", FlagErrorf("x")), 2},
+		{"flag error", cmdutil.FlagErrorf("--device is required"), 2},
+		{"wrapped flag error", fmt.Errorf("ctx: %w", cmdutil.FlagErrorf("x")), 2},
 		{"auth input", &auth.InputError{Input: "--hub", Reason: "x"}, 2},
 		{"iothub input", &iothub.InputError{Input: "device id", Reason: "x"}, 2},
 		{"connection string", fmt.Errorf("load: %w", &connstr.Error{Reason: "x"}), 2},
 		{"credential", &auth.CredentialError{Method: auth.MethodAzureCLI, Err: errors.New("no az")}, 3},
-		{"all unauthorized", &TargetsError{Summary: unauthorized}, 3},
-		{"targets failed", &TargetsError{Summary: mixed}, 4},
-		{"interrupted", fmt.Errorf("%w: %w", ErrInterrupted, context.Canceled), 130},
+		{"all unauthorized", &cmdutil.TargetsError{Summary: unauthorized}, 3},
+		{"targets failed", &cmdutil.TargetsError{Summary: mixed}, 4},
+		{"interrupted", fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, context.Canceled), 130},
 		{"cancelled", context.Canceled, 130},
-		{"interrupt beats failures", fmt.Errorf("%w: %w", ErrInterrupted, &TargetsError{Summary: mixed}), 130},
+		{"interrupt beats failures", fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, &cmdutil.TargetsError{Summary: mixed}), 130},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, ExitCode(tt.err))
+			assert.Equal(t, tt.want, cmdutil.ExitCode(tt.err))
 		})
 	}
 }
@@ -85,27 +86,27 @@ func TestRunCredentialErrorHint(t *testing.T) {
 	te.f.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
 		return nil, nil, &auth.CredentialError{Method: auth.MethodEnvironment, Err: errors.New("EnvironmentCredential: missing AZURE_CLIENT_ID\nsee docs")}
 	}
-	assert.Equal(t, ExitAuth, te.run("invoke", "m", "--device", "d"))
+	assert.Equal(t, cmdutil.ExitAuth, te.run("invoke", "m", "--device", "d"))
 	assert.Equal(t, "Error: environment credential could not get a token: EnvironmentCredential: missing AZURE_CLIENT_ID\n"+
 		"hint: "+auth.TokenFailureHint(auth.MethodEnvironment)+"\n", te.errOut.String())
 }
 
 func TestRunUsesRealFactoryForAuthErrors(t *testing.T) {
 	te := newTestEnv(t, nil)
-	f := NewFactory(te.ios, func(string) (string, bool) { return "", false })
+	f := cmdutil.NewFactory(te.ios, func(string) (string, bool) { return "", false })
 	code := Run(context.Background(), f, []string{"invoke", "reboot", "--device", "d"})
-	assert.Equal(t, ExitUsage, code)
+	assert.Equal(t, cmdutil.ExitUsage, code)
 	assert.Contains(t, te.errOut.String(), "Error: no credentials: either give a service connection string")
 
 	te = newTestEnv(t, nil)
-	f = NewFactory(te.ios, func(k string) (string, bool) {
+	f = cmdutil.NewFactory(te.ios, func(k string) (string, bool) {
 		if k == auth.EnvConnectionString {
 			return "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + testKey + ";Extra=1", true
 		}
 		return "", false
 	})
 	code = Run(context.Background(), f, []string{"invoke", "reboot", "--device", "d"})
-	assert.Equal(t, ExitUsage, code)
+	assert.Equal(t, cmdutil.ExitUsage, code)
 	assert.Equal(t, "Error: IOTHUB_CONNECTION_STRING: invalid connection string: part 4 has an unknown key (known keys: HostName, SharedAccessKeyName, SharedAccessKey, SharedAccessSignature, DeviceId, ModuleId, GatewayHostName, x509)\n"+
 		"Run 'dmctl invoke --help' for usage.\n", te.errOut.String())
 	assert.NotContains(t, te.errOut.String(), testKey)
@@ -116,7 +117,7 @@ func TestRunInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	code := Run(ctx, te.f, []string{"invoke", "m", "--device", "a", "--device", "b", "-o", "jsonl"})
-	assert.Equal(t, ExitInterrupted, code)
+	assert.Equal(t, cmdutil.ExitInterrupted, code)
 	assert.Empty(t, te.inv.calls, "nothing starts after the interrupt")
 	assert.Equal(t, 2, strings.Count(te.out.String(), `"outcome":"skipped"`))
 	assert.True(t, strings.HasSuffix(te.errOut.String(), "Interrupted.\n"), te.errOut.String())
@@ -156,7 +157,7 @@ func TestHelpTopics(t *testing.T) {
 
 func TestRedactingWriter(t *testing.T) {
 	var b strings.Builder
-	w := newRedactingWriter(&b)
+	w := cmdutil.NewRedactingWriter(&b)
 	// A token split across writes is still masked.
 	for _, part := range []string{"Authorization: SharedAccessSignature sr=h&si", "g=c2VjcmV0%3D&se=1\n", "Authorization: Bearer eyJ", "hbGciOi.x.y\n", "tail SharedAccessKey=", testKey} {
 		_, err := w.Write([]byte(part))
@@ -169,29 +170,29 @@ func TestRedactingWriter(t *testing.T) {
 func TestParseDuration(t *testing.T) {
 	good := map[string]time.Duration{"0": 0, "45": 45 * time.Second, "1m30s": 90 * time.Second, " 2m ": 2 * time.Minute, "1500ms": 1500 * time.Millisecond}
 	for in, want := range good {
-		got, err := parseDuration(in)
+		got, err := cmdutil.ParseDuration(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
 	for _, in := range []string{"", "x", "-5", "-1s", "1d", "99999999"} {
-		_, err := parseDuration(in)
+		_, err := cmdutil.ParseDuration(in)
 		assert.Error(t, err, in)
 	}
-	assert.Equal(t, "0", formatDuration(0))
-	assert.Equal(t, "1.5s", formatDuration(1500*time.Millisecond))
+	assert.Equal(t, "0", cmdutil.FormatDuration(0))
+	assert.Equal(t, "1.5s", cmdutil.FormatDuration(1500*time.Millisecond))
 	// Durations as the docs write them, and readable back.
 	for d, want := range map[time.Duration]string{5 * time.Minute: "5m", 10 * time.Minute: "10m", time.Hour: "1h", 90 * time.Second: "1m30s",
 		24 * time.Hour: "24h", 45 * time.Second: "45s", time.Hour + 5*time.Second: "1h5s", 720 * time.Hour: "720h"} {
-		assert.Equal(t, want, formatDuration(d))
-		back, err := parseDuration(want)
+		assert.Equal(t, want, cmdutil.FormatDuration(d))
+		back, err := cmdutil.ParseDuration(want)
 		require.NoError(t, err)
 		assert.Equal(t, d, back, want)
 	}
 }
 
 func TestHeredoc(t *testing.T) {
-	assert.Equal(t, "a\n  b\n\nc\n", heredoc("\n\t\ta\n\t\t  b\n\n\t\tc\n\t"))
-	assert.Equal(t, "  $ x\n  $ y", example("\n\t$ x\n\t$ y\n"))
+	assert.Equal(t, "a\n  b\n\nc\n", cmdutil.Heredoc("\n\t\ta\n\t\t  b\n\n\t\tc\n\t"))
+	assert.Equal(t, "  $ x\n  $ y", cmdutil.Example("\n\t$ x\n\t$ y\n"))
 }
 
 func TestNewHTTPClientCAFile(t *testing.T) {
@@ -201,26 +202,26 @@ func TestNewHTTPClientCAFile(t *testing.T) {
 	caPath := filepath.Join(dir, "ca.pem")
 	require.NoError(t, os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
 
-	c, err := newHTTPClient("", os.ReadFile)
+	c, err := cmdutil.NewHTTPClient("", os.ReadFile)
 	require.NoError(t, err)
 	_, err = c.Get(srv.URL)
 	require.Error(t, err, "without --ca-file the test CA is not trusted: verification is on")
 
-	c, err = newHTTPClient(caPath, os.ReadFile)
+	c, err = cmdutil.NewHTTPClient(caPath, os.ReadFile)
 	require.NoError(t, err)
 	resp, err := c.Get(srv.URL)
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, 204, resp.StatusCode)
 
-	_, err = newHTTPClient(filepath.Join(dir, "missing.pem"), os.ReadFile)
-	assert.Equal(t, ExitUsage, ExitCode(err))
+	_, err = cmdutil.NewHTTPClient(filepath.Join(dir, "missing.pem"), os.ReadFile)
+	assert.Equal(t, cmdutil.ExitUsage, cmdutil.ExitCode(err))
 	assert.Contains(t, err.Error(), "--ca-file "+filepath.Join(dir, "missing.pem")+": cannot read it: no such file or directory")
 
 	junk := filepath.Join(dir, "junk.pem")
 	require.NoError(t, os.WriteFile(junk, []byte("not a cert"), 0o600))
-	_, err = newHTTPClient(junk, os.ReadFile)
-	assert.Equal(t, ExitUsage, ExitCode(err))
+	_, err = cmdutil.NewHTTPClient(junk, os.ReadFile)
+	assert.Equal(t, cmdutil.ExitUsage, cmdutil.ExitCode(err))
 	assert.Contains(t, err.Error(), "it holds no PEM certificate")
 }
 
@@ -231,7 +232,7 @@ func TestNewHTTPClientRefusesRedirects(t *testing.T) {
 		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
 	}))
 	defer srv.Close()
-	c, err := newHTTPClient("", os.ReadFile)
+	c, err := cmdutil.NewHTTPClient("", os.ReadFile)
 	require.NoError(t, err)
 	resp, err := c.Post(srv.URL, "application/json", strings.NewReader("{}"))
 	require.NoError(t, err)

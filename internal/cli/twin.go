@@ -10,25 +10,26 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
 	"github.com/dmctl/dmctl/internal/retry"
 )
 
 // NewCmdTwin returns `dmctl twin` and its subcommands.
-func NewCmdTwin(f *Factory) *cobra.Command {
+func NewCmdTwin(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "twin <command>",
 		Short: "Read device and module twins",
 	}
-	groupCommand(cmd)
+	cmdutil.GroupCommand(cmd)
 	cmd.AddCommand(NewCmdTwinShow(f, nil))
 	return cmd
 }
 
 // TwinShowOptions are `dmctl twin show`'s inputs.
 type TwinShowOptions struct {
-	HubDeps
+	cmdutil.HubDeps
 	DeviceID string
 	ModuleID string
 	// Path picks one member, e.g. properties.reported.iothubDM; nil: the
@@ -37,13 +38,13 @@ type TwinShowOptions struct {
 }
 
 // NewCmdTwinShow returns `dmctl twin show`.
-func NewCmdTwinShow(f *Factory, runF func(*TwinShowOptions) error) *cobra.Command {
-	opts := &TwinShowOptions{HubDeps: newHubDeps(f)}
+func NewCmdTwinShow(f *cmdutil.Factory, runF func(*TwinShowOptions) error) *cobra.Command {
+	opts := &TwinShowOptions{HubDeps: cmdutil.NewHubDeps(f)}
 	var path string
 	cmd := &cobra.Command{
 		Use:   "show --device ID [--module ID] [--path PATH]",
 		Short: "Print a device or module twin as JSON",
-		Long: heredoc(`
+		Long: cmdutil.Heredoc(`
 			Print a device twin (or, with --module, a module twin) as the hub returns
 			it: JSON, indented with -o json (the default), on one line with -o jsonl.
 			--path picks one member with a dotted path such as
@@ -53,14 +54,14 @@ func NewCmdTwinShow(f *Factory, runF func(*TwinShowOptions) error) *cobra.Comman
 			Strings picked by --path are printed as JSON strings, quotes included, so
 			the output is always JSON.
 		`),
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl twin show --device thermostat-17
 			$ dmctl twin show --device thermostat-17 --path properties.reported.iothubDM.firmwareUpdate.status
 			$ dmctl twin show --device gw-1 --module telemetry -o jsonl
 		`),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 0 {
-				return FlagErrorf("twin show takes no arguments (got %q); name the device with --device ID", args)
+				return cmdutil.FlagErrorf("twin show takes no arguments (got %q); name the device with --device ID", args)
 			}
 			return nil
 		},
@@ -73,7 +74,7 @@ func NewCmdTwinShow(f *Factory, runF func(*TwinShowOptions) error) *cobra.Comman
 				case output.FormatJSON, output.FormatJSONL:
 					opts.Output = format
 				default:
-					return FlagErrorf("-o/--output: twin show prints JSON: use -o json or -o jsonl (got %q)", format)
+					return cmdutil.FlagErrorf("-o/--output: twin show prints JSON: use -o json or -o jsonl (got %q)", format)
 				}
 			}
 			if err := checkTwinShow(opts, path); err != nil {
@@ -89,7 +90,7 @@ func NewCmdTwinShow(f *Factory, runF func(*TwinShowOptions) error) *cobra.Comman
 	flags.StringVar(&opts.DeviceID, "device", "", "Device `ID` whose twin to show")
 	flags.StringVar(&opts.ModuleID, "module", "", "Show this module's twin instead of the device's")
 	flags.StringVar(&path, "path", "", "Print only this member, e.g. properties.reported.iothubDM")
-	_ = cmd.RegisterFlagCompletionFunc("device", completeDeviceIDs(f))
+	_ = cmd.RegisterFlagCompletionFunc("device", cmdutil.CompleteDeviceIDs(f))
 	_ = cmd.RegisterFlagCompletionFunc("module", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("path", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"tags", "properties.desired", "properties.reported", "properties.reported.iothubDM", "connectionState"}, cobra.ShellCompDirectiveNoFileComp
@@ -99,21 +100,21 @@ func NewCmdTwinShow(f *Factory, runF func(*TwinShowOptions) error) *cobra.Comman
 
 func checkTwinShow(opts *TwinShowOptions, path string) error {
 	if opts.DeviceID == "" {
-		return FlagErrorf("--device is required: name the device whose twin to show")
+		return cmdutil.FlagErrorf("--device is required: name the device whose twin to show")
 	}
 	if err := iothub.ValidateDeviceID(opts.DeviceID); err != nil {
-		return FlagErrorf("--device: %v", err)
+		return cmdutil.FlagErrorf("--device: %v", err)
 	}
 	if opts.ModuleID != "" {
 		if err := iothub.ValidateModuleID(opts.ModuleID); err != nil {
-			return FlagErrorf("--module: %v", err)
+			return cmdutil.FlagErrorf("--module: %v", err)
 		}
 	}
 	opts.Path = nil
 	if path = strings.TrimSpace(path); path != "" {
 		for _, seg := range strings.Split(path, ".") {
 			if seg == "" {
-				return FlagErrorf("--path %q: it has an empty step (write steps separated by single dots, e.g. properties.reported.x)", path)
+				return cmdutil.FlagErrorf("--path %q: it has an empty step (write steps separated by single dots, e.g. properties.reported.x)", path)
 			}
 			opts.Path = append(opts.Path, seg)
 		}
@@ -128,7 +129,7 @@ func TwinShowRun(ctx context.Context, opts *TwinShowOptions) error {
 		return err
 	}
 	var raw json.RawMessage
-	_, err = retry.Do(ctx, opts.readPolicy(), func(ctx context.Context, _ int) error {
+	_, err = retry.Do(ctx, opts.ReadPolicy(), func(ctx context.Context, _ int) error {
 		var e error
 		raw, e = c.GetTwin(ctx, opts.DeviceID, opts.ModuleID)
 		return e
@@ -138,7 +139,7 @@ func TwinShowRun(ctx context.Context, opts *TwinShowOptions) error {
 		target += "/" + opts.ModuleID
 	}
 	if err != nil {
-		return opts.hubFailure(ctx, err, cred, "twin of "+target)
+		return opts.HubFailure(ctx, err, cred, "twin of "+target)
 	}
 	v, err := decodeJSON(raw)
 	if err != nil {
@@ -147,7 +148,7 @@ func TwinShowRun(ctx context.Context, opts *TwinShowOptions) error {
 	for i, step := range opts.Path {
 		next, ok := member(v, step)
 		if !ok {
-			return &NotFoundError{Msg: fmt.Sprintf("twin of %s has no %s", target, strings.Join(opts.Path[:i+1], "."))}
+			return &cmdutil.NotFoundError{Msg: fmt.Sprintf("twin of %s has no %s", target, strings.Join(opts.Path[:i+1], "."))}
 		}
 		v = next
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 )
 
 const twinBody = `{"deviceId":"d#1","etag":"AAAAAAAAAAE=","version":4,"status":"enabled","connectionState":"Connected",
@@ -43,7 +45,7 @@ func TestTwinShow(t *testing.T) {
 	assert.Equal(t, `{"deviceId":"d#1","moduleId":"m1","properties":{}}`+"\n", te.out.String())
 
 	te = h.env(t)
-	assert.Equal(t, ExitTargets, h.run(te, "twin", "show", "--device", "d#1", "--path", "properties.reported.nope.x"))
+	assert.Equal(t, cmdutil.ExitTargets, h.run(te, "twin", "show", "--device", "d#1", "--path", "properties.reported.nope.x"))
 	assert.Equal(t, "Error: twin of d#1 has no properties.reported.nope\n", te.errOut.String())
 	assert.Empty(t, te.out.String())
 
@@ -54,12 +56,12 @@ func TestTwinShow(t *testing.T) {
 
 	h.on("GET /twins/gone", stubAnswer{status: 404, body: hubErrBody(404001, "Device gone not registered.")})
 	te = h.env(t)
-	assert.Equal(t, ExitTargets, h.run(te, "twin", "show", "--device", "gone"))
+	assert.Equal(t, cmdutil.ExitTargets, h.run(te, "twin", "show", "--device", "gone"))
 	assert.Contains(t, te.errOut.String(), "Error: twin of gone: hub answered 404 404001")
 
 	h.on("GET /twins/locked", stubAnswer{status: 401, body: hubErrBody(401003, "Principal x is not authorized for GET on /twins/locked due to no assigned permissions")})
 	te = h.env(t)
-	assert.Equal(t, ExitAuth, h.run(te, "twin", "show", "--device", "locked"))
+	assert.Equal(t, cmdutil.ExitAuth, h.run(te, "twin", "show", "--device", "locked"))
 }
 
 func TestTwinShowBadInput(t *testing.T) {
@@ -76,7 +78,7 @@ func TestTwinShowBadInput(t *testing.T) {
 	}
 	for _, tc := range tests {
 		te := newTestEnv(t, nil)
-		assert.Equal(t, ExitUsage, te.run(tc.args...), "%v", tc.args)
+		assert.Equal(t, cmdutil.ExitUsage, te.run(tc.args...), "%v", tc.args)
 		assert.Contains(t, te.errOut.String(), tc.msg, "%v", tc.args)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
@@ -34,16 +35,16 @@ type VersionInfo struct {
 }
 
 // NewCmdVersion returns `dmctl version`.
-func NewCmdVersion(f *Factory, runF func(*VersionOptions) error) *cobra.Command {
+func NewCmdVersion(f *cmdutil.Factory, runF func(*VersionOptions) error) *cobra.Command {
 	opts := &VersionOptions{IO: f.IOStreams}
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Show dmctl's version",
-		Example: example(`
+		Example: cmdutil.Example(`
 			$ dmctl version
 			$ dmctl version -o json
 		`),
-		Args: noArgs,
+		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Output = output.Format(f.Global.Output)
 			if runF != nil {
@@ -67,12 +68,4 @@ func versionRun(opts *VersionOptions) error {
 	_, err := fmt.Fprintf(opts.IO.Out, "dmctl version %s (commit %s, built %s, %s %s)\n",
 		info.Version, info.Commit, info.Date, info.GoVersion, info.Platform)
 	return err
-}
-
-// noArgs refuses positional arguments as a usage error.
-func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return FlagErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args[0])
-	}
-	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra/doc"
 
 	"github.com/dmctl/dmctl/internal/cli"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
@@ -44,7 +45,7 @@ func main() {
 // it, so no flag default depends on the machine that runs the generator.
 func root() *cobra.Command {
 	ios, _, _, _ := output.Test()
-	f := cli.NewFactory(ios, func(string) (string, bool) { return "", false })
+	f := cmdutil.NewFactory(ios, func(string) (string, bool) { return "", false })
 	cmd := cli.NewCmdRoot(f)
 	cmd.InitDefaultHelpCmd()
 	cmd.InitDefaultCompletionCmd()

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"context"
@@ -41,10 +41,10 @@ type GlobalOptions struct {
 	// Profile is --profile: the saved profile to apply (dmctl config).
 	Profile string
 	// outputSource names where Output came from, for error messages.
-	outputSource string
-	authSource   string
-	// profile is the profile applied, if any (applyProfile).
-	profile *profileRef
+	OutputSource string
+	AuthSource   string
+	// profile is the profile applied, if any (ApplyProfile).
+	Applied *ProfileRef
 }
 
 // Factory holds what commands depend on: streams, the environment, and a
@@ -61,63 +61,84 @@ type Factory struct {
 	// instead of waiting for calls in flight. nil: never.
 	HardStop context.Context
 	// Debug receives --debug output (redacted); nil unless --debug.
-	Debug *redactingWriter
-	// Invoker returns the method invoker for the hub the global options
-	// name, with the credential it uses (for hints). It builds the client
-	// once, on first call, so commands that never call the hub never need
-	// credentials.
+	Debug *RedactingWriter
+	// Invoker, when set, replaces the method invoker built on the hub
+	// client (tests give a fake); nil: the hub client's.
 	Invoker func() (fleet.Invoker, *auth.Credential, error)
-	// Query returns a pager over an IoT Hub query (--query), from the same
-	// client as Invoker.
+	// Query, when set, replaces the pager over an IoT Hub query (--query)
+	// built on the hub client; nil: the hub client's.
 	Query func(sql string, pageSize int) (fleet.Pager, error)
+	// HubClientFunc, when set, replaces the lazily built hub client (tests
+	// point it at a stub); nil: built once from the global options.
+	HubClientFunc func() (*iothub.Client, *auth.Credential, error)
+
+	hubOnce sync.Once
+	hub     *iothub.Client
+	hubCred *auth.Credential
+	hubErr  error
 }
 
 // NewFactory returns the factory for a real process.
 func NewFactory(io *output.IOStreams, lookupEnv func(string) (string, bool)) *Factory {
-	f := &Factory{
+	return &Factory{
 		IOStreams: io,
 		LookupEnv: lookupEnv,
 		ReadFile:  os.ReadFile,
 		Now:       time.Now,
 		Global:    &GlobalOptions{},
 	}
-	client := sync.OnceValues(func() (clientAndCred, error) {
-		c, cred, err := f.hubClient()
-		return clientAndCred{c, cred}, err
-	})
-	f.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
-		cc, err := client()
-		if err != nil {
-			return nil, nil, err
-		}
-		return fleet.ClientInvoker{Client: cc.client}, cc.cred, nil
-	}
-	f.Query = func(sql string, pageSize int) (fleet.Pager, error) {
-		cc, err := client()
-		if err != nil {
-			return nil, err
-		}
-		return cc.client.NewQueryPager(sql, &iothub.QueryOptions{PageSize: pageSize}), nil
-	}
-	return f
 }
 
-type clientAndCred struct {
-	client *iothub.Client
-	cred   *auth.Credential
+// HubClient is the one hub client of the process, with the credential it
+// uses (for hints): built on first use from the global options (flags,
+// environment, profile), so commands that never call the hub never need
+// credentials. Every command, completion and doctor reach the hub through
+// it.
+func (f *Factory) HubClient() (*iothub.Client, *auth.Credential, error) {
+	if f.HubClientFunc != nil {
+		return f.HubClientFunc()
+	}
+	f.hubOnce.Do(func() { f.hub, f.hubCred, f.hubErr = f.buildHubClient() })
+	return f.hub, f.hubCred, f.hubErr
+}
+
+// MethodInvoker is the invoker of direct methods: Invoker when set, else
+// the hub client's.
+func (f *Factory) MethodInvoker() (fleet.Invoker, *auth.Credential, error) {
+	if f.Invoker != nil {
+		return f.Invoker()
+	}
+	c, cred, err := f.HubClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	return fleet.ClientInvoker{Client: c}, cred, nil
+}
+
+// QueryPager is a pager over an IoT Hub query: Query when set, else the hub
+// client's.
+func (f *Factory) QueryPager(sql string, pageSize int) (fleet.Pager, error) {
+	if f.Query != nil {
+		return f.Query(sql, pageSize)
+	}
+	c, _, err := f.HubClient()
+	if err != nil {
+		return nil, err
+	}
+	return c.NewQueryPager(sql, &iothub.QueryOptions{PageSize: pageSize}), nil
 }
 
 var apiVersionShape = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`)
 
-// hubClient resolves the credential and builds the IoT Hub client. Input
-// problems come back as usage errors; nothing is sent here.
-func (f *Factory) hubClient() (*iothub.Client, *auth.Credential, error) {
+// buildHubClient resolves the credential and builds the IoT Hub client.
+// Input problems come back as usage errors; nothing is sent here.
+func (f *Factory) buildHubClient() (*iothub.Client, *auth.Credential, error) {
 	g := f.Global
-	httpClient, err := newHTTPClient(g.CAFile, f.ReadFile)
+	httpClient, err := NewHTTPClient(g.CAFile, f.ReadFile)
 	if err != nil {
 		return nil, nil, err
 	}
-	cred, err := auth.Resolve(f.authOptions(httpClient))
+	cred, err := auth.Resolve(f.AuthOptions(httpClient))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -140,10 +161,10 @@ func (f *Factory) hubClient() (*iothub.Client, *auth.Credential, error) {
 	return c, cred, nil
 }
 
-// authOptions are the inputs of credential resolution: the global options
+// AuthOptions are the inputs of credential resolution: the global options
 // (flags, environment defaults and the profile applied to them) and the
-// factory's environment. hubClient and doctor both resolve through it.
-func (f *Factory) authOptions(transport *http.Client) auth.Options {
+// factory's environment. the hub client and doctor both resolve through it.
+func (f *Factory) AuthOptions(transport *http.Client) auth.Options {
 	g := f.Global
 	o := auth.Options{
 		Method:               auth.Method(g.Auth),
@@ -157,26 +178,26 @@ func (f *Factory) authOptions(transport *http.Client) auth.Options {
 	if transport != nil {
 		o.Transport = transport
 	}
-	if g.profile != nil {
-		o.Profile = g.profile.name
-		o.ProfileConnectionString = g.profile.profile.ConnectionString
+	if g.Applied != nil {
+		o.Profile = g.Applied.Name
+		o.ProfileConnectionString = g.Applied.Profile.ConnectionString
 	}
 	return o
 }
 
-// applyProfile fills the global options a saved profile sets and neither a
+// ApplyProfile fills the global options a saved profile sets and neither a
 // flag nor an environment variable does (precedence: flag, environment,
 // profile, default). When a connection string comes from a flag, a file or
 // IOTHUB_CONNECTION_STRING, the profile's hub and auth are not applied: the
 // connection string names the hub and the method.
-func (f *Factory) applyProfile(flags interface{ Changed(string) bool }) error {
-	ref, err := f.activeProfile()
+func (f *Factory) ApplyProfile(flags interface{ Changed(string) bool }) error {
+	ref, err := f.ActiveProfile()
 	if err != nil || ref == nil {
 		return err
 	}
 	g := f.Global
-	g.profile = ref
-	p := ref.profile
+	g.Applied = ref
+	p := ref.Profile
 	envSet := func(k string) bool {
 		if f.LookupEnv == nil {
 			return false
@@ -185,28 +206,28 @@ func (f *Factory) applyProfile(flags interface{ Changed(string) bool }) error {
 		return ok && v != ""
 	}
 	explicitConn := g.ConnectionString != "" || g.ConnectionStringFile != "" || envSet(auth.EnvConnectionString)
-	from := fmt.Sprintf("(from profile %q)", ref.name)
+	from := fmt.Sprintf("(from profile %q)", ref.Name)
 	if p.Hub != "" && !explicitConn && !flags.Changed("hub") && !envSet(EnvHub) {
 		g.Hub = p.Hub
 	}
 	if p.Auth != "" && !explicitConn && !flags.Changed("auth") && !envSet(EnvAuth) {
 		g.Auth = p.Auth
-		g.authSource = "--auth " + from
+		g.AuthSource = "--auth " + from
 	}
 	if p.CAFile != "" && !flags.Changed("ca-file") {
 		g.CAFile = p.CAFile
 	}
 	if p.Output != "" && !flags.Changed("output") && !envSet(EnvOutput) {
 		g.Output = p.Output
-		g.outputSource = "-o/--output " + from
+		g.OutputSource = "-o/--output " + from
 	}
 	return nil
 }
 
-// newHTTPClient builds the transport for hub and token calls
+// NewHTTPClient builds the transport for hub and token calls
 // (iothub.NewTransport, the one place that does) trusting the system roots
 // plus --ca-file.
-func newHTTPClient(caFile string, readFile func(string) ([]byte, error)) (*http.Client, error) {
+func NewHTTPClient(caFile string, readFile func(string) ([]byte, error)) (*http.Client, error) {
 	if caFile == "" {
 		return iothub.NewTransport(nil), nil
 	}
@@ -234,11 +255,11 @@ var envDefaults = []struct{ env, flag string }{
 	{EnvAuth, "auth"}, {EnvHub, "hub"}, {EnvOutput, "output"}, {EnvProfile, "profile"}, {EnvConfigDir, ""},
 }
 
-// checkEnvDefaults refuses an environment variable that is set but empty
+// CheckEnvDefaults refuses an environment variable that is set but empty
 // (or only spaces) where dmctl would read it: like an empty flag value, it
 // is bad input, never "not given" (an unset variable in a CI template must
 // not silently fall back to another hub or profile).
-func (f *Factory) checkEnvDefaults(flags interface{ Changed(string) bool }) error {
+func (f *Factory) CheckEnvDefaults(flags interface{ Changed(string) bool }) error {
 	if f.LookupEnv == nil {
 		return nil
 	}
@@ -252,18 +273,18 @@ func (f *Factory) checkEnvDefaults(flags interface{ Changed(string) bool }) erro
 	return nil
 }
 
-// checkGlobal validates the persistent flags and their environment
+// CheckGlobal validates the persistent flags and their environment
 // defaults before any command runs.
-func (f *Factory) checkGlobal() error {
+func (f *Factory) CheckGlobal() error {
 	g := f.Global
 	if _, err := output.ParseFormat(g.Output); err != nil {
-		return FlagErrorf("%s: %v", g.outputSource, err)
+		return FlagErrorf("%s: %v", g.OutputSource, err)
 	}
 	if g.Auth != "" {
 		if _, err := auth.ParseMethod(g.Auth); err != nil {
 			var ie *auth.InputError
 			if errors.As(err, &ie) {
-				return FlagErrorf("%s: %s", g.authSource, ie.Reason)
+				return FlagErrorf("%s: %s", g.AuthSource, ie.Reason)
 			}
 			return FlagErrorWrap(err)
 		}
@@ -279,7 +300,7 @@ func (f *Factory) checkGlobal() error {
 	return nil
 }
 
-func describeSource(flag, env string, changed bool) string {
+func DescribeSource(flag, env string, changed bool) string {
 	if changed {
 		return flag
 	}

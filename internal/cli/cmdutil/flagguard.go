@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ import (
 //     as --device, --devices-file, --wait-until) stay repeatable, and
 //     on/off flags (--yes, --debug) may be repeated.
 //
-// guardFlags applies them once, to the whole command tree, by wrapping each
+// GuardFlags applies them once, to the whole command tree, by wrapping each
 // flag's pflag.Value; no command checks them flag by flag.
 
 // flagInputError is what a guarded Set returns. Its message names the flag
@@ -59,12 +59,21 @@ func (g *guardedValue) Set(s string) error {
 	return nil
 }
 
+// Repeatable reports whether the flag accumulates values (and so may be
+// given more than once).
+func Repeatable(f *pflag.Flag) bool {
+	if g, ok := f.Value.(*guardedValue); ok {
+		return g.repeatable()
+	}
+	return (&guardedValue{Value: f.Value, flag: f}).repeatable()
+}
+
 // secretAnnotation marks a flag whose value is a secret: messages about it
 // never quote the value.
 const secretAnnotation = "dmctl_secret"
 
-// markSecret marks the named flag of fs as holding a secret.
-func markSecret(fs *pflag.FlagSet, name string) {
+// MarkSecret marks the named flag of fs as holding a secret.
+func MarkSecret(fs *pflag.FlagSet, name string) {
 	_ = fs.SetAnnotation(name, secretAnnotation, []string{"true"})
 }
 
@@ -100,9 +109,9 @@ func flagName(f *pflag.Flag) string {
 	return "--" + f.Name
 }
 
-// guardFlags wraps every flag of cmd and its subcommands (each *pflag.Flag
+// GuardFlags wraps every flag of cmd and its subcommands (each *pflag.Flag
 // once: persistent flags are shared by pointer with the children).
-func guardFlags(cmd *cobra.Command) {
+func GuardFlags(cmd *cobra.Command) {
 	seen := map[*pflag.Flag]bool{}
 	var walk func(c *cobra.Command)
 	wrap := func(f *pflag.Flag) {
@@ -126,10 +135,10 @@ func guardFlags(cmd *cobra.Command) {
 	walk(cmd)
 }
 
-// flagError turns pflag's and cobra's parse errors into usage errors whose
+// FlagParseError turns pflag's and cobra's parse errors into usage errors whose
 // message names the flag and never quotes a value (pflag's own message
 // does: `invalid argument "<value>" for "--flag" flag`).
-func flagError(err error) error {
+func FlagParseError(err error) error {
 	var fe *flagInputError
 	if errors.As(err, &fe) {
 		return FlagErrorWrap(fe)

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 	"github.com/dmctl/dmctl/internal/output"
 )
 
-// confirm asks question on stderr and reads a yes or no from stdin. It
+// Confirm asks question on stderr and reads a yes or no from stdin. It
 // returns ErrPromptInterrupted as soon as ctx ends (Ctrl-C), without
 // waiting for Enter and without taking a line typed later as the answer.
 // End of input counts as no.
-func confirm(ctx context.Context, ios *output.IOStreams, question string) (bool, error) {
+func Confirm(ctx context.Context, ios *output.IOStreams, question string) (bool, error) {
 	_, _ = fmt.Fprintf(ios.ErrOut, "%s [y/N] ", question)
 	type answer struct {
 		line string

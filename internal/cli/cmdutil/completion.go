@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"context"
@@ -19,15 +19,15 @@ const completionTimeout = 3 * time.Second
 // completionLimit is the most ids one completion reads from the hub.
 const completionLimit = 1000
 
-// credentialsConfigured reports whether the global options or the
+// CredentialsConfigured reports whether the global options or the
 // environment name a hub credential, so completion only calls the hub when
 // the user has set one up (it never triggers an interactive sign-in).
-func (f *Factory) credentialsConfigured() bool {
+func (f *Factory) CredentialsConfigured() bool {
 	g := f.Global
 	if g.ConnectionString != "" || g.ConnectionStringFile != "" || g.Hub != "" {
 		return true
 	}
-	if g.profile != nil && g.profile.profile.ConnectionString != "" {
+	if g.Applied != nil && g.Applied.Profile.ConnectionString != "" {
 		return true
 	}
 	if f.LookupEnv == nil {
@@ -41,17 +41,17 @@ func (f *Factory) credentialsConfigured() bool {
 	return false
 }
 
-// completeDeviceIDs completes a --device value with the ids of the hub's
+// CompleteDeviceIDs completes a --device value with the ids of the hub's
 // devices that start with what was typed. It is silent (no candidates, no
 // message) when no credential is configured or the hub does not answer
 // within completionTimeout.
-func completeDeviceIDs(f *Factory) cobra.CompletionFunc {
+func CompleteDeviceIDs(f *Factory) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		f.applyProfileForCompletion(cmd)
-		if !f.credentialsConfigured() {
+		f.ApplyProfileForCompletion(cmd)
+		if !f.CredentialsConfigured() {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		c, _, err := f.hubClient()
+		c, _, err := f.HubClient()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -76,15 +76,15 @@ func completeDeviceIDs(f *Factory) cobra.CompletionFunc {
 	}
 }
 
-// completeJobIDs completes the JOB-ID argument of jobs show, cancel, wait
-// and results with the hub's jobs, silently like completeDeviceIDs.
-func completeJobIDs(f *Factory) cobra.CompletionFunc {
+// CompleteJobIDs completes the JOB-ID argument of jobs show, cancel, wait
+// and results with the hub's jobs, silently like CompleteDeviceIDs.
+func CompleteJobIDs(f *Factory) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		f.applyProfileForCompletion(cmd)
-		if len(args) > 0 || !f.credentialsConfigured() {
+		f.ApplyProfileForCompletion(cmd)
+		if len(args) > 0 || !f.CredentialsConfigured() {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		c, _, err := f.hubClient()
+		c, _, err := f.HubClient()
 		if err != nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -104,12 +104,12 @@ func completeJobIDs(f *Factory) cobra.CompletionFunc {
 	}
 }
 
-// applyProfileForCompletion applies the profile as a command run would:
+// ApplyProfileForCompletion applies the profile as a command run would:
 // cobra's completion command does not run the root's PersistentPreRunE.
 // Errors are ignored: completion stays silent.
-func (f *Factory) applyProfileForCompletion(cmd *cobra.Command) {
-	if f.Global.profile == nil {
-		_ = f.applyProfile(cmd.Flags())
+func (f *Factory) ApplyProfileForCompletion(cmd *cobra.Command) {
+	if f.Global.Applied == nil {
+		_ = f.ApplyProfile(cmd.Flags())
 	}
 }
 
@@ -120,9 +120,9 @@ func completionContext(cmd *cobra.Command) context.Context {
 	return context.Background()
 }
 
-// addDynamicCompletions wires the hub-backed completions into the tree:
+// AddDynamicCompletions wires the hub-backed completions into the tree:
 // job ids for the jobs subcommands that take one.
-func addDynamicCompletions(root *cobra.Command, f *Factory) {
+func AddDynamicCompletions(root *cobra.Command, f *Factory) {
 	for _, c := range root.Commands() {
 		if c.Name() != "jobs" {
 			continue
@@ -131,7 +131,7 @@ func addDynamicCompletions(root *cobra.Command, f *Factory) {
 			switch sub.Name() {
 			case "show", "cancel", "wait", "results":
 				if sub.ValidArgsFunction == nil {
-					sub.ValidArgsFunction = completeJobIDs(f)
+					sub.ValidArgsFunction = CompleteJobIDs(f)
 				}
 			}
 		}

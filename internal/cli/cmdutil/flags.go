@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"fmt"
@@ -31,9 +31,9 @@ func (e *enumValue) Set(v string) error {
 func (e *enumValue) String() string { return *e.p }
 func (e *enumValue) Type() string   { return "string" }
 
-// stringEnumFlag defines a flag that validates, documents and completes its
+// StringEnumFlag defines a flag that validates, documents and completes its
 // values in one place (gh's StringEnumFlag).
-func stringEnumFlag(cmd *cobra.Command, flags *pflag.FlagSet, p *string, name, short, def string, options []string, usage string) *pflag.Flag {
+func StringEnumFlag(cmd *cobra.Command, flags *pflag.FlagSet, p *string, name, short, def string, options []string, usage string) *pflag.Flag {
 	*p = def
 	f := flags.VarPF(&enumValue{p: p, options: options}, name, short, fmt.Sprintf("%s: {%s}", usage, strings.Join(options, "|")))
 	_ = cmd.RegisterFlagCompletionFunc(name, func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
@@ -51,7 +51,7 @@ type durationValue struct {
 }
 
 func (d *durationValue) Set(s string) error {
-	v, err := parseDuration(s)
+	v, err := ParseDuration(s)
 	if err != nil {
 		return err
 	}
@@ -64,12 +64,12 @@ func (d *durationValue) Set(s string) error {
 
 // String shows the duration as the docs write it ("30s", "10m", "2h") and
 // zero as "0" (which pflag then leaves out of the help text).
-func (d *durationValue) String() string { return formatDuration(*d.p) }
+func (d *durationValue) String() string { return FormatDuration(*d.p) }
 
 func (d *durationValue) Type() string { return "duration" }
 
-// parseDuration reads "30s", "2m", "1m30s" or a bare number of seconds.
-func parseDuration(s string) (time.Duration, error) {
+// ParseDuration reads "30s", "2m", "1m30s" or a bare number of seconds.
+func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 		if n < 0 {
@@ -90,15 +90,15 @@ func parseDuration(s string) (time.Duration, error) {
 	return v, nil
 }
 
-func durationFlag(flags *pflag.FlagSet, p *time.Duration, name string, def time.Duration, wholeSeconds bool, usage string) {
+func DurationFlag(flags *pflag.FlagSet, p *time.Duration, name string, def time.Duration, wholeSeconds bool, usage string) {
 	*p = def
 	flags.Var(&durationValue{p: p, wholeSeconds: wholeSeconds}, name, usage)
 }
 
-// formatDuration writes a flag's duration as the docs and help write
-// durations, losslessly and readable back by parseDuration: "0", "45s",
+// FormatDuration writes a flag's duration as the docs and help write
+// durations, losslessly and readable back by ParseDuration: "0", "45s",
 // "10m", "1h", "1m30s", "24h", or Go's form below a second ("1.5s", "250ms").
-func formatDuration(d time.Duration) string {
+func FormatDuration(d time.Duration) string {
 	switch {
 	case d == 0:
 		return "0"
@@ -118,10 +118,10 @@ func formatDuration(d time.Duration) string {
 	return b.String()
 }
 
-// checkMethodTimeouts checks --timeout and --connect-timeout against the
+// CheckMethodTimeouts checks --timeout and --connect-timeout against the
 // range IoT Hub accepts for a method call (in whole seconds, as the hub
 // takes them), for invoke and jobs alike.
-func checkMethodTimeouts(response, connect time.Duration) error {
+func CheckMethodTimeouts(response, connect time.Duration) error {
 	secs := func(d time.Duration) string { return strconv.FormatInt(int64(d/time.Second), 10) + "s" }
 	if response < iothub.MinResponseTimeout || response > iothub.MaxResponseTimeout {
 		return FlagErrorf("--timeout: %s is out of range: IoT Hub accepts %s to %s", secs(response), secs(iothub.MinResponseTimeout), secs(iothub.MaxResponseTimeout))

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"bytes"
@@ -13,9 +13,9 @@ import (
 	"github.com/dmctl/dmctl/internal/output"
 )
 
-// readPayload reads --payload: JSON text, @FILE, or - for stdin, and checks
+// ReadPayload reads --payload: JSON text, @FILE, or - for stdin, and checks
 // that it is one JSON value of at most iothub.MaxPayloadBytes.
-func readPayload(arg string, given bool, ios *output.IOStreams) (json.RawMessage, error) {
+func ReadPayload(arg string, given bool, ios *output.IOStreams) (json.RawMessage, error) {
 	if !given {
 		return nil, nil
 	}

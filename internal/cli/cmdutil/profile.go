@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"bytes"
@@ -25,8 +25,8 @@ const (
 	EnvConfigDir = "DMCTL_CONFIG_DIR" // where config.yaml lives (default: the user's config dir + /dmctl)
 )
 
-// configFileName is the profile store inside the config directory.
-const configFileName = "config.yaml"
+// ConfigFileName is the profile store inside the config directory.
+const ConfigFileName = "config.yaml"
 
 // Profile is a named hub setup saved by `dmctl config set-profile`. Empty
 // fields are not set by the profile.
@@ -50,17 +50,17 @@ type Config struct {
 
 var profileNameShape = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-func checkProfileName(name string) error {
+func CheckProfileName(name string) error {
 	if !profileNameShape.MatchString(name) {
-		return FlagErrorf("profile name %s: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", shownProfileName(name))
+		return FlagErrorf("profile name %s: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", ShownProfileName(name))
 	}
 	return nil
 }
 
-// shownProfileName quotes a profile name for a message unless it may be a
+// ShownProfileName quotes a profile name for a message unless it may be a
 // secret pasted in the wrong place (a connection string in DMCTL_PROFILE):
 // then it is described, not shown.
-func shownProfileName(name string) string {
+func ShownProfileName(name string) string {
 	if profileNameShape.MatchString(name) {
 		return strconv.Quote(name)
 	}
@@ -71,24 +71,24 @@ func shownProfileName(name string) string {
 	return strconv.Quote(name)
 }
 
-// configPath is where the profile store lives: $DMCTL_CONFIG_DIR/config.yaml,
+// ConfigPath is where the profile store lives: $DMCTL_CONFIG_DIR/config.yaml,
 // else os.UserConfigDir()/dmctl/config.yaml.
-func (f *Factory) configPath() (string, error) {
+func (f *Factory) ConfigPath() (string, error) {
 	if f.LookupEnv != nil {
 		if v, ok := f.LookupEnv(EnvConfigDir); ok && v != "" {
-			return filepath.Join(v, configFileName), nil
+			return filepath.Join(v, ConfigFileName), nil
 		}
 	}
 	dir, err := os.UserConfigDir()
 	if err != nil {
 		return "", fmt.Errorf("cannot find the user's config directory (set %s): %w", EnvConfigDir, err)
 	}
-	return filepath.Join(dir, "dmctl", configFileName), nil
+	return filepath.Join(dir, "dmctl", ConfigFileName), nil
 }
 
-// loadConfig reads the profile store; a missing file is an empty store.
-func (f *Factory) loadConfig() (*Config, string, error) {
-	path, err := f.configPath()
+// LoadConfig reads the profile store; a missing file is an empty store.
+func (f *Factory) LoadConfig() (*Config, string, error) {
+	path, err := f.ConfigPath()
 	if err != nil {
 		return nil, "", err
 	}
@@ -114,9 +114,9 @@ func (f *Factory) loadConfig() (*Config, string, error) {
 	return c, path, nil
 }
 
-// saveConfig writes the profile store with mode 0600 (it may hold a
+// SaveConfig writes the profile store with mode 0600 (it may hold a
 // connection string), creating its directory with mode 0700.
-func saveConfig(path string, c *Config) error {
+func SaveConfig(path string, c *Config) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
@@ -128,7 +128,7 @@ func saveConfig(path string, c *Config) error {
 	return atomicfile.Write(path, append(head, b...), 0o600)
 }
 
-func (c *Config) names() []string {
+func (c *Config) Names() []string {
 	names := make([]string, 0, len(c.Profiles))
 	for n := range c.Profiles {
 		names = append(names, n)
@@ -137,8 +137,8 @@ func (c *Config) names() []string {
 	return names
 }
 
-// profileAsked reports whether --profile or DMCTL_PROFILE names a profile.
-func (f *Factory) profileAsked() bool {
+// ProfileAsked reports whether --profile or DMCTL_PROFILE names a profile.
+func (f *Factory) ProfileAsked() bool {
 	if f.Global.Profile != "" {
 		return true
 	}
@@ -149,32 +149,32 @@ func (f *Factory) profileAsked() bool {
 	return ok && v != ""
 }
 
-// errConfigFile marks an error reading the profile store (a zero-width
+// ErrConfigFile marks an error reading the profile store (a zero-width
 // prefix: the message is the store's own).
-var errConfigFile = errors.New("")
+var ErrConfigFile = errors.New("")
 
-// profileRef names the profile in use and where that name came from.
-type profileRef struct {
-	name, source string
-	profile      *Profile
+// ProfileRef names the profile in use and where that name came from.
+type ProfileRef struct {
+	Name, Source string
+	Profile      *Profile
 }
 
-// activeProfile finds the profile to apply: --profile, else DMCTL_PROFILE,
+// ActiveProfile finds the profile to apply: --profile, else DMCTL_PROFILE,
 // else the store's current profile. A profile named by --profile or
 // DMCTL_PROFILE that does not exist is a usage error; no store and no name
 // mean no profile.
-func (f *Factory) activeProfile() (*profileRef, error) {
+func (f *Factory) ActiveProfile() (*ProfileRef, error) {
 	name, source := f.Global.Profile, "--profile"
 	if name == "" && f.LookupEnv != nil {
 		if v, ok := f.LookupEnv(EnvProfile); ok && v != "" {
 			name, source = v, EnvProfile
 		}
 	}
-	c, path, err := f.loadConfig()
+	c, path, err := f.LoadConfig()
 	if err != nil {
 		// Even when no profile is named: the store's current profile may
 		// name the hub, and running without it could send to another one.
-		return nil, fmt.Errorf("%w%w", errConfigFile, err)
+		return nil, fmt.Errorf("%w%w", ErrConfigFile, err)
 	}
 	if name == "" {
 		if c.Current == "" {
@@ -184,9 +184,9 @@ func (f *Factory) activeProfile() (*profileRef, error) {
 	}
 	p, ok := c.Profiles[name]
 	if !ok {
-		return nil, FlagErrorf("%s: no profile %s in %s (dmctl config list shows them)", source, shownProfileName(name), path)
+		return nil, FlagErrorf("%s: no profile %s in %s (dmctl config list shows them)", source, ShownProfileName(name), path)
 	}
-	return &profileRef{name: name, source: source, profile: p}, nil
+	return &ProfileRef{Name: name, Source: source, Profile: p}, nil
 }
 
 // describeYAMLError says where and how config.yaml is malformed: the line
@@ -285,11 +285,11 @@ func describeTypeError(e string) string {
 	}
 	want := "another type"
 	switch t := m[3]; {
-	case strings.HasSuffix(t, "]*cli.Profile") || strings.HasPrefix(t, "map["):
+	case strings.HasSuffix(t, "]*cmdutil.Profile") || strings.HasPrefix(t, "map["):
 		want = "the profiles (a mapping of NAME: profile)"
-	case strings.HasSuffix(t, "cli.Profile"):
+	case strings.HasSuffix(t, "cmdutil.Profile"):
 		want = "a profile (a mapping of hub, auth, caFile, output and connectionString)"
-	case strings.HasSuffix(t, "cli.Config"):
+	case strings.HasSuffix(t, "cmdutil.Config"):
 		want = "the file's top level (a mapping of current and profiles)"
 	case t == "string":
 		want = "a string"

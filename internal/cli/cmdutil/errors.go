@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"context"
@@ -86,15 +86,17 @@ type NotFoundError struct{ Msg string }
 
 func (e *NotFoundError) Error() string { return e.Msg }
 
-// exitError carries an exit code chosen where the error is made (dmctl
-// doctor's verdict).
-type exitError struct {
-	code int
-	err  error
+// ChecksFailed is dmctl doctor's verdict when a check failed: exit 3 when
+// the credential, its token or its permission failed (Auth), else 4.
+type ChecksFailed struct {
+	Failed []string // the failed checks' names
+	Of     int      // how many checks ran
+	Auth   bool
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+func (e *ChecksFailed) Error() string {
+	return fmt.Sprintf("doctor: %d of %d checks failed (%s)", len(e.Failed), e.Of, strings.Join(e.Failed, ", "))
+}
 
 // ExitCode is the one place that maps an error to an exit code.
 func ExitCode(err error) int {
@@ -106,7 +108,7 @@ func ExitCode(err error) int {
 		credErr      *auth.CredentialError
 		targetsErr   *TargetsError
 		thresholdErr *fleet.ThresholdError
-		exitErr      *exitError
+		checks       *ChecksFailed
 		hubErr       *HubError
 		notFound     *NotFoundError
 	)
@@ -117,8 +119,11 @@ func ExitCode(err error) int {
 		return ExitInterrupted
 	case errors.As(err, &thresholdErr):
 		return ExitThreshold
-	case errors.As(err, &exitErr):
-		return exitErr.code
+	case errors.As(err, &checks):
+		if checks.Auth {
+			return ExitAuth
+		}
+		return ExitTargets
 	case errors.Is(err, ErrCancelled):
 		return ExitUsage
 	case errors.As(err, &flagErr), errors.As(err, &authInput), errors.As(err, &hubInput), errors.As(err, &connErr):
@@ -145,9 +150,9 @@ func ExitCode(err error) int {
 	return ExitError
 }
 
-// isCobraUsageError recognises the usage errors cobra returns as plain
+// IsCobraUsageError recognises the usage errors cobra returns as plain
 // errors (unknown commands and the like).
-func isCobraUsageError(err error) bool {
+func IsCobraUsageError(err error) bool {
 	msg := err.Error()
 	for _, p := range []string{"unknown command ", "unknown flag: ", "unknown shorthand flag: ", "flag needs an argument: ",
 		"invalid argument ", "required flag(s) "} {
@@ -158,7 +163,7 @@ func isCobraUsageError(err error) bool {
 	return false
 }
 
-// oneLine keeps an error message on one line, secrets redacted.
-func oneLine(s string) string {
+// OneLine keeps an error message on one line, secrets redacted.
+func OneLine(s string) string {
 	return strings.Join(strings.Fields(connstr.Redact(s)), " ")
 }

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"github.com/dmctl/dmctl/internal/connstr"
 )
 
-// redactingWriter passes text to w line by line with every secret masked
+// RedactingWriter passes text to w line by line with every secret masked
 // (redactDebugLine), so a token split across two writes is still caught.
 // It is safe for concurrent use; Flush writes a final partial line.
 //
@@ -19,15 +19,15 @@ import (
 // connstr.Redact (keys, SAS signatures, bearer tokens, client secrets and
 // access tokens in form bodies and JSON, long base64 runs) it masks the
 // value of credential headers whose scheme Redact does not know.
-type redactingWriter struct {
+type RedactingWriter struct {
 	mu  sync.Mutex
 	w   io.Writer
 	buf []byte
 }
 
-func newRedactingWriter(w io.Writer) *redactingWriter { return &redactingWriter{w: w} }
+func NewRedactingWriter(w io.Writer) *RedactingWriter { return &RedactingWriter{w: w} }
 
-func (r *redactingWriter) Write(p []byte) (int, error) {
+func (r *RedactingWriter) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.buf = append(r.buf, p...)
@@ -46,7 +46,7 @@ func (r *redactingWriter) Write(p []byte) (int, error) {
 }
 
 // Flush writes whatever is buffered, redacted, with a final newline.
-func (r *redactingWriter) Flush() error {
+func (r *RedactingWriter) Flush() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.buf) == 0 {

@@ -1,4 +1,4 @@
-package cli
+package cmdutil
 
 import (
 	"context"
@@ -25,14 +25,14 @@ func signalName(s os.Signal) string {
 	return s.String()
 }
 
-// watchSignals turns SIGINT and SIGTERM into two stages: the first ends
+// WatchSignals turns SIGINT and SIGTERM into two stages: the first ends
 // soft (stop starting calls, let calls in flight finish within --grace,
 // account for every target), the second ends hard (stop at once: calls in
 // flight are reported unknown). A third gets Go's default handling, which
 // kills the process. It also asks for SIGPIPE, so that writing to a closed
 // stdout (`dmctl ... | head -1`) returns EPIPE, which a run handles like an
 // interrupt, instead of killing dmctl mid-rollout with nothing reported.
-func watchSignals() (soft, hard context.Context, stop func()) {
+func WatchSignals() (soft, hard context.Context, stop func()) {
 	soft, cancelSoft := context.WithCancelCause(context.Background())
 	hard, cancelHard := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 3)
