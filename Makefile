@@ -4,8 +4,8 @@ GO ?= go
 VERSION ?= $(or $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//'),0.0.0-dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS := -s -w -X github.com/dmctl/dmctl/internal/cli.Version=$(VERSION) \
-	-X github.com/dmctl/dmctl/internal/cli.Commit=$(COMMIT) -X github.com/dmctl/dmctl/internal/cli.Date=$(DATE)
+LDFLAGS := -s -w -X github.com/dmctl/dmctl/internal/cli/version.Version=$(VERSION) \
+	-X github.com/dmctl/dmctl/internal/cli/version.Commit=$(COMMIT) -X github.com/dmctl/dmctl/internal/cli/version.Date=$(DATE)
 BIN ?= bin
 GOLANGCI_LINT_VERSION := v2.15.0
 # goreleaser v2.17+ needs a module the Go proxy does not serve here (go-msix); v2.16.0 builds with Go 1.26.

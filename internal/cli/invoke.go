@@ -44,8 +44,6 @@ const (
 	// QueryPageSize is the page size asked of the hub for --query (the
 	// documented maximum).
 	QueryPageSize = 1000
-	// maxProblemLines is how many failed targets are listed on stderr.
-	maxProblemLines = 10
 	// dryRunSample is how many targets --dry-run lists.
 	dryRunSample = 10
 )

@@ -386,7 +386,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 		_, _ = io.WriteString(errOut, line)
 	}
 
-	problems := output.NewProblems(maxProblemLines)
+	problems := output.NewProblems(output.MaxProblemLines)
 	var facts runFacts
 	runOpts := fleet.RunOptions{
 		Request: iothub.MethodRequest{

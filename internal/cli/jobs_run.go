@@ -461,7 +461,7 @@ func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Resu
 	}
 	errOut := opts.IO.ErrOut
 	color := opts.IO.ErrColorEnabled()
-	if err := output.WriteProblems(errOut, results, maxProblemLines, color); err != nil {
+	if err := output.WriteProblems(errOut, results, output.MaxProblemLines, color); err != nil {
 		return err
 	}
 	var offline, unreached bool

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/version"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -27,8 +28,8 @@ func Main() int {
 	tuneGC(os.LookupEnv)
 	ctx, hard, stop := cmdutil.WatchSignals()
 	defer stop()
-	if Version != "0.0.0-dev" && iothub.Version == "0.0.0-dev" {
-		iothub.Version = Version // one -X flag sets both the CLI's and the User-Agent's version
+	if version.Version != "0.0.0-dev" && iothub.Version == "0.0.0-dev" {
+		iothub.Version = version.Version // one -X flag sets both the CLI's and the User-Agent's version
 	}
 	ios := output.System(os.LookupEnv)
 	f := cmdutil.NewFactory(ios, os.LookupEnv)

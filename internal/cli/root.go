@@ -8,6 +8,10 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/doctor"
+	"github.com/dmctl/dmctl/internal/cli/journal"
+	"github.com/dmctl/dmctl/internal/cli/twin"
+	"github.com/dmctl/dmctl/internal/cli/version"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
@@ -44,7 +48,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if showVersion {
-				return versionRun(&VersionOptions{IO: f.IOStreams, Output: output.Format(g.Output)})
+				return version.Print(&version.Options{IO: f.IOStreams, Output: output.Format(g.Output)})
 			}
 			return cmd.Help()
 		},
@@ -113,11 +117,11 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 
 	cmd.AddCommand(NewCmdInvoke(f, nil))
 	cmd.AddCommand(NewCmdJobs(f))
-	cmd.AddCommand(NewCmdTwin(f))
-	cmd.AddCommand(NewCmdJournal(f))
-	cmd.AddCommand(NewCmdVersion(f, nil))
+	cmd.AddCommand(twin.NewCmdTwin(f))
+	cmd.AddCommand(journal.NewCmdJournal(f))
+	cmd.AddCommand(version.NewCmdVersion(f, nil))
 	cmd.AddCommand(NewCmdConfig(f))
-	cmd.AddCommand(NewCmdDoctor(f, nil))
+	cmd.AddCommand(doctor.NewCmdDoctor(f, nil))
 	for _, t := range helpTopics {
 		cmd.AddCommand(newHelpTopic(t.name, t.short, t.long))
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/version"
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
@@ -126,14 +127,14 @@ func TestRunInterrupted(t *testing.T) {
 func TestVersion(t *testing.T) {
 	te := newTestEnv(t, nil)
 	require.Equal(t, 0, te.run("version"))
-	assert.True(t, strings.HasPrefix(te.out.String(), "dmctl version "+Version+" (commit "+Commit+", built "+Date+", go"), te.out.String())
+	assert.True(t, strings.HasPrefix(te.out.String(), "dmctl version "+version.Version+" (commit "+version.Commit+", built "+version.Date+", go"), te.out.String())
 
 	te = newTestEnv(t, nil)
 	require.Equal(t, 0, te.run("version", "-o", "json"))
-	var info VersionInfo
+	var info version.Info
 	require.NoError(t, json.Unmarshal(te.out.Bytes(), &info))
-	assert.Equal(t, Version, info.Version)
-	assert.Equal(t, Commit, info.Commit)
+	assert.Equal(t, version.Version, info.Version)
+	assert.Equal(t, version.Commit, info.Commit)
 	assert.NotEmpty(t, info.GoVersion)
 	assert.Empty(t, te.errOut.String())
 }

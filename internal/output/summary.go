@@ -96,6 +96,10 @@ func formatRate(r float64) string {
 	return strconv.FormatFloat(r, 'f', 2, 64)
 }
 
+// MaxProblemLines is how many targets that did not succeed a command lists
+// on stderr before counting the rest.
+const MaxProblemLines = 10
+
 // Problems keeps the first few targets that did not succeed, and counts the
 // rest, so a run of any size can list its problems on stderr at the end.
 // Skipped targets are counted by the summary, not listed.

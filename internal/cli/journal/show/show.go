@@ -1,4 +1,5 @@
-package cli
+// Package show is `dmctl journal show`.
+package show
 
 import (
 	"errors"
@@ -12,27 +13,16 @@ import (
 	"github.com/dmctl/dmctl/internal/output"
 )
 
-// NewCmdJournal returns `dmctl journal` and its subcommands.
-func NewCmdJournal(f *cmdutil.Factory) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "journal <command>",
-		Short: "Read the journal of a fleet run (dmctl invoke --journal)",
-	}
-	cmdutil.GroupCommand(cmd)
-	cmd.AddCommand(NewCmdJournalShow(f, nil))
-	return cmd
-}
-
-// JournalShowOptions are `dmctl journal show`'s inputs.
-type JournalShowOptions struct {
+// Options are `dmctl journal show`'s inputs.
+type Options struct {
 	IO     *output.IOStreams
 	Output output.Format
 	Path   string
 }
 
-// NewCmdJournalShow returns `dmctl journal show`.
-func NewCmdJournalShow(f *cmdutil.Factory, runF func(*JournalShowOptions) error) *cobra.Command {
-	opts := &JournalShowOptions{IO: f.IOStreams}
+// NewCmdShow returns `dmctl journal show`.
+func NewCmdShow(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: f.IOStreams}
 	return &cobra.Command{
 		Use:   "show FILE",
 		Short: "Print the final result of every target a journal records",
@@ -78,13 +68,13 @@ func NewCmdJournalShow(f *cmdutil.Factory, runF func(*JournalShowOptions) error)
 	}
 }
 
-func journalShowRun(opts *JournalShowOptions) error {
+func journalShowRun(opts *Options) error {
 	printer, err := output.NewResultPrinter(opts.Output, opts.IO)
 	if err != nil {
 		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
 	tally := fleet.NewTally()
-	problems := output.NewProblems(maxProblemLines)
+	problems := output.NewProblems(output.MaxProblemLines)
 	var writeErr error
 	st, err := fleet.WalkJournalResults(opts.Path, func(r fleet.Result) error {
 		tally.Count(r)

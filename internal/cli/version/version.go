@@ -1,4 +1,6 @@
-package cli
+// Package version is `dmctl version` and the build information the release
+// build sets.
+package version
 
 import (
 	"fmt"
@@ -12,21 +14,21 @@ import (
 
 // Build information, set by the release build:
 //
-//	-ldflags "-X github.com/dmctl/dmctl/internal/cli.Version=1.2.3 -X github.com/dmctl/dmctl/internal/cli.Commit=abc1234 -X github.com/dmctl/dmctl/internal/cli.Date=2026-01-02T03:04:05Z"
+//	-ldflags "-X github.com/dmctl/dmctl/internal/cli/version.Version=1.2.3 -X github.com/dmctl/dmctl/internal/cli/version.Commit=abc1234 -X github.com/dmctl/dmctl/internal/cli/version.Date=2026-01-02T03:04:05Z"
 var (
 	Version = "0.0.0-dev"
 	Commit  = "none"
 	Date    = "unknown"
 )
 
-// VersionOptions are the inputs of `dmctl version`.
-type VersionOptions struct {
+// Options are the inputs of `dmctl version`.
+type Options struct {
 	IO     *output.IOStreams
 	Output output.Format
 }
 
-// VersionInfo is the JSON shape of `dmctl version -o json`.
-type VersionInfo struct {
+// Info is the JSON shape of `dmctl version -o json`.
+type Info struct {
 	Version   string `json:"version"`
 	Commit    string `json:"commit"`
 	Date      string `json:"date"`
@@ -35,8 +37,8 @@ type VersionInfo struct {
 }
 
 // NewCmdVersion returns `dmctl version`.
-func NewCmdVersion(f *cmdutil.Factory, runF func(*VersionOptions) error) *cobra.Command {
-	opts := &VersionOptions{IO: f.IOStreams}
+func NewCmdVersion(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: f.IOStreams}
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Show dmctl's version",
@@ -50,13 +52,14 @@ func NewCmdVersion(f *cmdutil.Factory, runF func(*VersionOptions) error) *cobra.
 			if runF != nil {
 				return runF(opts)
 			}
-			return versionRun(opts)
+			return Print(opts)
 		},
 	}
 }
 
-func versionRun(opts *VersionOptions) error {
-	info := VersionInfo{Version: Version, Commit: Commit, Date: Date, GoVersion: runtime.Version(),
+// Print writes the version in opts.Output (dmctl version, dmctl --version).
+func Print(opts *Options) error {
+	info := Info{Version: Version, Commit: Commit, Date: Date, GoVersion: runtime.Version(),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	switch opts.Output {
 	case output.FormatJSON, output.FormatJSONL:

@@ -1,4 +1,5 @@
-package cli
+// Package show is `dmctl twin show`.
+package show
 
 import (
 	"bytes"
@@ -16,19 +17,8 @@ import (
 	"github.com/dmctl/dmctl/internal/retry"
 )
 
-// NewCmdTwin returns `dmctl twin` and its subcommands.
-func NewCmdTwin(f *cmdutil.Factory) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "twin <command>",
-		Short: "Read device and module twins",
-	}
-	cmdutil.GroupCommand(cmd)
-	cmd.AddCommand(NewCmdTwinShow(f, nil))
-	return cmd
-}
-
-// TwinShowOptions are `dmctl twin show`'s inputs.
-type TwinShowOptions struct {
+// Options are `dmctl twin show`'s inputs.
+type Options struct {
 	cmdutil.HubDeps
 	DeviceID string
 	ModuleID string
@@ -37,9 +27,9 @@ type TwinShowOptions struct {
 	Path []string
 }
 
-// NewCmdTwinShow returns `dmctl twin show`.
-func NewCmdTwinShow(f *cmdutil.Factory, runF func(*TwinShowOptions) error) *cobra.Command {
-	opts := &TwinShowOptions{HubDeps: cmdutil.NewHubDeps(f)}
+// NewCmdShow returns `dmctl twin show`.
+func NewCmdShow(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{HubDeps: cmdutil.NewHubDeps(f)}
 	var path string
 	cmd := &cobra.Command{
 		Use:   "show --device ID [--module ID] [--path PATH]",
@@ -83,7 +73,7 @@ func NewCmdTwinShow(f *cmdutil.Factory, runF func(*TwinShowOptions) error) *cobr
 			if runF != nil {
 				return runF(opts)
 			}
-			return TwinShowRun(cmd.Context(), opts)
+			return showRun(cmd.Context(), opts)
 		},
 	}
 	flags := cmd.Flags()
@@ -98,7 +88,7 @@ func NewCmdTwinShow(f *cmdutil.Factory, runF func(*TwinShowOptions) error) *cobr
 	return cmd
 }
 
-func checkTwinShow(opts *TwinShowOptions, path string) error {
+func checkTwinShow(opts *Options, path string) error {
 	if opts.DeviceID == "" {
 		return cmdutil.FlagErrorf("--device is required: name the device whose twin to show")
 	}
@@ -122,8 +112,8 @@ func checkTwinShow(opts *TwinShowOptions, path string) error {
 	return nil
 }
 
-// TwinShowRun reads the twin and prints it, or the member --path names.
-func TwinShowRun(ctx context.Context, opts *TwinShowOptions) error {
+// showRun reads the twin and prints it, or the member --path names.
+func showRun(ctx context.Context, opts *Options) error {
 	c, cred, err := opts.Client()
 	if err != nil {
 		return err

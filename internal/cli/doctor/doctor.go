@@ -1,4 +1,6 @@
-package cli
+// Package doctor is `dmctl doctor`: checks of everything the other
+// commands rely on.
+package doctor
 
 import (
 	"context"
@@ -36,8 +38,8 @@ const (
 // that a clock this far off makes look expired or not yet valid.
 const maxClockSkew = 5 * time.Minute
 
-// DoctorCheck is one line of `dmctl doctor` (and its JSON shape).
-type DoctorCheck struct {
+// Check is one line of `dmctl doctor` (and its JSON shape).
+type Check struct {
 	Name   string `json:"name"`
 	Status string `json:"status"`
 	Detail string `json:"detail"`
@@ -46,22 +48,22 @@ type DoctorCheck struct {
 	auth bool
 }
 
-// DoctorReport is the JSON shape of `dmctl doctor -o json`.
-type DoctorReport struct {
+// Report is the JSON shape of `dmctl doctor -o json`.
+type Report struct {
 	OK     bool          `json:"ok"`
-	Checks []DoctorCheck `json:"checks"`
+	Checks []Check `json:"checks"`
 }
 
-// DoctorOptions are the inputs of `dmctl doctor`.
-type DoctorOptions struct {
+// Options are the inputs of `dmctl doctor`.
+type Options struct {
 	F       *cmdutil.Factory
 	Output  output.Format
 	Timeout time.Duration
 }
 
 // NewCmdDoctor returns `dmctl doctor`.
-func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Command {
-	opts := &DoctorOptions{F: f}
+func NewCmdDoctor(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{F: f}
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the credential, hub, TLS, clock and permissions dmctl would use",
@@ -113,9 +115,9 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*DoctorOptions) error) *cobra.Co
 	return cmd
 }
 
-func doctorRun(ctx context.Context, opts *DoctorOptions) error {
+func doctorRun(ctx context.Context, opts *Options) error {
 	checks := runDoctorChecks(ctx, opts.F, opts.Timeout)
-	report := DoctorReport{OK: true, Checks: checks}
+	report := Report{OK: true, Checks: checks}
 	var failed []string
 	code := cmdutil.ExitOK
 	for _, c := range checks {
@@ -156,13 +158,13 @@ func doctorRun(ctx context.Context, opts *DoctorOptions) error {
 
 // runDoctorChecks resolves the credential through the same options as
 // every command (cmdutil.Factory.AuthOptions) and checks it against the hub.
-func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Duration) []DoctorCheck {
+func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Duration) []Check {
 	g := f.Global
-	var checks []DoctorCheck
-	add := func(c DoctorCheck) { checks = append(checks, c) }
+	var checks []Check
+	add := func(c Check) { checks = append(checks, c) }
 	skipRest := func(names ...string) {
 		for _, n := range names {
-			add(DoctorCheck{Name: n, Status: checkSkip, Detail: "skipped: an earlier check failed"})
+			add(Check{Name: n, Status: checkSkip, Detail: "skipped: an earlier check failed"})
 		}
 	}
 	now := f.Now
@@ -172,19 +174,19 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 
 	// profile
 	if p := g.Applied; p != nil {
-		add(DoctorCheck{Name: "profile", Status: checkInfo, Detail: fmt.Sprintf("%q, from %s", p.Name, p.Source)})
+		add(Check{Name: "profile", Status: checkInfo, Detail: fmt.Sprintf("%q, from %s", p.Name, p.Source)})
 	} else {
-		add(DoctorCheck{Name: "profile", Status: checkInfo, Detail: "none"})
+		add(Check{Name: "profile", Status: checkInfo, Detail: "none"})
 	}
 
 	// ca
 	httpClient, err := cmdutil.NewHTTPClient(g.CAFile, f.ReadFile)
 	if err != nil {
-		add(DoctorCheck{Name: "ca", Status: checkFail, Detail: cmdutil.OneLine(err.Error()), Hint: "--ca-file must name a readable PEM file of CA certificates"})
+		add(Check{Name: "ca", Status: checkFail, Detail: cmdutil.OneLine(err.Error()), Hint: "--ca-file must name a readable PEM file of CA certificates"})
 		skipRest("credential", "token", "proxy", "reachable", "tls", "clock", "permission")
 		return checks
 	}
-	add(DoctorCheck{Name: "ca", Status: checkInfo, Detail: describeCAs(f, g.CAFile)})
+	add(Check{Name: "ca", Status: checkInfo, Detail: describeCAs(f, g.CAFile)})
 
 	// credential (and, for a connection string holding a ready-made token, the token)
 	o := f.AuthOptions(httpClient)
@@ -194,7 +196,7 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 		cs, source, err := auth.ConnectionStringInUse(o)
 		if err == nil && cs != nil && cs.SharedAccessKey == "" && cs.SharedAccessSignature != "" {
 			host = cs.HostName
-			add(DoctorCheck{Name: "credential", Status: checkFail, auth: true,
+			add(Check{Name: "credential", Status: checkFail, auth: true,
 				Detail: fmt.Sprintf("a SharedAccessSignature without a key from %s (%s)", source, cs.Redacted()),
 				Hint:   "dmctl signs its own short-lived tokens and needs the policy's SharedAccessKey: use the service policy's connection string (az iot hub connection-string show --policy-name service)"})
 			add(sasTokenCheck(cs.SharedAccessSignature, host, now(), true))
@@ -208,12 +210,12 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 			if errors.As(err, &ce) {
 				hint = ce.Hint()
 			}
-			add(DoctorCheck{Name: "credential", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error()), Hint: hint})
+			add(Check{Name: "credential", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error()), Hint: hint})
 			skipRest("token", "proxy", "reachable", "tls", "clock", "permission")
 			return checks
 		}
 		host = cred.Host
-		add(DoctorCheck{Name: "credential", Status: checkPass, Detail: fmt.Sprintf("%s; hub %s", cred.Describe(), host)})
+		add(Check{Name: "credential", Status: checkPass, Detail: fmt.Sprintf("%s; hub %s", cred.Describe(), host)})
 		if cred.Signer != nil {
 			add(sasTokenCheck(cred.Signer.Token(), host, now(), false))
 		} else {
@@ -226,11 +228,11 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 	proxyURL, perr := http.ProxyFromEnvironment(&http.Request{URL: hubURL})
 	switch {
 	case perr != nil:
-		add(DoctorCheck{Name: "proxy", Status: checkFail, Detail: cmdutil.OneLine(perr.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.Example:3128"})
+		add(Check{Name: "proxy", Status: checkFail, Detail: cmdutil.OneLine(perr.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.Example:3128"})
 	case proxyURL != nil:
-		add(DoctorCheck{Name: "proxy", Status: checkInfo, Detail: redactURL(proxyURL) + " (from HTTPS_PROXY; NO_PROXY does not exclude the hub)"})
+		add(Check{Name: "proxy", Status: checkInfo, Detail: redactURL(proxyURL) + " (from HTTPS_PROXY; NO_PROXY does not exclude the hub)"})
 	default:
-		add(DoctorCheck{Name: "proxy", Status: checkInfo, Detail: "none (direct connection)"})
+		add(Check{Name: "proxy", Status: checkInfo, Detail: "none (direct connection)"})
 	}
 
 	// reachable
@@ -242,15 +244,15 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 		d := net.Dialer{Timeout: timeout}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			add(DoctorCheck{Name: "reachable", Status: checkFail, Detail: cmdutil.OneLine(err.Error()),
+			add(Check{Name: "reachable", Status: checkFail, Detail: cmdutil.OneLine(err.Error()),
 				Hint: "check the host name, DNS, and that outbound TCP 443 (HTTPS) is allowed; behind a proxy set HTTPS_PROXY"})
 			skipRest("tls", "clock", "permission")
 			return checks
 		}
-		add(DoctorCheck{Name: "reachable", Status: checkPass, Detail: "TCP connection to " + addr})
+		add(Check{Name: "reachable", Status: checkPass, Detail: "TCP connection to " + addr})
 		_ = conn.Close()
 	} else {
-		add(DoctorCheck{Name: "reachable", Status: checkInfo, Detail: "through the proxy: see tls"})
+		add(Check{Name: "reachable", Status: checkInfo, Detail: "through the proxy: see tls"})
 	}
 
 	// tls and clock: one unauthenticated GET (any HTTP answer will do).
@@ -259,7 +261,7 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, hubURL.String(), nil)
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		c := DoctorCheck{Name: "tls", Status: checkFail, Detail: cmdutil.OneLine(err.Error())}
+		c := Check{Name: "tls", Status: checkFail, Detail: cmdutil.OneLine(err.Error())}
 		var uae x509.UnknownAuthorityError
 		var hne x509.HostnameError
 		var cie x509.CertificateInvalidError
@@ -278,9 +280,9 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 		return checks
 	}
 	_ = resp.Body.Close()
-	add(DoctorCheck{Name: "tls", Status: checkPass, Detail: describeChain(resp.TLS)})
+	add(Check{Name: "tls", Status: checkPass, Detail: describeChain(resp.TLS)})
 	if date, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
-		add(DoctorCheck{Name: "clock", Status: checkInfo, Detail: "the hub sent no Date header: skew unknown"})
+		add(Check{Name: "clock", Status: checkInfo, Detail: "the hub sent no Date header: skew unknown"})
 	} else {
 		skew := now().Sub(date).Round(time.Second)
 		abs := skew
@@ -292,9 +294,9 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 			detail = "in step with the hub (within the Date header's 1s resolution)"
 		}
 		if abs >= maxClockSkew {
-			add(DoctorCheck{Name: "clock", Status: checkFail, Detail: detail, Hint: "set this machine's clock (NTP): the hub refuses SAS tokens that look expired or not yet valid"})
+			add(Check{Name: "clock", Status: checkFail, Detail: detail, Hint: "set this machine's clock (NTP): the hub refuses SAS tokens that look expired or not yet valid"})
 		} else {
-			add(DoctorCheck{Name: "clock", Status: checkPass, Detail: detail})
+			add(Check{Name: "clock", Status: checkPass, Detail: detail})
 		}
 	}
 
@@ -324,39 +326,39 @@ func describeCAs(f *cmdutil.Factory, caFile string) string {
 
 // sasTokenCheck reads a SAS token's audience and expiry (never its
 // signature). given says the token came ready-made in a connection string.
-func sasTokenCheck(token, host string, now time.Time, given bool) DoctorCheck {
+func sasTokenCheck(token, host string, now time.Time, given bool) Check {
 	t, err := sas.Parse(token)
 	if err != nil {
-		return DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error()), Hint: "the SharedAccessSignature is malformed"}
+		return Check{Name: "token", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error()), Hint: "the SharedAccessSignature is malformed"}
 	}
 	detail := fmt.Sprintf("SAS token for audience %s", t.Resource)
 	if t.KeyName != "" {
 		detail += fmt.Sprintf(" (policy %s)", t.KeyName)
 	}
 	if !t.Expiry.After(now) {
-		return DoctorCheck{Name: "token", Status: checkFail, auth: true,
+		return Check{Name: "token", Status: checkFail, auth: true,
 			Detail: fmt.Sprintf("%s expired at %s (%s ago)", detail, t.Expiry.UTC().Format(time.RFC3339), now.Sub(t.Expiry).Round(time.Second)),
 			Hint:   "the hub refuses an expired token: use a connection string with the policy's SharedAccessKey so dmctl signs fresh tokens"}
 	}
 	if !strings.HasPrefix(strings.ToLower(t.Resource), strings.ToLower(host)) {
-		return DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: detail + ", which is not the hub " + host,
+		return Check{Name: "token", Status: checkFail, auth: true, Detail: detail + ", which is not the hub " + host,
 			Hint: "the token was made for another hub"}
 	}
 	detail += fmt.Sprintf(", expires %s (in %s)", t.Expiry.UTC().Format(time.RFC3339), t.Expiry.Sub(now).Round(time.Second))
 	if given {
-		return DoctorCheck{Name: "token", Status: checkInfo, Detail: detail}
+		return Check{Name: "token", Status: checkInfo, Detail: detail}
 	}
-	return DoctorCheck{Name: "token", Status: checkPass, Detail: detail + "; signed locally, renewed before expiry"}
+	return Check{Name: "token", Status: checkPass, Detail: detail + "; signed locally, renewed before expiry"}
 }
 
 // entraTokenCheck gets a token for IoT Hub and reads its audience and
 // expiry (the claims are read, not verified: the hub verifies them).
-func entraTokenCheck(ctx context.Context, cred *auth.Credential, now time.Time, timeout time.Duration) DoctorCheck {
+func entraTokenCheck(ctx context.Context, cred *auth.Credential, now time.Time, timeout time.Duration) Check {
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tk, err := cred.Token.GetToken(tctx, policy.TokenRequestOptions{Scopes: []string{iothub.TokenScope}})
 	if err != nil {
-		c := DoctorCheck{Name: "token", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error())}
+		c := Check{Name: "token", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error())}
 		var ce *auth.CredentialError
 		if errors.As(err, &ce) {
 			c.Hint = ce.Hint()
@@ -376,20 +378,20 @@ func entraTokenCheck(ctx context.Context, cred *auth.Credential, now time.Time, 
 			}
 		}
 	}
-	return DoctorCheck{Name: "token", Status: checkPass, Detail: detail}
+	return Check{Name: "token", Status: checkPass, Detail: detail}
 }
 
-func permissionCheck(ctx context.Context, f *cmdutil.Factory, cred *auth.Credential, timeout time.Duration) DoctorCheck {
+func permissionCheck(ctx context.Context, f *cmdutil.Factory, cred *auth.Credential, timeout time.Duration) Check {
 	c, _, err := f.HubClient()
 	if err != nil {
-		return DoctorCheck{Name: "permission", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error())}
+		return Check{Name: "permission", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error())}
 	}
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	const q = "SELECT COUNT() AS numberOfDevices FROM devices"
 	page, err := c.NewQueryPager(q, nil).NextPage(qctx)
 	if err != nil {
-		check := DoctorCheck{Name: "permission", Status: checkFail, Detail: q + ": " + cmdutil.OneLine(err.Error())}
+		check := Check{Name: "permission", Status: checkFail, Detail: q + ": " + cmdutil.OneLine(err.Error())}
 		if _, isAnswer := iothub.AsResponseError(err); isAnswer && iothub.KindOf(err) == iothub.KindUnauthorized {
 			check.auth = true
 			check.Hint = cred.RefusedHint()
@@ -405,7 +407,7 @@ func permissionCheck(ctx context.Context, f *cmdutil.Factory, cred *auth.Credent
 			n = row.N.String()
 		}
 	}
-	return DoctorCheck{Name: "permission", Status: checkPass, Detail: fmt.Sprintf("registry query allowed (%s devices)", n)}
+	return Check{Name: "permission", Status: checkPass, Detail: fmt.Sprintf("registry query allowed (%s devices)", n)}
 }
 
 func describeChain(st *tls.ConnectionState) string {
