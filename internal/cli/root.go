@@ -8,6 +8,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/config"
 	"github.com/dmctl/dmctl/internal/cli/doctor"
 	"github.com/dmctl/dmctl/internal/cli/journal"
 	"github.com/dmctl/dmctl/internal/cli/twin"
@@ -113,14 +114,14 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	g.Output = def // validated in cmdutil.CheckGlobal, naming DMCTL_OUTPUT
 
 	_ = cmd.RegisterFlagCompletionFunc("hub", cobra.NoFileCompletions)
-	_ = cmd.RegisterFlagCompletionFunc("profile", completeProfileNames(f))
+	_ = cmd.RegisterFlagCompletionFunc("profile", cmdutil.CompleteProfileNames(f))
 
 	cmd.AddCommand(NewCmdInvoke(f, nil))
 	cmd.AddCommand(NewCmdJobs(f))
 	cmd.AddCommand(twin.NewCmdTwin(f))
 	cmd.AddCommand(journal.NewCmdJournal(f))
 	cmd.AddCommand(version.NewCmdVersion(f, nil))
-	cmd.AddCommand(NewCmdConfig(f))
+	cmd.AddCommand(config.NewCmdConfig(f))
 	cmd.AddCommand(doctor.NewCmdDoctor(f, nil))
 	for _, t := range helpTopics {
 		cmd.AddCommand(newHelpTopic(t.name, t.short, t.long))

@@ -1,0 +1,81 @@
+package cmdutil
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/output"
+)
+
+// ProfileNameArg checks the profile NAME argument of the config commands.
+func ProfileNameArg(verb string, optional bool) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 || (len(args) == 0 && !optional) {
+			return FlagErrorf("config %s needs one profile NAME argument (got %d)", verb, len(args))
+		}
+		if len(args) == 1 {
+			return CheckProfileName(args[0])
+		}
+		return nil
+	}
+}
+
+// CompleteProfileNames completes a profile name with the saved ones.
+func CompleteProfileNames(f *Factory) cobra.CompletionFunc {
+	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		c, _, err := f.LoadConfig()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return c.Names(), cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// ViewProfile is the public view of a saved profile, its secrets and any
+// value that is not what its field holds redacted.
+func ViewProfile(c *Config, name string) output.ProfileView {
+	p := c.Profiles[name]
+	v := output.ProfileView{Name: name, Current: c.Current == name, Hub: p.Hub, Auth: p.Auth, CAFile: p.CAFile, Output: p.Output}
+	// A hand-edited config file may hold anything, a secret in the wrong
+	// field too: show only values that are what the field holds.
+	if p.Hub != "" {
+		if _, err := auth.NormalizeHub(p.Hub); err != nil {
+			v.Hub = "(stored, not a host name)"
+		}
+	}
+	if p.Auth != "" {
+		if _, err := auth.ParseMethod(p.Auth); err != nil {
+			v.Auth = "(stored, not an auth method)"
+		}
+	}
+	if p.CAFile != "" && connstr.Redact(p.CAFile) != p.CAFile {
+		v.CAFile = "(stored, REDACTED)"
+	}
+	if p.Output != "" && connstr.Redact(p.Output) != p.Output {
+		v.Output = "(stored, REDACTED)"
+	}
+	if p.ConnectionString != "" {
+		cs, err := connstr.ParseService(p.ConnectionString)
+		ce, isConnstr := err.(*connstr.Error)
+		switch {
+		case err == nil:
+			v.ConnectionString = cs.Redacted()
+		case isConnstr:
+			// connstr's reasons name the part and the key, never the text.
+			v.ConnectionString = "(stored, unreadable: " + ce.Reason + ")"
+		default:
+			v.ConnectionString = "(stored, unreadable)"
+		}
+	}
+	return v
+}
+
+// ConfigFormat is the output format for config commands: text unless -o
+// json or jsonl was given on the command line.
+func ConfigFormat(cmd *cobra.Command, f *Factory) output.Format {
+	if cmd.Flags().Changed("output") {
+		return output.Format(f.Global.Output)
+	}
+	return output.FormatTable
+}

@@ -1,0 +1,57 @@
+// Package delete is `dmctl config delete`.
+package delete
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/output"
+)
+
+// Options are the command's inputs.
+type Options struct {
+	F      *cmdutil.Factory
+	Args   []string
+	Format output.Format
+}
+
+// NewCmdDelete returns `dmctl config delete`.
+func NewCmdDelete(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{F: f}
+	return &cobra.Command{
+		Use:               "delete NAME",
+		Short:             "Delete a profile",
+		Example:           cmdutil.Example(`$ dmctl config delete lab`),
+		Args:              cmdutil.ProfileNameArg("delete", false),
+		ValidArgsFunction: cmdutil.CompleteProfileNames(f),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Args, opts.Format = args, cmdutil.ConfigFormat(cmd, f)
+			if runF != nil {
+				return runF(opts)
+			}
+			return deleteRun(opts)
+		},
+	}
+}
+
+func deleteRun(opts *Options) error {
+	f, args := opts.F, opts.Args
+	c, path, err := f.LoadConfig()
+	if err != nil {
+		return err
+	}
+	if c.Profiles[args[0]] == nil {
+		return cmdutil.FlagErrorf("no profile %q in %s", args[0], path)
+	}
+	delete(c.Profiles, args[0])
+	if c.Current == args[0] {
+		c.Current = ""
+	}
+	if err := cmdutil.SaveConfig(path, c); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f.IOStreams.ErrOut, "Deleted profile %q.\n", args[0])
+	return err
+}
