@@ -50,7 +50,7 @@ type Check struct {
 
 // Report is the JSON shape of `dmctl doctor -o json`.
 type Report struct {
-	OK     bool          `json:"ok"`
+	OK     bool    `json:"ok"`
 	Checks []Check `json:"checks"`
 }
 
