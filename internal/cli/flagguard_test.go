@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil/cmdtest"
 )
 
 // commandPaths lists every runnable command of the tree with its flags.
@@ -34,7 +35,7 @@ func commandPaths(root *cobra.Command) map[string]*cobra.Command {
 // runs (the invoker is never called).
 func TestEveryValueFlagRefusesEmptyAndRepeats(t *testing.T) {
 	te := newTestEnv(t, nil)
-	root := NewCmdRoot(te.f)
+	root := NewCmdRoot(te.F)
 	checked := 0
 	for path, c := range commandPaths(root) {
 		words := strings.Fields(path)[1:]
@@ -49,24 +50,24 @@ func TestEveryValueFlagRefusesEmptyAndRepeats(t *testing.T) {
 			for _, empty := range []string{"", "  "} {
 				args := append(append([]string{}, words...), "--"+fl.Name+"="+empty)
 				te := newTestEnv(t, nil)
-				code := te.run(args...)
+				code := te.Run(args...)
 				assert.Equal(t, cmdutil.ExitUsage, code, "%s --%s=%q", path, fl.Name, empty)
-				assert.Contains(t, te.errOut.String(), "--"+fl.Name+": the value is empty", "%s --%s=%q", path, fl.Name, empty)
-				assert.Empty(t, te.inv.calls)
+				assert.Contains(t, te.ErrOut.String(), "--"+fl.Name+": the value is empty", "%s --%s=%q", path, fl.Name, empty)
+				assert.Empty(t, te.Inv.Calls)
 				checked++
 			}
 			v := validValue(t, path, fl)
 			te := newTestEnv(t, nil)
 			args := append(append([]string{}, words...), "--"+fl.Name, v, "--"+fl.Name, v)
-			code := te.run(args...)
+			code := te.Run(args...)
 			assert.Equal(t, cmdutil.ExitUsage, code, "%s --%s twice", path, fl.Name)
 			if cmdutil.Repeatable(fl) {
-				assert.NotContains(t, te.errOut.String(), "more than once", "%s --%s is repeatable", path, fl.Name)
+				assert.NotContains(t, te.ErrOut.String(), "more than once", "%s --%s is repeatable", path, fl.Name)
 			} else {
-				assert.Contains(t, te.errOut.String(), "--"+fl.Name+" is given more than once", "%s --%s twice", path, fl.Name)
+				assert.Contains(t, te.ErrOut.String(), "--"+fl.Name+" is given more than once", "%s --%s twice", path, fl.Name)
 			}
-			assert.NotContains(t, te.errOut.String(), `"`+v+`"`, "the value is never echoed")
-			assert.Empty(t, te.inv.calls)
+			assert.NotContains(t, te.ErrOut.String(), `"`+v+`"`, "the value is never echoed")
+			assert.Empty(t, te.Inv.Calls)
 		})
 	}
 	assert.Greater(t, checked, 100, "the walk reached the commands' flags")
@@ -77,7 +78,7 @@ func TestEveryValueFlagRefusesEmptyAndRepeats(t *testing.T) {
 func validValue(t *testing.T, path string, fl *pflag.Flag) string {
 	t.Helper()
 	candidates := []string{}
-	c := commandPaths(NewCmdRoot(newTestEnv(t, nil).f))[path]
+	c := commandPaths(NewCmdRoot(newTestEnv(t, nil).F))[path]
 	if complete, ok := c.GetFlagCompletionFunc(fl.Name); ok {
 		opts, _ := complete(c, nil, "")
 		candidates = append(candidates, opts...)
@@ -88,7 +89,7 @@ func validValue(t *testing.T, path string, fl *pflag.Flag) string {
 	candidates = append(candidates, "30s", "1", "x1")
 	for _, c := range candidates {
 		fresh := newTestEnv(t, nil)
-		f := NewCmdRoot(fresh.f)
+		f := NewCmdRoot(fresh.F)
 		target := commandPaths(f)[path].Flags().Lookup(fl.Name)
 		require.NotNil(t, target)
 		if target.Value.Set(c) == nil { // the flag's first value on a fresh tree
@@ -99,23 +100,13 @@ func validValue(t *testing.T, path string, fl *pflag.Flag) string {
 	return ""
 }
 
-func TestRepeatableFlagsStayRepeatable(t *testing.T) {
-	te := newTestEnv(t, nil)
-	o, _, err := parseInvoke(t, te, "reboot", "--device", "a", "--device", "b",
-		"--wait-until", "properties.reported.x == 1", "--wait-until", "properties.reported.y == 2")
-	require.NoError(t, err)
-	assert.Len(t, o.Targets, 2)
-	require.NotNil(t, o.Wait)
-	assert.Len(t, o.Wait.Until, 2)
-}
-
 func TestSecretFlagValueNeverEchoed(t *testing.T) {
 	te := newTestEnv(t, nil)
-	code := te.run("invoke", "reboot", "--device", "d", "--connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey="+testKey,
-		"--connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey="+testKey)
+	code := te.Run("invoke", "reboot", "--device", "d", "--connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey="+cmdtest.TestKey,
+		"--connection-string", "HostName=h;SharedAccessKeyName=s;SharedAccessKey="+cmdtest.TestKey)
 	assert.Equal(t, cmdutil.ExitUsage, code)
-	assert.Contains(t, te.errOut.String(), "--connection-string is given more than once")
-	assert.NotContains(t, te.errOut.String(), testKey[:8])
+	assert.Contains(t, te.ErrOut.String(), "--connection-string is given more than once")
+	assert.NotContains(t, te.ErrOut.String(), cmdtest.TestKey[:8])
 }
 
 func TestEmptyEnvironmentDefaults(t *testing.T) {
@@ -123,7 +114,7 @@ func TestEmptyEnvironmentDefaults(t *testing.T) {
 		env      string
 		flagArgs []string // giving the flag makes the variable irrelevant
 	}{
-		{cmdutil.EnvHub, []string{"--hub", "h.Example.test"}},
+		{cmdutil.EnvHub, []string{"--hub", "h.example.test"}},
 		{cmdutil.EnvAuth, []string{"--auth", "sas"}},
 		{cmdutil.EnvOutput, []string{"-o", "json"}},
 		{cmdutil.EnvProfile, nil},
@@ -131,16 +122,16 @@ func TestEmptyEnvironmentDefaults(t *testing.T) {
 	} {
 		t.Run(tt.env, func(t *testing.T) {
 			te := newTestEnv(t, nil)
-			te.env[tt.env] = " "
-			code := te.run("invoke", "reboot", "--device", "d")
+			te.Env[tt.env] = " "
+			code := te.Run("invoke", "reboot", "--device", "d")
 			assert.Equal(t, cmdutil.ExitUsage, code)
-			assert.Contains(t, te.errOut.String(), tt.env+" is set but empty")
-			assert.Empty(t, te.inv.calls)
+			assert.Contains(t, te.ErrOut.String(), tt.env+" is set but empty")
+			assert.Empty(t, te.Inv.Calls)
 			if tt.flagArgs != nil {
 				te := newTestEnv(t, nil)
-				te.env[tt.env] = ""
-				code := te.run(append([]string{"invoke", "reboot", "--device", "d"}, tt.flagArgs...)...)
-				assert.NotContains(t, te.errOut.String(), "set but empty", "exit %d", code)
+				te.Env[tt.env] = ""
+				code := te.Run(append([]string{"invoke", "reboot", "--device", "d"}, tt.flagArgs...)...)
+				assert.NotContains(t, te.ErrOut.String(), "set but empty", "exit %d", code)
 			}
 		})
 	}
@@ -148,10 +139,10 @@ func TestEmptyEnvironmentDefaults(t *testing.T) {
 
 func TestVersionFlag(t *testing.T) {
 	te := newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("--version"))
-	a := te.out.String()
+	require.Equal(t, 0, te.Run("--version"))
+	a := te.Out.String()
 	te = newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("version"))
-	assert.Equal(t, te.out.String(), a)
+	require.Equal(t, 0, te.Run("version"))
+	assert.Equal(t, te.Out.String(), a)
 	assert.True(t, strings.HasPrefix(a, "dmctl version "), a)
 }

@@ -6,18 +6,11 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"os"
 	"runtime/debug"
 
-	"github.com/spf13/cobra"
-
-	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/cli/version"
-	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
 )
@@ -57,69 +50,7 @@ func tuneGC(lookupEnv func(string) (string, bool)) {
 }
 
 // Run executes one command line with the factory's streams and returns the
-// exit code. Errors are printed once to stderr as "Error: ...", without a
-// stack trace.
+// exit code (cmdutil.Execute on the whole tree).
 func Run(ctx context.Context, f *cmdutil.Factory, args []string) int {
-	root := NewCmdRoot(f)
-	root.SetArgs(args)
-	cmd, err := root.ExecuteContextC(ctx)
-	if f.Debug != nil {
-		_ = f.Debug.Flush()
-		auth.LogTo(nil)
-	}
-	if err != nil && cmdutil.IsCobraUsageError(err) {
-		err = cmdutil.FlagErrorWrap(err)
-	}
-	if err != nil && ctx.Err() != nil && !errors.Is(err, cmdutil.ErrInterrupted) {
-		err = fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, err)
-	}
-	if cmdutil.IsBrokenPipe(err) && !errors.Is(err, cmdutil.ErrInterrupted) {
-		// A reader that stopped reading (dmctl jobs list | head -1) is not
-		// a failure of a command that only prints; a fleet run handles it
-		// itself, as an interrupt.
-		return cmdutil.ExitOK
-	}
-	printError(f.IOStreams.ErrOut, cmd, err)
-	return cmdutil.ExitCode(err)
-}
-
-// printError writes err for a person: one line, then a hint where one helps.
-func printError(w io.Writer, cmd *cobra.Command, err error) {
-	if err == nil {
-		return
-	}
-	var (
-		targets   *cmdutil.TargetsError
-		flagErr   *cmdutil.FlagError
-		credErr   *auth.CredentialError
-		threshold *fleet.ThresholdError
-	)
-	switch {
-	case errors.As(err, &targets):
-		return // the per-target lines and the summary are already on stderr
-	case errors.Is(err, cmdutil.ErrPromptInterrupted):
-		_, _ = fmt.Fprintln(w, "Interrupted: nothing was sent.")
-		return
-	case errors.Is(err, cmdutil.ErrStdoutClosed):
-		_, _ = fmt.Fprintln(w, "Stopped: stdout was closed (its reader exited): no new calls were started; the summary above counts every target.")
-		return
-	case errors.Is(err, cmdutil.ErrInterrupted):
-		_, _ = fmt.Fprintln(w, "Interrupted.")
-		return
-	case errors.As(err, &threshold):
-		_, _ = fmt.Fprintf(w, "Stopped: %s\n", threshold.Error())
-		return
-	case errors.Is(err, cmdutil.ErrCancelled):
-		_, _ = fmt.Fprintln(w, "Cancelled: nothing was sent.")
-		return
-	}
-	_, _ = fmt.Fprintf(w, "Error: %s\n", cmdutil.OneLine(err.Error()))
-	switch {
-	case errors.As(err, &flagErr), cmdutil.ExitCode(err) == cmdutil.ExitUsage:
-		if cmd != nil {
-			_, _ = fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
-		}
-	case errors.As(err, &credErr):
-		_, _ = fmt.Fprintf(w, "hint: %s\n", credErr.Hint())
-	}
+	return cmdutil.Execute(ctx, f, NewCmdRoot(f), args)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil/cmdtest"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
@@ -28,10 +29,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func writeProfiles(t *testing.T, te *testEnv, text string) string {
+func writeProfiles(t *testing.T, te *cmdtest.Env, text string) string {
 	t.Helper()
 	dir := t.TempDir()
-	te.env[cmdutil.EnvConfigDir] = dir
+	te.Env[cmdutil.EnvConfigDir] = dir
 	require.NoError(t, os.WriteFile(filepath.Join(dir, cmdutil.ConfigFileName), []byte(text), 0o600))
 	return dir
 }
@@ -59,7 +60,7 @@ profiles:
 			hub: "other.azure-devices.net", authM: "environment", out: "name", ca: "/etc/prod-ca.pem", prof: "prod"},
 		{name: "environment wins over the profile", env: map[string]string{cmdutil.EnvHub: "env.azure-devices.net", cmdutil.EnvOutput: "wide"},
 			hub: "env.azure-devices.net", authM: "azure-cli", out: "wide", ca: "/etc/prod-ca.pem", prof: "prod"},
-		{name: "a connection string drops the profile's hub and auth", env: map[string]string{"IOTHUB_CONNECTION_STRING": "HostName=x.azure-devices.net;SharedAccessKeyName=s;SharedAccessKey=" + testKey},
+		{name: "a connection string drops the profile's hub and auth", env: map[string]string{"IOTHUB_CONNECTION_STRING": "HostName=x.azure-devices.net;SharedAccessKeyName=s;SharedAccessKey=" + cmdtest.TestKey},
 			hub: "", authM: "", out: "json", ca: "/etc/prod-ca.pem", prof: "prod"},
 	}
 	for _, c := range cases {
@@ -67,11 +68,11 @@ profiles:
 			te := newTestEnv(t, nil)
 			writeProfiles(t, te, store)
 			for k, v := range c.env {
-				te.env[k] = v
+				te.Env[k] = v
 			}
-			code := te.run(append(c.args, "version")...)
-			require.Equal(t, 0, code, te.errOut.String())
-			g := te.f.Global
+			code := te.Run(append(c.args, "version")...)
+			require.Equal(t, 0, code, te.ErrOut.String())
+			g := te.F.Global
 			assert.Equal(t, c.hub, g.Hub)
 			assert.Equal(t, c.authM, g.Auth)
 			assert.Equal(t, c.out, g.Output)
@@ -86,70 +87,70 @@ func TestProfileErrors(t *testing.T) {
 	t.Run("unknown --profile is a usage error", func(t *testing.T) {
 		te := newTestEnv(t, nil)
 		writeProfiles(t, te, "profiles: {a: {hub: a.azure-devices.net}}\n")
-		assert.Equal(t, cmdutil.ExitUsage, te.run("--profile", "b", "version"))
-		assert.Contains(t, te.errOut.String(), `--profile: no profile "b"`)
+		assert.Equal(t, cmdutil.ExitUsage, te.Run("--profile", "b", "version"))
+		assert.Contains(t, te.ErrOut.String(), `--profile: no profile "b"`)
 	})
 	t.Run("a profile's bad output names the profile", func(t *testing.T) {
 		te := newTestEnv(t, nil)
 		writeProfiles(t, te, "current: a\nprofiles: {a: {output: yaml}}\n")
-		assert.Equal(t, cmdutil.ExitUsage, te.run("version"))
-		assert.Contains(t, te.errOut.String(), `-o/--output (from profile "a")`)
+		assert.Equal(t, cmdutil.ExitUsage, te.Run("version"))
+		assert.Contains(t, te.ErrOut.String(), `-o/--output (from profile "a")`)
 	})
 	t.Run("a broken store stops every command that may apply a profile, not version", func(t *testing.T) {
 		te := newTestEnv(t, nil)
 		writeProfiles(t, te, "profiles: [not, a, map]\n")
-		assert.Equal(t, 0, te.run("version"), te.errOut.String())
+		assert.Equal(t, 0, te.Run("version"), te.ErrOut.String())
 		te2 := newTestEnv(t, nil)
-		te2.env[cmdutil.EnvConfigDir] = te.env[cmdutil.EnvConfigDir]
-		assert.Equal(t, cmdutil.ExitUsage, te2.run("invoke", "reboot", "--device", "d"))
-		assert.Contains(t, te2.errOut.String(), "not a dmctl config file")
-		assert.Empty(t, te2.inv.calls)
+		te2.Env[cmdutil.EnvConfigDir] = te.Env[cmdutil.EnvConfigDir]
+		assert.Equal(t, cmdutil.ExitUsage, te2.Run("invoke", "reboot", "--device", "d"))
+		assert.Contains(t, te2.ErrOut.String(), "not a dmctl config file")
+		assert.Empty(t, te2.Inv.Calls)
 	})
 	t.Run("no store, no profile", func(t *testing.T) {
 		te := newTestEnv(t, nil)
-		te.env[cmdutil.EnvConfigDir] = t.TempDir()
-		assert.Equal(t, 0, te.run("version"))
-		assert.Nil(t, te.f.Global.Applied)
+		te.Env[cmdutil.EnvConfigDir] = t.TempDir()
+		assert.Equal(t, 0, te.Run("version"))
+		assert.Nil(t, te.F.Global.Applied)
 	})
 	t.Run("bad profile names", func(t *testing.T) {
 		te := newTestEnv(t, nil)
-		te.env[cmdutil.EnvConfigDir] = t.TempDir()
-		assert.Equal(t, cmdutil.ExitUsage, te.run("config", "set-profile", "../x", "--hub", "h.azure-devices.net"))
-		assert.Contains(t, te.errOut.String(), `profile name "../x"`)
+		te.Env[cmdutil.EnvConfigDir] = t.TempDir()
+		assert.Equal(t, cmdutil.ExitUsage, te.Run("config", "set-profile", "../x", "--hub", "h.azure-devices.net"))
+		assert.Contains(t, te.ErrOut.String(), `profile name "../x"`)
 	})
 }
 
 func TestConfigCommands(t *testing.T) {
 	te := newTestEnv(t, nil)
 	dir := t.TempDir()
-	te.env[cmdutil.EnvConfigDir] = dir
-	te.env["IOTHUB_CONNECTION_STRING"] = "HostName=lab.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=" + testKey
+	te.Env[cmdutil.EnvConfigDir] = dir
+	te.Env["IOTHUB_CONNECTION_STRING"] = "HostName=lab.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=" + cmdtest.TestKey
 
-	require.Equal(t, 0, te.run("config", "set-profile", "lab", "--store-connection-string"), te.errOut.String())
+	require.Equal(t, 0, te.Run("config", "set-profile", "lab", "--store-connection-string"), te.ErrOut.String())
 	st, err := os.Stat(filepath.Join(dir, cmdutil.ConfigFileName))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 	b, err := os.ReadFile(filepath.Join(dir, cmdutil.ConfigFileName))
 	require.NoError(t, err)
 	assert.Contains(t, string(b), "current: lab")
-	assert.Contains(t, string(b), testKey, "stored, as asked")
+	assert.Contains(t, string(b), cmdtest.TestKey, "stored, as asked")
 
-	te.out.Reset()
-	require.Equal(t, 0, te.run("config", "get-profile"))
-	assert.Equal(t, "name: lab\ncurrent: true\nconnectionString: HostName=lab.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=REDACTED\n", te.out.String())
-	assert.NotContains(t, te.out.String()+te.errOut.String(), testKey)
+	te.Out.Reset()
+	require.Equal(t, 0, te.Run("config", "get-profile"))
+	assert.Equal(t, "name: lab\ncurrent: true\nconnectionString: HostName=lab.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=REDACTED\n", te.Out.String())
+	assert.NotContains(t, te.Out.String()+te.ErrOut.String(), cmdtest.TestKey)
 
-	assert.Equal(t, cmdutil.ExitUsage, te.run("config", "set-profile", "lab"), "nothing to change")
-	assert.Equal(t, cmdutil.ExitUsage, te.run("config", "use", "nope"))
-	require.Equal(t, 0, te.run("config", "set-profile", "prod", "--hub", "prod", "--auth", "azure-cli"))
-	te.out.Reset()
-	require.Equal(t, 0, te.run("config", "list"))
-	assert.Equal(t, "CURRENT   NAME   HUB                      AUTH\n*         lab    (connection string)      -\n          prod   prod.azure-devices.net   azure-cli\n", te.out.String())
+	assert.Equal(t, cmdutil.ExitUsage, te.Run("config", "set-profile", "lab"), "nothing to change")
+	assert.Equal(t, cmdutil.ExitUsage, te.Run("config", "use", "nope"))
+	require.Equal(t, 0, te.Run("config", "set-profile", "prod", "--hub", "prod", "--auth", "azure-cli"))
+	te.Out.Reset()
+	require.Equal(t, 0, te.Run("config", "list"))
+	assert.Equal(t, "CURRENT   NAME   HUB                      AUTH\n*         lab    (connection string)      -\n          prod   prod.azure-devices.net   azure-cli\n", te.Out.String())
 
-	require.Equal(t, 0, te.run("config", "delete", "lab"))
-	te.out.Reset()
-	require.Equal(t, 0, te.run("config", "list", "-o", "json"))
-	assert.JSONEq(t, `[{"name":"prod","current":false,"hub":"prod.azure-devices.net","auth":"azure-cli"}]`, te.out.String())
+	require.Equal(t, 0, te.Run("config", "delete", "lab"))
+	te.Out.Reset()
+	require.Equal(t, 0, te.Run("config", "list", "-o", "json"))
+	assert.JSONEq(t, `[{"name":"prod","current":false,"hub":"prod.azure-devices.net","auth":"azure-cli"}]`, te.Out.String())
 }
 
 // leakKey is a key like IoT Hub's, planted in config files to check that no
@@ -185,8 +186,8 @@ func TestConfigFileErrorsNeverQuoteTheFile(t *testing.T) {
 			for _, args := range [][]string{{"config", "list"}, {"config", "get-profile", "lab"}, {"--profile", "lab", "version"}} {
 				te := newTestEnv(t, nil)
 				dir := writeProfiles(t, te, tt.text)
-				code := te.run(args...)
-				out := te.out.String() + te.errOut.String()
+				code := te.Run(args...)
+				out := te.Out.String() + te.ErrOut.String()
 				assert.Equal(t, cmdutil.ExitUsage, code, "%v: %s", args, out)
 				assert.Contains(t, out, filepath.Join(dir, cmdutil.ConfigFileName)+": not a dmctl config file: ")
 				assert.Contains(t, out, tt.want)
@@ -211,17 +212,17 @@ func TestStoredConnectionStringUnreadable(t *testing.T) {
 			text := "current: lab\nprofiles:\n  lab:\n    hub: " + leakKey + "\n    connectionString: \"" + stored + "\"\n"
 			te := newTestEnv(t, nil)
 			writeProfiles(t, te, text)
-			require.Equal(t, 0, te.run("config", "get-profile", "lab"), te.errOut.String())
-			assert.Contains(t, te.out.String(), "connectionString: (stored, unreadable: ")
-			assert.Contains(t, te.out.String(), "hub: (stored, not a host name)")
-			te.out.Reset()
-			require.Equal(t, 0, te.run("config", "list", "-o", "json"), te.errOut.String())
-			assert.Contains(t, te.out.String(), `"connectionString": "(stored, unreadable: `)
-			assertNoPieceOf(t, te.out.String()+te.errOut.String(), leakKey)
+			require.Equal(t, 0, te.Run("config", "get-profile", "lab"), te.ErrOut.String())
+			assert.Contains(t, te.Out.String(), "connectionString: (stored, unreadable: ")
+			assert.Contains(t, te.Out.String(), "hub: (stored, not a host name)")
+			te.Out.Reset()
+			require.Equal(t, 0, te.Run("config", "list", "-o", "json"), te.ErrOut.String())
+			assert.Contains(t, te.Out.String(), `"connectionString": "(stored, unreadable: `)
+			assertNoPieceOf(t, te.Out.String()+te.ErrOut.String(), leakKey)
 
 			// Used for a command: refused before anything is sent, naming the profile.
 			ios, _, out, errOut := output.Test()
-			vars := map[string]string{cmdutil.EnvConfigDir: te.env[cmdutil.EnvConfigDir]}
+			vars := map[string]string{cmdutil.EnvConfigDir: te.Env[cmdutil.EnvConfigDir]}
 			f := cmdutil.NewFactory(ios, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
 			require.NoError(t, os.WriteFile(filepath.Join(vars[cmdutil.EnvConfigDir], cmdutil.ConfigFileName),
 				[]byte("current: lab\nprofiles:\n  lab:\n    connectionString: \""+stored+"\"\n"), 0o600))
@@ -236,16 +237,16 @@ func TestStoredConnectionStringUnreadable(t *testing.T) {
 func TestProfileNamesThatMayBeSecretsAreNotEchoed(t *testing.T) {
 	te := newTestEnv(t, nil)
 	writeProfiles(t, te, "profiles: {a: {hub: a.azure-devices.net}}\n")
-	te.env[cmdutil.EnvProfile] = "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + leakKey
-	assert.Equal(t, cmdutil.ExitUsage, te.run("version"))
-	assert.Contains(t, te.errOut.String(), "DMCTL_PROFILE: no profile (the name given) in ")
-	assertNoPieceOf(t, te.errOut.String(), leakKey)
+	te.Env[cmdutil.EnvProfile] = "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + leakKey
+	assert.Equal(t, cmdutil.ExitUsage, te.Run("version"))
+	assert.Contains(t, te.ErrOut.String(), "DMCTL_PROFILE: no profile (the name given) in ")
+	assertNoPieceOf(t, te.ErrOut.String(), leakKey)
 
 	te = newTestEnv(t, nil)
-	te.env[cmdutil.EnvConfigDir] = t.TempDir()
-	assert.Equal(t, cmdutil.ExitUsage, te.run("config", "get-profile", leakKey))
-	assert.Contains(t, te.errOut.String(), "profile name (the name given): use 1-64 letters")
-	assertNoPieceOf(t, te.errOut.String(), leakKey)
+	te.Env[cmdutil.EnvConfigDir] = t.TempDir()
+	assert.Equal(t, cmdutil.ExitUsage, te.Run("config", "get-profile", leakKey))
+	assert.Contains(t, te.ErrOut.String(), "profile name (the name given): use 1-64 letters")
+	assertNoPieceOf(t, te.ErrOut.String(), leakKey)
 }
 
 // --debug output goes through the redacting writer: no key, signature,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil/cmdtest"
 	"github.com/dmctl/dmctl/internal/cli/version"
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/fleet"
@@ -73,94 +74,94 @@ func TestRunPrintsErrorsOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			te := newTestEnv(t, map[string][]answer{"off": {hubErr(404, 404103, "DeviceNotOnline", "gone")}})
-			code := te.run(tt.args...)
+			te := newTestEnv(t, map[string][]cmdtest.Answer{"off": {cmdtest.HubErr(404, 404103, "DeviceNotOnline", "gone")}})
+			code := te.Run(tt.args...)
 			assert.Equal(t, tt.code, code)
-			assert.Equal(t, tt.stderr, te.errOut.String())
-			assert.NotContains(t, te.errOut.String(), "goroutine", "no stack traces")
+			assert.Equal(t, tt.stderr, te.ErrOut.String())
+			assert.NotContains(t, te.ErrOut.String(), "goroutine", "no stack traces")
 		})
 	}
 }
 
 func TestRunCredentialErrorHint(t *testing.T) {
 	te := newTestEnv(t, nil)
-	te.f.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
+	te.F.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
 		return nil, nil, &auth.CredentialError{Method: auth.MethodEnvironment, Err: errors.New("EnvironmentCredential: missing AZURE_CLIENT_ID\nsee docs")}
 	}
-	assert.Equal(t, cmdutil.ExitAuth, te.run("invoke", "m", "--device", "d"))
+	assert.Equal(t, cmdutil.ExitAuth, te.Run("invoke", "m", "--device", "d"))
 	assert.Equal(t, "Error: environment credential could not get a token: EnvironmentCredential: missing AZURE_CLIENT_ID\n"+
-		"hint: "+auth.TokenFailureHint(auth.MethodEnvironment)+"\n", te.errOut.String())
+		"hint: "+auth.TokenFailureHint(auth.MethodEnvironment)+"\n", te.ErrOut.String())
 }
 
 func TestRunUsesRealFactoryForAuthErrors(t *testing.T) {
 	te := newTestEnv(t, nil)
-	f := cmdutil.NewFactory(te.ios, func(string) (string, bool) { return "", false })
+	f := cmdutil.NewFactory(te.IOS, func(string) (string, bool) { return "", false })
 	code := Run(context.Background(), f, []string{"invoke", "reboot", "--device", "d"})
 	assert.Equal(t, cmdutil.ExitUsage, code)
-	assert.Contains(t, te.errOut.String(), "Error: no credentials: either give a service connection string")
+	assert.Contains(t, te.ErrOut.String(), "Error: no credentials: either give a service connection string")
 
 	te = newTestEnv(t, nil)
-	f = cmdutil.NewFactory(te.ios, func(k string) (string, bool) {
+	f = cmdutil.NewFactory(te.IOS, func(k string) (string, bool) {
 		if k == auth.EnvConnectionString {
-			return "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + testKey + ";Extra=1", true
+			return "HostName=h;SharedAccessKeyName=p;SharedAccessKey=" + cmdtest.TestKey + ";Extra=1", true
 		}
 		return "", false
 	})
 	code = Run(context.Background(), f, []string{"invoke", "reboot", "--device", "d"})
 	assert.Equal(t, cmdutil.ExitUsage, code)
 	assert.Equal(t, "Error: IOTHUB_CONNECTION_STRING: invalid connection string: part 4 has an unknown key (known keys: HostName, SharedAccessKeyName, SharedAccessKey, SharedAccessSignature, DeviceId, ModuleId, GatewayHostName, x509)\n"+
-		"Run 'dmctl invoke --help' for usage.\n", te.errOut.String())
-	assert.NotContains(t, te.errOut.String(), testKey)
+		"Run 'dmctl invoke --help' for usage.\n", te.ErrOut.String())
+	assert.NotContains(t, te.ErrOut.String(), cmdtest.TestKey)
 }
 
 func TestRunInterrupted(t *testing.T) {
 	te := newTestEnv(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	code := Run(ctx, te.f, []string{"invoke", "m", "--device", "a", "--device", "b", "-o", "jsonl"})
+	code := Run(ctx, te.F, []string{"invoke", "m", "--device", "a", "--device", "b", "-o", "jsonl"})
 	assert.Equal(t, cmdutil.ExitInterrupted, code)
-	assert.Empty(t, te.inv.calls, "nothing starts after the interrupt")
-	assert.Equal(t, 2, strings.Count(te.out.String(), `"outcome":"skipped"`))
-	assert.True(t, strings.HasSuffix(te.errOut.String(), "Interrupted.\n"), te.errOut.String())
+	assert.Empty(t, te.Inv.Calls, "nothing starts after the interrupt")
+	assert.Equal(t, 2, strings.Count(te.Out.String(), `"outcome":"skipped"`))
+	assert.True(t, strings.HasSuffix(te.ErrOut.String(), "Interrupted.\n"), te.ErrOut.String())
 }
 
 func TestVersion(t *testing.T) {
 	te := newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("version"))
-	assert.True(t, strings.HasPrefix(te.out.String(), "dmctl version "+version.Version+" (commit "+version.Commit+", built "+version.Date+", go"), te.out.String())
+	require.Equal(t, 0, te.Run("version"))
+	assert.True(t, strings.HasPrefix(te.Out.String(), "dmctl version "+version.Version+" (commit "+version.Commit+", built "+version.Date+", go"), te.Out.String())
 
 	te = newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("version", "-o", "json"))
+	require.Equal(t, 0, te.Run("version", "-o", "json"))
 	var info version.Info
-	require.NoError(t, json.Unmarshal(te.out.Bytes(), &info))
+	require.NoError(t, json.Unmarshal(te.Out.Bytes(), &info))
 	assert.Equal(t, version.Version, info.Version)
 	assert.Equal(t, version.Commit, info.Commit)
 	assert.NotEmpty(t, info.GoVersion)
-	assert.Empty(t, te.errOut.String())
+	assert.Empty(t, te.ErrOut.String())
 }
 
 func TestHelpTopics(t *testing.T) {
 	te := newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("help", "exit-codes"))
+	require.Equal(t, 0, te.Run("help", "exit-codes"))
 	for _, code := range []string{"  0 ", "  1 ", "  2 ", "  3 ", "  4 ", "  5 ", "  130 "} {
-		assert.Contains(t, te.out.String(), code)
+		assert.Contains(t, te.Out.String(), code)
 	}
 	te = newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("help", "environment"))
+	require.Equal(t, 0, te.Run("help", "environment"))
 	for _, v := range []string{"IOTHUB_CONNECTION_STRING", "DMCTL_OUTPUT", "DMCTL_HUB", "DMCTL_AUTH", "NO_COLOR", "AZURE_AUTHORITY_HOST", "HTTPS_PROXY", "SSL_CERT_FILE"} {
-		assert.Contains(t, te.out.String(), v)
+		assert.Contains(t, te.Out.String(), v)
 	}
 	te = newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("--help"))
-	assert.Contains(t, te.out.String(), "exit-codes")
-	assert.Contains(t, te.out.String(), "IoT Hub Data Contributor")
+	require.Equal(t, 0, te.Run("--help"))
+	assert.Contains(t, te.Out.String(), "exit-codes")
+	assert.Contains(t, te.Out.String(), "IoT Hub Data Contributor")
 }
 
 func TestRedactingWriter(t *testing.T) {
 	var b strings.Builder
 	w := cmdutil.NewRedactingWriter(&b)
 	// A token split across writes is still masked.
-	for _, part := range []string{"Authorization: SharedAccessSignature sr=h&si", "g=c2VjcmV0%3D&se=1\n", "Authorization: Bearer eyJ", "hbGciOi.x.y\n", "tail SharedAccessKey=", testKey} {
+	for _, part := range []string{"Authorization: SharedAccessSignature sr=h&si", "g=c2VjcmV0%3D&se=1\n", "Authorization: Bearer eyJ", "hbGciOi.x.y\n", "tail SharedAccessKey=", cmdtest.TestKey} {
 		_, err := w.Write([]byte(part))
 		require.NoError(t, err)
 	}

@@ -1,4 +1,4 @@
-package cli
+package invoke
 
 import (
 	"context"
@@ -15,23 +15,19 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil/cmdtest"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
-// parseInvoke runs argv through the real root and returns the options
+// parseInvoke runs argv through cmdutil's root and returns the options
 // invoke would run with, or the error (nothing is invoked).
-func parseInvoke(t *testing.T, te *testEnv, args ...string) (*InvokeOptions, int, error) {
+func parseInvoke(t *testing.T, te *cmdtest.Env, args ...string) (*Options, int, error) {
 	t.Helper()
-	var got *InvokeOptions
-	root := NewCmdRoot(te.f)
-	for _, c := range root.Commands() {
-		if c.Name() == "invoke" {
-			root.RemoveCommand(c)
-		}
-	}
-	root.AddCommand(NewCmdInvoke(te.f, func(o *InvokeOptions) error { got = o; return nil }))
+	var got *Options
+	root := cmdtest.Root(te.F, NewCmdInvoke(te.F, func(o *Options) error { got = o; return nil }))
+	cmdutil.GuardFlags(root)
 	root.SetArgs(append([]string{"invoke"}, args...))
 	_, err := root.ExecuteC()
 	if err != nil && cmdutil.IsCobraUsageError(err) {
@@ -50,9 +46,9 @@ func TestInvokeArgsToOptions(t *testing.T) {
 		name  string
 		args  []string
 		stdin string
-		check func(t *testing.T, o *InvokeOptions)
+		check func(t *testing.T, o *Options)
 	}{
-		{"defaults", []string{"reboot", "--device", "d1"}, "", func(t *testing.T, o *InvokeOptions) {
+		{"defaults", []string{"reboot", "--device", "d1"}, "", func(t *testing.T, o *Options) {
 			assert.Equal(t, "reboot", o.Method)
 			assert.Equal(t, []fleet.Target{{DeviceID: "d1"}}, o.Targets)
 			assert.Nil(t, o.Payload, "no --payload sends null")
@@ -65,12 +61,12 @@ func TestInvokeArgsToOptions(t *testing.T) {
 			assert.Equal(t, DefaultRetryFor, o.RetryFor)
 			assert.Equal(t, output.FormatTable, o.Output)
 		}},
-		{"several devices and a module", []string{"restart", "--device", "a#b?c%d", "--device", "gw,2", "--module", "telemetry"}, "", func(t *testing.T, o *InvokeOptions) {
+		{"several devices and a module", []string{"restart", "--device", "a#b?c%d", "--device", "gw,2", "--module", "telemetry"}, "", func(t *testing.T, o *Options) {
 			assert.Equal(t, []fleet.Target{{DeviceID: "a#b?c%d", ModuleID: "telemetry"}, {DeviceID: "gw,2", ModuleID: "telemetry"}}, o.Targets,
 				"ids may contain commas, so --device is never split")
 		}},
 		{"everything", []string{"fw", "--device", "d", "--payload", `{"a":[1,2]}`, "--timeout", "45", "--connect-timeout", "1m",
-			"--ok-status", "200,202", "--idempotent", "--wait-online", "90", "--max-attempts", "7", "--retry-for", "10m", "-o", "jsonl"}, "", func(t *testing.T, o *InvokeOptions) {
+			"--ok-status", "200,202", "--idempotent", "--wait-online", "90", "--max-attempts", "7", "--retry-for", "10m", "-o", "jsonl"}, "", func(t *testing.T, o *Options) {
 			assert.JSONEq(t, `{"a":[1,2]}`, string(o.Payload))
 			assert.Equal(t, 45*time.Second, o.Timeout, "a bare number means seconds")
 			assert.Equal(t, time.Minute, o.ConnectTimeout)
@@ -83,20 +79,20 @@ func TestInvokeArgsToOptions(t *testing.T) {
 			assert.Equal(t, 10*time.Minute, o.RetryFor)
 			assert.Equal(t, output.FormatJSONL, o.Output)
 		}},
-		{"repeated devices are removed", []string{"reboot", "--device", "d", "--device", "e", "--device", "d"}, "", func(t *testing.T, o *InvokeOptions) {
+		{"repeated devices are removed", []string{"reboot", "--device", "d", "--device", "e", "--device", "d"}, "", func(t *testing.T, o *Options) {
 			assert.Equal(t, []fleet.Target{{DeviceID: "d"}, {DeviceID: "e"}}, o.Targets, "each target is invoked once")
 			assert.Equal(t, 1, o.Duplicates, "counted for the note on stderr")
 		}},
-		{"payload from file", []string{"fw", "--device", "d", "--payload", "@" + payloadFile}, "", func(t *testing.T, o *InvokeOptions) {
+		{"payload from file", []string{"fw", "--device", "d", "--payload", "@" + payloadFile}, "", func(t *testing.T, o *Options) {
 			assert.Equal(t, `{"fw": "1.2"}`, string(o.Payload))
 		}},
-		{"payload from stdin", []string{"fw", "--device", "d", "--payload", "-"}, "\"just a string\"\n", func(t *testing.T, o *InvokeOptions) {
+		{"payload from stdin", []string{"fw", "--device", "d", "--payload", "-"}, "\"just a string\"\n", func(t *testing.T, o *Options) {
 			assert.Equal(t, `"just a string"`, string(o.Payload))
 		}},
-		{"payload scalars", []string{"fw", "--device", "d", "--payload", "null"}, "", func(t *testing.T, o *InvokeOptions) {
+		{"payload scalars", []string{"fw", "--device", "d", "--payload", "null"}, "", func(t *testing.T, o *Options) {
 			assert.Equal(t, `null`, string(o.Payload))
 		}},
-		{"timeout bounds", []string{"m", "--device", "d", "--timeout", "5s", "--connect-timeout", "300"}, "", func(t *testing.T, o *InvokeOptions) {
+		{"timeout bounds", []string{"m", "--device", "d", "--timeout", "5s", "--connect-timeout", "300"}, "", func(t *testing.T, o *Options) {
 			assert.Equal(t, 5*time.Second, o.Timeout)
 			assert.Equal(t, 300*time.Second, o.ConnectTimeout)
 		}},
@@ -104,7 +100,7 @@ func TestInvokeArgsToOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
-			te.in.WriteString(tt.stdin)
+			te.In.WriteString(tt.stdin)
 			o, code, err := parseInvoke(t, te, tt.args...)
 			require.NoError(t, err)
 			assert.Equal(t, 0, code)
@@ -130,7 +126,7 @@ func TestInvokeArgErrors(t *testing.T) {
 		{"bad module", []string{"reboot", "--device", "d", "--module", "m/1"}, false, `--module: invalid module id "m/1": character "/" at position 2 is not allowed; IoT Hub ids may contain only ASCII letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '`},
 		{"invalid payload", []string{"reboot", "--device", "d", "--payload", "{nope}"}, false, "--payload: the payload is not valid JSON: invalid character 'n' looking for beginning of object key string (at byte 2)"},
 		{"two values", []string{"reboot", "--device", "d", "--payload", "1 2"}, false, "--payload: the payload is not valid JSON: more than one JSON value (extra text at byte 3)"},
-		{"empty payload", []string{"reboot", "--device", "d", "--payload", " "}, false, `--payload: the payload is empty; give JSON such as {} or "text", or leave --payload out to send null`},
+		{"empty payload", []string{"reboot", "--device", "d", "--payload", " "}, false, `--payload: the value is empty; give a value or leave the flag out (an empty shell variable?)`},
 		{"payload too big", []string{"reboot", "--device", "d", "--payload", big}, false, "--payload: the payload is larger than 128 KB, the most IoT Hub accepts"},
 		{"payload file missing", []string{"reboot", "--device", "d", "--payload", "@/nonexistent/p.json"}, false, "--payload @/nonexistent/p.json: cannot read it: no such file or directory"},
 		{"payload @ alone", []string{"reboot", "--device", "d", "--payload", "@"}, false, "--payload @: give a file name after @"},
@@ -153,68 +149,68 @@ func TestInvokeArgErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
-			te.ios.SetStdinTTY(tt.stdinTTY)
+			te.IOS.SetStdinTTY(tt.stdinTTY)
 			o, code, err := parseInvoke(t, te, tt.args...)
 			require.Error(t, err)
 			assert.Nil(t, o, "the run function must not be reached")
 			assert.Equal(t, tt.want, err.Error())
 			assert.Equal(t, cmdutil.ExitUsage, code)
-			assert.Empty(t, te.inv.calls)
+			assert.Empty(t, te.Inv.Calls)
 		})
 	}
 }
 
 func TestInvokeEnvDefaults(t *testing.T) {
 	te := newTestEnv(t, nil)
-	te.env[cmdutil.EnvOutput] = "json"
+	te.Env[cmdutil.EnvOutput] = "json"
 	o, _, err := parseInvoke(t, te, "m", "--device", "d")
 	require.NoError(t, err)
 	assert.Equal(t, output.FormatJSON, o.Output)
 
 	te = newTestEnv(t, nil)
-	te.env[cmdutil.EnvOutput] = "json"
+	te.Env[cmdutil.EnvOutput] = "json"
 	o, _, err = parseInvoke(t, te, "m", "--device", "d", "-o", "name")
 	require.NoError(t, err)
 	assert.Equal(t, output.FormatName, o.Output, "the flag beats DMCTL_OUTPUT")
 
 	te = newTestEnv(t, nil)
-	te.env[cmdutil.EnvOutput] = "yaml"
+	te.Env[cmdutil.EnvOutput] = "yaml"
 	_, code, err := parseInvoke(t, te, "m", "--device", "d")
 	require.Error(t, err)
 	assert.Equal(t, `-o/--output (from DMCTL_OUTPUT): "yaml" is not an output format (use one of table, wide, json, jsonl, name)`, err.Error())
 	assert.Equal(t, cmdutil.ExitUsage, code)
 
 	te = newTestEnv(t, nil)
-	te.env[cmdutil.EnvAuth] = "nope"
+	te.Env[cmdutil.EnvAuth] = "nope"
 	_, _, err = parseInvoke(t, te, "m", "--device", "d")
 	require.Error(t, err)
 	assert.Equal(t, `--auth (from DMCTL_AUTH): "nope" is not an auth method (use one of sas, default, azure-cli, environment, managed-identity, workload-identity)`, err.Error())
 
 	te = newTestEnv(t, nil)
-	te.env[cmdutil.EnvHub] = "myhub"
-	te.env[cmdutil.EnvAuth] = "azure-cli"
+	te.Env[cmdutil.EnvHub] = "myhub"
+	te.Env[cmdutil.EnvAuth] = "azure-cli"
 	_, _, err = parseInvoke(t, te, "m", "--device", "d")
 	require.NoError(t, err)
-	assert.Equal(t, "myhub", te.f.Global.Hub)
-	assert.Equal(t, "azure-cli", te.f.Global.Auth)
+	assert.Equal(t, "myhub", te.F.Global.Hub)
+	assert.Equal(t, "azure-cli", te.F.Global.Auth)
 }
 
-// runInvoke runs InvokeRun directly with fixed options.
-func runInvoke(t *testing.T, te *testEnv, format output.Format, targets ...fleet.Target) error {
+// runInvoke runs invokeRun directly with fixed options.
+func runInvoke(t *testing.T, te *cmdtest.Env, format output.Format, targets ...fleet.Target) error {
 	t.Helper()
-	opts := &InvokeOptions{
-		IO: te.ios, Invoker: te.f.Invoker, Now: te.f.Now, Sleep: te.f.Sleep,
+	opts := &Options{
+		IO: te.IOS, Invoker: te.F.Invoker, Now: te.F.Now, Sleep: te.F.Sleep,
 		Output: format, Method: "reboot", Targets: targets, Timeout: 30 * time.Second,
 		MaxAttempts: 3, RetryFor: time.Minute,
 	}
-	return InvokeRun(context.Background(), opts)
+	return invokeRun(context.Background(), opts)
 }
 
-func mixedScripts() map[string][]answer {
-	return map[string][]answer{
-		"d1": {ok(200, `{"ok":true}`)},
-		"d2": {ok(500, `{"error":"disk full"}`)},
-		"d3": {hubErr(404, 404103, "DeviceNotOnline", "The device is not online.")},
+func mixedScripts() map[string][]cmdtest.Answer {
+	return map[string][]cmdtest.Answer{
+		"d1": {cmdtest.OK(200, `{"ok":true}`)},
+		"d2": {cmdtest.OK(500, `{"error":"disk full"}`)},
+		"d3": {cmdtest.HubErr(404, 404103, "DeviceNotOnline", "The device is not online.")},
 	}
 }
 
@@ -262,13 +258,13 @@ func TestInvokeRunFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.format)+map[bool]string{true: "-tty", false: "-pipe"}[tt.tty], func(t *testing.T) {
 			te := newTestEnv(t, mixedScripts())
-			te.ios.SetStdoutTTY(tt.tty)
+			te.IOS.SetStdoutTTY(tt.tty)
 			err := runInvoke(t, te, tt.format, targets("d1", "d2", "d3")...)
 			var terr *cmdutil.TargetsError
 			require.True(t, errors.As(err, &terr))
 			assert.Equal(t, cmdutil.ExitTargets, cmdutil.ExitCode(err))
-			assert.Equal(t, tt.stdout, te.out.String())
-			assert.Equal(t, stderrPlain, te.errOut.String(), "stderr has no colour unless stderr is a terminal")
+			assert.Equal(t, tt.stdout, te.Out.String())
+			assert.Equal(t, stderrPlain, te.ErrOut.String(), "stderr has no colour unless stderr is a terminal")
 		})
 	}
 }
@@ -278,7 +274,7 @@ func TestInvokeRunJSON(t *testing.T) {
 	err := runInvoke(t, te, output.FormatJSON, targets("d1", "d2", "d3")...)
 	require.Error(t, err)
 	var got []fleet.Result
-	require.NoError(t, json.Unmarshal(te.out.Bytes(), &got))
+	require.NoError(t, json.Unmarshal(te.Out.Bytes(), &got))
 	require.Len(t, got, 3)
 	assert.Equal(t, fleet.OutcomeSucceeded, got[0].Outcome)
 	assert.Equal(t, fleet.OutcomeFailed, got[1].Outcome)
@@ -288,100 +284,110 @@ func TestInvokeRunJSON(t *testing.T) {
 
 func TestInvokeRunStderrColourOnTTY(t *testing.T) {
 	te := newTestEnv(t, mixedScripts())
-	te.ios.SetStderrTTY(true)
+	te.IOS.SetStderrTTY(true)
 	_ = runInvoke(t, te, output.FormatJSON, targets("d1")...)
-	assert.Equal(t, "1 target: 1 \x1b[32msucceeded\x1b[0m; device status 200 x1\n1 call (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n", te.errOut.String())
+	assert.Equal(t, "1 target: 1 \x1b[32msucceeded\x1b[0m; device status 200 x1\n1 call (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n", te.ErrOut.String())
 }
 
 func TestInvokeRunSuccessSendsTheRequest(t *testing.T) {
 	te := newTestEnv(t, nil)
-	opts := &InvokeOptions{IO: te.ios, Invoker: te.f.Invoker, Now: te.f.Now, Sleep: te.f.Sleep, Output: output.FormatTable,
+	opts := &Options{IO: te.IOS, Invoker: te.F.Invoker, Now: te.F.Now, Sleep: te.F.Sleep, Output: output.FormatTable,
 		Method: "setInterval", Targets: []fleet.Target{{DeviceID: "d", ModuleID: "m"}}, Payload: json.RawMessage(`{"s":1}`),
 		Timeout: 45 * time.Second, ConnectTimeout: 10 * time.Second, MaxAttempts: 1}
-	require.NoError(t, InvokeRun(context.Background(), opts))
-	require.Len(t, te.inv.reqs, 1)
-	assert.Equal(t, iothub.MethodRequest{MethodName: "setInterval", Payload: json.RawMessage(`{"s":1}`), ResponseTimeout: 45 * time.Second, ConnectTimeout: 10 * time.Second}, te.inv.reqs[0])
-	assert.Equal(t, []fleet.Target{{DeviceID: "d", ModuleID: "m"}}, te.inv.calls)
-	assert.Equal(t, "DEVICE   MODULE   OUTCOME     STATUS   DURATION\nd        m        succeeded   200      0µs\n", te.out.String())
+	require.NoError(t, invokeRun(context.Background(), opts))
+	require.Len(t, te.Inv.Reqs, 1)
+	assert.Equal(t, iothub.MethodRequest{MethodName: "setInterval", Payload: json.RawMessage(`{"s":1}`), ResponseTimeout: 45 * time.Second, ConnectTimeout: 10 * time.Second}, te.Inv.Reqs[0])
+	assert.Equal(t, []fleet.Target{{DeviceID: "d", ModuleID: "m"}}, te.Inv.Calls)
+	assert.Equal(t, "DEVICE   MODULE   OUTCOME     STATUS   DURATION\nd        m        succeeded   200      0µs\n", te.Out.String())
 }
 
 func TestInvokeRunUnauthorized(t *testing.T) {
-	te := newTestEnv(t, map[string][]answer{
-		"d1": {hubErr(401, 401002, "IotHubUnauthorizedAccess", "Unauthorized")},
-		"d2": {hubErr(401, 401002, "IotHubUnauthorizedAccess", "Unauthorized")},
+	te := newTestEnv(t, map[string][]cmdtest.Answer{
+		"d1": {cmdtest.HubErr(401, 401002, "IotHubUnauthorizedAccess", "Unauthorized")},
+		"d2": {cmdtest.HubErr(401, 401002, "IotHubUnauthorizedAccess", "Unauthorized")},
 	})
 	err := runInvoke(t, te, output.FormatTable, targets("d1", "d2")...)
 	assert.Equal(t, cmdutil.ExitAuth, cmdutil.ExitCode(err), "every target refused: exit 3")
-	stderr := te.errOut.String()
-	assert.Contains(t, stderr, `hint: the hub refused SAS policy "service" from IOTHUB_CONNECTION_STRING (HostName=hub.Example.test;SharedAccessKeyName=service;SharedAccessKey=REDACTED)`)
+	stderr := te.ErrOut.String()
+	assert.Contains(t, stderr, `hint: the hub refused SAS policy "service" from IOTHUB_CONNECTION_STRING (HostName=hub.example.test;SharedAccessKeyName=service;SharedAccessKey=REDACTED)`)
 	assert.Contains(t, stderr, "ServiceConnect")
 	assert.Equal(t, 1, strings.Count(stderr, "hint:"), "one hint, not one per target")
-	assert.NotContains(t, stderr+te.out.String(), testKey)
+	assert.NotContains(t, stderr+te.Out.String(), cmdtest.TestKey)
 
-	te = newTestEnv(t, map[string][]answer{"d1": {hubErr(401, 401002, "IotHubUnauthorizedAccess", "Unauthorized")}, "d2": {ok(200, `1`)}})
+	te = newTestEnv(t, map[string][]cmdtest.Answer{"d1": {cmdtest.HubErr(401, 401002, "IotHubUnauthorizedAccess", "Unauthorized")}, "d2": {cmdtest.OK(200, `1`)}})
 	err = runInvoke(t, te, output.FormatTable, targets("d1", "d2")...)
 	assert.Equal(t, cmdutil.ExitTargets, cmdutil.ExitCode(err), "some targets refused, some not: exit 4")
 }
 
 func TestInvokeRunEntraRefusedHint(t *testing.T) {
-	te := newTestEnv(t, map[string][]answer{"d1": {hubErr(403, 0, "", "Principal is not authorized")}})
-	te.cred = &auth.Credential{Method: auth.MethodAzureCLI, Host: "hub.Example.test", Source: "the Azure CLI (--auth azure-cli)"}
+	te := newTestEnv(t, map[string][]cmdtest.Answer{"d1": {cmdtest.HubErr(403, 0, "", "Principal is not authorized")}})
+	te.Cred = &auth.Credential{Method: auth.MethodAzureCLI, Host: "hub.example.test", Source: "the Azure CLI (--auth azure-cli)"}
 	err := runInvoke(t, te, output.FormatTable, targets("d1")...)
 	assert.Equal(t, cmdutil.ExitAuth, cmdutil.ExitCode(err))
-	assert.Contains(t, te.errOut.String(), `hint: the hub refused the Microsoft Entra ID token from the Azure CLI (--auth azure-cli) for hub.Example.test. The identity needs the "IoT Hub Data Contributor" role`)
+	assert.Contains(t, te.ErrOut.String(), `hint: the hub refused the Microsoft Entra ID token from the Azure CLI (--auth azure-cli) for hub.example.test. The identity needs the "IoT Hub Data Contributor" role`)
 }
 
 func TestInvokeRunCredentialFailure(t *testing.T) {
-	te := newTestEnv(t, map[string][]answer{"d1": {answer{err: &auth.CredentialError{Method: auth.MethodAzureCLI, Err: errors.New("AzureCLICredential: Please run 'az login'")}}}})
-	te.cred = &auth.Credential{Method: auth.MethodAzureCLI, Host: "hub.Example.test", Source: "the Azure CLI (--auth azure-cli)"}
+	te := newTestEnv(t, map[string][]cmdtest.Answer{"d1": {cmdtest.Answer{Err: &auth.CredentialError{Method: auth.MethodAzureCLI, Err: errors.New("AzureCLICredential: Please run 'az login'")}}}})
+	te.Cred = &auth.Credential{Method: auth.MethodAzureCLI, Host: "hub.example.test", Source: "the Azure CLI (--auth azure-cli)"}
 	err := runInvoke(t, te, output.FormatJSON, targets("d1")...)
 	assert.Equal(t, cmdutil.ExitAuth, cmdutil.ExitCode(err))
-	assert.Contains(t, te.errOut.String(), "d1: unauthorized: azure-cli credential could not get a token: AzureCLICredential: Please run 'az login'\n")
-	assert.Contains(t, te.errOut.String(), "hint: run `az login`")
+	assert.Contains(t, te.ErrOut.String(), "d1: unauthorized: azure-cli credential could not get a token: AzureCLICredential: Please run 'az login'\n")
+	assert.Contains(t, te.ErrOut.String(), "hint: run `az login`")
 }
 
 func TestInvokeRunTimeoutHint(t *testing.T) {
-	te := newTestEnv(t, map[string][]answer{"d1": {hubErr(504, 504101, "GatewayTimeout", "Timed out waiting for the response from device.")}})
+	te := newTestEnv(t, map[string][]cmdtest.Answer{"d1": {cmdtest.HubErr(504, 504101, "GatewayTimeout", "Timed out waiting for the response from device.")}})
 	err := runInvoke(t, te, output.FormatTable, targets("d1")...)
 	assert.Equal(t, cmdutil.ExitTargets, cmdutil.ExitCode(err))
-	assert.Len(t, te.inv.calls, 1, "504101 is not resent without --idempotent")
-	assert.Contains(t, te.errOut.String(), "hint: a method that timed out may still have run on the device, so it was not resent; add --idempotent")
+	assert.Len(t, te.Inv.Calls, 1, "504101 is not resent without --idempotent")
+	assert.Contains(t, te.ErrOut.String(), "hint: a method that timed out may still have run on the device, so it was not resent; add --idempotent")
 }
 
 func TestInvokeRunInvokerError(t *testing.T) {
 	te := newTestEnv(t, nil)
-	te.f.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
+	te.F.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
 		return nil, nil, &auth.InputError{Input: "--hub", Reason: "needed"}
 	}
 	err := runInvoke(t, te, output.FormatTable, targets("d1")...)
 	assert.Equal(t, cmdutil.ExitUsage, cmdutil.ExitCode(err))
-	assert.Empty(t, te.out.String())
+	assert.Empty(t, te.Out.String())
 }
 
 func TestInvokeRunInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	te := newTestEnv(t, nil)
-	inner := te.inv
-	te.f.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
-		return cancelAfterFirst{inner: inner, cancel: cancel}, te.cred, nil
+	inner := te.Inv
+	te.F.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
+		return cancelAfterFirst{inner: inner, cancel: cancel}, te.Cred, nil
 	}
-	opts := &InvokeOptions{IO: te.ios, Invoker: te.f.Invoker, Now: te.f.Now, Sleep: te.f.Sleep, Output: output.FormatJSONL,
+	opts := &Options{IO: te.IOS, Invoker: te.F.Invoker, Now: te.F.Now, Sleep: te.F.Sleep, Output: output.FormatJSONL,
 		Method: "m", Targets: targets("a", "b"), Timeout: 30 * time.Second, MaxAttempts: 1}
-	err := InvokeRun(ctx, opts)
+	err := invokeRun(ctx, opts)
 	assert.True(t, errors.Is(err, cmdutil.ErrInterrupted))
 	assert.Equal(t, cmdutil.ExitInterrupted, cmdutil.ExitCode(err))
-	lines := strings.Split(strings.TrimSpace(te.out.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(te.Out.String()), "\n")
 	require.Len(t, lines, 2, "results so far are written, the rest marked skipped")
 	assert.Contains(t, lines[0], `"outcome":"succeeded"`)
 	assert.Contains(t, lines[1], `"outcome":"skipped"`)
 }
 
 type cancelAfterFirst struct {
-	inner  *fakeInvoker
+	inner  *cmdtest.FakeInvoker
 	cancel context.CancelFunc
 }
 
 func (c cancelAfterFirst) Invoke(ctx context.Context, t fleet.Target, req iothub.MethodRequest) (iothub.MethodResult, error) {
 	defer c.cancel()
 	return c.inner.Invoke(ctx, t, req)
+}
+
+func TestRepeatableFlagsStayRepeatable(t *testing.T) {
+	te := newTestEnv(t, nil)
+	o, _, err := parseInvoke(t, te, "reboot", "--device", "a", "--device", "b",
+		"--wait-until", "properties.reported.x == 1", "--wait-until", "properties.reported.y == 2")
+	require.NoError(t, err)
+	assert.Len(t, o.Targets, 2)
+	require.NotNil(t, o.Wait)
+	assert.Len(t, o.Wait.Until, 2)
 }

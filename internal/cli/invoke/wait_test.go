@@ -1,4 +1,4 @@
-package cli
+package invoke
 
 import (
 	"context"
@@ -144,11 +144,11 @@ func TestInvokeRunWaitFirmware(t *testing.T) {
 	o.Twins = func() (fleet.TwinReader, error) {
 		return twinsByScript{"d1": {fw("downloading"), fw("applying"), fw("applyFailed")}}, nil
 	}
-	err := InvokeRun(context.Background(), o)
+	err := invokeRun(context.Background(), o)
 	require.Error(t, err)
 	assert.Equal(t, cmdutil.ExitTargets, cmdutil.ExitCode(err))
 	var rs []map[string]any
-	require.NoError(t, json.Unmarshal(te.out.Bytes(), &rs), te.out.String())
+	require.NoError(t, json.Unmarshal(te.Out.Bytes(), &rs), te.Out.String())
 	require.Len(t, rs, 1)
 	assert.Equal(t, "waitFailed", rs[0]["outcome"])
 	assert.Equal(t, float64(200), rs[0]["status"], "the method's answer is kept")
@@ -156,9 +156,9 @@ func TestInvokeRunWaitFirmware(t *testing.T) {
 		"properties.reported.iothubDM.firmwareUpdate.status": "applyFailed",
 		"properties.reported.iothubDM.firmwareUpdate.error":  map[string]any{"code": "E1", "message": "bad image"},
 	}, rs[0]["waitValue"])
-	assert.Contains(t, te.errOut.String(), `d1: waitFailed: the method succeeded, then the firmware update failed: status "applyFailed"`)
-	assert.Contains(t, te.errOut.String(), "1 waitFailed")
-	assert.Len(t, te.inv.calls, 1, "the method is sent once")
+	assert.Contains(t, te.ErrOut.String(), `d1: waitFailed: the method succeeded, then the firmware update failed: status "applyFailed"`)
+	assert.Contains(t, te.ErrOut.String(), "1 waitFailed")
+	assert.Len(t, te.Inv.Calls, 1, "the method is sent once")
 }
 
 func TestInvokeViaJobDryRun(t *testing.T) {
@@ -168,11 +168,11 @@ func TestInvokeViaJobDryRun(t *testing.T) {
 		ids = append(ids, fmt.Sprintf("sim-%03d", i))
 	}
 	withQuery(te, &pager{pages: [][]string{ids}})
-	code := te.run("invoke", "reboot", "--query", "SELECT deviceId FROM devices WHERE tags.x = 1", "--via", "job", "--dry-run", "--tier", "S1")
-	assert.Equal(t, 0, code, te.errOut.String())
-	assert.Empty(t, te.inv.calls, "a dry run sends nothing")
-	assert.Contains(t, te.out.String(), "Dry run: would invoke \"reboot\" on 25 targets on hub hub.Example.test (nothing was sent).\n")
-	assert.Contains(t, te.out.String(), "Estimated duration: 2.5s at 10.0 calls/s (--via job: the jobs throttle of tier S1)\n")
+	code := te.Run("invoke", "reboot", "--query", "SELECT deviceId FROM devices WHERE tags.x = 1", "--via", "job", "--dry-run", "--tier", "S1")
+	assert.Equal(t, 0, code, te.ErrOut.String())
+	assert.Empty(t, te.Inv.Calls, "a dry run sends nothing")
+	assert.Contains(t, te.Out.String(), "Dry run: would invoke \"reboot\" on 25 targets on hub hub.example.test (nothing was sent).\n")
+	assert.Contains(t, te.Out.String(), "Estimated duration: 2.5s at 10.0 calls/s (--via job: the jobs throttle of tier S1)\n")
 }
 
 func TestInvokeResumeKeepsTheWait(t *testing.T) {

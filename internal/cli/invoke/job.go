@@ -1,4 +1,4 @@
-package cli
+package invoke
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/jobs/shared"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 )
@@ -46,7 +47,7 @@ var viaJobRefused = []struct{ flag, why string }{
 
 // checkViaJob refuses the flags a job cannot express, and checks that the
 // --query is one a job's queryCondition can hold.
-func checkViaJob(opts *InvokeOptions, flags *pflag.FlagSet) error {
+func checkViaJob(opts *Options, flags *pflag.FlagSet) error {
 	for _, r := range viaJobRefused {
 		if flags.Changed(r.flag) {
 			return cmdutil.FlagErrorf("--via job cannot be combined with --%s: %s", r.flag, r.why)
@@ -95,7 +96,7 @@ var errNoTargets = errors.New("no targets")
 // jobCondition is the run's queryCondition: the ids of --device and
 // --devices-file as deviceId IN [...], OR the WHERE clause of --query.
 // ids is how many ids it names.
-func (opts *InvokeOptions) jobCondition() (cond string, ids int, err error) {
+func (opts *Options) jobCondition() (cond string, ids int, err error) {
 	var list []string
 	seen := map[string]bool{}
 	add := func(t fleet.Target) error {
@@ -159,7 +160,7 @@ func jobsRate(tier string, units int) (float64, string) {
 // invokeViaJob runs the fan-out as a scheduleDeviceMethod job: it creates
 // the job, follows it, reads the per-device results, waits for the
 // outcomes when asked, and prints the results as a direct run does.
-func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
+func invokeViaJob(ctx context.Context, opts *Options) error {
 	_, cred, err := opts.Invoker()
 	if err != nil {
 		return err
@@ -209,7 +210,7 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 	}
 	deps := cmdutil.HubDeps{IO: opts.IO, Client: opts.hub, Now: opts.Now, Sleep: opts.Sleep, Output: opts.Output}
 	req := iothub.JobRequest{
-		JobID:          newJobID(opts.now()),
+		JobID:          shared.NewJobID(opts.now()),
 		Type:           iothub.JobTypeDeviceMethod,
 		QueryCondition: cond,
 		Method: &iothub.MethodRequest{
@@ -220,13 +221,13 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 		},
 		MaxExecutionTime: viaJobMaxExecution,
 	}
-	job, err := createJob(ctx, deps, c, cred, req)
+	job, err := shared.CreateJob(ctx, deps, c, cred, req)
 	if err != nil {
 		return err
 	}
 	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on devices where %s.\n", job.JobID, job.Status, opts.Method, cmdutil.ShortText(cond, 200))
-	follow := &JobsWaitOptions{HubDeps: deps, JobID: job.JobID, OKStatus: opts.OKStatus, PollInterval: DefaultPollInterval}
-	job, results, err := collectJob(ctx, follow, c, cred)
+	follow := &shared.FollowOptions{HubDeps: deps, JobID: job.JobID, OKStatus: opts.OKStatus, PollInterval: shared.DefaultPollInterval}
+	job, results, err := shared.CollectJob(ctx, follow, c, cred)
 	if err != nil {
 		return err
 	}
@@ -234,7 +235,7 @@ func invokeViaJob(ctx context.Context, opts *InvokeOptions) error {
 		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Waiting for %s on the devices that succeeded.\n", wait.Describe())
 		results = fleet.AwaitResults(ctx, results, wait, opts.Now, opts.Sleep)
 	}
-	werr := writeJobResults(follow, job, results)
+	werr := shared.WriteResults(follow, job, results)
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, ctx.Err())
 	}

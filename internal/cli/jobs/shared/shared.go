@@ -1,11 +1,18 @@
-package cli
+// Package shared holds what the jobs commands (and dmctl invoke --via job)
+// share: creating, following and reading jobs, and their results in
+// dmctl invoke's shape.
+package shared
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
@@ -15,12 +22,75 @@ import (
 	"github.com/dmctl/dmctl/internal/retry"
 )
 
+// Defaults of the jobs commands.
+const (
+	// DefaultPollInterval is how often `jobs wait` asks for the job's
+	// status: 30 job operations a minute, well inside S1's 100 per unit.
+	DefaultPollInterval = 2 * time.Second
+	// MinPollInterval keeps --poll-interval from hammering the hub.
+	MinPollInterval = 100 * time.Millisecond
+	// DefaultMaxExecutionTime is what `jobs create` sends when
+	// --max-execution-time is not given (the SDKs' and the hub's default).
+	DefaultMaxExecutionTime = time.Hour
+)
+
+// JobIDArg checks the one JOB-ID argument of show, cancel, wait and results.
+func JobIDArg(name string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return cmdutil.FlagErrorf("jobs %s needs exactly one JOB-ID argument (got %d), e.g. dmctl jobs %s dmctl-20260304-050607-1a2b3c4d", name, len(args), name)
+		}
+		if err := iothub.ValidateJobID(args[0]); err != nil {
+			return cmdutil.FlagErrorf("JOB-ID: %v", err)
+		}
+		return nil
+	}
+}
+
+// FollowOptions say how to follow a job and judge its results: `dmctl jobs
+// wait`'s inputs (and `results`', which does not wait, and create --wait's).
+type FollowOptions struct {
+	cmdutil.HubDeps
+	JobID        string
+	OKStatus     fleet.StatusSet
+	PollInterval time.Duration
+	// NoWait prints the results as they are now (`dmctl jobs results`).
+	NoWait bool
+}
+
+// AddFollowFlags adds what waiting and results need: --ok-status and --poll-interval.
+func AddFollowFlags(cmd *cobra.Command, opts *FollowOptions, okStatus *string) {
+	flags := cmd.Flags()
+	flags.StringVar(okStatus, "ok-status", "2xx", "Device statuses that count as success, e.g. 200,202 or 2xx")
+	cmdutil.DurationFlag(flags, &opts.PollInterval, "poll-interval", DefaultPollInterval, false, "How often to ask the hub for the job's progress")
+}
+
+// CheckFollow checks the waiting flags.
+func CheckFollow(opts *FollowOptions, okStatus, jobID string) error {
+	ok, err := fleet.ParseStatusSet(okStatus)
+	if err != nil {
+		return cmdutil.FlagErrorf("--ok-status: %v", err)
+	}
+	opts.OKStatus = ok
+	if opts.PollInterval < MinPollInterval {
+		return cmdutil.FlagErrorf("--poll-interval: %s is too short: use at least %s", opts.PollInterval, MinPollInterval)
+	}
+	opts.JobID = jobID
+	return nil
+}
+
+// NewJobID is dmctl-<UTC time>-<8 random hex digits>: sortable, readable,
+// unique.
+func NewJobID(now time.Time) string {
+	return "dmctl-" + now.UTC().Format("20060102-150405") + "-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:8]
+}
+
 // deviceJobsPageSize is the page size asked for device-job results (the
 // hub's maximum): few pages, so few queries against the query throttle.
 const deviceJobsPageSize = 1000
 
-// jobView turns the hub's job into dmctl's public view.
-func jobView(j iothub.Job) output.JobView {
+// JobView turns the hub's job into dmctl's public view.
+func JobView(j iothub.Job) output.JobView {
 	v := output.JobView{
 		JobID:               j.JobID,
 		Type:                string(j.Type),
@@ -55,13 +125,13 @@ func jobView(j iothub.Job) output.JobView {
 	return v
 }
 
-func printJobs(d cmdutil.HubDeps, jobs []iothub.Job, single bool) error {
+func PrintJobs(d cmdutil.HubDeps, jobs []iothub.Job, single bool) error {
 	p, err := output.NewJobPrinter(d.Output, d.IO, single)
 	if err != nil {
 		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
 	for _, j := range jobs {
-		if err := p.Add(jobView(j)); err != nil {
+		if err := p.Add(JobView(j)); err != nil {
 			return fmt.Errorf("write jobs: %w", err)
 		}
 	}
@@ -71,83 +141,9 @@ func printJobs(d cmdutil.HubDeps, jobs []iothub.Job, single bool) error {
 	return nil
 }
 
-// JobsCreateRun schedules the job, then prints it, or (--wait) follows it
-// and prints its per-device results.
-func JobsCreateRun(ctx context.Context, opts *JobsCreateOptions) error {
-	c, cred, err := opts.Client()
-	if err != nil {
-		return err
-	}
-	req := iothub.JobRequest{
-		JobID:          opts.JobID,
-		Type:           iothub.JobTypeDeviceMethod,
-		QueryCondition: opts.QueryCondition,
-		Method: &iothub.MethodRequest{
-			MethodName:      opts.Method,
-			Payload:         opts.Payload,
-			ResponseTimeout: opts.Timeout,
-			ConnectTimeout:  opts.ConnectTimeout,
-		},
-		StartTime:        opts.StartTime,
-		MaxExecutionTime: opts.MaxExecution,
-	}
-	what := fmt.Sprintf("%d devices selected by --device", len(opts.Devices))
-	if len(opts.Devices) == 0 {
-		what = "devices where " + opts.QueryCondition
-	}
-	prompt := !opts.Yes && !opts.DryRun && opts.IO.IsStdinTTY() && opts.IO.IsStderrTTY()
-	if opts.DryRun || prompt {
-		matches := "the number of devices it selects now is unknown"
-		n, err := countDevices(ctx, opts.HubDeps, c, opts.QueryCondition)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, ctx.Err())
-			}
-			if e := opts.HubFailure(ctx, err, cred, "--query-condition: counting the devices it selects"); cmdutil.ExitCode(e) == cmdutil.ExitUsage || cmdutil.ExitCode(e) == cmdutil.ExitAuth {
-				return e // a condition the hub refuses, or a refused credential
-			}
-			matches += " (" + cmdutil.OneLine(err.Error()) + ")"
-		} else {
-			matches = fmt.Sprintf("%d %s %s now", n, cmdutil.Plural(n, "device", "devices"), cmdutil.Plural(n, "matches", "match"))
-		}
-		on := ""
-		if cred != nil {
-			on = " on hub " + cred.Host
-		}
-		if opts.DryRun {
-			_, _ = fmt.Fprintf(opts.IO.ErrOut, "Dry run: job %s would invoke %q on %s%s: %s. Nothing was created.\n", req.JobID, opts.Method, what, on, matches)
-			// The job as it would be created, its statistics the devices
-			// the condition selects now (all pending).
-			return printJobs(opts.HubDeps, []iothub.Job{{JobID: req.JobID, Type: req.Type, QueryCondition: req.QueryCondition,
-				Method: req.Method, StartTime: req.StartTime, MaxExecutionTime: req.MaxExecutionTime,
-				Statistics: iothub.DeviceJobStatistics{DeviceCount: n, PendingCount: n}}}, true)
-		}
-		yes, err := cmdutil.Confirm(ctx, opts.IO, fmt.Sprintf("Create job %s to invoke %q on %s%s (%s)?", req.JobID, opts.Method, what, on, matches))
-		if err != nil {
-			return err
-		}
-		if !yes {
-			return cmdutil.ErrCancelled
-		}
-	}
-	job, err := createJob(ctx, opts.HubDeps, c, cred, req)
-	if err != nil {
-		return err
-	}
-	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on %s.\n", job.JobID, job.Status, opts.Method, what)
-	if !opts.Wait {
-		if err := printJobs(opts.HubDeps, []iothub.Job{job}, true); err != nil {
-			return err
-		}
-		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Follow it with: dmctl jobs wait %s\n", job.JobID)
-		return nil
-	}
-	return followJob(ctx, &opts.Follow, c, cred)
-}
-
-// countDevices asks the hub how many devices a job's queryCondition
+// CountDevices asks the hub how many devices a job's queryCondition
 // selects now (a COUNT query, retried like any read).
-func countDevices(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cond string) (int, error) {
+func CountDevices(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cond string) (int, error) {
 	sql := "SELECT COUNT() AS numberOfDevices FROM devices"
 	if cond != "*" {
 		sql += " WHERE " + cond
@@ -174,9 +170,9 @@ func countDevices(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cond
 	return *row.N, nil
 }
 
-// createJob schedules req, resending only what the hub refused before
+// CreateJob schedules req, resending only what the hub refused before
 // doing anything, and explains 429004 (too many jobs).
-func createJob(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cred *auth.Credential, req iothub.JobRequest) (iothub.Job, error) {
+func CreateJob(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cred *auth.Credential, req iothub.JobRequest) (iothub.Job, error) {
 	var job iothub.Job
 	// Creating is not idempotent in general, but a refusal the hub gives
 	// before doing anything (429, 503, a request never sent) is safe to
@@ -200,20 +196,7 @@ func createJob(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cred *a
 	return job, nil
 }
 
-// JobsShowRun prints one job.
-func JobsShowRun(ctx context.Context, opts *JobsShowOptions) error {
-	c, cred, err := opts.Client()
-	if err != nil {
-		return err
-	}
-	job, err := getJob(ctx, opts.HubDeps, c, opts.JobID)
-	if err != nil {
-		return opts.HubFailure(ctx, err, cred, "show job "+opts.JobID)
-	}
-	return printJobs(opts.HubDeps, []iothub.Job{job}, true)
-}
-
-func getJob(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, id string) (iothub.Job, error) {
+func GetJob(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, id string) (iothub.Job, error) {
 	var job iothub.Job
 	_, err := retry.Do(ctx, d.ReadPolicy(), func(ctx context.Context, _ int) error {
 		var e error
@@ -223,84 +206,21 @@ func getJob(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, id string)
 	return job, err
 }
 
-// JobsListRun prints the hub's jobs, page by page.
-func JobsListRun(ctx context.Context, opts *JobsListOptions) error {
-	c, cred, err := opts.Client()
+func FollowJob(ctx context.Context, opts *FollowOptions, c *iothub.Client, cred *auth.Credential) error {
+	job, results, err := CollectJob(ctx, opts, c, cred)
 	if err != nil {
 		return err
 	}
-	pager := c.NewJobsPager(&iothub.JobsQueryOptions{Type: opts.Type, Status: opts.Status})
-	var jobs []iothub.Job
-	for pager.More() && (opts.Limit == 0 || len(jobs) < opts.Limit) {
-		var page iothub.JobsPage
-		_, err := retry.Do(ctx, opts.ReadPolicy(), func(ctx context.Context, _ int) error {
-			var e error
-			page, e = pager.NextPage(ctx)
-			return e
-		})
-		if err != nil {
-			return opts.HubFailure(ctx, err, cred, "list jobs")
-		}
-		jobs = append(jobs, page.Jobs...)
-	}
-	if opts.Limit > 0 && len(jobs) > opts.Limit {
-		jobs = jobs[:opts.Limit]
-	}
-	if len(jobs) == 0 && opts.IO.IsStderrTTY() {
-		_, _ = fmt.Fprintln(opts.IO.ErrOut, "No jobs.")
-	}
-	return printJobs(opts.HubDeps, jobs, false)
+	return WriteResults(opts, job, results)
 }
 
-// JobsCancelRun cancels a job and prints it.
-func JobsCancelRun(ctx context.Context, opts *JobsCancelOptions) error {
-	c, cred, err := opts.Client()
-	if err != nil {
-		return err
-	}
-	var job iothub.Job
-	// Cancelling twice is harmless, so it is retried like a read.
-	_, err = retry.Do(ctx, opts.ReadPolicy(), func(ctx context.Context, _ int) error {
-		var e error
-		job, e = c.CancelJob(ctx, opts.JobID)
-		return e
-	})
-	if err != nil {
-		return opts.HubFailure(ctx, err, cred, "cancel job "+opts.JobID)
-	}
-	if job.Status != iothub.JobStatusCancelled {
-		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Job %s had already ended (%s); nothing to cancel.\n", job.JobID, job.Status)
-	} else {
-		_, _ = fmt.Fprintf(opts.IO.ErrOut, "Cancelled job %s.\n", job.JobID)
-	}
-	return printJobs(opts.HubDeps, []iothub.Job{job}, true)
-}
-
-// JobsWaitRun follows the job until it ends (unless NoWait) and prints its
+// CollectJob follows the job until it ends (unless NoWait) and reads its
 // per-device results.
-func JobsWaitRun(ctx context.Context, opts *JobsWaitOptions) error {
-	c, cred, err := opts.Client()
-	if err != nil {
-		return err
-	}
-	return followJob(ctx, opts, c, cred)
-}
-
-func followJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cred *auth.Credential) error {
-	job, results, err := collectJob(ctx, opts, c, cred)
-	if err != nil {
-		return err
-	}
-	return writeJobResults(opts, job, results)
-}
-
-// collectJob follows the job until it ends (unless NoWait) and reads its
-// per-device results.
-func collectJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cred *auth.Credential) (iothub.Job, []fleet.Result, error) {
+func CollectJob(ctx context.Context, opts *FollowOptions, c *iothub.Client, cred *auth.Credential) (iothub.Job, []fleet.Result, error) {
 	var job iothub.Job
 	var err error
 	if opts.NoWait {
-		job, err = getJob(ctx, opts.HubDeps, c, opts.JobID)
+		job, err = GetJob(ctx, opts.HubDeps, c, opts.JobID)
 	} else {
 		job, err = waitJob(ctx, opts, c)
 	}
@@ -318,11 +238,11 @@ func collectJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client, cr
 }
 
 // waitJob polls the job until it ends, showing progress on stderr.
-func waitJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client) (iothub.Job, error) {
+func waitJob(ctx context.Context, opts *FollowOptions, c *iothub.Client) (iothub.Job, error) {
 	progress := output.NewJobProgress(opts.IO.ErrOut, opts.IO.IsStderrTTY())
 	start := opts.TimeNow()
 	for {
-		job, err := getJob(ctx, opts.HubDeps, c, opts.JobID)
+		job, err := GetJob(ctx, opts.HubDeps, c, opts.JobID)
 		if err != nil {
 			progress.Clear()
 			if ctx.Err() != nil {
@@ -332,10 +252,10 @@ func waitJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client) (ioth
 		}
 		elapsed := opts.TimeNow().Sub(start)
 		if job.Status.Terminal() {
-			progress.Done(jobView(job), elapsed)
+			progress.Done(JobView(job), elapsed)
 			return job, nil
 		}
-		progress.Update(jobView(job), elapsed)
+		progress.Update(JobView(job), elapsed)
 		if err := opts.Pause(ctx, opts.PollInterval); err != nil {
 			progress.Clear()
 			return iothub.Job{}, interruptedWait(opts, err)
@@ -343,7 +263,7 @@ func waitJob(ctx context.Context, opts *JobsWaitOptions, c *iothub.Client) (ioth
 	}
 }
 
-func interruptedWait(opts *JobsWaitOptions, err error) error {
+func interruptedWait(opts *FollowOptions, err error) error {
 	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Stopped waiting; the job keeps running on the hub. Resume with: dmctl jobs wait %s (or stop it: dmctl jobs cancel %s)\n",
 		opts.JobID, opts.JobID)
 	return fmt.Errorf("%w: waiting for job %s: %w", cmdutil.ErrInterrupted, opts.JobID, err)
@@ -443,10 +363,10 @@ func DeviceJobResult(dj iothub.DeviceJob, method string, job iothub.Job, ok flee
 	return r
 }
 
-// writeJobResults prints the results like dmctl invoke: stdout in the
+// WriteResults prints the results like dmctl invoke: stdout in the
 // chosen format, problems, hints and a summary on stderr; a *cmdutil.TargetsError
 // when not every device succeeded.
-func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Result) error {
+func WriteResults(opts *FollowOptions, job iothub.Job, results []fleet.Result) error {
 	printer, err := output.NewResultPrinter(opts.Output, opts.IO)
 	if err != nil {
 		return cmdutil.FlagErrorf("-o/--output: %v", err)
@@ -502,4 +422,71 @@ func writeJobResults(opts *JobsWaitOptions, job iothub.Job, results []fleet.Resu
 		return &cmdutil.TargetsError{Summary: summary}
 	}
 	return nil
+}
+
+// NewWaitCmd builds `dmctl jobs wait` (noWait false) or `results` (true).
+func NewWaitCmd(f *cmdutil.Factory, runF func(*FollowOptions) error, noWait bool) *cobra.Command {
+	opts := &FollowOptions{HubDeps: cmdutil.NewHubDeps(f), NoWait: noWait}
+	var okStatus string
+	cmd := &cobra.Command{
+		Use:   "wait JOB-ID",
+		Short: "Wait for a job to end, then print its per-device results",
+		Long: cmdutil.Heredoc(`
+			Follow a job until it is completed, failed or cancelled (live progress on a
+			terminal; a line per status change otherwise), then print one result per
+			device in dmctl invoke's shape: -o table, wide, json, jsonl or name, a
+			summary on stderr, and exit 0 when every device succeeded, 4 when some did
+			not. A device that answered is succeeded or failed by --ok-status; one the
+			hub could not reach is offline, timeout, notFound or error; one the job
+			never reached (cancelled, or past its maximum execution time) is skipped.
+			Ctrl-C stops waiting, not the job.
+		`),
+		Example: cmdutil.Example(`
+			$ dmctl jobs wait fw-canary-3
+			$ dmctl jobs wait fw-canary-3 -o jsonl | jq -c 'select(.outcome != "succeeded")'
+		`),
+		Args: JobIDArg("wait"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := cmdutil.ParseOutput(f)
+			if err != nil {
+				return err
+			}
+			opts.Output = format
+			if err := CheckFollow(opts, okStatus, args[0]); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return WaitRun(cmd.Context(), opts)
+		},
+	}
+	if noWait {
+		cmd.Use = "results JOB-ID"
+		cmd.Short = "Print a job's per-device results"
+		cmd.Long = cmdutil.Heredoc(`
+			Print one result per device of a job, as it stands now, in dmctl invoke's
+			shape (see dmctl jobs wait): devices the job has not reached yet are
+			skipped. Exit 0 when every device succeeded, 4 when some did not.
+		`)
+		cmd.Example = cmdutil.Example(`
+			$ dmctl jobs results fw-canary-3 -o json
+		`)
+		cmd.Args = JobIDArg("results")
+	}
+	AddFollowFlags(cmd, opts, &okStatus)
+	if noWait {
+		_ = cmd.Flags().MarkHidden("poll-interval")
+	}
+	return cmd
+}
+
+// WaitRun follows the job until it ends (unless NoWait) and prints its
+// per-device results.
+func WaitRun(ctx context.Context, opts *FollowOptions) error {
+	c, cred, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	return FollowJob(ctx, opts, c, cred)
 }

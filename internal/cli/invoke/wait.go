@@ -1,4 +1,4 @@
-package cli
+package invoke
 
 import (
 	"fmt"
@@ -42,7 +42,7 @@ func addWaitOutcomeFlags(flags *pflag.FlagSet, fl *waitFlags) {
 
 // checkWaitOutcome turns the wait flags into opts.Wait (nil without a
 // wait); the hub reader is filled in by the run.
-func checkWaitOutcome(opts *InvokeOptions, fl *waitFlags, timeoutGiven bool) error {
+func checkWaitOutcome(opts *Options, fl *waitFlags, timeoutGiven bool) error {
 	opts.Wait = nil
 	if fl.preset == "" && len(fl.until) == 0 {
 		if len(fl.failIf) > 0 {
@@ -100,7 +100,7 @@ func queriesPerMinute(tier string, units int) float64 {
 
 // waitFor is the run's wait with its hub reader, pace and retries; nil
 // without --wait or --wait-until.
-func (opts *InvokeOptions) waitFor() (*fleet.Wait, error) {
+func (opts *Options) waitFor() (*fleet.Wait, error) {
 	if opts.Wait == nil {
 		return nil, nil
 	}
@@ -116,7 +116,7 @@ func (opts *InvokeOptions) waitFor() (*fleet.Wait, error) {
 }
 
 // readPolicy resends twin reads as idempotent calls.
-func (opts *InvokeOptions) readPolicy() retry.Policy {
+func (opts *Options) readPolicy() retry.Policy {
 	p := opts.retryPolicy()
 	p.Idempotent = true
 	p.WaitOnline = 0
@@ -124,7 +124,7 @@ func (opts *InvokeOptions) readPolicy() retry.Policy {
 }
 
 // twins is the TwinReader of the run's hub.
-func (opts *InvokeOptions) twins() (fleet.TwinReader, error) {
+func (opts *Options) twins() (fleet.TwinReader, error) {
 	if opts.Twins != nil {
 		return opts.Twins()
 	}
@@ -137,7 +137,7 @@ func (opts *InvokeOptions) twins() (fleet.TwinReader, error) {
 
 // hub is the REST client of the run's hub: the invoker's own client when it
 // has one (so credentials are resolved once), else one built for it.
-func (opts *InvokeOptions) hub() (*iothub.Client, *auth.Credential, error) {
+func (opts *Options) hub() (*iothub.Client, *auth.Credential, error) {
 	inv, cred, err := opts.Invoker()
 	if err != nil {
 		return nil, nil, err

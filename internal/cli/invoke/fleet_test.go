@@ -1,4 +1,4 @@
-package cli
+package invoke
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil/cmdtest"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -42,8 +43,8 @@ func (p *pager) NextPage(context.Context) (iothub.QueryPage, error) {
 	return iothub.QueryPage{Items: items}, nil
 }
 
-func withQuery(te *testEnv, p *pager) {
-	te.f.Query = func(sql string, pageSize int) (fleet.Pager, error) {
+func withQuery(te *cmdtest.Env, p *pager) {
+	te.F.Query = func(sql string, pageSize int) (fleet.Pager, error) {
 		p.sql = sql
 		return p, nil
 	}
@@ -97,7 +98,7 @@ func TestInvokeFleetFlagErrors(t *testing.T) {
 		stdinTTY bool
 		want     string
 	}{
-		{"empty query", []string{"m", "--query", " "}, false, "--query: the query is empty"},
+		{"empty query", []string{"m", "--query", " "}, false, "--query: the value is empty; give a value or leave the flag out (an empty shell variable?)"},
 		{"not a device query", []string{"m", "--query", "SELECT * FROM jobs"}, false, `--query: "SELECT * FROM jobs" is not a device query: write SELECT deviceId FROM devices [WHERE ...] (or FROM devices.modules)`},
 		{"jobs", []string{"m", "--query", "SELECT * FROM devices.jobs"}, false, "--query: targets come from FROM devices or FROM devices.modules, not devices.jobs"},
 		{"module and modules query", []string{"m", "--query", "SELECT * FROM devices.modules", "--module", "x"}, false, "--module cannot be combined with a FROM devices.modules query: the query already names the modules"},
@@ -123,7 +124,7 @@ func TestInvokeFleetFlagErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
-			te.ios.SetStdinTTY(tt.stdinTTY)
+			te.IOS.SetStdinTTY(tt.stdinTTY)
 			o, code, err := parseInvoke(t, te, tt.args...)
 			require.Error(t, err)
 			assert.Nil(t, o)
@@ -133,18 +134,18 @@ func TestInvokeFleetFlagErrors(t *testing.T) {
 	}
 }
 
-// fleetOpts are InvokeOptions for runs over a fake invoker.
-func fleetOpts(te *testEnv, format output.Format) *InvokeOptions {
-	return &InvokeOptions{
-		IO: te.ios, Invoker: te.f.Invoker, Query: te.f.Query, Now: te.f.Now, Sleep: te.f.Sleep,
+// fleetOpts are Options for runs over a fake invoker.
+func fleetOpts(te *cmdtest.Env, format output.Format) *Options {
+	return &Options{
+		IO: te.IOS, Invoker: te.F.Invoker, Query: te.F.Query, Now: te.F.Now, Sleep: te.F.Sleep,
 		Output: format, Method: "reboot", Timeout: 30 * time.Second, MaxAttempts: 3, RetryFor: time.Minute,
-		Concurrency: 4, Units: 1, TempDir: te.tmp,
+		Concurrency: 4, Units: 1, TempDir: te.Tmp,
 	}
 }
 
 func TestInvokeDevicesFileAndQueryCombined(t *testing.T) {
 	te := newTestEnv(t, nil)
-	te.tmp = t.TempDir()
+	te.Tmp = t.TempDir()
 	p := &pager{pages: [][]string{{"q1", "f1"}, {"q2"}}}
 	withQuery(te, p)
 	file := writeFile(t, "ids.txt", "f1\nf2\n# comment\nd1\n")
@@ -152,12 +153,12 @@ func TestInvokeDevicesFileAndQueryCombined(t *testing.T) {
 	o.Targets = targets("d1")
 	o.DevicesFiles = []string{file}
 	o.QuerySQL = "SELECT deviceId FROM devices"
-	require.NoError(t, InvokeRun(context.Background(), o))
-	assert.Equal(t, "d1\nf1\nf2\nq1\nq2\n", te.out.String(), "flags, file and query, each target once")
-	assert.Len(t, te.inv.calls, 5)
-	assert.Contains(t, te.errOut.String(), "note: 2 duplicate targets removed\n")
+	require.NoError(t, invokeRun(context.Background(), o))
+	assert.Equal(t, "d1\nf1\nf2\nq1\nq2\n", te.Out.String(), "flags, file and query, each target once")
+	assert.Len(t, te.Inv.Calls, 5)
+	assert.Contains(t, te.ErrOut.String(), "note: 2 duplicate targets removed\n")
 	assert.Equal(t, "SELECT deviceId FROM devices", p.sql)
-	entries, err := os.ReadDir(te.tmp)
+	entries, err := os.ReadDir(te.Tmp)
 	require.NoError(t, err)
 	assert.Empty(t, entries, "the spool file is removed")
 }
@@ -165,39 +166,39 @@ func TestInvokeDevicesFileAndQueryCombined(t *testing.T) {
 func TestInvokeDevicesFileBadLineSendsNothing(t *testing.T) {
 	te := newTestEnv(t, nil)
 	file := writeFile(t, "ids.txt", "ok-1\nok-2\nnot ok\n")
-	code := te.run("invoke", "reboot", "--devices-file", file)
+	code := te.Run("invoke", "reboot", "--devices-file", file)
 	assert.Equal(t, cmdutil.ExitUsage, code)
-	assert.Empty(t, te.inv.calls, "nothing is sent when a line is bad")
+	assert.Empty(t, te.Inv.Calls, "nothing is sent when a line is bad")
 	assert.Equal(t, "Error: --devices-file "+file+`: line 3: invalid device id "not ok": character " " at position 4 is not allowed; IoT Hub ids may contain only ASCII letters, digits and - : . + % _ # * ? ! ( ) , = @ ; $ '`+"\n"+
-		"Run 'dmctl invoke --help' for usage.\n", te.errOut.String())
+		"Run 'dmctl invoke --help' for usage.\n", te.ErrOut.String())
 }
 
 func TestInvokeDevicesFileFromStdin(t *testing.T) {
 	te := newTestEnv(t, nil)
-	te.in.WriteString(`{"deviceId":"a","outcome":"failed"}` + "\n" + `{"deviceId":"b","outcome":"offline"}` + "\n")
-	code := te.run("invoke", "reboot", "--devices-file", "-", "-o", "name")
-	assert.Equal(t, 0, code, te.errOut.String())
-	assert.Equal(t, "a\nb\n", te.out.String())
-	assert.ElementsMatch(t, targets("a", "b"), te.inv.calls)
+	te.In.WriteString(`{"deviceId":"a","outcome":"failed"}` + "\n" + `{"deviceId":"b","outcome":"offline"}` + "\n")
+	code := te.Run("invoke", "reboot", "--devices-file", "-", "-o", "name")
+	assert.Equal(t, 0, code, te.ErrOut.String())
+	assert.Equal(t, "a\nb\n", te.Out.String())
+	assert.ElementsMatch(t, targets("a", "b"), te.Inv.Calls)
 }
 
 func TestInvokeQueryRefused(t *testing.T) {
 	te := newTestEnv(t, nil)
 	withQuery(te, &pager{pages: [][]string{{}}, err: &iothub.ResponseError{StatusCode: 400, ErrorCode: 400000, ErrorCodeName: "BadRequest", Message: "syntax error at 'FRM'"}})
-	code := te.run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE x ==")
+	code := te.Run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE x ==")
 	assert.Equal(t, cmdutil.ExitUsage, code)
-	assert.Contains(t, te.errOut.String(), "Error: --query: the hub refused the query: 400 400000 BadRequest: syntax error at 'FRM'\n")
-	assert.Empty(t, te.inv.calls)
+	assert.Contains(t, te.ErrOut.String(), "Error: --query: the hub refused the query: 400 400000 BadRequest: syntax error at 'FRM'\n")
+	assert.Empty(t, te.Inv.Calls)
 
 	te = newTestEnv(t, nil)
 	withQuery(te, &pager{pages: [][]string{{}}, err: &iothub.ResponseError{StatusCode: 401, ErrorCode: 401002, Message: "no"}})
-	assert.Equal(t, cmdutil.ExitAuth, te.run("invoke", "reboot", "--query", "SELECT * FROM devices"))
-	assert.Empty(t, te.inv.calls)
+	assert.Equal(t, cmdutil.ExitAuth, te.Run("invoke", "reboot", "--query", "SELECT * FROM devices"))
+	assert.Empty(t, te.Inv.Calls)
 
 	te = newTestEnv(t, nil)
 	withQuery(te, &pager{pages: [][]string{{}}})
-	assert.Equal(t, 0, te.run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE 1 = 0"))
-	assert.Contains(t, te.errOut.String(), "note: no targets: nothing was sent\n")
+	assert.Equal(t, 0, te.Run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE 1 = 0"))
+	assert.Contains(t, te.ErrOut.String(), "note: no targets: nothing was sent\n")
 }
 
 func TestInvokeDryRun(t *testing.T) {
@@ -207,15 +208,15 @@ func TestInvokeDryRun(t *testing.T) {
 		ids = append(ids, fmt.Sprintf("sim-%03d", i))
 	}
 	withQuery(te, &pager{pages: [][]string{ids[:20], ids[20:]}})
-	code := te.run("invoke", "reboot", "--query", "SELECT deviceId FROM devices", "--dry-run", "--rate", "auto", "--tier", "S1", "--units", "2")
-	assert.Equal(t, 0, code, te.errOut.String())
-	assert.Empty(t, te.inv.calls, "a dry run sends no method")
-	want := "Dry run: would invoke \"reboot\" on 25 targets on hub hub.Example.test (nothing was sent).\n"
+	code := te.Run("invoke", "reboot", "--query", "SELECT deviceId FROM devices", "--dry-run", "--rate", "auto", "--tier", "S1", "--units", "2")
+	assert.Equal(t, 0, code, te.ErrOut.String())
+	assert.Empty(t, te.Inv.Calls, "a dry run sends no method")
+	want := "Dry run: would invoke \"reboot\" on 25 targets on hub hub.example.test (nothing was sent).\n"
 	for _, id := range ids[:10] {
 		want += "  " + id + "\n"
 	}
 	want += "  ... and 15 more\nEstimated duration: 312ms at 80.0 calls/s (--rate auto from the published throttle of tier S1, 2 units)\n"
-	assert.Equal(t, want, te.out.String())
+	assert.Equal(t, want, te.Out.String())
 
 	te = newTestEnv(t, nil)
 	var many []string
@@ -223,9 +224,9 @@ func TestInvokeDryRun(t *testing.T) {
 		many = append(many, fmt.Sprintf("d%d", i))
 	}
 	withQuery(te, &pager{pages: [][]string{many}})
-	require.Equal(t, 0, te.run("invoke", "reboot", "--query", "SELECT deviceId FROM devices", "--dry-run", "--rate", "40/s", "-o", "json", "--waves", "1,10%,100%"))
+	require.Equal(t, 0, te.Run("invoke", "reboot", "--query", "SELECT deviceId FROM devices", "--dry-run", "--rate", "40/s", "-o", "json", "--waves", "1,10%,100%"))
 	var got map[string]any
-	require.NoError(t, json.Unmarshal(te.out.Bytes(), &got))
+	require.NoError(t, json.Unmarshal(te.Out.Bytes(), &got))
 	assert.Equal(t, true, got["dryRun"])
 	assert.Equal(t, float64(4000), got["targets"])
 	assert.Equal(t, float64(100), got["estimatedSeconds"])
@@ -234,8 +235,8 @@ func TestInvokeDryRun(t *testing.T) {
 	assert.Len(t, got["sample"], 10)
 
 	te = newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("invoke", "reboot", "--device", "a", "--device", "b", "--dry-run"))
-	assert.Contains(t, te.out.String(), "Estimated duration: unknown without --rate or --tier: the run is bounded by --concurrency 32 and the devices' answer times\n")
+	require.Equal(t, 0, te.Run("invoke", "reboot", "--device", "a", "--device", "b", "--dry-run"))
+	assert.Contains(t, te.Out.String(), "Estimated duration: unknown without --rate or --tier: the run is bounded by --concurrency 32 and the devices' answer times\n")
 }
 
 func TestInvokeConfirmation(t *testing.T) {
@@ -258,39 +259,39 @@ func TestInvokeConfirmation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
-			te.ios.SetStdinTTY(tt.tty)
-			te.ios.SetStderrTTY(tt.tty)
-			te.in.WriteString(tt.answer)
-			code := te.run(append([]string{"invoke", "reboot", "-o", "name"}, tt.args...)...)
-			assert.Equal(t, tt.code, code, te.errOut.String())
-			assert.Len(t, te.inv.calls, tt.calls)
-			prompt := `Invoke "reboot" on 2 targets on hub hub.Example.test? [y/N] `
+			te.IOS.SetStdinTTY(tt.tty)
+			te.IOS.SetStderrTTY(tt.tty)
+			te.In.WriteString(tt.answer)
+			code := te.Run(append([]string{"invoke", "reboot", "-o", "name"}, tt.args...)...)
+			assert.Equal(t, tt.code, code, te.ErrOut.String())
+			assert.Len(t, te.Inv.Calls, tt.calls)
+			prompt := `Invoke "reboot" on 2 targets on hub hub.example.test? [y/N] `
 			if tt.wantPrompt {
-				assert.True(t, strings.HasPrefix(te.errOut.String(), prompt), te.errOut.String())
+				assert.True(t, strings.HasPrefix(te.ErrOut.String(), prompt), te.ErrOut.String())
 			} else {
-				assert.NotContains(t, te.errOut.String(), "[y/N]")
+				assert.NotContains(t, te.ErrOut.String(), "[y/N]")
 			}
 			if tt.code == cmdutil.ExitUsage {
-				assert.Contains(t, te.errOut.String(), "Cancelled: nothing was sent.\n")
+				assert.Contains(t, te.ErrOut.String(), "Cancelled: nothing was sent.\n")
 			}
 		})
 	}
 }
 
 func TestInvokeMaxFailuresExit5(t *testing.T) {
-	scripts := map[string][]answer{}
+	scripts := map[string][]cmdtest.Answer{}
 	for i := 1; i <= 30; i++ {
-		scripts[fmt.Sprintf("d%02d", i)] = []answer{ok(500, `null`)}
+		scripts[fmt.Sprintf("d%02d", i)] = []cmdtest.Answer{cmdtest.OK(500, `null`)}
 	}
 	te := newTestEnv(t, scripts)
 	args := []string{"invoke", "reboot", "-o", "jsonl", "--waves", "2,100%", "--max-failures", "1", "-c", "1"}
 	for i := 1; i <= 30; i++ {
 		args = append(args, "--device", fmt.Sprintf("d%02d", i))
 	}
-	code := te.run(args...)
+	code := te.Run(args...)
 	assert.Equal(t, cmdutil.ExitThreshold, code)
-	assert.Len(t, te.inv.calls, 2, "the first wave of 2 failed: more than 1 failure stops before the next")
-	lines := strings.Split(strings.TrimSpace(te.out.String()), "\n")
+	assert.Len(t, te.Inv.Calls, 2, "the first wave of 2 failed: more than 1 failure stops before the next")
+	lines := strings.Split(strings.TrimSpace(te.Out.String()), "\n")
 	require.Len(t, lines, 30, "every target is reported, untouched ones as skipped")
 	skipped := 0
 	for _, l := range lines {
@@ -299,15 +300,15 @@ func TestInvokeMaxFailuresExit5(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 28, skipped)
-	assert.Contains(t, te.errOut.String(), "wave 1 of 2: targets 1 to 2\n")
-	assert.Contains(t, te.errOut.String(), "Stopped: the rollout stopped after wave 1 of 2: 2 of 2 finished targets failed, more than --max-failures 1; 28 targets were not started\n")
+	assert.Contains(t, te.ErrOut.String(), "wave 1 of 2: targets 1 to 2\n")
+	assert.Contains(t, te.ErrOut.String(), "Stopped: the rollout stopped after wave 1 of 2: 2 of 2 finished targets failed, more than --max-failures 1; 28 targets were not started\n")
 }
 
 func TestInvokeJournalThenResume(t *testing.T) {
 	dir := t.TempDir()
 	journal := filepath.Join(dir, "run.journal")
-	te := newTestEnv(t, map[string][]answer{"b": {ok(500, `null`)}})
-	code := te.run("invoke", "reboot", "--device", "a", "--device", "b", "--device", "c", "--device", "d",
+	te := newTestEnv(t, map[string][]cmdtest.Answer{"b": {cmdtest.OK(500, `null`)}})
+	code := te.Run("invoke", "reboot", "--device", "a", "--device", "b", "--device", "c", "--device", "d",
 		"--journal", journal, "--payload", `{"v":1}`, "--timeout", "45", "-o", "name")
 	assert.Equal(t, cmdutil.ExitTargets, code)
 	raw, err := os.ReadFile(journal)
@@ -329,43 +330,43 @@ func TestInvokeJournalThenResume(t *testing.T) {
 
 	// Resume: the targets come from the journal's header.
 	te = newTestEnv(t, nil)
-	code = te.run("invoke", "--resume", journal, "--payload", `{"v":1}`, "-o", "jsonl")
+	code = te.Run("invoke", "--resume", journal, "--payload", `{"v":1}`, "-o", "jsonl")
 	assert.Equal(t, cmdutil.ExitTargets, code, "b failed in the first run and c is unknown: the rollout did not fully succeed")
-	assert.Equal(t, targets("d"), te.inv.calls, "only d runs: a and b have results, c was in flight")
-	require.Len(t, te.inv.reqs, 1)
-	assert.Equal(t, 45*time.Second, te.inv.reqs[0].ResponseTimeout, "options come from the journal")
-	assert.JSONEq(t, `{"v":1}`, string(te.inv.reqs[0].Payload))
-	lines := strings.Split(strings.TrimSpace(te.out.String()), "\n")
+	assert.Equal(t, targets("d"), te.Inv.Calls, "only d runs: a and b have results, c was in flight")
+	require.Len(t, te.Inv.Reqs, 1)
+	assert.Equal(t, 45*time.Second, te.Inv.Reqs[0].ResponseTimeout, "options come from the journal")
+	assert.JSONEq(t, `{"v":1}`, string(te.Inv.Reqs[0].Payload))
+	lines := strings.Split(strings.TrimSpace(te.Out.String()), "\n")
 	require.Len(t, lines, 2)
 	assert.Contains(t, lines[0], `"deviceId":"c"`)
 	assert.Contains(t, lines[0], `"outcome":"unknown"`)
-	assert.Contains(t, te.errOut.String(), "resumed from "+journal+": 2 targets already had a final result and were not run again\n")
-	assert.Contains(t, te.errOut.String(), "hint: for an unknown target nobody can tell whether the device ran the method")
+	assert.Contains(t, te.ErrOut.String(), "resumed from "+journal+": 2 targets already had a final result and were not run again\n")
+	assert.Contains(t, te.ErrOut.String(), "hint: for an unknown target nobody can tell whether the device ran the method")
 
 	// Target flags cannot add to a resumed run.
 	te = newTestEnv(t, nil)
-	code = te.run("invoke", "--resume", journal, "--device", "e", "--payload", `{"v":1}`)
+	code = te.Run("invoke", "--resume", journal, "--device", "e", "--payload", `{"v":1}`)
 	assert.Equal(t, cmdutil.ExitUsage, code)
-	assert.Contains(t, te.errOut.String(), "--resume "+journal+" takes its targets from the journal; --device cannot add to or replace them")
-	assert.Empty(t, te.inv.calls)
+	assert.Contains(t, te.ErrOut.String(), "--resume "+journal+" takes its targets from the journal; --device cannot add to or replace them")
+	assert.Empty(t, te.Inv.Calls)
 
 	// With --idempotent the unknown target runs again; the rest are final.
 	te = newTestEnv(t, nil)
-	code = te.run("invoke", "reboot", "--resume", journal, "--payload", `{"v":1}`, "--idempotent", "-o", "name")
+	code = te.Run("invoke", "reboot", "--resume", journal, "--payload", `{"v":1}`, "--idempotent", "-o", "name")
 	assert.Equal(t, cmdutil.ExitTargets, code)
-	assert.Equal(t, targets("c"), te.inv.calls)
+	assert.Equal(t, targets("c"), te.Inv.Calls)
 
 	// Everything is final now: nothing runs, the exit code still tells the rollout's outcome.
 	te = newTestEnv(t, nil)
-	code = te.run("invoke", "--resume", journal, "--payload", `{"v":1}`)
+	code = te.Run("invoke", "--resume", journal, "--payload", `{"v":1}`)
 	assert.Equal(t, cmdutil.ExitTargets, code)
-	assert.Empty(t, te.inv.calls)
+	assert.Empty(t, te.Inv.Calls)
 }
 
 func TestInvokeResumeChecks(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "j")
 	te := newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("invoke", "reboot", "--device", "a", "--journal", journal, "--payload", `{"v":1}`, "-o", "name"))
+	require.Equal(t, 0, te.Run("invoke", "reboot", "--device", "a", "--journal", journal, "--payload", `{"v":1}`, "-o", "name"))
 	tests := []struct {
 		name string
 		args []string
@@ -378,33 +379,33 @@ func TestInvokeResumeChecks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTestEnv(t, nil)
-			assert.Equal(t, cmdutil.ExitUsage, te.run(tt.args...))
-			assert.Contains(t, te.errOut.String(), "Error: "+tt.want+"\n")
-			assert.Empty(t, te.inv.calls)
+			assert.Equal(t, cmdutil.ExitUsage, te.Run(tt.args...))
+			assert.Contains(t, te.ErrOut.String(), "Error: "+tt.want+"\n")
+			assert.Empty(t, te.Inv.Calls)
 		})
 	}
 	// The targets come from the journal when none are given.
 	te = newTestEnv(t, nil)
-	require.Equal(t, 0, te.run("invoke", "--resume", journal, "--payload", `{"v":1}`, "-o", "name"))
-	assert.Empty(t, te.inv.calls, "a already has its result")
-	assert.Contains(t, te.errOut.String(), "1 target already had a final result and was not run again")
+	require.Equal(t, 0, te.Run("invoke", "--resume", journal, "--payload", `{"v":1}`, "-o", "name"))
+	assert.Empty(t, te.Inv.Calls, "a already has its result")
+	assert.Contains(t, te.ErrOut.String(), "1 target already had a final result and was not run again")
 }
 
 func TestInvokeInterruptHintsResume(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "j")
 	ctx, cancel := context.WithCancel(context.Background())
 	te := newTestEnv(t, nil)
-	inner := te.inv
-	te.f.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
-		return cancelAfterFirst{inner: inner, cancel: cancel}, te.cred, nil
+	inner := te.Inv
+	te.F.Invoker = func() (fleet.Invoker, *auth.Credential, error) {
+		return cancelAfterFirst{inner: inner, cancel: cancel}, te.Cred, nil
 	}
 	opts := fleetOpts(te, output.FormatJSONL)
 	opts.Concurrency = 1
 	opts.Targets = targets("a", "b", "c")
 	opts.Journal = journal
-	err := InvokeRun(ctx, opts)
+	err := invokeRun(ctx, opts)
 	assert.Equal(t, cmdutil.ExitInterrupted, cmdutil.ExitCode(err))
-	assert.Contains(t, te.errOut.String(), "hint: continue with: dmctl invoke --resume "+journal+"\n")
+	assert.Contains(t, te.ErrOut.String(), "hint: continue with: dmctl invoke --resume "+journal+"\n")
 	st, err := fleet.ReadJournal(journal)
 	require.NoError(t, err)
 	assert.True(t, st.Final.Has(fleet.Target{DeviceID: "a"}))
@@ -414,39 +415,39 @@ func TestInvokeInterruptHintsResume(t *testing.T) {
 
 func TestInvokeProgressBarOnlyOnTerminal(t *testing.T) {
 	te := newTestEnv(t, nil)
-	te.ios.SetStderrTTY(true)
+	te.IOS.SetStderrTTY(true)
 	opts := fleetOpts(te, output.FormatJSON)
 	opts.Targets = targets("a", "b", "c")
 	opts.Yes = true
-	require.NoError(t, InvokeRun(context.Background(), opts))
-	assert.Contains(t, te.errOut.String(), "\r\x1b[K", "the bar draws and clears itself on a terminal")
-	assert.Regexp(t, regexp.MustCompile(`\[[#-]{24}\]  \d/3  \d+%`), te.errOut.String())
+	require.NoError(t, invokeRun(context.Background(), opts))
+	assert.Contains(t, te.ErrOut.String(), "\r\x1b[K", "the bar draws and clears itself on a terminal")
+	assert.Regexp(t, regexp.MustCompile(`\[[#-]{24}\]  \d/3  \d+%`), te.ErrOut.String())
 
 	te = newTestEnv(t, nil)
 	opts = fleetOpts(te, output.FormatJSON)
 	opts.Targets = targets("a", "b", "c")
-	require.NoError(t, InvokeRun(context.Background(), opts))
-	assert.NotContains(t, te.errOut.String(), "\r", "no bar when stderr is not a terminal")
+	require.NoError(t, invokeRun(context.Background(), opts))
+	assert.NotContains(t, te.ErrOut.String(), "\r", "no bar when stderr is not a terminal")
 }
 
 // TestJournalShow: every target of a stopped rollout is in the journal,
 // the ones never started as skipped, and journal show prints them all.
 func TestJournalShow(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "run.journal")
-	te := newTestEnv(t, map[string][]answer{"b": {ok(500, `{"message":"disk full"}`)}})
+	te := newTestEnv(t, map[string][]cmdtest.Answer{"b": {cmdtest.OK(500, `{"message":"disk full"}`)}})
 	args := []string{"invoke", "reboot"}
 	ids := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
 	for _, id := range ids {
 		args = append(args, "--device", id)
 	}
-	code := te.run(append(args, "--max-failures", "0", "-c", "1", "--journal", journal, "-o", "name")...)
-	require.Equal(t, cmdutil.ExitThreshold, code, te.errOut.String())
-	called := len(te.inv.calls)
+	code := te.Run(append(args, "--max-failures", "0", "-c", "1", "--journal", journal, "-o", "name")...)
+	require.Equal(t, cmdutil.ExitThreshold, code, te.ErrOut.String())
+	called := len(te.Inv.Calls)
 
 	te = newTestEnv(t, nil)
-	assert.Equal(t, cmdutil.ExitTargets, te.run("journal", "show", journal, "-o", "jsonl"))
+	assert.Equal(t, cmdutil.ExitTargets, te.Run("journal", "show", journal, "-o", "jsonl"))
 	got := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(te.out.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(te.Out.String()), "\n") {
 		var r struct{ DeviceID, Outcome string }
 		require.NoError(t, json.Unmarshal([]byte(l), &r))
 		got[r.DeviceID] = r.Outcome
@@ -465,11 +466,11 @@ func TestJournalShow(t *testing.T) {
 	}
 	assert.Equal(t, len(ids)-called, skipped, "skipped are exactly the targets never called")
 	assert.GreaterOrEqual(t, skipped, 5)
-	assert.Contains(t, te.errOut.String(), "b: failed: the device answered status 500: disk full\n")
-	assert.Contains(t, te.errOut.String(), fmt.Sprintf("10 targets: %d succeeded, 1 failed, %d skipped;", called-1, skipped))
-	assert.Empty(t, te.inv.calls, "journal show sends nothing")
+	assert.Contains(t, te.ErrOut.String(), "b: failed: the device answered status 500: disk full\n")
+	assert.Contains(t, te.ErrOut.String(), fmt.Sprintf("10 targets: %d succeeded, 1 failed, %d skipped;", called-1, skipped))
+	assert.Empty(t, te.Inv.Calls, "journal show sends nothing")
 
 	te = newTestEnv(t, nil)
-	assert.Equal(t, cmdutil.ExitUsage, te.run("journal", "show", filepath.Join(t.TempDir(), "missing")))
-	assert.Contains(t, te.errOut.String(), "cannot read it: no such file or directory")
+	assert.Equal(t, cmdutil.ExitUsage, te.Run("journal", "show", filepath.Join(t.TempDir(), "missing")))
+	assert.Contains(t, te.ErrOut.String(), "cannot read it: no such file or directory")
 }

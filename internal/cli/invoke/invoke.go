@@ -1,4 +1,4 @@
-package cli
+package invoke
 
 import (
 	"context"
@@ -48,9 +48,9 @@ const (
 	dryRunSample = 10
 )
 
-// InvokeOptions are everything `dmctl invoke` needs: dependencies first,
-// then values from flags, all checked before InvokeRun sends anything.
-type InvokeOptions struct {
+// Options are everything `dmctl invoke` needs: dependencies first,
+// then values from flags, all checked before invokeRun sends anything.
+type Options struct {
 	IO      *output.IOStreams
 	Invoker func() (fleet.Invoker, *auth.Credential, error)
 	// Query returns a pager for --query; nil when the command has no hub.
@@ -138,8 +138,8 @@ type invokeFlags struct {
 }
 
 // NewCmdInvoke returns `dmctl invoke`.
-func NewCmdInvoke(f *cmdutil.Factory, runF func(*InvokeOptions) error) *cobra.Command {
-	opts := &InvokeOptions{IO: f.IOStreams, Invoker: f.MethodInvoker, Query: f.QueryPager, Now: f.Now, Sleep: f.Sleep, Hub: f.HubClient, HardStop: f.HardStop}
+func NewCmdInvoke(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{IO: f.IOStreams, Invoker: f.MethodInvoker, Query: f.QueryPager, Now: f.Now, Sleep: f.Sleep, Hub: f.HubClient, HardStop: f.HardStop}
 	var fl invokeFlags
 	cmd := &cobra.Command{
 		Use:   "invoke METHOD (--device ID ... | --devices-file FILE | --query SQL) [flags]",
@@ -249,7 +249,7 @@ func NewCmdInvoke(f *cmdutil.Factory, runF func(*InvokeOptions) error) *cobra.Co
 		`),
 		Example: cmdutil.Example(`
 			$ dmctl invoke reboot --device thermostat-17
-			$ dmctl invoke firmwareUpdate --device thermostat-17 --payload '{"fwPackageUri":"https://cmdutil.Example.com/fw-2.1.bin"}'
+			$ dmctl invoke firmwareUpdate --device thermostat-17 --payload '{"fwPackageUri":"https://cmdutil.example.com/fw-2.1.bin"}'
 			$ dmctl invoke reboot --device gw-1 --module telemetry -o json
 			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --rate auto --tier S1 --units 2 -o jsonl
 			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --waves 1,10%,50%,100% --max-failures 2% --journal fw.journal
@@ -298,7 +298,7 @@ func NewCmdInvoke(f *cmdutil.Factory, runF func(*InvokeOptions) error) *cobra.Co
 			if runF != nil {
 				return runF(opts)
 			}
-			return InvokeRun(cmd.Context(), opts)
+			return invokeRun(cmd.Context(), opts)
 		},
 	}
 	flags := cmd.Flags()
@@ -353,7 +353,7 @@ var (
 
 // checkInvoke turns raw flags into options, checking every input; any
 // problem is a *cmdutil.FlagError naming the input, and nothing has been sent.
-func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error {
+func checkInvoke(opts *Options, fl *invokeFlags, payloadGiven bool) error {
 	if opts.Method == "" {
 		return cmdutil.FlagErrorf("invoke needs exactly one METHOD argument (got 0), e.g. dmctl invoke reboot --device ID")
 	}
@@ -449,7 +449,7 @@ func checkInvoke(opts *InvokeOptions, fl *invokeFlags, payloadGiven bool) error 
 }
 
 // checkFleetFlags checks the flags about pacing, waves, journals and safety.
-func checkFleetFlags(opts *InvokeOptions, fl *invokeFlags) error {
+func checkFleetFlags(opts *Options, fl *invokeFlags) error {
 	if opts.Concurrency < 1 || opts.Concurrency > MaxConcurrency {
 		return cmdutil.FlagErrorf("--concurrency: %d is out of range: use 1 to %d", opts.Concurrency, MaxConcurrency)
 	}
@@ -553,7 +553,7 @@ func payloadDigest(p json.RawMessage) string {
 }
 
 // journalHeader is the header a new journal gets for opts.
-func (opts *InvokeOptions) journalHeader(devices []string) (fleet.JournalHeader, error) {
+func (opts *Options) journalHeader(devices []string) (fleet.JournalHeader, error) {
 	var files []string
 	for _, file := range opts.DevicesFiles {
 		if file != "-" {
@@ -589,7 +589,7 @@ func (opts *InvokeOptions) journalHeader(devices []string) (fleet.JournalHeader,
 // leaves out: the method, the targets and the options the header records.
 // Flags given on the command line win, except that the method and the
 // payload must match the journal's.
-func applyJournal(opts *InvokeOptions, fl *invokeFlags, flags *pflag.FlagSet) error {
+func applyJournal(opts *Options, fl *invokeFlags, flags *pflag.FlagSet) error {
 	st, err := fleet.ReadJournal(opts.Resume)
 	if err != nil {
 		var pe *os.PathError
@@ -663,7 +663,7 @@ func applyJournal(opts *InvokeOptions, fl *invokeFlags, flags *pflag.FlagSet) er
 // pending targets, or mixed two rollouts in one journal, would lose work):
 // the only one allowed is --devices-file - when the run read its list from
 // stdin, to pipe the same list again.
-func (opts *InvokeOptions) resumeTargets(run journalRun, fl *invokeFlags, flags *pflag.FlagSet) error {
+func (opts *Options) resumeTargets(run journalRun, fl *invokeFlags, flags *pflag.FlagSet) error {
 	files := run.DevicesFiles
 	if run.DevicesFile != "" {
 		files = append([]string{run.DevicesFile}, files...)
@@ -690,7 +690,7 @@ func (opts *InvokeOptions) resumeTargets(run journalRun, fl *invokeFlags, flags 
 }
 
 // checkResumePayload checks --payload against the journal's digest.
-func (opts *InvokeOptions) checkResumePayload() error {
+func (opts *Options) checkResumePayload() error {
 	if opts.resume == nil {
 		return nil
 	}
@@ -705,7 +705,7 @@ func (opts *InvokeOptions) checkResumePayload() error {
 	return nil
 }
 
-func (opts *InvokeOptions) now() time.Time {
+func (opts *Options) now() time.Time {
 	if opts.Now != nil {
 		return opts.Now()
 	}
@@ -713,7 +713,7 @@ func (opts *InvokeOptions) now() time.Time {
 }
 
 // retryPolicy is the retry.Policy the flags ask for.
-func (opts *InvokeOptions) retryPolicy() retry.Policy {
+func (opts *Options) retryPolicy() retry.Policy {
 	return retry.Policy{
 		MaxAttempts: opts.MaxAttempts,
 		MaxElapsed:  opts.RetryFor,
@@ -732,7 +732,7 @@ type pace struct {
 }
 
 // pace builds the limiter from --rate, --tier and --units.
-func (opts *InvokeOptions) pace() (pace, error) {
+func (opts *Options) pace() (pace, error) {
 	payloadBytes := len(opts.Payload)
 	if opts.Payload == nil {
 		payloadBytes = len("null")

@@ -1,4 +1,4 @@
-package cli
+package invoke
 
 import (
 	"bufio"
@@ -46,7 +46,7 @@ func (t *resolved) close() {
 // spooled too when the total must be known first (needTotal); otherwise
 // its first page is read now (so a refused query stops the run before
 // anything is sent) and the rest streams as the run goes.
-func (opts *InvokeOptions) resolveTargets(ctx context.Context, needTotal bool) (*resolved, error) {
+func (opts *Options) resolveTargets(ctx context.Context, needTotal bool) (*resolved, error) {
 	dupes, inJournal := opts.Duplicates, 0
 	res := &resolved{dupes: &dupes, inJournal: &inJournal}
 	seen := fleet.NewTargetSet()
@@ -135,7 +135,7 @@ func (opts *InvokeOptions) resolveTargets(ctx context.Context, needTotal bool) (
 // resumePending reports whether t runs under --resume, counting in
 // inJournal the targets skipped for having a final result (unknown ones are
 // reported separately, as results).
-func (opts *InvokeOptions) resumePending(t fleet.Target, inJournal *int) bool {
+func (opts *Options) resumePending(t fleet.Target, inJournal *int) bool {
 	if opts.resume == nil || opts.resume.Pending(t, opts.Idempotent) {
 		return true
 	}
@@ -147,7 +147,7 @@ func (opts *InvokeOptions) resumePending(t fleet.Target, inJournal *int) bool {
 
 // readDevicesFiles reads every --devices-file (or stdin), in order, and
 // calls add with each target.
-func (opts *InvokeOptions) readDevicesFiles(add func(fleet.Target) error) error {
+func (opts *Options) readDevicesFiles(add func(fleet.Target) error) error {
 	for _, path := range opts.DevicesFiles {
 		if err := opts.readDevicesFile(path, add); err != nil {
 			return err
@@ -157,7 +157,7 @@ func (opts *InvokeOptions) readDevicesFiles(add func(fleet.Target) error) error 
 }
 
 // readDevicesFile reads one --devices-file (or stdin) and calls add with each target.
-func (opts *InvokeOptions) readDevicesFile(path string, add func(fleet.Target) error) error {
+func (opts *Options) readDevicesFile(path string, add func(fleet.Target) error) error {
 	name := "--devices-file " + path
 	var r io.Reader
 	if path == "-" {
@@ -212,12 +212,12 @@ func isHubError(err error) bool {
 
 // wouldPrompt reports whether a run over several targets asks first: on a
 // terminal (stdin and stderr), without --yes or --dry-run.
-func (opts *InvokeOptions) wouldPrompt() bool {
+func (opts *Options) wouldPrompt() bool {
 	return !opts.Yes && !opts.DryRun && opts.IO.IsStdinTTY() && opts.IO.IsStderrTTY()
 }
 
 // confirmRun asks whether to invoke the method on count targets.
-func (opts *InvokeOptions) confirmRun(ctx context.Context, count int, hub string) (bool, error) {
+func (opts *Options) confirmRun(ctx context.Context, count int, hub string) (bool, error) {
 	on := ""
 	if hub != "" {
 		on = " on hub " + hub
@@ -249,12 +249,12 @@ func (f *runFacts) add(r fleet.Result) {
 	}
 }
 
-// InvokeRun invokes the method on every target, writes results to stdout in
+// invokeRun invokes the method on every target, writes results to stdout in
 // the chosen format and the per-target problems, hints and summary to
 // stderr. It returns a *cmdutil.TargetsError when a target did not succeed, a
 // *fleet.ThresholdError when --max-failures stopped the run, cmdutil.ErrInterrupted
 // when ctx was cancelled, and cmdutil.ErrCancelled when the user said no.
-func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
+func invokeRun(ctx context.Context, opts *Options) error {
 	if opts.Via == ViaJob {
 		return invokeViaJob(ctx, opts)
 	}
@@ -549,7 +549,7 @@ func InvokeRun(ctx context.Context, opts *InvokeOptions) error {
 }
 
 // dryRun prints what the run would do.
-func (opts *InvokeOptions) dryRun(ts *resolved, hub string, pc pace) error {
+func (opts *Options) dryRun(ts *resolved, hub string, pc pace) error {
 	d := output.DryRun{Method: opts.Method, Hub: hub, Targets: ts.total, Rate: pc.rate, RateSource: pc.source}
 	if !opts.Waves.IsZero() {
 		d.Waves = opts.Waves.String()
@@ -581,7 +581,7 @@ func (opts *InvokeOptions) dryRun(ts *resolved, hub string, pc pace) error {
 }
 
 // hints explains, once each, what to do about the kinds of failure seen.
-func hints(f runFacts, cred *auth.Credential, opts *InvokeOptions) []string {
+func hints(f runFacts, cred *auth.Credential, opts *Options) []string {
 	var out []string
 	if f.refused > 0 && cred != nil {
 		out = append(out, cred.RefusedHint())
