@@ -228,7 +228,7 @@ func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Durat
 	proxyURL, perr := http.ProxyFromEnvironment(&http.Request{URL: hubURL})
 	switch {
 	case perr != nil:
-		add(Check{Name: "proxy", Status: checkFail, Detail: cmdutil.OneLine(perr.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.Example:3128"})
+		add(Check{Name: "proxy", Status: checkFail, Detail: cmdutil.OneLine(perr.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.example:3128"})
 	case proxyURL != nil:
 		add(Check{Name: "proxy", Status: checkInfo, Detail: redactURL(proxyURL) + " (from HTTPS_PROXY; NO_PROXY does not exclude the hub)"})
 	default:

@@ -253,7 +253,8 @@ func (f *runFacts) add(r fleet.Result) {
 // the chosen format and the per-target problems, hints and summary to
 // stderr. It returns a *cmdutil.TargetsError when a target did not succeed, a
 // *fleet.ThresholdError when --max-failures stopped the run, cmdutil.ErrInterrupted
-// when ctx was cancelled, and cmdutil.ErrCancelled when the user said no.
+// when ctx was cancelled (or stdout closed), and cmdutil.ErrCancelled when
+// the user said no.
 func invokeRun(ctx context.Context, opts *Options) error {
 	if opts.Via == ViaJob {
 		return invokeViaJob(ctx, opts)
@@ -295,19 +296,33 @@ func invokeRun(ctx context.Context, opts *Options) error {
 			return cmdutil.ErrCancelled
 		}
 	}
-	var carried []fleet.Result
-	if opts.resume != nil && !opts.Idempotent {
-		carried = opts.resume.Unknown
+	journal, journalPath, err := opts.openJournal()
+	if err != nil {
+		return err
 	}
+	s := newSession(ctx, opts, cred, ts, journal, journalPath)
+	defer s.stopRun(nil)
+	if err := s.setupOutput(); err != nil {
+		return err
+	}
+	sum, runErr := s.execute(inv, s.runOptions(pc, wait))
+	merged, err := s.report(sum)
+	if err != nil {
+		return err
+	}
+	return s.verdict(sum, merged, runErr)
+}
 
-	// The journal: created (or reopened by --resume) once the targets are
-	// known to be good, before the first call.
-	var journal *fleet.Journal
+// openJournal creates --journal's journal (or reopens --resume's) once the
+// targets are known to be good, before the first call; nil without one.
+func (opts *Options) openJournal() (*fleet.Journal, string, error) {
 	switch {
 	case opts.Resume != "":
-		if journal, err = fleet.AppendJournal(opts.Resume); err != nil {
-			return fmt.Errorf("--resume %s: %w", opts.Resume, err)
+		j, err := fleet.AppendJournal(opts.Resume)
+		if err != nil {
+			return nil, "", fmt.Errorf("--resume %s: %w", opts.Resume, err)
 		}
+		return j, opts.Resume, nil
 	case opts.Journal != "":
 		devices := make([]string, 0, len(opts.Targets))
 		for _, t := range opts.Targets {
@@ -315,57 +330,75 @@ func invokeRun(ctx context.Context, opts *Options) error {
 		}
 		h, err := opts.journalHeader(devices)
 		if err != nil {
-			return err
+			return nil, "", err
 		}
-		if journal, err = fleet.CreateJournal(opts.Journal, h); err != nil {
+		j, err := fleet.CreateJournal(opts.Journal, h)
+		if err != nil {
 			if errors.Is(err, os.ErrExist) {
-				return cmdutil.FlagErrorf("--journal %s: the file already exists; continue that run with --resume %s, or choose a new file", opts.Journal, opts.Journal)
+				return nil, "", cmdutil.FlagErrorf("--journal %s: the file already exists; continue that run with --resume %s, or choose a new file", opts.Journal, opts.Journal)
 			}
-			return fmt.Errorf("--journal %s: %w", opts.Journal, err)
+			return nil, "", fmt.Errorf("--journal %s: %w", opts.Journal, err)
 		}
+		return j, opts.Journal, nil
 	}
-	journalPath := opts.Journal
-	if opts.Resume != "" {
-		journalPath = opts.Resume
-	}
+	return nil, "", nil
+}
 
-	// The run stops like an interrupt when stdout is closed (`| head`):
-	// runCtx ends with cmdutil.ErrStdoutClosed as its cause.
-	runCtx, stopRun := context.WithCancelCause(ctx)
-	defer stopRun(nil)
-	var stdoutFailed error // the first failed write to stdout
-	outputFailed := func(err error) {
-		if stdoutFailed == nil {
-			stdoutFailed = err
-		}
-		if cmdutil.IsBrokenPipe(err) {
-			stopRun(cmdutil.ErrStdoutClosed)
-		} else {
-			stopRun(fmt.Errorf("write results: %w: %w", err, context.Canceled))
-		}
-	}
+// session is one fleet run's streams and bookkeeping: results to stdout
+// (stopping the run like an interrupt when stdout is closed), notes, the
+// progress bar and the problems, hints and summary on stderr.
+type session struct {
+	ctx         context.Context
+	runCtx      context.Context // ends on ctx, or with ErrStdoutClosed as cause
+	stopRun     context.CancelCauseFunc
+	opts        *Options
+	cred        *auth.Credential
+	ts          *resolved
+	journal     *fleet.Journal
+	journalPath string
+	carried     []fleet.Result
 
-	// Streams: stdout buffered when it is a pipe or a file, the progress
-	// bar on stderr only when stderr is a terminal.
-	errOut := opts.IO.ErrOut
-	color := opts.IO.ErrColorEnabled()
-	progress := &fleet.Progress{}
+	errOut       io.Writer
+	color        bool
+	progress     *fleet.Progress
+	flusher      *output.FlushingWriter
+	bar          *output.ProgressBar
+	printer      output.ResultPrinter
+	stdoutFailed error // the first failed write to stdout
+	noteMu       sync.Mutex
+	problems     *output.Problems
+	facts        runFacts
+}
+
+func newSession(ctx context.Context, opts *Options, cred *auth.Credential, ts *resolved, journal *fleet.Journal, journalPath string) *session {
+	s := &session{ctx: ctx, opts: opts, cred: cred, ts: ts, journal: journal, journalPath: journalPath,
+		errOut: opts.IO.ErrOut, color: opts.IO.ErrColorEnabled(), progress: &fleet.Progress{},
+		problems: output.NewProblems(output.MaxProblemLines)}
+	s.runCtx, s.stopRun = context.WithCancelCause(ctx)
+	if opts.resume != nil && !opts.Idempotent {
+		s.carried = opts.resume.Unknown
+	}
+	return s
+}
+
+// setupOutput builds stdout's printer: buffered when stdout is a pipe or a
+// file, behind the progress bar (on stderr, only when it is a terminal).
+func (s *session) setupOutput() error {
+	opts := s.opts
 	out := opts.IO.Out
-	var flusher *output.FlushingWriter
 	if opts.Output == output.FormatJSONL && !opts.IO.IsStdoutTTY() {
-		flusher = output.NewFlushingWriter(out, jsonlFlushInterval)
-		flusher.OnError(func(err error) {
+		s.flusher = output.NewFlushingWriter(out, jsonlFlushInterval)
+		s.flusher.OnError(func(err error) {
 			if cmdutil.IsBrokenPipe(err) {
-				stopRun(cmdutil.ErrStdoutClosed)
+				s.stopRun(cmdutil.ErrStdoutClosed)
 			}
 		})
-		out = flusher
+		out = s.flusher
 	}
-	var bar *output.ProgressBar
-	if opts.IO.IsStderrTTY() && (!ts.known || ts.total+len(carried) > 1) {
-		bar = output.NewProgressBar(errOut, progress.Snapshot, nil)
+	if opts.IO.IsStderrTTY() && (!s.ts.known || s.ts.total+len(s.carried) > 1) {
+		s.bar = output.NewProgressBar(s.errOut, s.progress.Snapshot, nil)
 		if opts.IO.IsStdoutTTY() {
-			out = output.SuspendingWriter(bar, out)
+			out = output.SuspendingWriter(s.bar, out)
 		}
 	}
 	pio := *opts.IO
@@ -374,80 +407,94 @@ func invokeRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return cmdutil.FlagErrorf("-o/--output: %v", err)
 	}
-	var noteMu sync.Mutex // notes come from the run's goroutines too (stopping, a second Ctrl-C)
-	note := func(format string, args ...any) {
-		noteMu.Lock()
-		defer noteMu.Unlock()
-		line := fmt.Sprintf(format, args...) + "\n"
-		if bar != nil {
-			bar.Suspend(func() { _, _ = io.WriteString(errOut, line) })
-			return
-		}
-		_, _ = io.WriteString(errOut, line)
-	}
+	s.printer = printer
+	return nil
+}
 
-	problems := output.NewProblems(output.MaxProblemLines)
-	var facts runFacts
-	runOpts := fleet.RunOptions{
+// outputFailed records a failed write to stdout and stops the run: like an
+// interrupt when stdout was closed (EPIPE), as an I/O failure otherwise.
+func (s *session) outputFailed(err error) {
+	if s.stdoutFailed == nil {
+		s.stdoutFailed = err
+	}
+	if cmdutil.IsBrokenPipe(err) {
+		s.stopRun(cmdutil.ErrStdoutClosed)
+	} else {
+		s.stopRun(fmt.Errorf("write results: %w: %w", err, context.Canceled))
+	}
+}
+
+// note writes a line to stderr without breaking the progress bar. Notes
+// come from the run's goroutines too (stopping, a second Ctrl-C).
+func (s *session) note(format string, args ...any) {
+	s.noteMu.Lock()
+	defer s.noteMu.Unlock()
+	line := fmt.Sprintf(format, args...) + "\n"
+	if s.bar != nil {
+		s.bar.Suspend(func() { _, _ = io.WriteString(s.errOut, line) })
+		return
+	}
+	_, _ = io.WriteString(s.errOut, line)
+}
+
+// runOptions are the runner's options for this session.
+func (s *session) runOptions(pc pace, wait *fleet.Wait) fleet.RunOptions {
+	opts := s.opts
+	ro := fleet.RunOptions{
 		Request: iothub.MethodRequest{
-			MethodName:      opts.Method,
-			Payload:         opts.Payload,
-			ResponseTimeout: opts.Timeout,
-			ConnectTimeout:  opts.ConnectTimeout,
+			MethodName: opts.Method, Payload: opts.Payload, ResponseTimeout: opts.Timeout, ConnectTimeout: opts.ConnectTimeout,
 		},
-		OKStatus:    opts.OKStatus,
-		Retry:       opts.retryPolicy(),
-		Now:         opts.Now,
-		Concurrency: opts.Concurrency,
-		Limiter:     pc.limiter,
-		Journal:     journal,
-		Carried:     carried,
-		Waves:       opts.Waves,
-		WavePause:   opts.WavePause,
-		MaxFailures: opts.MaxFailures,
-		Sleep:       opts.Sleep,
-		Grace:       opts.Grace,
-		Abort:       opts.HardStop,
-		Progress:    progress,
-		Wait:        wait,
+		OKStatus: opts.OKStatus, Retry: opts.retryPolicy(), Now: opts.Now, Concurrency: opts.Concurrency,
+		Limiter: pc.limiter, Journal: s.journal, Carried: s.carried,
+		Waves: opts.Waves, WavePause: opts.WavePause, MaxFailures: opts.MaxFailures, Sleep: opts.Sleep,
+		Grace: opts.Grace, Abort: opts.HardStop, Progress: s.progress, Wait: wait,
 		OnResult: func(r fleet.Result) {
-			if stdoutFailed == nil {
-				if err := printer.Add(r); err != nil {
-					outputFailed(err)
+			if s.stdoutFailed == nil {
+				if err := s.printer.Add(r); err != nil {
+					s.outputFailed(err)
 				}
 			}
-			problems.Add(r)
-			facts.add(r)
+			s.problems.Add(r)
+			s.facts.add(r)
 		},
-		OnStopping: func(inFlight int) {
-			why := "Stopping"
-			if errors.Is(context.Cause(runCtx), cmdutil.ErrStdoutClosed) {
-				why = "Stopping (stdout was closed)"
-			}
-			if inFlight == 0 {
-				note("%s: no new calls are started.", why)
-				return
-			}
-			note("%s: no new calls; waiting up to %s for %d %s in flight to answer (Ctrl-C again to stop at once).",
-				why, cmdutil.FormatDuration(opts.Grace), inFlight, cmdutil.Plural(inFlight, "call", "calls"))
-		},
+		OnStopping: s.stopping,
 		OnWave: func(wave, waves, from, to int) {
 			of := ""
 			if waves > 0 {
 				of = fmt.Sprintf(" of %d", waves)
 			}
 			if to > 0 {
-				note("wave %d%s: targets %d to %d", wave, of, from, to)
+				s.note("wave %d%s: targets %d to %d", wave, of, from, to)
 			} else {
-				note("wave %d%s: from target %d", wave, of, from)
+				s.note("wave %d%s: from target %d", wave, of, from)
 			}
 		},
 	}
-	if ts.known {
-		runOpts.Total = ts.total
+	if s.ts.known {
+		ro.Total = s.ts.total
 	}
-	if wait != nil {
-		note("After each call succeeds, waiting for %s (at most %s per target).", wait.Describe(), cmdutil.FormatDuration(wait.Timeout))
+	return ro
+}
+
+// stopping says what a stopping run waits for.
+func (s *session) stopping(inFlight int) {
+	why := "Stopping"
+	if errors.Is(context.Cause(s.runCtx), cmdutil.ErrStdoutClosed) {
+		why = "Stopping (stdout was closed)"
+	}
+	if inFlight == 0 {
+		s.note("%s: no new calls are started.", why)
+		return
+	}
+	s.note("%s: no new calls; waiting up to %s for %d %s in flight to answer (Ctrl-C again to stop at once).",
+		why, cmdutil.FormatDuration(s.opts.Grace), inFlight, cmdutil.Plural(inFlight, "call", "calls"))
+}
+
+// execute runs the fan-out, then flushes stdout and closes the journal.
+func (s *session) execute(inv fleet.Invoker, ro fleet.RunOptions) (fleet.Summary, error) {
+	opts := s.opts
+	if ro.Wait != nil {
+		s.note("After each call succeeds, waiting for %s (at most %s per target).", ro.Wait.Describe(), cmdutil.FormatDuration(ro.Wait.Timeout))
 	}
 	runDone, watcherDone := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -457,80 +504,91 @@ func invokeRun(ctx context.Context, opts *Options) error {
 		}
 		select {
 		case <-opts.HardStop.Done():
-			note("Stopping at once: calls still in flight are reported unknown (they may have reached the device).")
+			s.note("Stopping at once: calls still in flight are reported unknown (they may have reached the device).")
 		case <-runDone:
 		}
 	}()
-	if bar != nil {
-		bar.Start()
+	if s.bar != nil {
+		s.bar.Start()
 	}
-	sum, runErr := fleet.NewRunner(inv).Run(runCtx, ts.src, runOpts)
+	sum, runErr := fleet.NewRunner(inv).Run(s.runCtx, s.ts.src, ro)
 	close(runDone)
 	<-watcherDone // nothing writes to stderr behind the summary
-	if bar != nil {
-		bar.Stop()
+	if s.bar != nil {
+		s.bar.Stop()
 	}
-	if stdoutFailed == nil {
-		if err := printer.Flush(); err != nil {
-			outputFailed(err)
+	if s.stdoutFailed == nil {
+		if err := s.printer.Flush(); err != nil {
+			s.outputFailed(err)
 		}
 	}
-	if flusher != nil {
-		if err := flusher.Close(); err != nil && stdoutFailed == nil {
-			outputFailed(err)
+	if s.flusher != nil {
+		if err := s.flusher.Close(); err != nil && s.stdoutFailed == nil {
+			s.outputFailed(err)
 		}
 	}
-	if journal != nil {
-		if err := journal.Close(); err != nil && runErr == nil {
+	if s.journal != nil {
+		if err := s.journal.Close(); err != nil && runErr == nil {
 			runErr = fmt.Errorf("journal: %w", err)
 		}
 	}
+	return sum, runErr
+}
 
-	if err := problems.Write(errOut, color); err != nil {
-		return err
+// report writes the problems, hints, notes and summary to stderr, and
+// returns the whole rollout's summary (with --resume, the journal's earlier
+// results merged in).
+func (s *session) report(sum fleet.Summary) (fleet.Summary, error) {
+	opts, errOut := s.opts, s.errOut
+	if err := s.problems.Write(errOut, s.color); err != nil {
+		return sum, err
 	}
-	for _, h := range hints(facts, cred, opts) {
+	for _, h := range hints(s.facts, s.cred, opts) {
 		_, _ = fmt.Fprintf(errOut, "hint: %s\n", h)
 	}
-	if n := *ts.dupes; n > 0 {
+	if n := *s.ts.dupes; n > 0 {
 		_, _ = fmt.Fprintf(errOut, "note: %d duplicate %s removed\n", n, cmdutil.Plural(n, "target", "targets"))
 	}
 	merged := sum
 	if opts.resume != nil {
-		prev := opts.resume.FinalSummary
+		n := *s.ts.inJournal
 		_, _ = fmt.Fprintf(errOut, "resumed from %s: %d %s already had a final result and %s not run again\n",
-			opts.Resume, *ts.inJournal, cmdutil.Plural(*ts.inJournal, "target", "targets"), cmdutil.Plural(*ts.inJournal, "was", "were"))
-		merged = sum.Merge(prev)
+			opts.Resume, n, cmdutil.Plural(n, "target", "targets"), cmdutil.Plural(n, "was", "were"))
+		merged = sum.Merge(opts.resume.FinalSummary)
 	}
-	if err := output.WriteSummary(errOut, sum, color); err != nil {
-		return err
+	if err := output.WriteSummary(errOut, sum, s.color); err != nil {
+		return merged, err
 	}
 	if opts.resume != nil {
-		_ = output.WriteTotals(errOut, "whole rollout (this run and the journal's earlier ones): ", merged, color)
+		_ = output.WriteTotals(errOut, "whole rollout (this run and the journal's earlier ones): ", merged, s.color)
 	}
 	if sum.Unread {
 		again := "a run with --journal FILE can be resumed (dmctl invoke --resume FILE), which reads the query again"
-		if journalPath != "" {
-			again = "dmctl invoke --resume " + journalPath + " reads the query again and runs them"
+		if s.journalPath != "" {
+			again = "dmctl invoke --resume " + s.journalPath + " reads the query again and runs them"
 		}
 		_, _ = fmt.Fprintf(errOut, "note: the run stopped at once, before the query was read to its end: the devices it had not returned yet are in no result; %s.\n", again)
 	}
+	return merged, nil
+}
 
+// verdict is the run's error, which decides its exit code.
+func (s *session) verdict(sum, merged fleet.Summary, runErr error) error {
 	var te *fleet.ThresholdError
-	stopped := runCtx.Err() != nil
+	stopped := s.runCtx.Err() != nil
 	switch {
-	case stopped && ctx.Err() == nil && !cmdutil.IsBrokenPipe(stdoutFailed):
+	case stopped && s.ctx.Err() == nil && !cmdutil.IsBrokenPipe(s.stdoutFailed):
 		// stdout failed for another reason (a full disk): an I/O failure.
-		return stdoutFailed
+		return s.stdoutFailed
 	case stopped:
-		if journalPath != "" {
-			_, _ = fmt.Fprintf(errOut, "hint: continue with: dmctl invoke --resume %s\n", journalPath)
-		} else if stdoutFailed != nil {
-			_, _ = fmt.Fprintln(errOut, "hint: the results stdout did not take are lost; with --journal FILE every result is kept (dmctl journal show FILE prints them) and --resume FILE continues the run.")
+		if s.journalPath != "" {
+			_, _ = fmt.Fprintf(s.errOut, "hint: continue with: dmctl invoke --resume %s\n", s.journalPath)
+		} else if s.stdoutFailed != nil {
+			_, _ = fmt.Fprintln(s.errOut, "hint: the results stdout did not take are lost; with --journal FILE every result is kept (dmctl journal show FILE prints them) and --resume FILE continues the run.")
 		}
-		return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, context.Cause(runCtx))
-	case stdoutFailed != nil:
-		return fmt.Errorf("write results: %w", stdoutFailed)
+		return fmt.Errorf("%w: %w", cmdutil.ErrInterrupted, context.Cause(s.runCtx))
+	case s.stdoutFailed != nil:
+		return fmt.Errorf("write results: %w", s.stdoutFailed)
 	case errors.As(runErr, &te):
 		return te
 	case runErr != nil:
@@ -540,7 +598,7 @@ func invokeRun(ctx context.Context, opts *Options) error {
 		}
 		return runErr
 	case merged.Targets == 0:
-		_, _ = fmt.Fprintln(errOut, "note: no targets: nothing was sent")
+		_, _ = fmt.Fprintln(s.errOut, "note: no targets: nothing was sent")
 		return nil
 	case !merged.AllSucceeded():
 		return &cmdutil.TargetsError{Summary: merged}
