@@ -173,8 +173,11 @@ type InputError struct {
 	Reason string
 }
 
-// Error is "INPUT: line N: REASON".
+// Error is "INPUT: line N: REASON" ("REASON" alone without an input).
 func (e *InputError) Error() string {
+	if e.Input == "" {
+		return e.Reason
+	}
 	if e.Line > 0 {
 		return fmt.Sprintf("%s: line %d: %s", e.Input, e.Line, e.Reason)
 	}

@@ -104,6 +104,7 @@ func ExitCode(err error) int {
 		flagErr      *FlagError
 		authInput    *auth.InputError
 		hubInput     *iothub.InputError
+		targetInput  *fleet.InputError
 		connErr      *connstr.Error
 		credErr      *auth.CredentialError
 		targetsErr   *TargetsError
@@ -126,7 +127,7 @@ func ExitCode(err error) int {
 		return ExitTargets
 	case errors.Is(err, ErrCancelled):
 		return ExitUsage
-	case errors.As(err, &flagErr), errors.As(err, &authInput), errors.As(err, &hubInput), errors.As(err, &connErr):
+	case errors.As(err, &flagErr), errors.As(err, &authInput), errors.As(err, &hubInput), errors.As(err, &connErr), errors.As(err, &targetInput):
 		return ExitUsage
 	case errors.As(err, &credErr):
 		return ExitAuth

@@ -81,6 +81,16 @@ func NewRootCmd(f *Factory) *cobra.Command {
 		return FlagParseError(err)
 	})
 
+	addGlobalFlags(cmd, f)
+
+	return cmd
+}
+
+// addGlobalFlags defines the root's persistent flags, their environment
+// defaults (DMCTL_AUTH, DMCTL_HUB, DMCTL_OUTPUT; checked by CheckGlobal,
+// which names the variable) and completions.
+func addGlobalFlags(cmd *cobra.Command, f *Factory) {
+	g := f.Global
 	env := func(k string) string {
 		if f.LookupEnv == nil {
 			return ""
@@ -111,8 +121,6 @@ func NewRootCmd(f *Factory) *cobra.Command {
 
 	_ = cmd.RegisterFlagCompletionFunc("hub", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("profile", CompleteProfileNames(f))
-
-	return cmd
 }
 
 // isConfigCommand reports whether cmd is `dmctl config` or one of its

@@ -159,154 +159,193 @@ func doctorRun(ctx context.Context, opts *Options) error {
 // runDoctorChecks resolves the credential through the same options as
 // every command (cmdutil.Factory.AuthOptions) and checks it against the hub.
 func runDoctorChecks(ctx context.Context, f *cmdutil.Factory, timeout time.Duration) []Check {
-	g := f.Global
-	var checks []Check
-	add := func(c Check) { checks = append(checks, c) }
-	skipRest := func(names ...string) {
-		for _, n := range names {
-			add(Check{Name: n, Status: checkSkip, Detail: "skipped: an earlier check failed"})
-		}
+	c := &checker{ctx: ctx, f: f, timeout: timeout, now: f.Now}
+	if c.now == nil {
+		c.now = time.Now
 	}
-	now := f.Now
-	if now == nil {
-		now = time.Now
+	c.profile()
+	httpClient, ok := c.ca()
+	if !ok {
+		return c.checks
 	}
+	host, cred, ok := c.credential(httpClient)
+	if !ok {
+		return c.checks
+	}
+	hubURL := &url.URL{Scheme: "https", Host: host, Path: "/"}
+	proxyURL := c.proxy(hubURL)
+	if !c.reachable(host, proxyURL) || !c.tlsAndClock(httpClient, hubURL) {
+		return c.checks
+	}
+	if cred == nil {
+		c.skipRest("permission")
+		return c.checks
+	}
+	c.add(permissionCheck(ctx, f, cred, timeout))
+	return c.checks
+}
 
-	// profile
-	if p := g.Applied; p != nil {
-		add(Check{Name: "profile", Status: checkInfo, Detail: fmt.Sprintf("%q, from %s", p.Name, p.Source)})
-	} else {
-		add(Check{Name: "profile", Status: checkInfo, Detail: "none"})
-	}
+// checker runs the checks in order, each one adding its line.
+type checker struct {
+	ctx     context.Context
+	f       *cmdutil.Factory
+	timeout time.Duration
+	now     func() time.Time
+	checks  []Check
+}
 
-	// ca
-	httpClient, err := cmdutil.NewHTTPClient(g.CAFile, f.ReadFile)
+func (c *checker) add(ch Check) { c.checks = append(c.checks, ch) }
+
+// skipRest reports the checks an earlier failure keeps from running.
+func (c *checker) skipRest(names ...string) {
+	for _, n := range names {
+		c.add(Check{Name: n, Status: checkSkip, Detail: "skipped: an earlier check failed"})
+	}
+}
+
+func (c *checker) profile() {
+	if p := c.f.Global.Applied; p != nil {
+		c.add(Check{Name: "profile", Status: checkInfo, Detail: fmt.Sprintf("%q, from %s", p.Name, p.Source)})
+		return
+	}
+	c.add(Check{Name: "profile", Status: checkInfo, Detail: "none"})
+}
+
+// ca builds the transport with the CAs dmctl trusts.
+func (c *checker) ca() (*http.Client, bool) {
+	g := c.f.Global
+	httpClient, err := cmdutil.NewHTTPClient(g.CAFile, c.f.ReadFile)
 	if err != nil {
-		add(Check{Name: "ca", Status: checkFail, Detail: cmdutil.OneLine(err.Error()), Hint: "--ca-file must name a readable PEM file of CA certificates"})
-		skipRest("credential", "token", "proxy", "reachable", "tls", "clock", "permission")
-		return checks
+		c.add(Check{Name: "ca", Status: checkFail, Detail: cmdutil.OneLine(err.Error()), Hint: "--ca-file must name a readable PEM file of CA certificates"})
+		c.skipRest("credential", "token", "proxy", "reachable", "tls", "clock", "permission")
+		return nil, false
 	}
-	add(Check{Name: "ca", Status: checkInfo, Detail: describeCAs(f, g.CAFile)})
+	c.add(Check{Name: "ca", Status: checkInfo, Detail: describeCAs(c.f, g.CAFile)})
+	return httpClient, true
+}
 
-	// credential (and, for a connection string holding a ready-made token, the token)
-	o := f.AuthOptions(httpClient)
-	var host string
-	var cred *auth.Credential
+// credential resolves the credential (and checks its token); for a
+// connection string holding a ready-made token it checks that token and
+// returns no credential.
+func (c *checker) credential(httpClient *http.Client) (string, *auth.Credential, bool) {
+	o := c.f.AuthOptions(httpClient)
 	if !o.Method.IsEntra() {
 		cs, source, err := auth.ConnectionStringInUse(o)
 		if err == nil && cs != nil && cs.SharedAccessKey == "" && cs.SharedAccessSignature != "" {
-			host = cs.HostName
-			add(Check{Name: "credential", Status: checkFail, auth: true,
+			c.add(Check{Name: "credential", Status: checkFail, auth: true,
 				Detail: fmt.Sprintf("a SharedAccessSignature without a key from %s (%s)", source, cs.Redacted()),
 				Hint:   "dmctl signs its own short-lived tokens and needs the policy's SharedAccessKey: use the service policy's connection string (az iot hub connection-string show --policy-name service)"})
-			add(sasTokenCheck(cs.SharedAccessSignature, host, now(), true))
+			c.add(sasTokenCheck(cs.SharedAccessSignature, cs.HostName, c.now(), true))
+			return cs.HostName, nil, true
 		}
 	}
-	if host == "" {
-		cred, err = auth.Resolve(o)
-		if err != nil {
-			hint := "give a service connection string (IOTHUB_CONNECTION_STRING or --connection-string-file), or --hub HOST with --auth"
-			var ce *auth.CredentialError
-			if errors.As(err, &ce) {
-				hint = ce.Hint()
-			}
-			add(Check{Name: "credential", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error()), Hint: hint})
-			skipRest("token", "proxy", "reachable", "tls", "clock", "permission")
-			return checks
+	cred, err := auth.Resolve(o)
+	if err != nil {
+		hint := "give a service connection string (IOTHUB_CONNECTION_STRING or --connection-string-file), or --hub HOST with --auth"
+		var ce *auth.CredentialError
+		if errors.As(err, &ce) {
+			hint = ce.Hint()
 		}
-		host = cred.Host
-		add(Check{Name: "credential", Status: checkPass, Detail: fmt.Sprintf("%s; hub %s", cred.Describe(), host)})
-		if cred.Signer != nil {
-			add(sasTokenCheck(cred.Signer.Token(), host, now(), false))
-		} else {
-			add(entraTokenCheck(ctx, cred, now(), timeout))
-		}
+		c.add(Check{Name: "credential", Status: checkFail, auth: true, Detail: cmdutil.OneLine(err.Error()), Hint: hint})
+		c.skipRest("token", "proxy", "reachable", "tls", "clock", "permission")
+		return "", nil, false
 	}
+	c.add(Check{Name: "credential", Status: checkPass, Detail: fmt.Sprintf("%s; hub %s", cred.Describe(), cred.Host)})
+	if cred.Signer != nil {
+		c.add(sasTokenCheck(cred.Signer.Token(), cred.Host, c.now(), false))
+	} else {
+		c.add(entraTokenCheck(c.ctx, cred, c.now(), c.timeout))
+	}
+	return cred.Host, cred, true
+}
 
-	// proxy
-	hubURL := &url.URL{Scheme: "https", Host: host, Path: "/"}
-	proxyURL, perr := http.ProxyFromEnvironment(&http.Request{URL: hubURL})
+// proxy reports the proxy used for the hub, if any.
+func (c *checker) proxy(hubURL *url.URL) *url.URL {
+	proxyURL, err := http.ProxyFromEnvironment(&http.Request{URL: hubURL})
 	switch {
-	case perr != nil:
-		add(Check{Name: "proxy", Status: checkFail, Detail: cmdutil.OneLine(perr.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.example:3128"})
+	case err != nil:
+		c.add(Check{Name: "proxy", Status: checkFail, Detail: cmdutil.OneLine(err.Error()), Hint: "check HTTPS_PROXY: it must be a URL such as http://proxy.example:3128"})
 	case proxyURL != nil:
-		add(Check{Name: "proxy", Status: checkInfo, Detail: redactURL(proxyURL) + " (from HTTPS_PROXY; NO_PROXY does not exclude the hub)"})
+		c.add(Check{Name: "proxy", Status: checkInfo, Detail: redactURL(proxyURL) + " (from HTTPS_PROXY; NO_PROXY does not exclude the hub)"})
 	default:
-		add(Check{Name: "proxy", Status: checkInfo, Detail: "none (direct connection)"})
+		c.add(Check{Name: "proxy", Status: checkInfo, Detail: "none (direct connection)"})
 	}
+	return proxyURL
+}
 
-	// reachable
+// reachable opens a TCP connection to the hub (not through a proxy).
+func (c *checker) reachable(host string, proxyURL *url.URL) bool {
+	if proxyURL != nil {
+		c.add(Check{Name: "reachable", Status: checkInfo, Detail: "through the proxy: see tls"})
+		return true
+	}
 	addr := host
 	if _, _, err := net.SplitHostPort(host); err != nil {
 		addr = net.JoinHostPort(host, "443")
 	}
-	if proxyURL == nil {
-		d := net.Dialer{Timeout: timeout}
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			add(Check{Name: "reachable", Status: checkFail, Detail: cmdutil.OneLine(err.Error()),
-				Hint: "check the host name, DNS, and that outbound TCP 443 (HTTPS) is allowed; behind a proxy set HTTPS_PROXY"})
-			skipRest("tls", "clock", "permission")
-			return checks
-		}
-		add(Check{Name: "reachable", Status: checkPass, Detail: "TCP connection to " + addr})
-		_ = conn.Close()
-	} else {
-		add(Check{Name: "reachable", Status: checkInfo, Detail: "through the proxy: see tls"})
+	d := net.Dialer{Timeout: c.timeout}
+	conn, err := d.DialContext(c.ctx, "tcp", addr)
+	if err != nil {
+		c.add(Check{Name: "reachable", Status: checkFail, Detail: cmdutil.OneLine(err.Error()),
+			Hint: "check the host name, DNS, and that outbound TCP 443 (HTTPS) is allowed; behind a proxy set HTTPS_PROXY"})
+		c.skipRest("tls", "clock", "permission")
+		return false
 	}
+	_ = conn.Close()
+	c.add(Check{Name: "reachable", Status: checkPass, Detail: "TCP connection to " + addr})
+	return true
+}
 
-	// tls and clock: one unauthenticated GET (any HTTP answer will do).
-	rctx, cancel := context.WithTimeout(ctx, timeout)
+// tlsAndClock sends one unauthenticated GET (any HTTP answer will do): the
+// certificate chain, and the skew against the answer's Date header.
+func (c *checker) tlsAndClock(httpClient *http.Client, hubURL *url.URL) bool {
+	rctx, cancel := context.WithTimeout(c.ctx, c.timeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(rctx, http.MethodGet, hubURL.String(), nil)
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		c := Check{Name: "tls", Status: checkFail, Detail: cmdutil.OneLine(err.Error())}
-		var uae x509.UnknownAuthorityError
-		var hne x509.HostnameError
-		var cie x509.CertificateInvalidError
-		switch {
-		case errors.As(err, &uae):
-			c.Hint = "the hub's certificate is not signed by a CA this machine trusts: for hubsim or a private CA give --ca-file PATH (or SSL_CERT_FILE); behind a TLS-inspecting proxy, trust its CA the same way"
-		case errors.As(err, &hne):
-			c.Hint = "the certificate is for another host name: check --hub or the connection string's HostName"
-		case errors.As(err, &cie):
-			c.Hint = "the certificate is expired or not yet valid: check this machine's clock, and the CA's certificates"
-		default:
-			c.Hint = "the TLS handshake or the request failed: check the proxy and firewall"
-		}
-		add(c)
-		skipRest("clock", "permission")
-		return checks
+		c.add(Check{Name: "tls", Status: checkFail, Detail: cmdutil.OneLine(err.Error()), Hint: tlsHint(err)})
+		c.skipRest("clock", "permission")
+		return false
 	}
 	_ = resp.Body.Close()
-	add(Check{Name: "tls", Status: checkPass, Detail: describeChain(resp.TLS)})
-	if date, err := http.ParseTime(resp.Header.Get("Date")); err != nil {
-		add(Check{Name: "clock", Status: checkInfo, Detail: "the hub sent no Date header: skew unknown"})
+	c.add(Check{Name: "tls", Status: checkPass, Detail: describeChain(resp.TLS)})
+	date, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		c.add(Check{Name: "clock", Status: checkInfo, Detail: "the hub sent no Date header: skew unknown"})
+		return true
+	}
+	skew := c.now().Sub(date).Round(time.Second)
+	abs := skew
+	if abs < 0 {
+		abs = -abs
+	}
+	detail := fmt.Sprintf("this machine is %s %s the hub", abs, map[bool]string{true: "ahead of", false: "behind"}[skew >= 0])
+	if abs < 2*time.Second {
+		detail = "in step with the hub (within the Date header's 1s resolution)"
+	}
+	if abs >= maxClockSkew {
+		c.add(Check{Name: "clock", Status: checkFail, Detail: detail, Hint: "set this machine's clock (NTP): the hub refuses SAS tokens that look expired or not yet valid"})
 	} else {
-		skew := now().Sub(date).Round(time.Second)
-		abs := skew
-		if abs < 0 {
-			abs = -abs
-		}
-		detail := fmt.Sprintf("this machine is %s %s the hub", abs, map[bool]string{true: "ahead of", false: "behind"}[skew >= 0])
-		if abs < 2*time.Second {
-			detail = "in step with the hub (within the Date header's 1s resolution)"
-		}
-		if abs >= maxClockSkew {
-			add(Check{Name: "clock", Status: checkFail, Detail: detail, Hint: "set this machine's clock (NTP): the hub refuses SAS tokens that look expired or not yet valid"})
-		} else {
-			add(Check{Name: "clock", Status: checkPass, Detail: detail})
-		}
+		c.add(Check{Name: "clock", Status: checkPass, Detail: detail})
 	}
+	return true
+}
 
-	// permission
-	if cred == nil {
-		skipRest("permission")
-		return checks
+// tlsHint says what to do about a failed TLS check.
+func tlsHint(err error) string {
+	var uae x509.UnknownAuthorityError
+	var hne x509.HostnameError
+	var cie x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &uae):
+		return "the hub's certificate is not signed by a CA this machine trusts: for hubsim or a private CA give --ca-file PATH (or SSL_CERT_FILE); behind a TLS-inspecting proxy, trust its CA the same way"
+	case errors.As(err, &hne):
+		return "the certificate is for another host name: check --hub or the connection string's HostName"
+	case errors.As(err, &cie):
+		return "the certificate is expired or not yet valid: check this machine's clock, and the CA's certificates"
 	}
-	add(permissionCheck(ctx, f, cred, timeout))
-	return checks
+	return "the TLS handshake or the request failed: check the proxy and firewall"
 }
 
 func describeCAs(f *cmdutil.Factory, caFile string) string {

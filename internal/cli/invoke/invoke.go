@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -355,37 +354,40 @@ func addInvokeFlags(cmd *cobra.Command, f *cmdutil.Factory, opts *Options, fl *i
 	})
 }
 
-// queryShape is the start of a query dmctl can take targets from.
-var (
-	queryShape      = regexp.MustCompile(`(?is)^\s*select\s.*\sfrom\s+devices(\.modules)?(\s|$)`)
-	queryModules    = regexp.MustCompile(`(?is)\sfrom\s+devices\.modules(\s|$)`)
-	queryOtherTable = regexp.MustCompile(`(?is)\sfrom\s+devices\.(jobs|[a-z]+)`)
-)
-
 // checkInvoke turns raw flags into options, checking every input; any
 // problem is a *cmdutil.FlagError naming the input, and nothing has been sent.
 func checkInvoke(opts *Options, fl *invokeFlags, payloadGiven bool) error {
+	if err := checkTargets(opts, fl); err != nil {
+		return err
+	}
+	if err := checkCall(opts, fl, payloadGiven); err != nil {
+		return err
+	}
+	if _, err := output.ParseFormat(string(opts.Output)); err != nil {
+		return cmdutil.FlagErrorf("-o/--output: %v", err)
+	}
+	return checkFleetFlags(opts, fl)
+}
+
+// checkTargets checks METHOD and the target flags: ids, --module, --query
+// and stdin.
+func checkTargets(opts *Options, fl *invokeFlags) error {
 	if opts.Method == "" {
 		return cmdutil.FlagErrorf("invoke needs exactly one METHOD argument (got 0), e.g. dmctl invoke reboot --device ID")
 	}
 	if err := iothub.ValidateMethodName(opts.Method); err != nil {
 		return cmdutil.FlagErrorf("METHOD: %v", err)
 	}
-	if len(fl.devices) == 0 && len(opts.DevicesFiles) == 0 && opts.QuerySQL == "" {
-		return cmdutil.FlagErrorf("name the targets: --device ID (repeatable), --devices-file FILE (- for stdin) or --query SQL")
-	}
 	opts.Module = fl.module
-	if fl.module != "" {
-		if err := iothub.ValidateModuleID(fl.module); err != nil {
-			return cmdutil.FlagErrorf("--module: %v", err)
-		}
+	plan := fleet.Plan{Devices: fl.devices, Files: opts.DevicesFiles, Query: opts.QuerySQL, Module: fl.module}
+	if err := plan.Check(); err != nil {
+		return cmdutil.FlagErrorWrap(err)
 	}
+	// The --device targets, duplicates removed (the plan's explicit
+	// targets; files and the query are read when the run starts).
 	seen := fleet.NewTargetSet()
 	opts.Targets, opts.Duplicates = opts.Targets[:0], 0
 	for _, d := range fl.devices {
-		if err := iothub.ValidateDeviceID(d); err != nil {
-			return cmdutil.FlagErrorf("--device: %v", err)
-		}
 		t := fleet.Target{DeviceID: d, ModuleID: fl.module}
 		if !seen.Add(t) {
 			opts.Duplicates++
@@ -393,30 +395,16 @@ func checkInvoke(opts *Options, fl *invokeFlags, payloadGiven bool) error {
 		}
 		opts.Targets = append(opts.Targets, t)
 	}
-	if opts.QuerySQL != "" {
-		q := opts.QuerySQL
-		switch {
-		case strings.TrimSpace(q) == "":
-			return cmdutil.FlagErrorf("--query: the query is empty")
-		case len(q) > iothub.MaxQueryLength:
-			return cmdutil.FlagErrorf("--query: the query has %d characters; IoT Hub accepts queries of at most %d", len(q), iothub.MaxQueryLength)
-		case !queryShape.MatchString(q):
-			if m := queryOtherTable.FindStringSubmatch(q); m != nil && !strings.EqualFold(m[1], "modules") {
-				return cmdutil.FlagErrorf("--query: targets come from FROM devices or FROM devices.modules, not devices.%s", m[1])
-			}
-			return cmdutil.FlagErrorf("--query: %q is not a device query: write SELECT deviceId FROM devices [WHERE ...] (or FROM devices.modules)", q)
-		case fl.module != "" && queryModules.MatchString(q):
-			return cmdutil.FlagErrorf("--module cannot be combined with a FROM devices.modules query: the query already names the modules")
-		}
-	}
+	return checkStdin(opts, fl)
+}
+
+// checkStdin checks that stdin is read at most once, and not from a terminal.
+func checkStdin(opts *Options, fl *invokeFlags) error {
 	stdinFiles := 0
 	for _, f := range opts.DevicesFiles {
 		if f == "-" {
 			stdinFiles++
 		}
-	}
-	if stdinFiles > 1 {
-		return cmdutil.FlagErrorf("--devices-file - is given more than once: stdin can be read once")
 	}
 	if stdinFiles > 0 && fl.payload == "-" {
 		return cmdutil.FlagErrorf("--devices-file - and --payload - both read stdin; put one of them in a file")
@@ -424,6 +412,12 @@ func checkInvoke(opts *Options, fl *invokeFlags, payloadGiven bool) error {
 	if stdinFiles > 0 && opts.IO.IsStdinTTY() {
 		return cmdutil.FlagErrorf("--devices-file - (stdin): stdin is a terminal; pipe the list in, or use --devices-file FILE")
 	}
+	return nil
+}
+
+// checkCall checks the call's payload, timeouts, success statuses and
+// resend bounds.
+func checkCall(opts *Options, fl *invokeFlags, payloadGiven bool) error {
 	payload, err := cmdutil.ReadPayload(fl.payload, payloadGiven, opts.IO)
 	if err != nil {
 		return err
@@ -450,12 +444,6 @@ func checkInvoke(opts *Options, fl *invokeFlags, payloadGiven bool) error {
 		return cmdutil.FlagErrorf("--retry-for: %s is longer than %s", cmdutil.FormatDuration(fl.retryFor), cmdutil.FormatDuration(MaxWait))
 	}
 	opts.WaitOnline, opts.RetryFor = fl.waitOnline, fl.retryFor
-	if _, err := output.ParseFormat(string(opts.Output)); err != nil {
-		return cmdutil.FlagErrorf("-o/--output: %v", err)
-	}
-	if err := checkFleetFlags(opts, fl); err != nil {
-		return err
-	}
 	return nil
 }
 

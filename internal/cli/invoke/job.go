@@ -98,23 +98,19 @@ var errNoTargets = errors.New("no targets")
 // ids is how many ids it names.
 func (opts *Options) jobCondition() (cond string, ids int, err error) {
 	var list []string
-	seen := map[string]bool{}
-	add := func(t fleet.Target) error {
+	p := opts.targetPlan()
+	_, err = p.Listed(func(t fleet.Target) error {
 		if t.ModuleID != "" {
 			return cmdutil.FlagErrorf("--via job: --devices-file names module %s; IoT Hub jobs invoke device methods only (run it without --via job)", t)
 		}
-		if !seen[t.DeviceID] {
-			seen[t.DeviceID] = true
-			list = append(list, t.DeviceID)
-		}
+		list = append(list, t.DeviceID)
 		return nil
+	})
+	var ie *fleet.InputError
+	if errors.As(err, &ie) {
+		return "", 0, cmdutil.FlagErrorWrap(err)
 	}
-	for _, t := range opts.Targets {
-		if err := add(t); err != nil {
-			return "", 0, err
-		}
-	}
-	if err := opts.readDevicesFiles(add); err != nil {
+	if err != nil {
 		return "", 0, err
 	}
 	where := ""
@@ -180,8 +176,8 @@ func invokeViaJob(ctx context.Context, opts *Options) error {
 			rate, source := jobsRate(opts.Tier, opts.Units)
 			return opts.dryRun(ts, hubName, pace{rate: rate, source: "--via job: " + source})
 		}
-		if ts.total > 1 {
-			yes, err := opts.confirmRun(ctx, ts.total, hubName)
+		if ts.Total > 1 {
+			yes, err := opts.confirmRun(ctx, ts.Total, hubName)
 			if err != nil {
 				return err
 			}

@@ -22,114 +22,45 @@ import (
 // when stdout is a pipe or a file.
 const jsonlFlushInterval = 100 * time.Millisecond
 
-// resolved is a run's resolved targets.
+// resolved is a run's resolved targets, and how many of them --resume
+// leaves out for having a final result in the journal.
 type resolved struct {
-	src   fleet.Source
-	total int  // valid when known
-	known bool // false: a query still streaming
-	spool *fleet.Spool
-	// dupes counts removed duplicates; inJournal the targets --resume skips.
-	// They grow while a query streams.
-	dupes, inJournal *int
+	*fleet.Resolved
+	inJournal int
 }
 
 func (t *resolved) close() {
-	if t != nil && t.spool != nil {
-		_ = t.spool.Close()
+	if t != nil {
+		t.Close()
 	}
 }
 
-// resolveTargets gathers the targets of --device, --devices-file and
-// --query, removes duplicates and (with --resume) the targets the journal
-// has results for. Files are read to their end and spooled to a temporary
-// file, so a bad line stops the run before anything is sent. A query is
-// spooled too when the total must be known first (needTotal); otherwise
-// its first page is read now (so a refused query stops the run before
-// anything is sent) and the rest streams as the run goes.
+// resolveTargets reads the targets of --device, --devices-file and --query
+// through the run's fleet.Plan, leaving out (with --resume) the targets the
+// journal has results for. needTotal reads a query to its end first.
 func (opts *Options) resolveTargets(ctx context.Context, needTotal bool) (*resolved, error) {
-	dupes, inJournal := opts.Duplicates, 0
-	res := &resolved{dupes: &dupes, inJournal: &inJournal}
-	seen := fleet.NewTargetSet()
-	for _, t := range opts.Targets {
-		seen.Add(t)
+	res := &resolved{}
+	p := opts.targetPlan()
+	p.Pager, p.PageSize, p.TempDir = opts.Query, QueryPageSize, opts.TempDir
+	p.Retry = retry.Policy{MaxAttempts: opts.MaxAttempts, MaxElapsed: opts.RetryFor, Sleep: opts.Sleep, Now: opts.Now}
+	p.Keep = func(t fleet.Target) bool { return opts.resumePending(t, &res.inJournal) }
+	r, err := p.Resolve(ctx, needTotal)
+	res.Resolved = r
+	var ie *fleet.InputError
+	var qe *fleet.QueryError
+	switch {
+	case errors.As(err, &ie):
+		return res, cmdutil.FlagErrorWrap(err)
+	case errors.As(err, &qe):
+		return res, queryFailure(err, 0)
 	}
-	keep := func(t fleet.Target) bool {
-		if !seen.Add(t) {
-			dupes++
-			return false
-		}
-		return opts.resumePending(t, &inJournal)
-	}
-	spool, err := fleet.NewSpool(opts.TempDir)
-	if err != nil {
-		return nil, err
-	}
-	res.spool = spool
-	for _, t := range opts.Targets {
-		if !opts.resumePending(t, &inJournal) {
-			continue
-		}
-		if err := spool.Add(t); err != nil {
-			return res, fmt.Errorf("write the targets' temporary file: %w", err)
-		}
-	}
-	add := func(t fleet.Target) error {
-		if keep(t) {
-			if err := spool.Add(t); err != nil {
-				return fmt.Errorf("write the targets' temporary file: %w", err)
-			}
-		}
-		return nil
-	}
-	if err := opts.readDevicesFiles(add); err != nil {
-		return res, err
-	}
-	var stream fleet.Source
-	if opts.QuerySQL != "" {
-		if opts.Query == nil {
-			return res, errors.New("--query: no hub client to run the query with")
-		}
-		pager, err := opts.Query(opts.QuerySQL, QueryPageSize)
-		if err != nil {
-			return res, err
-		}
-		qs := fleet.NewQuerySource(pager, opts.Module, retry.Policy{
-			MaxAttempts: opts.MaxAttempts, MaxElapsed: opts.RetryFor, Idempotent: true, Sleep: opts.Sleep, Now: opts.Now,
-		})
-		first, err := qs.Next(ctx)
-		switch {
-		case err == io.EOF:
-		case err != nil:
-			return res, queryFailure(err, 0)
-		case needTotal:
-			if err := add(first); err != nil {
-				return res, err
-			}
-			for {
-				t, err := qs.Next(ctx)
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					return res, queryFailure(err, 0)
-				}
-				if err := add(t); err != nil {
-					return res, err
-				}
-			}
-		default:
-			stream = fleet.NewFilter(fleet.Chain(fleet.NewSliceSource([]fleet.Target{first}), qs), keep)
-		}
-	}
-	src, err := spool.Source()
-	if err != nil {
-		return res, err
-	}
-	res.src, res.total, res.known = src, spool.Len(), true
-	if stream != nil {
-		res.src, res.known = fleet.Chain(src, stream), false
-	}
-	return res, nil
+	return res, err
+}
+
+// targetPlan is the run's fleet.Plan: the --device targets, the files and
+// the query (checked by checkInvoke).
+func (opts *Options) targetPlan() fleet.Plan {
+	return fleet.Plan{Targets: opts.Targets, Files: opts.DevicesFiles, Query: opts.QuerySQL, Module: opts.Module, Stdin: opts.IO.In}
 }
 
 // resumePending reports whether t runs under --resume, counting in
@@ -143,44 +74,6 @@ func (opts *Options) resumePending(t fleet.Target, inJournal *int) bool {
 		*inJournal++
 	}
 	return false
-}
-
-// readDevicesFiles reads every --devices-file (or stdin), in order, and
-// calls add with each target.
-func (opts *Options) readDevicesFiles(add func(fleet.Target) error) error {
-	for _, path := range opts.DevicesFiles {
-		if err := opts.readDevicesFile(path, add); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// readDevicesFile reads one --devices-file (or stdin) and calls add with each target.
-func (opts *Options) readDevicesFile(path string, add func(fleet.Target) error) error {
-	name := "--devices-file " + path
-	var r io.Reader
-	if path == "-" {
-		name = "--devices-file - (stdin)"
-		r = opts.IO.In
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return cmdutil.FlagErrorf("%s: cannot read it: %v", name, err)
-		}
-		defer func() { _ = f.Close() }()
-		r = f
-	}
-	err := fleet.ReadTargets(r, name, opts.Module, add)
-	var ie *fleet.InputError
-	if errors.As(err, &ie) {
-		return cmdutil.FlagErrorWrap(err)
-	}
-	return err
 }
 
 // queryFailure shapes a failed query page. Before any call was sent, a
@@ -287,8 +180,8 @@ func invokeRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	if opts.wouldPrompt() && ts.total > 1 {
-		yes, err := opts.confirmRun(ctx, ts.total, hub)
+	if opts.wouldPrompt() && ts.Total > 1 {
+		yes, err := opts.confirmRun(ctx, ts.Total, hub)
 		if err != nil {
 			return err
 		}
@@ -395,7 +288,7 @@ func (s *session) setupOutput() error {
 		})
 		out = s.flusher
 	}
-	if opts.IO.IsStderrTTY() && (!s.ts.known || s.ts.total+len(s.carried) > 1) {
+	if opts.IO.IsStderrTTY() && (!s.ts.Known || s.ts.Total+len(s.carried) > 1) {
 		s.bar = output.NewProgressBar(s.errOut, s.progress.Snapshot, nil)
 		if opts.IO.IsStdoutTTY() {
 			out = output.SuspendingWriter(s.bar, out)
@@ -470,8 +363,8 @@ func (s *session) runOptions(pc pace, wait *fleet.Wait) fleet.RunOptions {
 			}
 		},
 	}
-	if s.ts.known {
-		ro.Total = s.ts.total
+	if s.ts.Known {
+		ro.Total = s.ts.Total
 	}
 	return ro
 }
@@ -511,7 +404,7 @@ func (s *session) execute(inv fleet.Invoker, ro fleet.RunOptions) (fleet.Summary
 	if s.bar != nil {
 		s.bar.Start()
 	}
-	sum, runErr := fleet.NewRunner(inv).Run(s.runCtx, s.ts.src, ro)
+	sum, runErr := fleet.NewRunner(inv).Run(s.runCtx, s.ts.Source, ro)
 	close(runDone)
 	<-watcherDone // nothing writes to stderr behind the summary
 	if s.bar != nil {
@@ -546,12 +439,12 @@ func (s *session) report(sum fleet.Summary) (fleet.Summary, error) {
 	for _, h := range hints(s.facts, s.cred, opts) {
 		_, _ = fmt.Fprintf(errOut, "hint: %s\n", h)
 	}
-	if n := *s.ts.dupes; n > 0 {
+	if n := s.ts.Duplicates(); n > 0 {
 		_, _ = fmt.Fprintf(errOut, "note: %d duplicate %s removed\n", n, cmdutil.Plural(n, "target", "targets"))
 	}
 	merged := sum
 	if opts.resume != nil {
-		n := *s.ts.inJournal
+		n := s.ts.inJournal
 		_, _ = fmt.Fprintf(errOut, "resumed from %s: %d %s already had a final result and %s not run again\n",
 			opts.Resume, n, cmdutil.Plural(n, "target", "targets"), cmdutil.Plural(n, "was", "were"))
 		merged = sum.Merge(opts.resume.FinalSummary)
@@ -608,14 +501,14 @@ func (s *session) verdict(sum, merged fleet.Summary, runErr error) error {
 
 // dryRun prints what the run would do.
 func (opts *Options) dryRun(ts *resolved, hub string, pc pace) error {
-	d := output.DryRun{Method: opts.Method, Hub: hub, Targets: ts.total, Rate: pc.rate, RateSource: pc.source}
+	d := output.DryRun{Method: opts.Method, Hub: hub, Targets: ts.Total, Rate: pc.rate, RateSource: pc.source}
 	if !opts.Waves.IsZero() {
 		d.Waves = opts.Waves.String()
 	}
 	if opts.Output == output.FormatName {
 		bw := bufio.NewWriter(opts.IO.Out)
 		for {
-			t, err := ts.src.Next(context.Background())
+			t, err := ts.Source.Next(context.Background())
 			if err != nil {
 				break
 			}
@@ -624,14 +517,14 @@ func (opts *Options) dryRun(ts *resolved, hub string, pc pace) error {
 		return bw.Flush()
 	}
 	for len(d.Sample) < dryRunSample {
-		t, err := ts.src.Next(context.Background())
+		t, err := ts.Source.Next(context.Background())
 		if err != nil {
 			break
 		}
 		d.Sample = append(d.Sample, t)
 	}
 	if pc.rate > 0 {
-		d.Estimate = time.Duration(float64(ts.total) / pc.rate * float64(time.Second))
+		d.Estimate = time.Duration(float64(ts.Total) / pc.rate * float64(time.Second))
 	} else {
 		d.Note = fmt.Sprintf("unknown without --rate or --tier: the run is bounded by --concurrency %d and the devices' answer times", opts.Concurrency)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/cli/jobs/shared"
+	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 )
 
@@ -22,7 +23,8 @@ type Options struct {
 
 	Method         string
 	QueryCondition string   // the job's queryCondition (from --query-condition or --device)
-	Devices        []string // --device, for messages
+	Devices        []string // --device, duplicates removed
+	Duplicates     int      // --device ids given more than once
 	Payload        json.RawMessage
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
@@ -56,7 +58,8 @@ func NewCmdCreate(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 			device --query-condition selects: a WHERE clause without WHERE, such as
 			"tags.site = 'plant-a'" or "properties.reported.fw = '1.2'", or * for
 			every device. --device ID (repeatable) selects devices by id instead
-			(deviceId IN [...]); the hub limits a query to 8192 characters, so a list
+			(deviceId IN [...]; a device named twice is sent once, and a note counts
+			it); the hub limits a query to 8192 characters, so a list
 			longer than that is refused: select such fleets with a tag instead.
 
 			The hub evaluates the condition when the job starts (--start-time, default
@@ -146,17 +149,19 @@ func checkCreate(opts *Options, fl *createFlags, payloadGiven, condGiven bool) e
 		}
 		opts.QueryCondition = cond
 	default:
-		seen := map[string]bool{}
-		for _, d := range fl.devices {
-			if err := iothub.ValidateDeviceID(d); err != nil {
-				return cmdutil.FlagErrorf("--device: %v", err)
-			}
-			if seen[d] {
-				return cmdutil.FlagErrorf("--device: %q is given more than once", d)
-			}
-			seen[d] = true
+		// The one target rule (fleet.Plan): ids checked, a device named
+		// twice is sent once, and counted.
+		plan := fleet.Plan{Devices: fl.devices}
+		if err := plan.Check(); err != nil {
+			return cmdutil.FlagErrorWrap(err)
 		}
-		opts.Devices = fl.devices
+		opts.Devices = nil
+		dupes, err := plan.Listed(func(t fleet.Target) error { opts.Devices = append(opts.Devices, t.DeviceID); return nil })
+		if err != nil {
+			return cmdutil.FlagErrorWrap(err)
+		}
+		opts.Duplicates = dupes
+		fl.devices = opts.Devices
 		opts.QueryCondition = iothub.DeviceIDCondition(fl.devices)
 		if n := len(opts.QueryCondition); n > iothub.MaxQueryConditionLength {
 			return cmdutil.FlagErrorf("--device: %d devices make a queryCondition of %d characters; IoT Hub accepts queries of at most %d characters (about %d ids of this length). "+
@@ -275,6 +280,9 @@ func createRun(ctx context.Context, opts *Options) error {
 		return err
 	}
 	_, _ = fmt.Fprintf(opts.IO.ErrOut, "Created job %s (%s): %s on %s.\n", job.JobID, job.Status, opts.Method, what)
+	if n := opts.Duplicates; n > 0 {
+		_, _ = fmt.Fprintf(opts.IO.ErrOut, "note: %d duplicate %s removed\n", n, cmdutil.Plural(n, "device", "devices"))
+	}
 	if !opts.Wait {
 		if err := shared.PrintJobs(opts.HubDeps, []iothub.Job{job}, true); err != nil {
 			return err
