@@ -369,7 +369,7 @@ func connectionString(o Options) (value, source string, err error) {
 // unless the path looks like a connection string itself (the value of a
 // variable meant for --connection-string): then the path is left out.
 func fileSource(path string) string {
-	if strings.ContainsAny(path, "=;") || connstr.Redact(path) != path ||
+	if strings.ContainsAny(path, "=;") || connstr.HasSecret(path) ||
 		strings.IndexFunc(path, unicode.IsControl) >= 0 {
 		return "--connection-string-file (its path holds '=' or ';' like a connection string: give the path of a file that holds one)"
 	}

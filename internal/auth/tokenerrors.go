@@ -330,15 +330,16 @@ func isSecretValue(v string, env func(string) (string, bool)) bool {
 	return false
 }
 
-// scrub redacts s (connstr.Redact) and masks the values of the secret
-// variables wherever they appear.
+// scrub masks the values of the secret variables wherever they appear
+// (what looks like a secret is redacted where messages are shown: the
+// CLI's stderr writer and fleet's result errors).
 func scrub(s string, env func(string) (string, bool)) string {
 	for _, k := range secretEnv {
 		if v, ok := setEnv(env, k); ok && len(v) >= 4 {
 			s = strings.ReplaceAll(s, v, "REDACTED")
 		}
 	}
-	return connstr.Redact(s)
+	return s
 }
 
 // describe shortens an Entra error_description to its first sentence,
@@ -389,7 +390,7 @@ func describeAuthority(authority string, set bool) string {
 	if !set {
 		return defaultAuthority + ", the default: " + EnvAuthorityHost + " is not set"
 	}
-	if !strings.HasPrefix(authority, "https://") || connstr.Redact(authority) != authority || strings.ContainsAny(authority, " \t;") {
+	if !strings.HasPrefix(authority, "https://") || connstr.HasSecret(authority) || strings.ContainsAny(authority, " \t;") {
 		return EnvAuthorityHost
 	}
 	return EnvAuthorityHost + "=" + authority

@@ -684,3 +684,7 @@ func redactLongRuns(s string) string {
 	b.WriteString(s[last:])
 	return b.String()
 }
+
+// HasSecret reports whether Redact would mask anything in s: for checks
+// such as "is this value safe to show?" (the sinks redact; see Redact).
+func HasSecret(s string) bool { return Redact(s) != s }

@@ -8,11 +8,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/jsontext"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/jsontext"
 
 	"github.com/dmctl/dmctl/internal/iothub"
 )
@@ -236,7 +238,7 @@ func (e *ResultError) String() string {
 		if b.Len() > 0 {
 			b.WriteString(": ")
 		}
-		b.WriteString(oneLine(e.Message))
+		b.WriteString(redactedLine(e.Message))
 	}
 	if e.TrackingID != "" {
 		b.WriteString(" (tracking id " + e.TrackingID + ")")
@@ -267,17 +269,19 @@ func ErrorFrom(err error) *ResultError {
 			HTTPStatus: re.StatusCode,
 			Code:       re.ErrorCode,
 			CodeName:   re.ErrorCodeName,
-			Message:    oneLine(re.Message),
+			Message:    redactedLine(re.Message),
 			TrackingID: re.TrackingID,
 			RequestID:  re.RequestID,
 		}
 	}
-	return &ResultError{Message: oneLine(err.Error())}
+	return &ResultError{Message: redactedLine(err.Error())}
 }
 
-// oneLine collapses whitespace runs, newlines included, so a message fits a
-// table cell or a log line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// redactedLine is a message as results hold it: on one line (whitespace
+// runs, newlines included, collapsed) and with anything that looks like a
+// secret redacted. Results reach stdout and journals, so this is the sink's
+// one redaction, whatever the error's origin.
+func redactedLine(s string) string { return strings.Join(strings.Fields(connstr.Redact(s)), " ") }
 
 // OutcomeOf is the one place that decides a target's outcome from a call's
 // answer or error. ok says which device statuses count as success (the zero

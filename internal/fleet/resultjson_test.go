@@ -3,12 +3,15 @@ package fleet
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/iothub"
 )
 
 // reflectJSON is the encoding/json form AppendJSON must reproduce.
@@ -78,4 +81,23 @@ func FuzzAppendJSON(f *testing.F) {
 			t.Fatalf("\nwant %s\ngot  %s", want, got)
 		}
 	})
+}
+
+// TestErrorFromRedacts: a result's error message is redacted where results
+// are made, whatever produced the error (the hub's message, a credential's
+// failure, a transport error), since results reach stdout and journals.
+func TestErrorFromRedacts(t *testing.T) {
+	for _, err := range []error{
+		&iothub.ResponseError{StatusCode: 401, Message: "SharedAccessSignature sr=h&sig=c2VjcmV0c2lnbmF0dXJlMTIz&se=1 refused"},
+		&iothub.ResponseError{StatusCode: 500, Message: "boom HostName=h;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0a2V5Cg== oops"},
+		errors.New("token request failed: Authorization: Bearer eyJhbGciOi.secretpart.sig"),
+		&iothub.TransportError{Err: errors.New("proxy said SharedAccessKey=c2VjcmV0a2V5Cg==")},
+	} {
+		msg := ErrorFrom(err).Message
+		for _, secret := range []string{"c2VjcmV0c2lnbmF0dXJlMTIz", "c2VjcmV0a2V5Cg", "eyJhbGciOi.secretpart"} {
+			assert.NotContains(t, msg, secret)
+		}
+		assert.Contains(t, msg, "REDACTED", msg)
+		assert.NotContains(t, msg, "\n")
+	}
 }

@@ -7,14 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,10 +51,12 @@ type ClientOptions struct {
 	// APIVersion is the api-version query parameter; "" means DefaultAPIVersion.
 	APIVersion string
 
-	// Debug, if non-nil, receives one line per request and one per response
-	// (method, URL, status, headers and body) with every secret redacted via
-	// connstr.Redact and the Authorization header shown as REDACTED.
-	Debug io.Writer
+	// Debug logs every request and response, bodies included, through
+	// azcore's logging policy to the process's azcore log listener
+	// (log.EventRequest, log.EventResponse): a header is shown only when it
+	// is on DebugHeaders (Authorization never is: azcore shows REDACTED),
+	// and of the query only api-version.
+	Debug bool
 }
 
 // Client calls the IoT Hub service REST API of one hub. It is safe for
@@ -117,8 +117,10 @@ func newClient(host string, auth policy.Policy, opts *ClientOptions) (*Client, e
 		cp.Telemetry.ApplicationID = "dmctl/" + strings.TrimSpace(Version)
 	}
 	perRetry := []policy.Policy{attemptPolicy{auth: auth}}
-	if o.Debug != nil {
-		perRetry = append(perRetry, debugPolicy{mu: &sync.Mutex{}, w: o.Debug})
+	if o.Debug {
+		cp.Logging.IncludeBody = true
+		cp.Logging.AllowedHeaders = append(append([]string(nil), cp.Logging.AllowedHeaders...), DebugHeaders...)
+		cp.Logging.AllowedQueryParams = append(append([]string(nil), cp.Logging.AllowedQueryParams...), "api-version")
 	}
 	ac, err := azcore.NewClient(moduleName, moduleVersion(Version), runtime.PipelineOptions{PerRetry: perRetry}, &cp)
 	if err != nil {

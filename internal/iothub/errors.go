@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/dmctl/dmctl/internal/connstr"
 )
 
 // ErrUnreadableAnswer is wrapped by the error returned when the hub answered
@@ -314,7 +312,7 @@ func cleanText(s string, max int) string {
 		}
 		return r
 	}, s)
-	s = strings.TrimSpace(connstr.Redact(s))
+	s = strings.TrimSpace(s)
 	return firstChars(s, max)
 }
 

@@ -104,17 +104,14 @@ func TestParseErrorTestdata(t *testing.T) {
 	}
 }
 
-func TestParseErrorRedactsSecrets(t *testing.T) {
+// TestParseErrorKeepsTheMessage: the hub's message is kept as the hub sent
+// it (one line); what looks like a secret is redacted where messages are
+// shown (fleet's result errors, the CLI's stderr), not here.
+func TestParseErrorKeepsTheMessage(t *testing.T) {
 	e := parseError(401, nil, readTestdata(t, "secret_in_message.json"), time.Now())
 	assert.Equal(t, 401002, e.ErrorCode)
-	assert.NotContains(t, e.Message, "c2VjcmV0c2lnbmF0dXJlMTIz")
-	assert.NotContains(t, e.Error(), "c2VjcmV0c2lnbmF0dXJlMTIz")
-	assert.Contains(t, e.Message, "sig=REDACTED")
+	assert.Contains(t, e.Message, "sig=")
 	assert.Equal(t, "deadbeefdeadbeefdeadbeefdeadbeef-G:0-TimeStamp:01/01/2024 00:00:00", e.TrackingID)
-
-	raw := parseError(500, nil, []byte("boom HostName=h;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0a2V5Cg== oops"), time.Now())
-	assert.NotContains(t, raw.Message, "c2VjcmV0a2V5Cg")
-	assert.Contains(t, raw.Message, "SharedAccessKey=REDACTED")
 }
 
 func TestParseErrorShapes(t *testing.T) {
@@ -222,33 +219,8 @@ func FuzzParseError(f *testing.F) {
 		for _, s := range []string{e.Message, e.TrackingID, e.ErrorCodeName, e.RequestID} {
 			assert.True(t, utf8.ValidString(s), "valid UTF-8: %q", s)
 			assert.NotContains(t, s, "\n")
-			assertRedacted(t, s)
 		}
 		assert.LessOrEqual(t, utf8.RuneCountInString(e.Message), maxMessageLen+1)
 		_ = e.Error()
 	})
-}
-
-// assertRedacted checks that every secret marker in s is followed by
-// REDACTED (or a cut of it, or nothing).
-func assertRedacted(t *testing.T, s string) {
-	t.Helper()
-	for _, marker := range []string{"SharedAccessKey=", "SharedAccessSignature=", "sig=", "Bearer "} {
-		rest := s
-		for {
-			i := strings.Index(rest, marker)
-			if i < 0 {
-				break
-			}
-			rest = rest[i+len(marker):]
-			end := strings.IndexAny(rest, ";& \t\r\n\"'")
-			if end < 0 {
-				end = len(rest)
-			}
-			v := strings.TrimSuffix(rest[:end], "…")
-			if v != "" && !strings.HasPrefix(v, "REDACTED") && !strings.HasPrefix("REDACTED", v) {
-				t.Errorf("secret after %q not redacted in %q", marker, s)
-			}
-		}
-	}
 }

@@ -166,5 +166,5 @@ func IsCobraUsageError(err error) bool {
 
 // OneLine keeps an error message on one line, secrets redacted.
 func OneLine(s string) string {
-	return strings.Join(strings.Fields(connstr.Redact(s)), " ")
+	return strings.Join(strings.Fields(redactDebugLine(s)), " ")
 }

@@ -146,9 +146,7 @@ func (f *Factory) buildHubClient() (*iothub.Client, *auth.Credential, error) {
 		ClientOptions: azcore.ClientOptions{Transport: httpClient},
 		APIVersion:    g.APIVersion,
 	}
-	if f.Debug != nil {
-		opts.Debug = f.Debug
-	}
+	opts.Debug = f.Debug != nil
 	var c *iothub.Client
 	if cred.Signer != nil {
 		c, err = iothub.NewSASClient(cred.Host, cred.Signer, opts)

@@ -64,7 +64,7 @@ func ShownProfileName(name string) string {
 	if profileNameShape.MatchString(name) {
 		return strconv.Quote(name)
 	}
-	if name == "" || len(name) > 64 || strings.ContainsAny(name, "=;") || connstr.Redact(name) != name ||
+	if name == "" || len(name) > 64 || strings.ContainsAny(name, "=;") || connstr.HasSecret(name) ||
 		strings.IndexFunc(name, unicode.IsControl) >= 0 {
 		return "(the name given)"
 	}

@@ -49,10 +49,10 @@ func ViewProfile(c *Config, name string) output.ProfileView {
 			v.Auth = "(stored, not an auth method)"
 		}
 	}
-	if p.CAFile != "" && connstr.Redact(p.CAFile) != p.CAFile {
+	if p.CAFile != "" && connstr.HasSecret(p.CAFile) {
 		v.CAFile = "(stored, REDACTED)"
 	}
-	if p.Output != "" && connstr.Redact(p.Output) != p.Output {
+	if p.Output != "" && connstr.HasSecret(p.Output) {
 		v.Output = "(stored, REDACTED)"
 	}
 	if p.ConnectionString != "" {
