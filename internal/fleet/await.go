@@ -67,7 +67,7 @@ const (
 // TwinReader reads twins for the wait phase: queries for fleets, one GET
 // for a single target.
 type TwinReader interface {
-	Query(sql string, pageSize int) Pager
+	Query(sql string, opts iothub.QueryOptions) Pager
 	GetTwin(ctx context.Context, deviceID, moduleID string) (json.RawMessage, error)
 }
 
@@ -77,8 +77,8 @@ type ClientTwins struct {
 }
 
 // Query implements TwinReader.
-func (c ClientTwins) Query(sql string, pageSize int) Pager {
-	return c.Client.NewQueryPager(sql, &iothub.QueryOptions{PageSize: pageSize})
+func (c ClientTwins) Query(sql string, opts iothub.QueryOptions) Pager {
+	return c.Client.NewQueryPager(sql, &opts)
 }
 
 // GetTwin implements TwinReader.
@@ -566,20 +566,22 @@ func (a *awaiter) read(ctx context.Context, b batch) (map[Target]map[string]any,
 		return out, nil
 	}
 	paths := a.w.paths()
-	pager := a.w.Twins.Query(b.sql, waitPageSize)
-	for pager.More() {
-		if err := a.limit.Wait(ctx); err != nil {
-			return nil, err
-		}
-		var page iothub.QueryPage
-		_, err := retry.Do(ctx, policy, func(ctx context.Context, _ int) error {
-			var e error
-			page, e = pager.NextPage(ctx)
+	pages := retry.Pages(policy)
+	observed := func(ctx context.Context, fetch func(context.Context) error) error {
+		return pages(ctx, func(ctx context.Context) error {
+			e := fetch(ctx)
 			if iothub.KindOf(e) == iothub.KindThrottled {
 				a.limit.Observe(true)
 			}
 			return e
 		})
+	}
+	pager := a.w.Twins.Query(b.sql, iothub.QueryOptions{PageSize: waitPageSize, Retry: observed})
+	for pager.More() {
+		if err := a.limit.Wait(ctx); err != nil {
+			return nil, err
+		}
+		page, err := pager.NextPage(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -131,19 +131,34 @@ func (f *fakeTwins) GetTwin(_ context.Context, deviceID, _ string) (json.RawMess
 	return b, err
 }
 
-func (f *fakeTwins) Query(sql string, _ int) Pager {
-	return &fakeTwinPager{f: f, sql: sql}
+func (f *fakeTwins) Query(sql string, opts iothub.QueryOptions) Pager {
+	return &fakeTwinPager{f: f, sql: sql, retry: opts.Retry}
 }
 
 type fakeTwinPager struct {
-	f    *fakeTwins
-	sql  string
-	done bool
+	f     *fakeTwins
+	sql   string
+	done  bool
+	retry iothub.PageRetry
 }
 
 func (p *fakeTwinPager) More() bool { return !p.done }
 
-func (p *fakeTwinPager) NextPage(context.Context) (iothub.QueryPage, error) {
+// NextPage applies the pager's retry as iothub's pager does.
+func (p *fakeTwinPager) NextPage(ctx context.Context) (iothub.QueryPage, error) {
+	var page iothub.QueryPage
+	fetch := func(context.Context) error {
+		var err error
+		page, err = p.fetch()
+		return err
+	}
+	if p.retry == nil {
+		return page, fetch(ctx)
+	}
+	return page, p.retry(ctx, fetch)
+}
+
+func (p *fakeTwinPager) fetch() (iothub.QueryPage, error) {
 	f := p.f
 	f.mu.Lock()
 	defer f.mu.Unlock()

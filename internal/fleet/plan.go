@@ -35,7 +35,7 @@ type Plan struct {
 	Module string
 
 	// Pager opens the query; nil when there is no hub.
-	Pager func(sql string, pageSize int) (Pager, error)
+	Pager func(sql string, opts iothub.QueryOptions) (Pager, error)
 	// PageSize is the page size asked of the hub.
 	PageSize int
 	// Retry resends query pages (as idempotent reads).
@@ -254,13 +254,11 @@ func (p *Plan) openQuery(ctx context.Context, needTotal bool, add func(Target) e
 	if p.Pager == nil {
 		return nil, errors.New("--query: no hub client to run the query with")
 	}
-	pager, err := p.Pager(p.Query, p.PageSize)
+	pager, err := p.Pager(p.Query, iothub.QueryOptions{PageSize: p.PageSize, Retry: retry.Pages(p.Retry)})
 	if err != nil {
 		return nil, err
 	}
-	retryPolicy := p.Retry
-	retryPolicy.Idempotent = true
-	qs := NewQuerySource(pager, p.Module, retryPolicy)
+	qs := NewQuerySource(pager, p.Module)
 	first, err := qs.Next(ctx)
 	switch {
 	case err == io.EOF:

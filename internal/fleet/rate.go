@@ -3,12 +3,13 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/ctxtime"
 	"math"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/ctxtime"
 )
 
 // Limiter paces the calls of a run: every attempt (first sends and

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/ctxtime"
 	"io"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/ctxtime"
 
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/retry"

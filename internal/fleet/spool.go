@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/dmctl/dmctl/internal/iothub"
-	"github.com/dmctl/dmctl/internal/retry"
 )
 
 // Spool holds resolved targets in a temporary file, one per line, so a
@@ -89,19 +88,18 @@ func (s *spoolSource) Next(context.Context) (Target, error) {
 	return Target{DeviceID: dev, ModuleID: mod}, nil
 }
 
-// Pager is the part of *iothub.QueryPager a QuerySource needs.
+// Pager is the part of an *iothub.QueryPager a QuerySource needs.
 type Pager interface {
 	More() bool
 	NextPage(ctx context.Context) (iothub.QueryPage, error)
 }
 
 // QuerySource yields the devices (or modules) a hub query returns, reading
-// one page at a time. Each page read is retried through internal/retry as
-// an idempotent call.
+// one page at a time (the pager resends a page as its iothub.QueryOptions
+// say).
 type QuerySource struct {
 	pager  Pager
 	module string
-	retry  retry.Policy
 	items  []json.RawMessage
 	item   int
 	// Pages counts the pages read so far.
@@ -110,10 +108,8 @@ type QuerySource struct {
 
 // NewQuerySource returns a Source over the items of pager. module, when not
 // empty, is the module for items that name none (a FROM devices query).
-// rp bounds the retries of one page; Idempotent is set whatever rp says.
-func NewQuerySource(pager Pager, module string, rp retry.Policy) *QuerySource {
-	rp.Idempotent = true
-	return &QuerySource{pager: pager, module: module, retry: rp}
+func NewQuerySource(pager Pager, module string) *QuerySource {
+	return &QuerySource{pager: pager, module: module}
 }
 
 // Remote implements RemoteSource.
@@ -140,12 +136,7 @@ func (q *QuerySource) Next(ctx context.Context) (Target, error) {
 		if !q.pager.More() {
 			return Target{}, io.EOF
 		}
-		var page iothub.QueryPage
-		_, err := retry.Do(ctx, q.retry, func(ctx context.Context, _ int) error {
-			var err error
-			page, err = q.pager.NextPage(ctx)
-			return err
-		})
+		page, err := q.pager.NextPage(ctx)
 		if err != nil {
 			return Target{}, &QueryError{Page: q.Pages + 1, Err: err}
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/retry"
 )
 
 func readAll(t *testing.T, text, module string) ([]Target, error) {
@@ -131,13 +132,27 @@ func TestSpoolRoundTrip(t *testing.T) {
 
 type fakePager struct {
 	pages [][]string
-	fail  []error // per NextPage call, consumed first
+	fail  []error // per fetch, consumed first
 	calls int
 	i     int
+	retry iothub.PageRetry // as iothub's pager applies QueryOptions.Retry
 }
 
 func (p *fakePager) More() bool { return p.i < len(p.pages) }
-func (p *fakePager) NextPage(context.Context) (iothub.QueryPage, error) {
+func (p *fakePager) NextPage(ctx context.Context) (iothub.QueryPage, error) {
+	var page iothub.QueryPage
+	fetch := func(context.Context) error {
+		var err error
+		page, err = p.fetch()
+		return err
+	}
+	if p.retry == nil {
+		return page, fetch(ctx)
+	}
+	return page, p.retry(ctx, fetch)
+}
+
+func (p *fakePager) fetch() (iothub.QueryPage, error) {
 	p.calls++
 	if len(p.fail) > 0 {
 		err := p.fail[0]
@@ -161,9 +176,10 @@ func TestQuerySource(t *testing.T) {
 			{},
 			{`{"deviceId":"d3","moduleId":"own"}`},
 		},
-		fail: []error{&iothub.ResponseError{StatusCode: 429, ErrorCode: 429001}, nil, &iothub.ResponseError{StatusCode: 503}},
+		fail:  []error{&iothub.ResponseError{StatusCode: 429, ErrorCode: 429001}, nil, &iothub.ResponseError{StatusCode: 503}},
+		retry: retry.Pages(policy(3)),
 	}
-	q := NewQuerySource(pager, "m", policy(3))
+	q := NewQuerySource(pager, "m")
 	assert.True(t, IsRemote(q))
 	var got []Target
 	for {
@@ -178,18 +194,20 @@ func TestQuerySource(t *testing.T) {
 	assert.Equal(t, 3, q.Pages)
 	assert.Equal(t, 5, pager.calls, "a throttled or unavailable page is read again (reads are idempotent)")
 
-	bad := NewQuerySource(&fakePager{pages: [][]string{{`{"n":3}`}}}, "", policy(1))
+	bad := NewQuerySource(&fakePager{pages: [][]string{{`{"n":3}`}}}, "")
 	_, err := bad.Next(context.Background())
 	var qe *QueryError
 	require.ErrorAs(t, err, &qe)
 	assert.Equal(t, "query page 1: an item has no deviceId: the query must select deviceId (or *) FROM devices or devices.modules", err.Error())
 
-	refused := NewQuerySource(&fakePager{pages: [][]string{{}}, fail: []error{&iothub.ResponseError{StatusCode: 400, ErrorCode: 400000, Message: "syntax"}}}, "", policy(3))
+	refusedPager := &fakePager{pages: [][]string{{}}, fail: []error{&iothub.ResponseError{StatusCode: 400, ErrorCode: 400000, Message: "syntax"}}, retry: retry.Pages(policy(3))}
+	refused := NewQuerySource(refusedPager, "")
 	_, err = refused.Next(context.Background())
 	require.ErrorAs(t, err, &qe)
 	re, ok := iothub.AsResponseError(err)
 	require.True(t, ok)
-	assert.Equal(t, 400, re.StatusCode, "a 400 is not resent")
+	assert.Equal(t, 400, re.StatusCode)
+	assert.Equal(t, 1, refusedPager.calls, "a 400 is not resent")
 }
 
 func TestTallyPercentiles(t *testing.T) {

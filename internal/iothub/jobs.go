@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 )
 
 // JobType is an IoT Hub job type (iothub-contract.md §3.1).
@@ -408,6 +410,7 @@ type JobsQueryOptions struct {
 	Type     JobType   // "" = any
 	Status   JobStatus // "" = any
 	PageSize int       // x-ms-max-item-count; 0 = the hub's default
+	Retry    PageRetry // resends a failed page fetch; nil: one attempt
 }
 
 // JobsPage is one page of jobs.
@@ -416,54 +419,58 @@ type JobsPage struct {
 	ContinuationToken string // "" on the last page
 }
 
-// JobsPager walks GET /jobs/v2/query, feeding x-ms-continuation back. It
-// is not safe for concurrent use; a failed NextPage can be repeated.
-type JobsPager struct {
-	c     *Client
-	opts  JobsQueryOptions
-	token string
-	done  bool
-}
+// JobsPager walks GET /jobs/v2/query, feeding x-ms-continuation back:
+// azcore's runtime.Pager (after a failed page it has no more pages).
+type JobsPager = runtime.Pager[JobsPage]
 
 // NewJobsPager returns a pager over the hub's jobs (most hubs keep 30 days).
 func (c *Client) NewJobsPager(opts *JobsQueryOptions) *JobsPager {
-	p := &JobsPager{c: c}
+	var o JobsQueryOptions
 	if opts != nil {
-		p.opts = *opts
+		o = *opts
 	}
-	return p
+	return runtime.NewPager(runtime.PagingHandler[JobsPage]{
+		More: func(p JobsPage) bool { return strings.TrimSpace(p.ContinuationToken) != "" },
+		Fetcher: func(ctx context.Context, cur *JobsPage) (JobsPage, error) {
+			token := ""
+			if cur != nil {
+				token = cur.ContinuationToken
+			}
+			var page JobsPage
+			err := o.Retry.run(ctx, func(ctx context.Context) error {
+				var e error
+				page, e = c.jobsPage(ctx, o, token)
+				return e
+			})
+			return page, err
+		},
+	})
 }
 
-// More reports whether another page may be fetched.
-func (p *JobsPager) More() bool { return !p.done }
-
-// NextPage fetches the next page of jobs.
-func (p *JobsPager) NextPage(ctx context.Context) (JobsPage, error) {
-	if p.done {
-		return JobsPage{}, errNoMorePages
+// jobsPage fetches one page of jobs after the continuation token.
+func (c *Client) jobsPage(ctx context.Context, o JobsQueryOptions, token string) (JobsPage, error) {
+	if o.PageSize < 0 {
+		return JobsPage{}, &InputError{Input: "page size", Value: strconv.Itoa(o.PageSize), Reason: "it must be 0 (hub default) or more"}
 	}
-	if p.opts.PageSize < 0 {
-		return JobsPage{}, &InputError{Input: "page size", Value: strconv.Itoa(p.opts.PageSize), Reason: "it must be 0 (hub default) or more"}
-	}
-	u := p.c.url([]string{"jobs", "v2", "query"})
+	u := c.url([]string{"jobs", "v2", "query"})
 	q := u.RawQuery
-	if p.opts.Type != "" {
-		q += "&jobType=" + url.QueryEscape(string(p.opts.Type))
+	if o.Type != "" {
+		q += "&jobType=" + url.QueryEscape(string(o.Type))
 	}
-	if p.opts.Status != "" {
-		q += "&jobStatus=" + url.QueryEscape(string(p.opts.Status))
+	if o.Status != "" {
+		q += "&jobStatus=" + url.QueryEscape(string(o.Status))
 	}
 	u.RawQuery = q
 	header := http.Header{}
-	if p.opts.PageSize > 0 {
-		header.Set(headerMaxItemCount, strconv.Itoa(p.opts.PageSize))
+	if o.PageSize > 0 {
+		header.Set(headerMaxItemCount, strconv.Itoa(o.PageSize))
 	}
-	if p.token != "" {
-		header.Set(headerContinuation, p.token)
+	if token != "" {
+		header.Set(headerContinuation, token)
 	}
 	ctx, cancel := context.WithTimeout(ctx, ReadTimeout)
 	defer cancel()
-	resp, payload, err := p.c.sendURL(ctx, http.MethodGet, u, header, nil)
+	resp, payload, err := c.sendURL(ctx, http.MethodGet, u, header, nil)
 	if err != nil {
 		return JobsPage{}, err
 	}
@@ -483,8 +490,6 @@ func (p *JobsPager) NextPage(ctx context.Context) (JobsPage, error) {
 		}
 		page.Jobs = append(page.Jobs, j)
 	}
-	p.token = page.ContinuationToken
-	p.done = strings.TrimSpace(p.token) == ""
 	return page, nil
 }
 

@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 )
 
 // Query headers (iothub-contract.md §2).
@@ -19,12 +20,26 @@ const (
 	headerItemType     = "x-ms-item-type"
 )
 
+// PageRetry runs one page fetch, sending it again while that is allowed
+// (internal/retry's Pages); nil fetches once.
+type PageRetry func(ctx context.Context, fetch func(context.Context) error) error
+
+func (r PageRetry) run(ctx context.Context, fetch func(context.Context) error) error {
+	if r == nil {
+		return fetch(ctx)
+	}
+	return r(ctx, fetch)
+}
+
 // QueryOptions configures a query pager. A nil *QueryOptions means defaults.
 type QueryOptions struct {
 	// PageSize asks the hub for at most this many items per page
 	// (x-ms-max-item-count); 0 leaves it to the hub, which may also use a
 	// different size than asked.
 	PageSize int
+	// Retry resends a page fetch that failed; nil: one attempt. (azcore's
+	// pager stops for good on an error, so resends happen inside a fetch.)
+	Retry PageRetry
 }
 
 // QueryPage is one page of query results.
@@ -35,62 +50,61 @@ type QueryPage struct {
 }
 
 // QueryPager walks the pages of an IoT Hub query (POST /devices/query),
-// feeding x-ms-continuation back until the hub sends none. It is not safe
-// for concurrent use. A failed NextPage leaves the pager where it was, so the
-// same page can be asked for again (for example under internal/retry).
-type QueryPager struct {
-	c        *Client
-	query    string
-	pageSize int
-	token    string
-	done     bool
-}
+// feeding x-ms-continuation back until the hub sends none: azcore's
+// runtime.Pager. It is not safe for concurrent use; after a failed page
+// (resends included) it has no more pages.
+type QueryPager = runtime.Pager[QueryPage]
 
 // NewQueryPager returns a pager for an IoT Hub query such as
 // "SELECT * FROM devices WHERE tags.site = 'x'". Nothing is sent until
 // NextPage; a bad query or page size is reported there.
 func (c *Client) NewQueryPager(query string, opts *QueryOptions) *QueryPager {
-	p := &QueryPager{c: c, query: query}
+	var o QueryOptions
 	if opts != nil {
-		p.pageSize = opts.PageSize
+		o = *opts
 	}
-	return p
+	return runtime.NewPager(runtime.PagingHandler[QueryPage]{
+		More: func(p QueryPage) bool { return strings.TrimSpace(p.ContinuationToken) != "" },
+		Fetcher: func(ctx context.Context, cur *QueryPage) (QueryPage, error) {
+			token := ""
+			if cur != nil {
+				token = cur.ContinuationToken
+			}
+			var page QueryPage
+			err := o.Retry.run(ctx, func(ctx context.Context) error {
+				var e error
+				page, e = c.queryPage(ctx, query, o.PageSize, token)
+				return e
+			})
+			return page, err
+		},
+	})
 }
 
-// More reports whether another page may be fetched: true before the first
-// page and while the hub sends a continuation token.
-func (p *QueryPager) More() bool { return !p.done }
-
-// errNoMorePages is returned by NextPage after the last page.
-var errNoMorePages = errors.New("iothub: the query has no more pages")
-
-// NextPage fetches the next page.
-func (p *QueryPager) NextPage(ctx context.Context) (QueryPage, error) {
-	if p.done {
-		return QueryPage{}, errNoMorePages
-	}
-	if strings.TrimSpace(p.query) == "" {
+// queryPage fetches one page of query after the continuation token.
+func (c *Client) queryPage(ctx context.Context, query string, pageSize int, token string) (QueryPage, error) {
+	if strings.TrimSpace(query) == "" {
 		return QueryPage{}, &InputError{Input: "query", Reason: "it is empty"}
 	}
-	if p.pageSize < 0 {
-		return QueryPage{}, &InputError{Input: "page size", Value: strconv.Itoa(p.pageSize), Reason: "it must be 0 (hub default) or more"}
+	if pageSize < 0 {
+		return QueryPage{}, &InputError{Input: "page size", Value: strconv.Itoa(pageSize), Reason: "it must be 0 (hub default) or more"}
 	}
 	body, err := marshalNoEscape(struct {
 		Query string `json:"query"`
-	}{p.query})
+	}{query})
 	if err != nil {
 		return QueryPage{}, &InputError{Input: "query", Reason: err.Error()}
 	}
 	header := http.Header{}
-	if p.pageSize > 0 {
-		header.Set(headerMaxItemCount, strconv.Itoa(p.pageSize))
+	if pageSize > 0 {
+		header.Set(headerMaxItemCount, strconv.Itoa(pageSize))
 	}
-	if p.token != "" {
-		header.Set(headerContinuation, p.token)
+	if token != "" {
+		header.Set(headerContinuation, token)
 	}
 	ctx, cancel := context.WithTimeout(ctx, ReadTimeout)
 	defer cancel()
-	resp, payload, err := p.c.send(ctx, http.MethodPost, []string{"devices", "query"}, header, body)
+	resp, payload, err := c.send(ctx, http.MethodPost, []string{"devices", "query"}, header, body)
 	if err != nil {
 		return QueryPage{}, err
 	}
@@ -110,7 +124,5 @@ func (p *QueryPager) NextPage(ctx context.Context) (QueryPage, error) {
 		ItemType:          strings.TrimSpace(resp.Header.Get(headerItemType)),
 		ContinuationToken: resp.Header.Get(headerContinuation),
 	}
-	p.token = page.ContinuationToken
-	p.done = strings.TrimSpace(p.token) == ""
 	return page, nil
 }

@@ -14,8 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/ctxtime"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/ctxtime"
 
 	"github.com/cenkalti/backoff/v4"
 
@@ -276,3 +277,13 @@ func (e *stoppedError) Error() string {
 }
 
 func (e *stoppedError) Unwrap() []error { return []error{e.cause, e.last} }
+
+// Pages is an iothub.PageRetry that resends a page fetch under p, as an
+// idempotent read (a page can be asked for again).
+func Pages(p Policy) iothub.PageRetry {
+	p.Idempotent = true
+	return func(ctx context.Context, fetch func(context.Context) error) error {
+		_, err := Do(ctx, p, func(ctx context.Context, _ int) error { return fetch(ctx) })
+		return err
+	}
+}

@@ -67,7 +67,7 @@ type Factory struct {
 	Invoker func() (fleet.Invoker, *auth.Credential, error)
 	// Query, when set, replaces the pager over an IoT Hub query (--query)
 	// built on the hub client; nil: the hub client's.
-	Query func(sql string, pageSize int) (fleet.Pager, error)
+	Query func(sql string, opts iothub.QueryOptions) (fleet.Pager, error)
 	// HubClientFunc, when set, replaces the lazily built hub client (tests
 	// point it at a stub); nil: built once from the global options.
 	HubClientFunc func() (*iothub.Client, *auth.Credential, error)
@@ -117,15 +117,15 @@ func (f *Factory) MethodInvoker() (fleet.Invoker, *auth.Credential, error) {
 
 // QueryPager is a pager over an IoT Hub query: Query when set, else the hub
 // client's.
-func (f *Factory) QueryPager(sql string, pageSize int) (fleet.Pager, error) {
+func (f *Factory) QueryPager(sql string, opts iothub.QueryOptions) (fleet.Pager, error) {
 	if f.Query != nil {
-		return f.Query(sql, pageSize)
+		return f.Query(sql, opts)
 	}
 	c, _, err := f.HubClient()
 	if err != nil {
 		return nil, err
 	}
-	return c.NewQueryPager(sql, &iothub.QueryOptions{PageSize: pageSize}), nil
+	return c.NewQueryPager(sql, &opts), nil
 }
 
 var apiVersionShape = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}(-preview)?$`)

@@ -44,7 +44,7 @@ func (p *pager) NextPage(context.Context) (iothub.QueryPage, error) {
 }
 
 func withQuery(te *cmdtest.Env, p *pager) {
-	te.F.Query = func(sql string, pageSize int) (fleet.Pager, error) {
+	te.F.Query = func(sql string, _ iothub.QueryOptions) (fleet.Pager, error) {
 		p.sql = sql
 		return p, nil
 	}

@@ -175,7 +175,7 @@ type Options struct {
 	IO      *output.IOStreams
 	Invoker func() (fleet.Invoker, *auth.Credential, error)
 	// Query returns a pager for --query; nil when the command has no hub.
-	Query func(sql string, pageSize int) (fleet.Pager, error)
+	Query func(sql string, opts iothub.QueryOptions) (fleet.Pager, error)
 	Now   func() time.Time
 	// Sleep waits between attempts; nil means a real, cancellable sleep.
 	Sleep func(context.Context, time.Duration) error

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/fleet"
+	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
@@ -122,7 +123,7 @@ func TestInvokeJobCondition(t *testing.T) {
 // documents per device (the last one repeats).
 type twinsByScript map[string][]string
 
-func (s twinsByScript) Query(string, int) fleet.Pager { return &pager{} }
+func (s twinsByScript) Query(string, iothub.QueryOptions) fleet.Pager { return &pager{} }
 func (s twinsByScript) GetTwin(_ context.Context, id, _ string) (json.RawMessage, error) {
 	docs := s[id]
 	doc := docs[0]

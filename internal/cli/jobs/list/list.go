@@ -75,15 +75,10 @@ func listRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	pager := c.NewJobsPager(&iothub.JobsQueryOptions{Type: opts.Type, Status: opts.Status})
+	pager := c.NewJobsPager(&iothub.JobsQueryOptions{Type: opts.Type, Status: opts.Status, Retry: retry.Pages(opts.ReadPolicy())})
 	var jobs []iothub.Job
 	for pager.More() && (opts.Limit == 0 || len(jobs) < opts.Limit) {
-		var page iothub.JobsPage
-		_, err := retry.Do(ctx, opts.ReadPolicy(), func(ctx context.Context, _ int) error {
-			var e error
-			page, e = pager.NextPage(ctx)
-			return e
-		})
+		page, err := pager.NextPage(ctx)
 		if err != nil {
 			return opts.HubFailure(ctx, err, cred, "list jobs")
 		}

@@ -148,13 +148,7 @@ func CountDevices(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, cond
 	if cond != "*" {
 		sql += " WHERE " + cond
 	}
-	pager := c.NewQueryPager(sql, nil)
-	var page iothub.QueryPage
-	_, err := retry.Do(ctx, d.ReadPolicy(), func(ctx context.Context, _ int) error {
-		var e error
-		page, e = pager.NextPage(ctx)
-		return e
-	})
+	page, err := c.NewQueryPager(sql, &iothub.QueryOptions{Retry: retry.Pages(d.ReadPolicy())}).NextPage(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -272,19 +266,14 @@ func interruptedWait(opts *FollowOptions, err error) error {
 // deviceJobResults reads the job's devices.jobs records and turns each into
 // a result in dmctl invoke's shape.
 func deviceJobResults(ctx context.Context, d cmdutil.HubDeps, c *iothub.Client, job iothub.Job, ok fleet.StatusSet) ([]fleet.Result, error) {
-	pager := c.NewDeviceJobsPager(job.JobID, &iothub.QueryOptions{PageSize: deviceJobsPageSize})
+	pager := c.NewDeviceJobsPager(job.JobID, &iothub.QueryOptions{PageSize: deviceJobsPageSize, Retry: retry.Pages(d.ReadPolicy())})
 	method := ""
 	if job.Method != nil {
 		method = job.Method.MethodName
 	}
 	var results []fleet.Result
 	for pager.More() {
-		var page iothub.QueryPage
-		_, err := retry.Do(ctx, d.ReadPolicy(), func(ctx context.Context, _ int) error {
-			var e error
-			page, e = pager.NextPage(ctx)
-			return e
-		})
+		page, err := pager.NextPage(ctx)
 		if err != nil {
 			return nil, err
 		}
