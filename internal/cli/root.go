@@ -11,7 +11,6 @@ import (
 	"github.com/dmctl/dmctl/internal/cli/journal"
 	"github.com/dmctl/dmctl/internal/cli/twin"
 	"github.com/dmctl/dmctl/internal/cli/version"
-	"github.com/dmctl/dmctl/internal/output"
 )
 
 // NewCmdRoot returns the dmctl command tree: cmdutil's root with every
@@ -37,7 +36,11 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	var showVersion bool
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if showVersion {
-			return version.Print(&version.Options{IO: f.IOStreams, Output: output.Format(f.Global.Output)})
+			format, err := cmdutil.TextFormats.Format(cmd, f)
+			if err != nil {
+				return err
+			}
+			return version.Print(&version.Options{IO: f.IOStreams, Output: format})
 		}
 		return cmd.Help()
 	}

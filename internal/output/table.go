@@ -16,11 +16,6 @@ import (
 
 const columnGap = "   "
 
-// WriteTable renders a plain table (header and rows, kubectl-style) for
-// commands whose output is a short list, such as dmctl config list.
-func WriteTable(w io.Writer, header []string, rows [][]string) error {
-	return writeTable(w, header, rows)
-}
 
 // writeTable renders header and rows to w. Cells may carry ANSI colour;
 // widths are computed on what is visible.

@@ -6,8 +6,6 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-
-	"github.com/dmctl/dmctl/internal/output"
 )
 
 // ErrCancelled is returned when the user answers no to the confirmation
@@ -92,12 +90,4 @@ func GroupCommand(cmd *cobra.Command) {
 		return nil
 	}
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-}
-
-func ParseOutput(f *Factory) (output.Format, error) {
-	format, err := output.ParseFormat(f.Global.Output)
-	if err != nil {
-		return "", FlagErrorf("-o/--output: %v", err)
-	}
-	return format, nil
 }

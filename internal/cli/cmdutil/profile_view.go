@@ -70,12 +70,3 @@ func ViewProfile(c *Config, name string) output.ProfileView {
 	}
 	return v
 }
-
-// ConfigFormat is the output format for config commands: text unless -o
-// json or jsonl was given on the command line.
-func ConfigFormat(cmd *cobra.Command, f *Factory) output.Format {
-	if cmd.Flags().Changed("output") {
-		return output.Format(f.Global.Output)
-	}
-	return output.FormatTable
-}

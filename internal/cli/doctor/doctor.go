@@ -38,21 +38,19 @@ const (
 // that a clock this far off makes look expired or not yet valid.
 const maxClockSkew = 5 * time.Minute
 
-// Check is one line of `dmctl doctor` (and its JSON shape).
+// Check is one line of `dmctl doctor` (its public shape is
+// output.DoctorCheck).
 type Check struct {
-	Name   string `json:"name"`
-	Status string `json:"status"`
-	Detail string `json:"detail"`
-	Hint   string `json:"hint,omitempty"`
+	Name   string
+	Status string
+	Detail string
+	Hint   string
 	// auth marks a failure of the credential or its rights (exit 3).
 	auth bool
 }
 
-// Report is the JSON shape of `dmctl doctor -o json`.
-type Report struct {
-	OK     bool    `json:"ok"`
-	Checks []Check `json:"checks"`
-}
+// printFlags are doctor's formats: its report as text or JSON.
+var printFlags = cmdutil.PrintFlags{Formats: []output.Format{output.FormatTable, output.FormatJSON, output.FormatJSONL}, Default: output.FormatTable}
 
 // Options are the inputs of `dmctl doctor`.
 type Options struct {
@@ -98,10 +96,11 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 		`),
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Output = output.FormatTable
-			if cmd.Flags().Changed("output") {
-				opts.Output = output.Format(f.Global.Output)
+			format, err := printFlags.Format(cmd, f)
+			if err != nil {
+				return err
 			}
+			opts.Output = format
 			if opts.Timeout <= 0 {
 				return cmdutil.FlagErrorf("--timeout: must be positive")
 			}
@@ -117,10 +116,11 @@ func NewCmdDoctor(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 
 func doctorRun(ctx context.Context, opts *Options) error {
 	checks := runDoctorChecks(ctx, opts.F, opts.Timeout)
-	report := Report{OK: true, Checks: checks}
+	report := output.DoctorReport{OK: true}
 	var failed []string
 	code := cmdutil.ExitOK
 	for _, c := range checks {
+		report.Checks = append(report.Checks, output.DoctorCheck{Name: c.Name, Status: c.Status, Detail: c.Detail, Hint: c.Hint})
 		if c.Status != checkFail {
 			continue
 		}
@@ -132,23 +132,8 @@ func doctorRun(ctx context.Context, opts *Options) error {
 			code = cmdutil.ExitTargets
 		}
 	}
-	io := opts.F.IOStreams
-	switch opts.Output {
-	case output.FormatJSON, output.FormatJSONL:
-		if err := output.WriteJSON(io.Out, report, opts.Output == output.FormatJSON); err != nil {
-			return err
-		}
-	default:
-		var b strings.Builder
-		for _, c := range checks {
-			fmt.Fprintf(&b, "%-4s  %-11s %s\n", strings.ToUpper(c.Status), c.Name, c.Detail)
-			if c.Hint != "" {
-				fmt.Fprintf(&b, "      %-11s hint: %s\n", "", c.Hint)
-			}
-		}
-		if _, err := fmt.Fprint(io.Out, b.String()); err != nil {
-			return err
-		}
+	if err := output.PrintView(opts.F.IOStreams.Out, opts.Output, report); err != nil {
+		return err
 	}
 	if code == cmdutil.ExitOK {
 		return nil

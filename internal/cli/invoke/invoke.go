@@ -283,7 +283,11 @@ func NewCmdInvoke(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 			if len(args) > 0 {
 				opts.Method = args[0]
 			}
-			opts.Output = output.Format(f.Global.Output)
+			format, err := cmdutil.ResultFormats.Format(cmd, f)
+			if err != nil {
+				return err
+			}
+			opts.Output = format
 			if opts.Resume != "" {
 				if err := applyJournal(opts, &fl, cmd.Flags()); err != nil {
 					return err

@@ -1,7 +1,6 @@
 package invoke
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -506,15 +505,11 @@ func (opts *Options) dryRun(ts *resolved, hub string, pc pace) error {
 		d.Waves = opts.Waves.String()
 	}
 	if opts.Output == output.FormatName {
-		bw := bufio.NewWriter(opts.IO.Out)
-		for {
+		// The targets are spooled (a dry run reads the query to its end).
+		return output.WriteTargetNames(opts.IO.Out, func() (fleet.Target, bool) {
 			t, err := ts.Source.Next(context.Background())
-			if err != nil {
-				break
-			}
-			_, _ = bw.WriteString(t.String() + "\n")
-		}
-		return bw.Flush()
+			return t, err == nil
+		})
 	}
 	for len(d.Sample) < dryRunSample {
 		t, err := ts.Source.Next(context.Background())

@@ -74,7 +74,7 @@ func TestTwinShowBadInput(t *testing.T) {
 		{[]string{"twin", "show", "--device", "a b"}, "--device: invalid device id"},
 		{[]string{"twin", "show", "--device", "a", "--module", "m/1"}, "--module: invalid module id"},
 		{[]string{"twin", "show", "--device", "a", "--path", "tags..x"}, "empty step"},
-		{[]string{"twin", "show", "--device", "a", "-o", "table"}, "twin show prints JSON"},
+		{[]string{"twin", "show", "--device", "a", "-o", "table"}, "dmctl twin show prints json, jsonl"},
 		{[]string{"twin", "show", "extra", "--device", "a"}, "takes no arguments"},
 	}
 	for _, tc := range tests {

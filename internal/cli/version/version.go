@@ -3,7 +3,6 @@
 package version
 
 import (
-	"fmt"
 	"runtime"
 
 	"github.com/spf13/cobra"
@@ -28,13 +27,7 @@ type Options struct {
 }
 
 // Info is the JSON shape of `dmctl version -o json`.
-type Info struct {
-	Version   string `json:"version"`
-	Commit    string `json:"commit"`
-	Date      string `json:"date"`
-	GoVersion string `json:"goVersion"`
-	Platform  string `json:"platform"`
-}
+type Info = output.VersionView
 
 // NewCmdVersion returns `dmctl version`.
 func NewCmdVersion(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
@@ -48,7 +41,11 @@ func NewCmdVersion(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command
 		`),
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Output = output.Format(f.Global.Output)
+			format, err := cmdutil.TextFormats.Format(cmd, f)
+			if err != nil {
+				return err
+			}
+			opts.Output = format
 			if runF != nil {
 				return runF(opts)
 			}
@@ -61,14 +58,5 @@ func NewCmdVersion(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command
 func Print(opts *Options) error {
 	info := Info{Version: Version, Commit: Commit, Date: Date, GoVersion: runtime.Version(),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH}
-	switch opts.Output {
-	case output.FormatJSON, output.FormatJSONL:
-		return output.WriteJSON(opts.IO.Out, info, opts.Output == output.FormatJSON)
-	case output.FormatName:
-		_, err := fmt.Fprintln(opts.IO.Out, info.Version)
-		return err
-	}
-	_, err := fmt.Fprintf(opts.IO.Out, "dmctl version %s (commit %s, built %s, %s %s)\n",
-		info.Version, info.Commit, info.Date, info.GoVersion, info.Platform)
-	return err
+	return output.PrintView(opts.IO.Out, opts.Output, info)
 }

@@ -27,7 +27,11 @@ func NewCmdDelete(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 		Args:              cmdutil.ProfileNameArg("delete", false),
 		ValidArgsFunction: cmdutil.CompleteProfileNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Args, opts.Format = args, cmdutil.ConfigFormat(cmd, f)
+			format, err := cmdutil.TextFormats.Format(cmd, f)
+			if err != nil {
+				return err
+			}
+			opts.Args, opts.Format = args, format
 			if runF != nil {
 				return runF(opts)
 			}

@@ -2,9 +2,6 @@
 package getprofile
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
@@ -31,7 +28,11 @@ func NewCmdGetProfile(f *cmdutil.Factory, runF func(*Options) error) *cobra.Comm
 		Args:              cmdutil.ProfileNameArg("get-profile", true),
 		ValidArgsFunction: cmdutil.CompleteProfileNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Args, opts.Format = args, cmdutil.ConfigFormat(cmd, f)
+			format, err := cmdutil.TextFormats.Format(cmd, f)
+			if err != nil {
+				return err
+			}
+			opts.Args, opts.Format = args, format
 			if runF != nil {
 				return runF(opts)
 			}
@@ -56,18 +57,5 @@ func getProfileRun(opts *Options) error {
 	if c.Profiles[name] == nil {
 		return cmdutil.FlagErrorf("no profile %q in %s", name, path)
 	}
-	v := cmdutil.ViewProfile(c, name)
-	switch format := opts.Format; format {
-	case output.FormatJSON, output.FormatJSONL:
-		return output.WriteJSON(f.IOStreams.Out, v, format == output.FormatJSON)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "name: %s\ncurrent: %t\n", v.Name, v.Current)
-	for _, kv := range [][2]string{{"hub", v.Hub}, {"auth", v.Auth}, {"caFile", v.CAFile}, {"output", v.Output}, {"connectionString", v.ConnectionString}} {
-		if kv[1] != "" {
-			fmt.Fprintf(&b, "%s: %s\n", kv[0], kv[1])
-		}
-	}
-	_, err = fmt.Fprint(f.IOStreams.Out, b.String())
-	return err
+	return output.PrintView(f.IOStreams.Out, opts.Format, cmdutil.ViewProfile(c, name))
 }

@@ -30,7 +30,11 @@ func NewCmdList(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		`),
 		Args: cmdutil.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Args, opts.Format = args, cmdutil.ConfigFormat(cmd, f)
+			format, err := cmdutil.TextFormats.Format(cmd, f)
+			if err != nil {
+				return err
+			}
+			opts.Args, opts.Format = args, format
 			if runF != nil {
 				return runF(opts)
 			}
@@ -45,43 +49,13 @@ func listRun(opts *Options) error {
 	if err != nil {
 		return err
 	}
-	views := []output.ProfileView{}
+	views := output.ProfileList{}
 	for _, n := range c.Names() {
 		views = append(views, cmdutil.ViewProfile(c, n))
 	}
-	switch format := opts.Format; format {
-	case output.FormatJSON, output.FormatJSONL:
-		return output.WriteJSON(f.IOStreams.Out, views, format == output.FormatJSON)
-	case output.FormatName:
-		for _, v := range views {
-			if _, err := fmt.Fprintln(f.IOStreams.Out, v.Name); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if len(views) == 0 {
+	if len(views) == 0 && opts.Format == output.FormatTable {
 		_, err := fmt.Fprintln(f.IOStreams.ErrOut, "No profiles. Save one with: dmctl config set-profile NAME --hub HOST")
 		return err
 	}
-	rows := make([][]string, 0, len(views))
-	for _, v := range views {
-		mark := ""
-		if v.Current {
-			mark = "*"
-		}
-		what := v.Hub
-		if what == "" && v.ConnectionString != "" {
-			what = "(connection string)"
-		}
-		rows = append(rows, []string{mark, v.Name, orDash(what), orDash(v.Auth)})
-	}
-	return output.WriteTable(f.IOStreams.Out, []string{"CURRENT", "NAME", "HUB", "AUTH"}, rows)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return output.PrintView(f.IOStreams.Out, opts.Format, views)
 }

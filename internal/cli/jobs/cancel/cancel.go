@@ -35,7 +35,7 @@ func NewCmdCancel(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 		`),
 		Args: shared.JobIDArg("cancel"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.ParseOutput(f)
+			format, err := cmdutil.ResultFormats.Format(cmd, f)
 			if err != nil {
 				return err
 			}

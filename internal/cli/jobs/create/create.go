@@ -96,7 +96,7 @@ func NewCmdCreate(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Method = args[0]
-			format, err := cmdutil.ParseOutput(f)
+			format, err := cmdutil.ResultFormats.Format(cmd, f)
 			if err != nil {
 				return err
 			}

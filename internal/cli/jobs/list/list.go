@@ -44,7 +44,7 @@ func NewCmdList(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.ParseOutput(f)
+			format, err := cmdutil.ResultFormats.Format(cmd, f)
 			if err != nil {
 				return err
 			}

@@ -436,7 +436,7 @@ func NewWaitCmd(f *cmdutil.Factory, runF func(*FollowOptions) error, noWait bool
 		`),
 		Args: JobIDArg("wait"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.ParseOutput(f)
+			format, err := cmdutil.ResultFormats.Format(cmd, f)
 			if err != nil {
 				return err
 			}

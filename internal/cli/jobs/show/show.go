@@ -29,7 +29,7 @@ func NewCmdShow(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 		`),
 		Args: shared.JobIDArg("show"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.ParseOutput(f)
+			format, err := cmdutil.ResultFormats.Format(cmd, f)
 			if err != nil {
 				return err
 			}

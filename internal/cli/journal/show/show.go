@@ -55,7 +55,7 @@ func NewCmdShow(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 			return nil, cobra.ShellCompDirectiveDefault
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.ParseOutput(f)
+			format, err := cmdutil.ResultFormats.Format(cmd, f)
 			if err != nil {
 				return err
 			}

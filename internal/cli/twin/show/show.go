@@ -17,6 +17,9 @@ import (
 	"github.com/dmctl/dmctl/internal/retry"
 )
 
+// printFlags are twin show's formats: the twin is JSON.
+var printFlags = cmdutil.PrintFlags{Formats: []output.Format{output.FormatJSON, output.FormatJSONL}, Default: output.FormatJSON}
+
 // Options are `dmctl twin show`'s inputs.
 type Options struct {
 	cmdutil.HubDeps
@@ -56,17 +59,12 @@ func NewCmdShow(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// JSON by default: a table default from DMCTL_OUTPUT is ignored,
-			// an explicit -o must be json or jsonl.
-			opts.Output = output.FormatJSON
-			if cmd.Flags().Changed("output") {
-				switch format := output.Format(f.Global.Output); format {
-				case output.FormatJSON, output.FormatJSONL:
-					opts.Output = format
-				default:
-					return cmdutil.FlagErrorf("-o/--output: twin show prints JSON: use -o json or -o jsonl (got %q)", format)
-				}
+			// JSON only, indented by default.
+			format, err := printFlags.Format(cmd, f)
+			if err != nil {
+				return err
 			}
+			opts.Output = format
 			if err := checkTwinShow(opts, path); err != nil {
 				return err
 			}
