@@ -70,3 +70,32 @@ func ViewProfile(c *Config, name string) output.ProfileView {
 	}
 	return v
 }
+
+// ProfileCmdOptions are the inputs of the config commands that take
+// profile NAME arguments (get-profile, list, use, delete).
+type ProfileCmdOptions struct {
+	F      *Factory
+	Args   []string
+	Format output.Format
+}
+
+// NewProfileCmd completes cmd as a config command over profile names:
+// NAME arguments checked (optional or not; none for verb ""), names
+// completed, the text formats; RunE fills opts and calls run.
+func NewProfileCmd(f *Factory, cmd *cobra.Command, verb string, optional bool, opts *ProfileCmdOptions, run func(*ProfileCmdOptions) error) *cobra.Command {
+	if verb != "" {
+		cmd.Args = ProfileNameArg(verb, optional)
+		cmd.ValidArgsFunction = CompleteProfileNames(f)
+	} else {
+		cmd.Args = NoArgs
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		format, err := TextFormats.Format(cmd, f)
+		if err != nil {
+			return err
+		}
+		opts.F, opts.Args, opts.Format = f, args, format
+		return run(opts)
+	}
+	return cmd
+}

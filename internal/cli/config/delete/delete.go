@@ -7,37 +7,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
-	"github.com/dmctl/dmctl/internal/output"
 )
 
 // Options are the command's inputs.
-type Options struct {
-	F      *cmdutil.Factory
-	Args   []string
-	Format output.Format
-}
+type Options = cmdutil.ProfileCmdOptions
 
 // NewCmdDelete returns `dmctl config delete`.
 func NewCmdDelete(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{F: f}
-	return &cobra.Command{
-		Use:               "delete NAME",
-		Short:             "Delete a profile",
-		Example:           cmdutil.Example(`$ dmctl config delete lab`),
-		Args:              cmdutil.ProfileNameArg("delete", false),
-		ValidArgsFunction: cmdutil.CompleteProfileNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.TextFormats.Format(cmd, f)
-			if err != nil {
-				return err
-			}
-			opts.Args, opts.Format = args, format
-			if runF != nil {
-				return runF(opts)
-			}
-			return deleteRun(opts)
-		},
-	}
+	return cmdutil.NewProfileCmd(f, &cobra.Command{
+		Use:     "delete NAME",
+		Short:   "Delete a profile",
+		Example: cmdutil.Example(`$ dmctl config delete lab`),
+	}, "delete", false, &Options{}, func(opts *Options) error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return deleteRun(opts)
+	})
 }
 
 func deleteRun(opts *Options) error {

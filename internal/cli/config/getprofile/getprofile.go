@@ -9,36 +9,23 @@ import (
 )
 
 // Options are the command's inputs.
-type Options struct {
-	F      *cmdutil.Factory
-	Args   []string
-	Format output.Format
-}
+type Options = cmdutil.ProfileCmdOptions
 
 // NewCmdGetProfile returns `dmctl config get-profile`.
 func NewCmdGetProfile(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{F: f}
-	return &cobra.Command{
+	return cmdutil.NewProfileCmd(f, &cobra.Command{
 		Use:   "get-profile [NAME]",
 		Short: "Show a profile (the current one by default)",
 		Example: cmdutil.Example(`
 			$ dmctl config get-profile
 			$ dmctl config get-profile prod -o json
 		`),
-		Args:              cmdutil.ProfileNameArg("get-profile", true),
-		ValidArgsFunction: cmdutil.CompleteProfileNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.TextFormats.Format(cmd, f)
-			if err != nil {
-				return err
-			}
-			opts.Args, opts.Format = args, format
-			if runF != nil {
-				return runF(opts)
-			}
-			return getProfileRun(opts)
-		},
-	}
+	}, "get-profile", true, &Options{}, func(opts *Options) error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return getProfileRun(opts)
+	})
 }
 
 func getProfileRun(opts *Options) error {

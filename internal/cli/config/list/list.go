@@ -11,16 +11,11 @@ import (
 )
 
 // Options are the command's inputs.
-type Options struct {
-	F      *cmdutil.Factory
-	Args   []string
-	Format output.Format
-}
+type Options = cmdutil.ProfileCmdOptions
 
 // NewCmdList returns `dmctl config list`.
 func NewCmdList(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{F: f}
-	return &cobra.Command{
+	return cmdutil.NewProfileCmd(f, &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List the saved profiles (* marks the current one)",
@@ -28,19 +23,12 @@ func NewCmdList(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 			$ dmctl config list
 			$ dmctl config list -o json
 		`),
-		Args: cmdutil.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.TextFormats.Format(cmd, f)
-			if err != nil {
-				return err
-			}
-			opts.Args, opts.Format = args, format
-			if runF != nil {
-				return runF(opts)
-			}
-			return listRun(opts)
-		},
-	}
+	}, "", false, &Options{}, func(opts *Options) error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return listRun(opts)
+	})
 }
 
 func listRun(opts *Options) error {

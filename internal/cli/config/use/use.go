@@ -7,37 +7,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
-	"github.com/dmctl/dmctl/internal/output"
 )
 
 // Options are the command's inputs.
-type Options struct {
-	F      *cmdutil.Factory
-	Args   []string
-	Format output.Format
-}
+type Options = cmdutil.ProfileCmdOptions
 
 // NewCmdUse returns `dmctl config use`.
 func NewCmdUse(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{F: f}
-	return &cobra.Command{
-		Use:               "use NAME",
-		Short:             "Make a profile the current one",
-		Example:           cmdutil.Example(`$ dmctl config use prod`),
-		Args:              cmdutil.ProfileNameArg("use", false),
-		ValidArgsFunction: cmdutil.CompleteProfileNames(f),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.TextFormats.Format(cmd, f)
-			if err != nil {
-				return err
-			}
-			opts.Args, opts.Format = args, format
-			if runF != nil {
-				return runF(opts)
-			}
-			return useRun(opts)
-		},
-	}
+	return cmdutil.NewProfileCmd(f, &cobra.Command{
+		Use:     "use NAME",
+		Short:   "Make a profile the current one",
+		Example: cmdutil.Example(`$ dmctl config use prod`),
+	}, "use", false, &Options{}, func(opts *Options) error {
+		if runF != nil {
+			return runF(opts)
+		}
+		return useRun(opts)
+	})
 }
 
 func useRun(opts *Options) error {
