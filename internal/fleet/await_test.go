@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 func TestParseCondition(t *testing.T) {
@@ -208,7 +209,7 @@ func fwDoc(status string) map[string]any {
 		"iothubDM": map[string]any{"firmwareUpdate": map[string]any{"status": status}}}}}
 }
 
-func runWait(t *testing.T, targets []Target, w *Wait, clk *fakeClock) []Result {
+func runWait(t *testing.T, targets []Target, w *Wait, clk *testkit.FakeClock) []Result {
 	t.Helper()
 	results, err := NewRunner(funcInvoker(func(context.Context, Target) (iothub.MethodResult, error) { return okAnswer() })).
 		RunTargets(context.Background(), targets, RunOptions{
@@ -221,7 +222,7 @@ func runWait(t *testing.T, targets []Target, w *Wait, clk *fakeClock) []Result {
 }
 
 func TestWaitFirmwareFleet(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	twins := &fakeTwins{docs: map[string]map[string]any{}}
 	targets := devices(5)
 	for _, tg := range targets {
@@ -271,7 +272,7 @@ func TestWaitFirmwareFleet(t *testing.T) {
 }
 
 func TestWaitBatchesStayUnderTheQueryLimit(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	twins := &fakeTwins{docs: map[string]map[string]any{}}
 	var targets []Target
 	for i := range 2000 {
@@ -296,7 +297,6 @@ func TestWaitBatchesStayUnderTheQueryLimit(t *testing.T) {
 
 func TestWaitRebootSingleDevice(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clk := &fakeClock{t: start}
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 	rebootDoc := func(state string, dm map[string]any) map[string]any {
 		return map[string]any{"connectionState": state, "properties": map[string]any{"reported": map[string]any{
@@ -333,7 +333,7 @@ func TestWaitRebootSingleDevice(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			clk.t = start
+			clk := testkit.NewAutoClock(start)
 			twins := &fakeTwins{docs: map[string]map[string]any{}}
 			twins.before = func(read int, docs map[string]map[string]any) {
 				docs["d0001"] = c.docs[min(read, len(c.docs))-1]
@@ -353,7 +353,7 @@ func TestWaitRebootSingleDevice(t *testing.T) {
 }
 
 func TestWaitReadFailures(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	twins := &fakeTwins{docs: map[string]map[string]any{"d0001": fwDoc("waiting"), "d0002": fwDoc("waiting")},
 		fail: &iothub.ResponseError{StatusCode: 403, ErrorCode: 403004, Message: "no read permission"}}
 	w := &Wait{Preset: PresetFirmware, Timeout: time.Minute, Twins: twins, Limiter: &queryCounter{}}
@@ -365,7 +365,7 @@ func TestWaitReadFailures(t *testing.T) {
 
 	// Throttled reads keep the targets waiting (retried through
 	// internal/retry, then the next round) until the timeout.
-	clk = &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk = newClock()
 	twins = &fakeTwins{docs: map[string]map[string]any{"d0001": fwDoc("waiting"), "d0002": fwDoc("waiting")},
 		fail: &iothub.ResponseError{StatusCode: 429, ErrorCode: 429001, Message: "throttled"}}
 	w = &Wait{Preset: PresetFirmware, Timeout: 10 * time.Second, Twins: twins, Limiter: &queryCounter{}, Retry: policy(2)}
@@ -393,7 +393,7 @@ func TestWaitInterrupted(t *testing.T) {
 }
 
 func TestWaitJournalRecordsFinalResult(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	twins := &fakeTwins{docs: map[string]map[string]any{"d0001": fwDoc("applyFailed"), "d0002": fwDoc("applyComplete")}}
 	path := t.TempDir() + "/j.jsonl"
 	j, err := CreateJournal(path, JournalHeader{Method: "firmwareUpdate", StartTime: clk.Now()})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/retry"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 type answer struct {
@@ -57,19 +58,6 @@ func ok(status int, payload string) answer {
 
 func hubErr(status, code int, name string) answer {
 	return answer{err: &iothub.ResponseError{StatusCode: status, ErrorCode: code, ErrorCodeName: name, Message: "msg\nsecond line", TrackingID: "trk-1", RequestID: "req-1"}}
-}
-
-// clock advances 10ms each time it is read.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(10 * time.Millisecond)
-	return c.t
 }
 
 func noSleep(context.Context, time.Duration) error { return nil }
@@ -171,14 +159,14 @@ func TestRunnerRecordsEachTarget(t *testing.T) {
 		"d3":   {hubErr(404, 404103, "DeviceNotOnline")},
 		"d4/m": {ok(200, ``)},
 	}}
-	clk := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 3600))}
+	clk := testkit.NewTickingClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 3600)), 10*time.Millisecond) // each reading 10 ms later
 	var streamed []string
 	targets := []Target{{DeviceID: "d1"}, {DeviceID: "d2"}, {DeviceID: "d3"}, {DeviceID: "d4", ModuleID: "m"}}
 	req := iothub.MethodRequest{MethodName: "reboot", Payload: json.RawMessage(`{"a":1}`), ResponseTimeout: 30 * time.Second}
 	results, err := NewRunner(inv).RunTargets(context.Background(), targets, RunOptions{
 		Request:  req,
 		Retry:    policy(3),
-		Now:      clk.now,
+		Now:      clk.Now,
 		OnResult: func(r Result) { streamed = append(streamed, r.Target().String()) },
 	})
 	require.NoError(t, err)

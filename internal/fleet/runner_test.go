@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 // funcInvoker answers with a function; it is safe for concurrent use when
@@ -161,12 +162,12 @@ func TestRunnerInterruptGraceAndUnknown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	started := make(chan string, 10)
+	stopping := make(chan struct{}) // closed when the runner has seen the interrupt
 	inv := funcInvoker(func(cctx context.Context, tg Target) (iothub.MethodResult, error) {
 		started <- tg.DeviceID
 		switch tg.DeviceID {
 		case "quick": // answers within the grace period
-			<-ctx.Done()
-			time.Sleep(10 * time.Millisecond)
+			<-stopping
 			return okAnswer()
 		case "hung-written":
 			<-cctx.Done()
@@ -186,6 +187,7 @@ func TestRunnerInterruptGraceAndUnknown(t *testing.T) {
 	ts := []Target{{DeviceID: "quick"}, {DeviceID: "hung-written"}, {DeviceID: "hung-unsent"}, {DeviceID: "later-1"}, {DeviceID: "later-2"}}
 	results, err := NewRunner(inv).RunTargets(ctx, ts, RunOptions{
 		Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), Concurrency: 3, Grace: 500 * time.Millisecond,
+		OnStopping: func(int) { close(stopping) },
 	})
 	require.ErrorIs(t, err, context.Canceled)
 	require.Len(t, results, 5)
@@ -254,7 +256,7 @@ func TestRunnerFixedRatePaces(t *testing.T) {
 }
 
 func TestPacerSpacing(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	f := newFixedRate(50, pacerClock{now: clk.Now, sleep: clk.Sleep})
 	var at []time.Duration
 	t0 := clk.Now()
@@ -268,36 +270,13 @@ func TestPacerSpacing(t *testing.T) {
 	assert.ErrorIs(t, f.Wait(ctx), context.Canceled)
 }
 
-// fakeClock's Sleep moves time forward; it is for one goroutine.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.Advance(d)
-	return nil
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if d > 0 {
-		c.t = c.t.Add(d)
-	}
+// newClock returns a fake clock whose Sleep moves time forward at once.
+func newClock() *testkit.FakeClock {
+	return testkit.NewAutoClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 func TestAdaptiveRateAIMD(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	a := NewAdaptiveRate(AdaptiveOptions{Start: 40, Now: clk.Now, Sleep: clk.Sleep})
 	// A saturated window (calls at the pace) with no 429: +2.5% of the start (1/s).
 	saturateWindow(t, clk, a)
@@ -334,7 +313,7 @@ func TestAdaptiveRateAIMD(t *testing.T) {
 // saturateWindow calls Wait for one whole window at the limiter's pace (the
 // fake clock moves with every wait), then once more, when the window is
 // judged.
-func saturateWindow(t *testing.T, clk *fakeClock, a *AdaptiveRate) {
+func saturateWindow(t *testing.T, clk *testkit.FakeClock, a *AdaptiveRate) {
 	t.Helper()
 	a.mu.Lock()
 	start := a.windowStart
@@ -346,7 +325,7 @@ func saturateWindow(t *testing.T, clk *fakeClock, a *AdaptiveRate) {
 }
 
 func TestAdaptiveRateSlowStart(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	a := NewAdaptiveRate(AdaptiveOptions{Start: 10, SlowStart: true, Now: clk.Now, Sleep: clk.Sleep})
 	saturate := func() { saturateWindow(t, clk, a) }
 	saturate()
@@ -363,7 +342,7 @@ func TestAdaptiveRateAgainstAThrottlingHub(t *testing.T) {
 	// A hub that allows 20 calls per (fake) window and answers 429 past it:
 	// the rate falls below the limit after the first 429s and the run ends
 	// with every target done.
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := newClock()
 	a := NewAdaptiveRate(AdaptiveOptions{Start: 40, Now: clk.Now, Sleep: clk.Sleep})
 	var windowStart time.Time
 	used := 0

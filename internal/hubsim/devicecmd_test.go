@@ -5,7 +5,6 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 // TestReadyDeviceConnectionStrings: registered identities get connection
@@ -57,15 +57,13 @@ func TestDeviceCommand(t *testing.T) {
 		t.Setenv("IOTHUB_DEVICE_CONNECTION_STRING", s.Ready().DeviceConnectionStrings["agent-1"])
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var stdout, stderr syncBuf
+		var stdout, stderr testkit.SyncBuffer
 		done := make(chan int, 1)
 		go func() {
 			done <- Run(ctx, []string{"device", "--ca-file", s.Certs().CAFile, "--reboot-downtime", "200ms"}, &stdout, &stderr)
 		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(stdout.String(), `"event":"connected"`) {
-			require.True(t, time.Now().Before(deadline), "agent did not connect: %s", stderr.String())
-			time.Sleep(20 * time.Millisecond)
+		if _, ok := stdout.Await(10*time.Second, nil, func(out string) bool { return strings.Contains(out, `"event":"connected"`) }); !ok {
+			t.Fatalf("agent did not connect: %s", stderr.String())
 		}
 		status, payload, err := s.Registry().InvokeMethod(ctx, "agent-1", "", "reboot", nil, 0, 5*time.Second)
 		require.NoError(t, err)
@@ -83,21 +81,4 @@ func TestDeviceCommand(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, stdout.String(), `"broker":"tls://`+host)
 	})
-}
-
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -371,6 +371,24 @@ func TestFleetGroupFaults(t *testing.T) {
 	assert.Equal(t, "unavailable", rec.Header().Get("x-hubsim-fault"))
 }
 
+// TestStatsFlushesTheMethodLog: GET /hubsim/stats flushes the method log
+// before it answers, so a client that has its answers and then the stats
+// finds every delivery in the file (without waiting for the periodic flush).
+func TestStatsFlushesTheMethodLog(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "methods.jsonl")
+	s := newTestServer(t, Config{NoThrottle: true, Fleet: answeringFleet(1, 200, `null`), MethodLog: logPath})
+	tok := authz(token(t, s, PolicyService, "", time.Hour))
+	for range 3 {
+		rec := call(s, http.MethodPost, "/twins/sim-000001/methods"+apiV, invokeBody("ping", ""), tok)
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	}
+	rec := call(s, http.MethodGet, "/hubsim/stats", "", nil)
+	require.Equal(t, http.StatusOK, rec.Code)
+	b, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	assert.Equal(t, 3, strings.Count(string(b), `"method":"ping"`), "every delivery is in the file once the stats answer")
+}
+
 func TestFaultDropDeliversThenClosesTheConnection(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "m.jsonl")
 	s := startTestServer(t, Config{NoThrottle: true, Faults: devices.FaultRates{Drop: 1}, Fleet: answeringFleet(1, 200, `null`), MethodLog: logPath})

@@ -250,8 +250,13 @@ func bodyError(err error) *hubError {
 }
 
 // handleStats serves GET /hubsim/stats (no auth): hubsim's own counters and
-// the registry's.
+// the registry's. It flushes the method log first, so every method delivered
+// before the request is in the --method-log file when the answer arrives: a
+// client that has its answers reads the stats, then the log.
 func (s *Server) handleStats(w http.ResponseWriter) int {
+	if s.mlog != nil {
+		s.mlog.flush()
+	}
 	rs := s.reg.Stats()
 	devs, mods := s.reg.Count()
 	body := map[string]any{

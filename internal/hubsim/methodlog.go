@@ -46,14 +46,19 @@ func (l *methodLog) flusher() {
 	for {
 		select {
 		case <-t.C:
-			l.mu.Lock()
-			if l.w.Buffered() > 0 && l.err == nil {
-				l.err = l.w.Flush()
-			}
-			l.mu.Unlock()
+			l.flush()
 		case <-l.stop:
 			return
 		}
+	}
+}
+
+// flush writes what is buffered to the file.
+func (l *methodLog) flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w.Buffered() > 0 && l.err == nil {
+		l.err = l.w.Flush()
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 func TestWaitBadFlagsExit2(t *testing.T) {
@@ -97,8 +99,8 @@ func TestWaitForAStartingHub(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	hubDone := make(chan int, 1)
-	hubErr := &syncBuffer{}
-	go func() { hubDone <- Run(ctx, []string{"--dir", dir}, &syncBuffer{}, hubErr) }()
+	hubErr := &testkit.SyncBuffer{}
+	go func() { hubDone <- Run(ctx, []string{"--dir", dir}, &testkit.SyncBuffer{}, hubErr) }()
 
 	var stdout, stderr bytes.Buffer
 	code := Run(context.Background(), []string{"wait", "--dir", dir, "--timeout", "30s"}, &stdout, &stderr)
@@ -148,7 +150,7 @@ func TestReadyLineFileIsPrivate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	go func() { done <- Run(ctx, []string{"--dir", filepath.Join(dir, "hub")}, out, stderr) }()
 
 	_, err = WaitReady(context.Background(), filepath.Join(dir, "hub"), 30*time.Second)

@@ -16,7 +16,6 @@ import (
 
 const columnGap = "   "
 
-
 // writeTable renders header and rows to w. Cells may carry ANSI colour;
 // widths are computed on what is visible.
 func writeTable(w io.Writer, header []string, rows [][]string) error {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/iothub"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 func hubErr(status, code int) error {
@@ -129,32 +129,10 @@ func TestClassifyReasons(t *testing.T) {
 }
 
 // fake is a clock and sleeper: Sleep records the wait and moves the clock.
-type fake struct {
-	mu     sync.Mutex
-	now    time.Time
-	sleeps []time.Duration
-}
+type fake struct{ *testkit.FakeClock }
 
-func newFake() *fake { return &fake{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (f *fake) Now() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *fake) advance(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.now = f.now.Add(d)
-}
-
-func (f *fake) Sleep(ctx context.Context, d time.Duration) error {
-	f.mu.Lock()
-	f.sleeps = append(f.sleeps, d)
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
-	return ctx.Err()
+func newFake() *fake {
+	return &fake{testkit.NewAutoClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))}
 }
 
 func (f *fake) policy(p Policy) Policy {
@@ -183,7 +161,7 @@ func TestDoThrottledThenSuccess(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
 	assert.Equal(t, []int{1, 2, 3}, seen)
-	assert.Len(t, f.sleeps, 2)
+	assert.Len(t, f.Slept(), 2)
 }
 
 func TestDoStopsAtMaxAttempts(t *testing.T) {
@@ -201,7 +179,7 @@ func TestDoStopsAtMaxAttempts(t *testing.T) {
 			}
 			assert.Equal(t, want, n)
 			assert.Equal(t, want, calls)
-			assert.Len(t, f.sleeps, want-1)
+			assert.Len(t, f.Slept(), want-1)
 			re, ok := iothub.AsResponseError(err)
 			require.True(t, ok)
 			assert.Equal(t, 503001, re.ErrorCode)
@@ -217,7 +195,7 @@ func TestDoHonoursRetryAfter(t *testing.T) {
 	n, err := Do(context.Background(), f.policy(Policy{MaxInterval: time.Second}), script(&seen, first, second))
 	require.NoError(t, err)
 	assert.Equal(t, 3, n)
-	assert.Equal(t, []time.Duration{7 * time.Second, 3 * time.Second}, f.sleeps, "Retry-After wins over backoff and MaxInterval")
+	assert.Equal(t, []time.Duration{7 * time.Second, 3 * time.Second}, f.Slept(), "Retry-After wins over backoff and MaxInterval")
 }
 
 func TestDoBackoffGrowsWithJitter(t *testing.T) {
@@ -226,9 +204,9 @@ func TestDoBackoffGrowsWithJitter(t *testing.T) {
 	n, err := Do(context.Background(), p, func(context.Context, int) error { return hubErr(429, 0) })
 	require.Error(t, err)
 	assert.Equal(t, 7, n)
-	require.Len(t, f.sleeps, 6)
+	require.Len(t, f.Slept(), 6)
 	interval := 100 * time.Millisecond
-	for i, d := range f.sleeps {
+	for i, d := range f.Slept() {
 		assert.GreaterOrEqual(t, d, interval/2, "sleep %d", i)
 		assert.LessOrEqual(t, d, interval*3/2, "sleep %d", i)
 		interval = min(interval*2, time.Second)
@@ -240,14 +218,14 @@ func TestDoStopsOnMaxElapsed(t *testing.T) {
 	start := f.Now()
 	p := f.policy(Policy{MaxAttempts: 100, MaxElapsed: 10 * time.Second})
 	n, err := Do(context.Background(), p, func(context.Context, int) error {
-		f.advance(time.Second) // each attempt takes a second
+		f.Advance(time.Second) // each attempt takes a second
 		return &iothub.ResponseError{StatusCode: 429, RetryAfter: 4 * time.Second}
 	})
 	require.Error(t, err)
 	// t=0..1 fail, wait to 5; 5..6 fail, wait to 10 (= limit, allowed);
 	// 10..11 fail, a wait to 15 would pass 10s: stop.
 	assert.Equal(t, 3, n)
-	assert.Equal(t, []time.Duration{4 * time.Second, 4 * time.Second}, f.sleeps)
+	assert.Equal(t, []time.Duration{4 * time.Second, 4 * time.Second}, f.Slept())
 	assert.Equal(t, 11*time.Second, f.Now().Sub(start))
 }
 
@@ -258,7 +236,7 @@ func TestDoRetryAfterBeyondMaxElapsed(t *testing.T) {
 	})
 	require.Error(t, err)
 	assert.Equal(t, 1, n)
-	assert.Empty(t, f.sleeps)
+	assert.Empty(t, f.Slept())
 }
 
 func TestDoGatewayTimeoutNeedsIdempotent(t *testing.T) {
@@ -313,7 +291,7 @@ func TestDoWaitOnline(t *testing.T) {
 	assert.Equal(t, calls, n)
 	assert.Equal(t, 10*time.Second, f.Now().Sub(start), "the last wait ends when the budget does")
 	var total time.Duration
-	for _, d := range f.sleeps {
+	for _, d := range f.Slept() {
 		total += d
 		assert.Greater(t, d, time.Duration(0))
 	}
@@ -342,7 +320,7 @@ func TestDoStopsOnNonRetryable(t *testing.T) {
 	re, ok := iothub.AsResponseError(err)
 	require.True(t, ok)
 	assert.Equal(t, 404001, re.ErrorCode)
-	assert.Empty(t, f.sleeps)
+	assert.Empty(t, f.Slept())
 }
 
 func TestDoContextCancel(t *testing.T) {
@@ -370,7 +348,7 @@ func TestDoContextCancel(t *testing.T) {
 		re, ok := iothub.AsResponseError(err)
 		require.True(t, ok, "the last hub error is still there")
 		assert.Equal(t, 503, re.StatusCode)
-		assert.Len(t, f.sleeps, 1)
+		assert.Len(t, f.Slept(), 1)
 	})
 	t.Run("cancelled while waiting", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -28,7 +28,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,8 +35,6 @@ import (
 	"github.com/creack/pty"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/dmctl/dmctl/internal/connstr"
 )
 
 // safetyDeadline bounds every wait of this file; reaching it fails the test.
@@ -89,54 +86,20 @@ func (p *safetyProc) exit(t *testing.T, out fmt.Stringer) int {
 	return exitErr.ExitCode()
 }
 
-// safetyWatch collects a stream and lets a test wait for a text in it.
-type safetyWatch struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	changed chan struct{} // closed (and replaced) on every write
-}
-
-func newSafetyWatch() *safetyWatch { return &safetyWatch{changed: make(chan struct{})} }
-
-func (w *safetyWatch) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.b.Write(p)
-	close(w.changed)
-	w.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (w *safetyWatch) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return connstr.Redact(w.b.String())
-}
-
-// waitFor returns once want has been written. ended is closed when nothing
-// more can come (the writer is gone): then want must already be there.
-func (w *safetyWatch) waitFor(t *testing.T, want string, ended <-chan struct{}) {
+// waitFor returns once want has been written (checked on every write,
+// bounded by safetyDeadline). ended is closed when nothing more can come (the
+// writer is gone): then want must already be there.
+func (l *lockedBuffer) waitFor(t *testing.T, want string, ended <-chan struct{}) {
 	t.Helper()
-	deadline := time.NewTimer(safetyDeadline)
-	defer deadline.Stop()
-	for {
-		w.mu.Lock()
-		ok := strings.Contains(w.b.String(), want)
-		ch := w.changed
-		w.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-ended:
-			if strings.Contains(w.String(), want) {
-				return
-			}
-			t.Fatalf("the output ended without %q; it was:\n%s", want, w.String())
-		case <-deadline.C:
-			t.Fatalf("no %q within %s; the output so far:\n%s", want, safetyDeadline, w.String())
-		}
+	_, ok := l.Await(safetyDeadline, ended, func(text string) bool { return strings.Contains(text, want) })
+	if ok {
+		return
+	}
+	select {
+	case <-ended:
+		t.Fatalf("the output ended without %q; it was:\n%s", want, l.String())
+	default:
+		t.Fatalf("no %q within %s; the output so far:\n%s", want, safetyDeadline, l.String())
 	}
 }
 
@@ -418,7 +381,7 @@ func TestSafetySecondInterruptStopsAtOnce(t *testing.T) {
 	journal := filepath.Join(t.TempDir(), "run.journal")
 	cmd := h.dmctl(t, "slowPing", "--query", safetyAllDevices, "-c", "16", "--grace", "5m", "-o", "jsonl", "--journal", journal)
 	var stdout lockedBuffer
-	stderr := newSafetyWatch()
+	stderr := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = &stdout, stderr
 	p := safetyStart(t, cmd)
 	safetyWaitInvoked(t, h, 16, p, stderr) // all 16 calls are at their devices, which answer in 5s
@@ -592,7 +555,7 @@ func TestSafetyResumeRefusesTargetFlags(t *testing.T) {
 type safetyTerm struct {
 	p      *safetyProc
 	ptmx   *os.File
-	screen *safetyWatch  // what dmctl wrote to the terminal, and the echo of what was typed
+	screen *lockedBuffer // what dmctl wrote to the terminal, and the echo of what was typed
 	copied chan struct{} // closed when the terminal has nothing more to read
 	stdout *lockedBuffer
 }
@@ -605,7 +568,7 @@ func safetyOnTerminal(t *testing.T, h *fleetHub, args ...string) *safetyTerm {
 	require.NoError(t, pty.Setsize(ptmx, &pty.Winsize{Rows: 50, Cols: 250}))
 	cmd := exec.Command(binary(t, "dmctl"), append(args, "--ca-file", h.CAFile)...)
 	cmd.Env = append(cleanEnv(t, dmctlCmd{}), append(h.env(), "NO_COLOR=1", "TERM=xterm")...)
-	st := &safetyTerm{ptmx: ptmx, screen: newSafetyWatch(), copied: make(chan struct{}), stdout: &lockedBuffer{}}
+	st := &safetyTerm{ptmx: ptmx, screen: &lockedBuffer{}, copied: make(chan struct{}), stdout: &lockedBuffer{}}
 	cmd.Stdin, cmd.Stderr, cmd.Stdout = tty, tty, st.stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	st.p = safetyStart(t, cmd)

@@ -2,16 +2,15 @@ package agent
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,26 +21,10 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	hubmqtt "github.com/dmctl/dmctl/internal/hubsim/mqtt"
 	"github.com/dmctl/dmctl/internal/sas"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 const hubHost = "hub.test:8443"
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // hub is an in-process MQTT endpoint over a registry, for the agent to
 // connect to.
@@ -76,15 +59,15 @@ func (h *hub) connectionString(t *testing.T, id string) string {
 
 // running is an agent running in the background.
 type running struct {
-	events *syncBuffer
-	log    *syncBuffer
+	events *testkit.SyncBuffer
+	log    *testkit.SyncBuffer
 	done   chan error
 	cancel context.CancelFunc
 }
 
 func start(t *testing.T, cfg Config) *running {
 	t.Helper()
-	r := &running{events: &syncBuffer{}, log: &syncBuffer{}, done: make(chan error, 1)}
+	r := &running{events: &testkit.SyncBuffer{}, log: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	cfg.Events, cfg.Log = r.events, r.log
 	a, err := New(cfg)
 	require.NoError(t, err)
@@ -105,30 +88,60 @@ func start(t *testing.T, cfg Config) *running {
 
 func (r *running) eventList(t *testing.T) []Event {
 	t.Helper()
-	var out []Event
-	sc := bufio.NewScanner(strings.NewReader(r.events.String()))
-	for sc.Scan() {
-		var ev Event
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &ev), "event line %q", sc.Text())
-		out = append(out, ev)
-	}
-	return out
+	events, err := parseEvents(r.events.String())
+	require.NoError(t, err)
+	return events
 }
 
-// waitEvent waits until an event matches.
+// parseEvents decodes the complete lines of an events stream.
+func parseEvents(text string) ([]Event, error) {
+	var out []Event
+	complete := text[:strings.LastIndexByte(text, '\n')+1]
+	sc := bufio.NewScanner(strings.NewReader(complete))
+	for sc.Scan() {
+		var ev Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return nil, fmt.Errorf("event line %q: %w", sc.Text(), err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// waitEvent waits until an event matches, checking each time the agent
+// writes one, and returns the first that does.
 func (r *running) waitEvent(t *testing.T, what string, match func(Event) bool) Event {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, ev := range r.eventList(t) {
+	return r.waitEvents(t, what, 1, match)
+}
+
+// waitEvents waits until n events match and returns the n-th.
+func (r *running) waitEvents(t *testing.T, what string, n int, match func(Event) bool) Event {
+	t.Helper()
+	var found Event
+	var bad error
+	_, ok := r.events.Await(15*time.Second, nil, func(text string) bool {
+		events, err := parseEvents(text)
+		if err != nil {
+			bad = err
+			return true
+		}
+		seen := 0
+		for _, ev := range events {
 			if match(ev) {
-				return ev
+				if seen++; seen == n {
+					found = ev
+					return true
+				}
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	require.NoError(t, bad)
+	if !ok {
+		t.Fatalf("no %s event; events:\n%s\nlog:\n%s", what, r.events.String(), r.log.String())
 	}
-	t.Fatalf("no %s event; events:\n%s\nlog:\n%s", what, r.events.String(), r.log.String())
-	return Event{}
+	return found
 }
 
 func (h *hub) invoke(t *testing.T, id, method, payload string) (int, map[string]any) {
@@ -160,15 +173,11 @@ func (h *hub) connState(t *testing.T, id string) string {
 	return doc["connectionState"].(string)
 }
 
+// eventually polls hub-side state (twins, a method call's answer), which no
+// event announces, for up to 15 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	require.Eventually(t, cond, 15*time.Second, 10*time.Millisecond, "timed out waiting for %s", what)
 }
 
 func isTime(t *testing.T, v any, field string) time.Time {
@@ -184,10 +193,10 @@ func TestRebootLifeCycle(t *testing.T) {
 	h := newHub(t)
 	r := start(t, Config{ConnectionString: h.connectionString(t, "dev1"), CAFile: h.caFile, RebootDowntime: 700 * time.Millisecond})
 	r.waitEvent(t, "connected", func(e Event) bool { return e.Event == "connected" })
-	eventually(t, "methods subscription", func() bool {
-		_, _, err := h.reg.InvokeMethod(context.Background(), "dev1", "", "noop", nil, 0, 5*time.Second)
-		return err == nil
-	})
+	// connected comes once the hub has acknowledged the subscriptions, and
+	// the hub records a subscription before it acknowledges it.
+	_, _, err := h.reg.InvokeMethod(context.Background(), "dev1", "", "noop", nil, 0, 5*time.Second)
+	require.NoError(t, err, "the methods subscription is in place")
 
 	before := time.Now()
 	status, resp := h.invoke(t, "dev1", "reboot", "")
@@ -195,7 +204,7 @@ func TestRebootLifeCycle(t *testing.T) {
 	assert.Equal(t, "Reboot started", resp["message"])
 
 	eventually(t, "offline during the reboot", func() bool { return h.connState(t, "dev1") == "Disconnected" })
-	_, _, err := h.reg.InvokeMethod(context.Background(), "dev1", "", "reboot", nil, 0, time.Second)
+	_, _, err = h.reg.InvokeMethod(context.Background(), "dev1", "", "reboot", nil, 0, time.Second)
 	assert.ErrorIs(t, err, devices.ErrDeviceNotOnline, "a rebooting device is offline")
 	started := isTime(t, h.dm(t, "dev1")["reboot"].(map[string]any)["startedRebootTime"], "startedRebootTime")
 	assert.False(t, started.Before(before.Add(-time.Second)))
@@ -440,15 +449,7 @@ func TestTokenRenewal(t *testing.T) {
 	r := start(t, Config{ConnectionString: h.connectionString(t, "dev1"), CAFile: h.caFile, TokenTTL: 5 * time.Second})
 	r.waitEvent(t, "connected", func(e Event) bool { return e.Event == "connected" })
 	r.waitEvent(t, "renewal", func(e Event) bool { return e.Event == "disconnected" && e.Reason == "token renewal" })
-	eventually(t, "second connection", func() bool {
-		n := 0
-		for _, e := range r.eventList(t) {
-			if e.Event == "connected" {
-				n++
-			}
-		}
-		return n >= 2
-	})
+	r.waitEvents(t, "second connected", 2, func(e Event) bool { return e.Event == "connected" })
 	for _, e := range r.eventList(t) {
 		if e.Event == "disconnected" {
 			assert.Equal(t, "token renewal", e.Reason, "the hub never closed the connection for an expired token")

@@ -78,3 +78,17 @@ func eventually(t *testing.T, cond func() bool, msg string) {
 }
 
 func raw(s string) json.RawMessage { return json.RawMessage(s) }
+
+// waitForWaitingCall waits until a call to the identity is blocked waiting
+// for it to come online (InvokeMethod has registered its wake channel). No
+// event announces that, so it is polled, with a deadline.
+func waitForWaitingCall(t *testing.T, r *Registry, deviceID string) {
+	t.Helper()
+	id, err := r.lookup(deviceID, "")
+	require.NoError(t, err)
+	eventually(t, func() bool {
+		id.mu.Lock()
+		defer id.mu.Unlock()
+		return id.wake != nil
+	}, "a call should be waiting for "+deviceID+" to come online")
+}

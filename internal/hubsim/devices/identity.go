@@ -199,12 +199,26 @@ func (id *identity) waitChanLocked() chan struct{} {
 
 // Attach installs the method handler of a real device (or a test) on an
 // identity. While attached the identity is Connected and subscribed to
-// methods (call SetMethodsSubscribed(false) right after Attach for a client
-// that has not subscribed yet), and its simulation is suspended. A second
-// Attach replaces the first: the old handler gets no further calls and its
-// detach func becomes a no-op. After detach a registered identity is offline
-// again and a simulated one resumes its simulation.
+// methods (AttachUnsubscribed is for a client that has not subscribed yet),
+// and its simulation is suspended. A second Attach replaces the first: the
+// old handler gets no further calls and its detach func becomes a no-op.
+// After detach a registered identity is offline again and a simulated one
+// resumes its simulation.
 func (r *Registry) Attach(deviceID, moduleID string, h MethodHandler) (detach func(), err error) {
+	return r.attach(deviceID, moduleID, h, true)
+}
+
+// AttachUnsubscribed is Attach for a client that has not subscribed to
+// direct methods yet (an MQTT device at CONNECT): the identity is Connected
+// at once but gets methods only after SetMethodsSubscribed(true). A call
+// waiting for the device keeps waiting; it never sees the identity
+// subscribed in between, as it could with Attach followed by
+// SetMethodsSubscribed(false).
+func (r *Registry) AttachUnsubscribed(deviceID, moduleID string, h MethodHandler) (detach func(), err error) {
+	return r.attach(deviceID, moduleID, h, false)
+}
+
+func (r *Registry) attach(deviceID, moduleID string, h MethodHandler, subscribed bool) (detach func(), err error) {
 	if h == nil {
 		return nil, errNilHandler
 	}
@@ -215,7 +229,7 @@ func (r *Registry) Attach(deviceID, moduleID string, h MethodHandler) (detach fu
 	a := &attachment{h: h}
 	id.mu.Lock()
 	id.att = a
-	id.subscribed = true
+	id.subscribed = subscribed
 	id.lastActivity = r.nowNano()
 	id.wakeLocked()
 	id.mu.Unlock()

@@ -68,7 +68,8 @@ func TestStarMethod(t *testing.T) {
 	st, _, err = r.InvokeMethod(ctx, "dev-001", "", "reboot", nil, 0, time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, 501, st)
-	time.Sleep(10 * time.Millisecond)
+	// A life cycle reports its start before the answer returns (at 0 ms
+	// latency): had this one started, iothubDM would be there now.
 	assert.Nil(t, reported(t, r, "dev-001", "iothubDM"))
 }
 
@@ -184,13 +185,17 @@ func TestAttachedDevice(t *testing.T) {
 	tw, _ = r.Twin("real", "")
 	assert.Equal(t, "Connected", tw["connectionState"])
 	// ... until it subscribes within the connect timeout.
+	waited := make(chan error, 1)
 	go func() {
-		time.Sleep(20 * time.Millisecond)
-		r.SetMethodsSubscribed("real", "", true)
+		st, _, err := r.InvokeMethod(ctx, "real", "", "hello", nil, 5*time.Second, time.Second)
+		if err == nil && st != 201 {
+			err = fmt.Errorf("status %d, want 201", st)
+		}
+		waited <- err
 	}()
-	st, _, err = r.InvokeMethod(ctx, "real", "", "hello", nil, 5*time.Second, time.Second)
-	require.NoError(t, err)
-	assert.Equal(t, 201, st)
+	waitForWaitingCall(t, r, "real")
+	r.SetMethodsSubscribed("real", "", true)
+	require.NoError(t, <-waited)
 
 	detach()
 	detach() // idempotent
@@ -241,12 +246,7 @@ func TestAttachWakesWaitingInvoke(t *testing.T) {
 		_, _, err := r.InvokeMethod(context.Background(), "real", "", "m", nil, 10*time.Second, time.Second)
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("returned before the device connected: %v", err)
-	default:
-	}
+	waitForWaitingCall(t, r, "real") // a call that returned at once would never wait
 	_, err := r.Attach("real", "", func(context.Context, string, json.RawMessage) (int, json.RawMessage, error) { return 200, nil, nil })
 	require.NoError(t, err)
 	select {
@@ -255,6 +255,38 @@ func TestAttachWakesWaitingInvoke(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the waiting call was not woken by Attach")
 	}
+}
+
+// TestAttachUnsubscribedKeepsCallsWaiting: a device that connects without
+// a methods subscription (AttachUnsubscribed) is Connected, but a call
+// waiting for it keeps waiting, and gets it once it subscribes.
+func TestAttachUnsubscribedKeepsCallsWaiting(t *testing.T) {
+	r := NewRegistry(Options{})
+	require.NoError(t, r.Register("real"))
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := r.InvokeMethod(context.Background(), "real", "", "m", nil, 10*time.Second, time.Second)
+		done <- err
+	}()
+	waitForWaitingCall(t, r, "real")
+	calls := 0
+	_, err := r.AttachUnsubscribed("real", "", func(context.Context, string, json.RawMessage) (int, json.RawMessage, error) {
+		calls++
+		return 200, nil, nil
+	})
+	require.NoError(t, err)
+	tw, _ := r.Twin("real", "")
+	assert.Equal(t, "Connected", tw["connectionState"])
+	// Attaching woke the call; it looked, saw no subscription and waits again.
+	waitForWaitingCall(t, r, "real")
+	r.SetMethodsSubscribed("real", "", true)
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting call was not woken by the subscription")
+	}
+	assert.Equal(t, 1, calls, "the handler got the call once, after the subscription")
 }
 
 func TestAttachedHandlerTimeoutsAndErrors(t *testing.T) {

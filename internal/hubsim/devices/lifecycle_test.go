@@ -94,23 +94,24 @@ func fwStatus(t *testing.T, r *Registry, dev string) string {
 	return s
 }
 
-// statusSequence polls the firmware status until it is terminal.
+// statusSequence polls the firmware status until it is terminal (the
+// simulation announces no reported change, so it is sampled), returning the
+// statuses seen in order.
 func statusSequence(t *testing.T, r *Registry, dev string) []string {
 	t.Helper()
 	var seq []string
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		s := fwStatus(t, r, dev)
+	eventually(t, func() bool {
+		tw, err := r.Twin(dev, "")
+		if err != nil {
+			return false
+		}
+		s, _ := path(tw, "properties", "reported", "iothubDM", "firmwareUpdate", "status").(string)
 		if len(seq) == 0 || seq[len(seq)-1] != s {
 			seq = append(seq, s)
 		}
-		if s == FwApplyComplete || s == FwApplyFailed || s == FwDownloadFailed {
-			return seq
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("firmware update did not finish: %v", seq)
-	return nil
+		return s == FwApplyComplete || s == FwApplyFailed || s == FwDownloadFailed
+	}, "firmware update should finish")
+	return seq
 }
 
 func TestFirmwareUpdateLifeCycle(t *testing.T) {

@@ -10,17 +10,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
+// fixedClock returns a clock whose every reading is a second later than
+// the one before.
 func fixedClock() func() time.Time {
-	var mu sync.Mutex
-	t := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-	return func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		t = t.Add(time.Second)
-		return t
-	}
+	return testkit.NewTickingClock(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC), time.Second).Now
 }
 
 func TestTwinShape(t *testing.T) {

@@ -314,6 +314,7 @@ type job struct {
 	active  bool               // counted in Engine.active (under Engine.mu)
 	ctx     context.Context    // ends when the job is cancelled, its run ends, or the engine closes
 	stop    context.CancelFunc // ends ctx
+	done    chan struct{}      // closed when run returns
 
 	mu        sync.Mutex
 	status    Status
@@ -383,6 +384,7 @@ func (e *Engine) Create(spec Spec) (Response, error) {
 		j.status = StatusScheduled
 	}
 	j.ctx, j.stop = context.WithCancel(e.ctx)
+	j.done = make(chan struct{})
 
 	e.mu.Lock()
 	switch {
@@ -471,6 +473,21 @@ func (e *Engine) Get(id string) (Response, error) {
 	return j.response(), nil
 }
 
+// Done returns a channel that is closed once the job's run has ended: it
+// started, dispatched and finished (or was cancelled, or the engine closed),
+// and no operation of it is in flight any more. It is how a caller (a test)
+// knows that nothing more will happen to the job. ErrNotFound when there is
+// no such job.
+func (e *Engine) Done(id string) (<-chan struct{}, error) {
+	e.mu.Lock()
+	j := e.byID[id]
+	e.mu.Unlock()
+	if j == nil {
+		return nil, ErrNotFound
+	}
+	return j.done, nil
+}
+
 // Cancel stops a queued, scheduled or running job: its status becomes
 // cancelled at once, devices not yet dispatched become canceled, and
 // operations in flight finish. A job that already ended is returned as it is.
@@ -527,6 +544,7 @@ func (e *Engine) Active() int {
 // run is a job's life: wait for the start, select devices, dispatch, end.
 func (e *Engine) run(j *job) {
 	defer e.wg.Done()
+	defer close(j.done)
 	defer e.release(j)
 	defer j.stop()
 

@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"sort"
@@ -16,74 +15,33 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/query"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 func ptr[T any](v T) *T { return &v }
 
 var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-// fakeClock is a settable clock. In auto mode Sleep advances the clock by d
-// at once (nothing really waits); otherwise Sleep blocks until Advance
-// passes its end or ctx ends.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	auto    bool
-	waiters []waiter
-	slept   time.Duration
-}
-
-type waiter struct {
-	until time.Time
-	ch    chan struct{}
-}
-
-func newClock(auto bool) *fakeClock { return &fakeClock{now: t0, auto: auto} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) bool {
-	c.mu.Lock()
-	if c.auto {
-		c.now = c.now.Add(d)
-		c.slept += d
-		c.mu.Unlock()
-		return ctx.Err() == nil
+// newClock returns a fake clock at t0: with auto its Sleep advances the
+// clock at once (nothing really waits); otherwise Sleep blocks until the test
+// advances the clock past its end or ctx ends.
+func newClock(auto bool) *testkit.FakeClock {
+	if auto {
+		return testkit.NewAutoClock(t0)
 	}
-	w := waiter{until: c.now.Add(d), ch: make(chan struct{})}
-	c.waiters = append(c.waiters, w)
-	c.mu.Unlock()
+	return testkit.NewFakeClock(t0)
+}
+
+// waitDone waits for the job's run to end: nothing more happens to it then.
+func waitDone(t *testing.T, e *Engine, id string) {
+	t.Helper()
+	done, err := e.Done(id)
+	require.NoError(t, err)
 	select {
-	case <-w.ch:
-		return true
-	case <-ctx.Done():
-		return false
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the run of job %s did not end", id)
 	}
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if !w.until.After(c.now) {
-			close(w.ch)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	c.waiters = kept
-}
-
-func (c *fakeClock) sleepers() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.waiters)
 }
 
 // deliveries records what the registry delivered.
@@ -271,7 +229,7 @@ func TestQueryCondition(t *testing.T) {
 func TestStartTimeInTheFuture(t *testing.T) {
 	clock := newClock(false)
 	reg, log := fleet(t, clock.Now)
-	e := New(Options{Registry: reg, Now: clock.Now, Sleep: clock.Sleep})
+	e := New(Options{Registry: reg, Now: clock.Now, Sleep: clock.SleepOK})
 	defer e.Close()
 
 	spec := methodSpec("later", "ping", "tags.site = 'plant-a'")
@@ -283,9 +241,11 @@ func TestStartTimeInTheFuture(t *testing.T) {
 	assert.Equal(t, "2026-03-04T05:16:07.0000000Z", r.StartTime, "hub time format")
 	assert.Equal(t, 1, e.Active(), "a scheduled job is active")
 
-	require.Eventually(t, func() bool { return clock.sleepers() == 1 }, 5*time.Second, time.Millisecond, "the job waits for its start")
+	clock.WaitForSleepers(t, 1, 5*time.Second) // the job waits for its start
 	clock.Advance(9 * time.Minute)
-	time.Sleep(20 * time.Millisecond)
+	// Advance wakes the sleepers it reaches before it returns: the job is
+	// still asleep, so nothing below can have changed yet.
+	require.Equal(t, 1, clock.Sleepers(), "still a minute to go: the job keeps waiting")
 	r, _ = e.Get("later")
 	assert.Equal(t, StatusScheduled, r.Status, "still a minute to go")
 	assert.Empty(t, log.all(), "nothing delivered before the start time")
@@ -308,7 +268,7 @@ func TestStartTimeInTheFuture(t *testing.T) {
 func TestCancelScheduledJob(t *testing.T) {
 	clock := newClock(false)
 	reg, log := fleet(t, clock.Now)
-	e := New(Options{Registry: reg, Now: clock.Now, Sleep: clock.Sleep, MaxConcurrentJobs: 1})
+	e := New(Options{Registry: reg, Now: clock.Now, Sleep: clock.SleepOK, MaxConcurrentJobs: 1})
 	defer e.Close()
 
 	spec := methodSpec("sched", "ping", "*")
@@ -325,8 +285,8 @@ func TestCancelScheduledJob(t *testing.T) {
 	assert.NotEmpty(t, r.EndTime)
 	assert.Equal(t, 0, e.Active(), "a cancelled job frees its slot at once")
 
-	clock.Advance(2 * time.Hour)
-	time.Sleep(20 * time.Millisecond)
+	clock.Advance(2 * time.Hour) // past the start: a run that ignored the cancel would go now
+	waitDone(t, e, "sched")
 	r, _ = e.Get("sched")
 	assert.Equal(t, StatusCancelled, r.Status)
 	assert.Empty(t, log.all(), "a job cancelled before its start delivers nothing")
@@ -342,6 +302,8 @@ func TestCancelScheduledJob(t *testing.T) {
 	assert.Equal(t, r.EndTime, again.EndTime)
 
 	_, err = e.Cancel("nope")
+	assert.ErrorIs(t, err, ErrNotFound)
+	_, err = e.Done("nope")
 	assert.ErrorIs(t, err, ErrNotFound)
 }
 
@@ -364,7 +326,7 @@ func TestCancelRunningJob(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, StatusCancelled, r.Status)
 
-	time.Sleep(100 * time.Millisecond) // the operation in flight finishes
+	waitDone(t, e, "run") // the operation in flight finishes and the run ends
 	r, _ = e.Get("run")
 	s := r.DeviceJobStatistics
 	assert.Equal(t, StatusCancelled, r.Status, "the run ending does not overwrite cancelled")
@@ -435,7 +397,7 @@ func TestThrottlePacesDeviceOperations(t *testing.T) {
 	limits, err := throttle.LimitsFor("S1", 1)
 	require.NoError(t, err)
 	require.EqualValues(t, 10, limits.JobDeviceOpsPerSec)
-	e := New(Options{Registry: reg, Limiter: throttle.New(limits, clock.Now), Now: clock.Now, Sleep: clock.Sleep, Workers: 1})
+	e := New(Options{Registry: reg, Limiter: throttle.New(limits, clock.Now), Now: clock.Now, Sleep: clock.SleepOK, Workers: 1})
 	defer e.Close()
 
 	_, err = e.Create(methodSpec("paced", "ping", "*"))
@@ -468,12 +430,12 @@ func TestThrottlePacesDeviceOperations(t *testing.T) {
 
 	// Unthrottled (nil limiter): no waiting at all.
 	clock2 := newClock(true)
-	e2 := New(Options{Registry: reg, Now: clock2.Now, Sleep: clock2.Sleep})
+	e2 := New(Options{Registry: reg, Now: clock2.Now, Sleep: clock2.SleepOK})
 	defer e2.Close()
 	_, err = e2.Create(methodSpec("free", "ping", "*"))
 	require.NoError(t, err)
 	waitStatus(t, e2, "free", StatusCompleted)
-	assert.Zero(t, clock2.slept)
+	assert.Empty(t, clock2.Slept())
 }
 
 func TestMaxExecutionTime(t *testing.T) {

@@ -269,11 +269,9 @@ func TestMethodsConnectTimeout(t *testing.T) {
 	eventually(t, func() bool { return f.reg.Stats().MethodsInvoked == 1 }, "the call reached the registry")
 	c := f.connectAs(dev3())
 	// Connected but not subscribed: the call must keep waiting. Had it given
-	// up here (404103), no request would be published below and r.err would
-	// say so; had it been sent before the subscription, the SUBACK would not
-	// be the next packet.
-	c.subscribe(map[string]byte{FilterMethods: 0})
-	req := c.expectPublish("$iothub/methods/POST/hello/?$rid=")
+	// up here (404103), no request would be published once the device
+	// subscribes, and r.err would say so.
+	req := c.subscribeExpectingPublish(map[string]byte{FilterMethods: 0}, "$iothub/methods/POST/hello/?$rid=")
 	c.publish("$iothub/methods/res/200/?$rid="+topicQuery(req.TopicName)["$rid"], 0, []byte(`1`))
 	r := waitResult(t, res)
 	require.NoError(t, r.err)

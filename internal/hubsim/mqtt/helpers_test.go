@@ -238,15 +238,47 @@ func (f *fixture) connectAs(id Identity) *rawClient {
 
 func (c *rawClient) subscribe(filters map[string]byte) []byte {
 	c.t.Helper()
+	c.sendSubscribe(filters)
+	ack := c.expect(packets.Suback)
+	require.Equal(c.t, c.id, ack.PacketID)
+	return ack.ReasonCodes
+}
+
+func (c *rawClient) sendSubscribe(filters map[string]byte) {
+	c.t.Helper()
 	c.id++
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: c.id, ProtocolVersion: 4}
 	for f, q := range filters {
 		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: q})
 	}
 	c.write(pk)
-	ack := c.expect(packets.Suback)
-	require.Equal(c.t, c.id, ack.PacketID)
-	return ack.ReasonCodes
+}
+
+// subscribeExpectingPublish subscribes and returns the one PUBLISH (topic
+// starting with prefix) the subscription releases, such as a method call
+// that waited for it: the hub may write it before or after the SUBACK.
+func (c *rawClient) subscribeExpectingPublish(filters map[string]byte, prefix string) packets.Packet {
+	c.t.Helper()
+	c.sendSubscribe(filters)
+	var pub *packets.Packet
+	acked := false
+	for !acked || pub == nil {
+		pk, err := c.read(5 * time.Second)
+		require.NoError(c.t, err, "waiting for the SUBACK and a PUBLISH to %s", prefix)
+		switch pk.FixedHeader.Type {
+		case packets.Suback:
+			require.False(c.t, acked, "a second SUBACK")
+			require.Equal(c.t, c.id, pk.PacketID)
+			acked = true
+		case packets.Publish:
+			require.Nil(c.t, pub, "a second PUBLISH (%q)", pk.TopicName)
+			require.True(c.t, strings.HasPrefix(pk.TopicName, prefix), "topic %q should start with %q", pk.TopicName, prefix)
+			pub = &pk
+		default:
+			c.t.Fatalf("unexpected packet type %d while subscribing", pk.FixedHeader.Type)
+		}
+	}
+	return *pub
 }
 
 func (c *rawClient) unsubscribe(filters ...string) {

@@ -154,13 +154,12 @@ func (h *hook) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
 	e.current[id.ClientID()] = c
 	e.mu.Unlock()
 
-	detach, err := e.reg.Attach(id.DeviceID, id.ModuleID, c.invoke)
+	detach, err := e.reg.AttachUnsubscribed(id.DeviceID, id.ModuleID, c.invoke)
 	if err != nil {
 		e.logf("device %s: %v", id.ClientID(), err)
 		cl.Stop(errNotAttachable)
 		return
 	}
-	e.reg.SetMethodsSubscribed(id.DeviceID, id.ModuleID, false)
 	cancel := e.reg.OnDesired(id.DeviceID, id.ModuleID, c.pushDesired)
 	c.mu.Lock()
 	c.detach, c.cancelDesired = detach, cancel
