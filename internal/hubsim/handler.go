@@ -1,6 +1,7 @@
 package hubsim
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -81,7 +82,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, reqID string) (ro
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return routeStats, s.methodNotAllowed(w, reqID, "GET")
 		}
-		return routeStats, s.handleStats(w)
+		return routeStats, s.handleStats(w, r)
 	case entra.Match(path):
 		s.authority.Handler().ServeHTTP(w, r)
 		return routeEntra, http.StatusOK
@@ -252,8 +253,18 @@ func bodyError(err error) *hubError {
 // handleStats serves GET /hubsim/stats (no auth): hubsim's own counters and
 // the registry's. It flushes the method log first, so every method delivered
 // before the request is in the --method-log file when the answer arrives: a
-// client that has its answers reads the stats, then the log.
-func (s *Server) handleStats(w http.ResponseWriter) int {
+// client that has its answers reads the stats, then the log. With ?idle it
+// first waits (woken by the events, up to the request's end) until no method
+// call is in flight and every ended job's run has returned, so a client whose
+// own side has stopped (a killed dmctl, a cancelled job) learns that nothing
+// more will be delivered; 503 when the request ends first.
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) int {
+	if r.URL.Query().Has("idle") {
+		if err := s.waitIdle(r.Context()); err != nil {
+			http.Error(w, "stats: not idle: "+err.Error(), http.StatusServiceUnavailable)
+			return http.StatusServiceUnavailable
+		}
+	}
 	if s.mlog != nil {
 		s.mlog.flush()
 	}
@@ -281,6 +292,17 @@ func (s *Server) handleStats(w http.ResponseWriter) int {
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(b)
 	return http.StatusOK
+}
+
+// waitIdle waits until no method call is in flight and every ended job has
+// stopped (see handleStats).
+func (s *Server) waitIdle(ctx context.Context) error {
+	if s.jobs != nil {
+		if err := s.jobs.WaitSettled(ctx); err != nil {
+			return err
+		}
+	}
+	return s.reg.WaitIdle(ctx)
 }
 
 // requestID is the x-ms-request-id of a request: the client's Request-Id

@@ -241,30 +241,20 @@ func readMethodLog(t *testing.T, path string) []delivery {
 	return out
 }
 
-// waitForDeliveries polls the method log (which hubsim flushes every ~100 ms)
-// until at least one line matches, or methodLogWait passes, and returns the
-// matching lines.
-func waitForDeliveries(t *testing.T, path string, match func(delivery) bool) []delivery {
+// settledDeliveries waits until hubsim has settled (no call in flight,
+// every ended job stopped, the method log flushed: testbin's Settle) and
+// returns the method-log lines that match.
+func settledDeliveries(t *testing.T, h *hub, path string, match func(delivery) bool) []delivery {
 	t.Helper()
-	deadline := time.Now().Add(methodLogWait)
-	for {
-		var hits []delivery
-		if _, err := os.Stat(path); err == nil {
-			for _, d := range readMethodLog(t, path) {
-				if match(d) {
-					hits = append(hits, d)
-				}
-			}
+	h.Settle(t)
+	var hits []delivery
+	for _, d := range readMethodLog(t, path) {
+		if match(d) {
+			hits = append(hits, d)
 		}
-		if len(hits) > 0 || time.Now().After(deadline) {
-			return hits
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
+	return hits
 }
-
-// methodLogWait bounds how long a delivery may take to reach the method log.
-const methodLogWait = 5 * time.Second
 
 // TestServiceSDKAgainstFleet drives a 1,200-device simulated fleet with the
 // service SDK: direct methods, twin reads and a paged query.
@@ -288,9 +278,8 @@ func TestServiceSDKAgainstFleet(t *testing.T) {
 		// The simulator's documented reboot payload (internal/hubsim/devices/fleetfile.md).
 		assert.Equal(t, map[string]any{"message": "Reboot started"}, result["payload"], "device payload")
 
-		// Ground truth: hubsim delivered exactly this call to the device. The
-		// method log is flushed periodically, so wait for the line to appear.
-		hits := waitForDeliveries(t, methodLog, func(d delivery) bool {
+		// Ground truth: hubsim delivered exactly this call to the device.
+		hits := settledDeliveries(t, h, methodLog, func(d delivery) bool {
 			return d.DeviceID == "sim-000001" && d.Method == "reboot"
 		})
 		require.Len(t, hits, 1, "method log should record one reboot delivered to sim-000001")

@@ -31,6 +31,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/sas"
+	"github.com/dmctl/dmctl/internal/testkit"
 	"github.com/dmctl/dmctl/test/testbin"
 )
 
@@ -58,29 +59,13 @@ type nodeDevice struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *safeBuffer
+	stderr *testkit.SyncBuffer
 	mu     sync.Mutex
 	events []map[string]any
 	lines  []string
+	more   chan struct{} // closed (and replaced) on every line
 	done   chan struct{}
 	err    error
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startDevice runs device/device.js with the device connection string and
@@ -89,7 +74,7 @@ func (h *hub) startDevice(t *testing.T, node, cs string, reported any, env ...st
 	t.Helper()
 	rep, err := json.Marshal(reported)
 	require.NoError(t, err)
-	d := &nodeDevice{t: t, stderr: &safeBuffer{}, done: make(chan struct{})}
+	d := &nodeDevice{t: t, stderr: &testkit.SyncBuffer{}, more: make(chan struct{}), done: make(chan struct{})}
 	d.cmd = exec.Command(node, filepath.Join("device", "device.js"))
 	d.cmd.Dir = suiteDir(t)
 	d.cmd.Env = append(append(append(os.Environ(), h.env...), "DEVICE_CONNECTION_STRING="+cs, "REPORTED="+string(rep)), env...)
@@ -110,6 +95,8 @@ func (h *hub) startDevice(t *testing.T, node, cs string, reported any, env ...st
 			if json.Unmarshal([]byte(line), &ev) == nil {
 				d.events = append(d.events, ev)
 			}
+			close(d.more)
+			d.more = make(chan struct{})
 			d.mu.Unlock()
 		}
 		d.err = d.cmd.Wait()
@@ -139,38 +126,38 @@ func (d *nodeDevice) stop() {
 	}
 }
 
-// wait returns the first event (in order) that matches, failing after timeout
-// or when the script exits without it.
+// wait returns the first event (in order) that matches, looking again on
+// every line the script prints, failing after timeout or when the script
+// exits without it.
 func (d *nodeDevice) wait(what string, timeout time.Duration, match func(map[string]any) bool) map[string]any {
 	d.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	find := func() (map[string]any, <-chan struct{}) {
 		d.mu.Lock()
+		defer d.mu.Unlock()
 		for _, ev := range d.events {
 			if match(ev) {
-				d.mu.Unlock()
+				return ev, nil
+			}
+		}
+		return nil, d.more
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		ev, more := find()
+		if ev != nil {
+			return ev
+		}
+		select {
+		case <-more:
+		case <-d.done:
+			if ev, _ := find(); ev != nil { // the line may have come with the exit
 				return ev
 			}
-		}
-		d.mu.Unlock()
-		select {
-		case <-d.done:
-			// Look once more: the line may have come with the exit.
-			d.mu.Lock()
-			for _, ev := range d.events {
-				if match(ev) {
-					d.mu.Unlock()
-					return ev
-				}
-			}
-			d.mu.Unlock()
 			d.t.Fatalf("device.js exited (%v) before %s:\n%s", d.err, what, d.output())
-		default:
-		}
-		if time.Now().After(deadline) {
+		case <-timer.C:
 			d.t.Fatalf("device.js: no %s within %s:\n%s", what, timeout, d.output())
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -302,7 +289,7 @@ func TestDeviceSDK(t *testing.T) {
 			return ev["event"] == "method" && ev["name"] == "echo" && p["from"] == "dmctl"
 		})
 		assert.Equal(t, map[string]any{"from": "dmctl", "n": float64(1)}, ev["payload"])
-		hits := waitForDeliveries(t, methodLog, func(d delivery) bool { return d.DeviceID == "node-dev-1" && d.Method == "echo" })
+		hits := settledDeliveries(t, h, methodLog, func(d delivery) bool { return d.DeviceID == "node-dev-1" && d.Method == "echo" })
 		require.NotEmpty(t, hits, "the method log records the delivery")
 		assert.Equal(t, 200, hits[0].Status)
 	})

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -75,22 +74,11 @@ func TestServiceSDKJobs(t *testing.T) {
 	assert.Equal(t, []string{"plant-a-1", "plant-a-2", "plant-a-3", "plant-a-4", "plant-a-5", "plant-a-6"}, ids)
 	assert.Equal(t, []any{"sdk-job-1"}, r.Out["listedJobIds"], "JobClient.createQuery lists the job")
 
-	// Ground truth: the hub delivered getState once to each selected device
-	// (the method log is flushed periodically: wait for all six lines).
+	// Ground truth: the hub delivered getState once to each selected device.
 	var delivered []string
-	deadline := time.Now().Add(methodLogWait)
-	for {
-		delivered = delivered[:0]
-		for _, d := range readMethodLog(t, methodLog) {
-			if d.Method == "getState" {
-				delivered = append(delivered, d.DeviceID)
-				assert.Equal(t, "jobs/sdk-job-1/"+d.DeviceID, d.RequestID)
-			}
-		}
-		if len(delivered) >= 6 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	for _, d := range settledDeliveries(t, h, methodLog, func(d delivery) bool { return d.Method == "getState" }) {
+		delivered = append(delivered, d.DeviceID)
+		assert.Equal(t, "jobs/sdk-job-1/"+d.DeviceID, d.RequestID)
 	}
 	sort.Strings(delivered)
 	assert.Equal(t, ids, delivered)

@@ -7,12 +7,9 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,23 +98,11 @@ type delivery struct {
 	Status   int    `json:"status"`
 }
 
-// deliveries reads the method log (flushed every 100 ms) after waiting for
-// it to settle, and returns the deliveries of method per device.
+// deliveries waits until hubsim is idle (no call in flight, its method log
+// flushed) and returns the deliveries of method per device.
 func (h *fleetHub) deliveries(t *testing.T, method string) map[string][]delivery {
 	t.Helper()
-	var last int64 = -1
-	for range 50 { // until the file stops growing for 300 ms
-		time.Sleep(300 * time.Millisecond)
-		fi, err := os.Stat(h.methodLog)
-		size := int64(0)
-		if err == nil {
-			size = fi.Size()
-		}
-		if size == last {
-			break
-		}
-		last = size
-	}
+	h.Settle(t)
 	f, err := os.Open(h.methodLog)
 	if os.IsNotExist(err) {
 		return map[string][]delivery{}
@@ -141,18 +126,7 @@ func (h *fleetHub) deliveries(t *testing.T, method string) map[string][]delivery
 // stats reads GET /hubsim/stats.
 func (h *fleetHub) stats(t *testing.T) map[string]any {
 	t.Helper()
-	pem, err := os.ReadFile(h.CAFile)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem))
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	resp, err := c.Get("https://" + h.HTTPSAddr + "/hubsim/stats")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, 200, resp.StatusCode)
-	var m map[string]any
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
-	return m
+	return h.Stats(t)
 }
 
 // jsonlResults parses -o jsonl output, requiring one line per target.
@@ -452,8 +426,8 @@ func TestFleetKillAndResume(t *testing.T) {
 	require.Equal(t, -int(syscall.SIGKILL), first.code, "killed")
 	firstRes := jsonlResults(t, first.stdout)
 
-	// hubsim still answers the calls that were in flight; let them land.
-	time.Sleep(time.Second)
+	// hubsim still answers the calls that were in flight; wait until it has.
+	h.Settle(t)
 	second := h.run(t, "", "--resume", journal, "-o", "jsonl")
 	assert.Equal(t, 4, second.code, "unknown targets are not successes; stderr:\n%s", second.stderr)
 	secondRes := jsonlResults(t, second.stdout)

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -45,30 +44,28 @@ type methodLogLine struct {
 }
 
 // jobDeliveries returns the method-log lines of one job's deliveries (the
-// hub's request id is jobs/<jobId>/<deviceId>), waiting until want lines
-// are there or the log stops growing (hubsim flushes it every 100 ms).
-func jobDeliveries(t *testing.T, path, jobID string, want int) []methodLogLine {
+// hub's request id is jobs/<jobId>/<deviceId>), once hubsim has settled: no
+// call in flight and every ended job stopped, the log flushed.
+func jobDeliveries(t *testing.T, hub *testbin.Hubsim, path, jobID string) []methodLogLine {
 	t.Helper()
+	hub.Settle(t)
 	var out []methodLogLine
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out = out[:0]
-		if f, err := os.Open(path); err == nil {
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				var l methodLogLine
-				require.NoError(t, json.Unmarshal(sc.Bytes(), &l), sc.Text())
-				if strings.HasPrefix(l.RequestID, "jobs/"+jobID+"/") {
-					out = append(out, l)
-				}
-			}
-			f.Close()
-		}
-		if len(out) >= want || time.Now().After(deadline) {
-			return out
-		}
-		time.Sleep(50 * time.Millisecond)
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
 	}
+	require.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l methodLogLine
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &l), sc.Text())
+		if strings.HasPrefix(l.RequestID, "jobs/"+jobID+"/") {
+			out = append(out, l)
+		}
+	}
+	require.NoError(t, sc.Err())
+	return out
 }
 
 // TestJobsAgainstHubsim runs dmctl jobs against the hubsim binary as an S1
@@ -106,7 +103,7 @@ func TestJobsAgainstHubsim(t *testing.T) {
 		assert.Equal(t, "pa-01", ids[0])
 		assert.Equal(t, "pa-20", ids[19])
 
-		log := jobDeliveries(t, methodLog, "reboot-a", 20)
+		log := jobDeliveries(t, hub, methodLog, "reboot-a")
 		require.Len(t, log, len(results), "hubsim delivered exactly one call per result")
 		var logged []string
 		for _, l := range log {
@@ -148,7 +145,7 @@ func TestJobsAgainstHubsim(t *testing.T) {
 		assert.Contains(t, r.stderr, "pb-1: failed: the device answered status 500")
 		assert.Contains(t, r.stderr, "off-1: offline: 404103 DeviceNotOnline")
 		assert.Contains(t, r.stderr, "6 targets: 4 failed, 2 offline")
-		assert.Len(t, jobDeliveries(t, methodLog, "reboot-b", 4), 4, "offline devices got no delivery")
+		assert.Len(t, jobDeliveries(t, hub, methodLog, "reboot-b"), 4, "offline devices got no delivery")
 	})
 
 	t.Run("cancel stops a scheduled job", func(t *testing.T) {
@@ -176,8 +173,7 @@ func TestJobsAgainstHubsim(t *testing.T) {
 		res := dmctl("jobs", "results", "later")
 		assert.Equal(t, 4, res.code, "no device succeeded")
 		assert.Contains(t, res.stderr, "was cancelled before it started")
-		time.Sleep(300 * time.Millisecond)
-		assert.Empty(t, jobDeliveries(t, methodLog, "later", 0), "a cancelled scheduled job delivers nothing")
+		assert.Empty(t, jobDeliveries(t, hub, methodLog, "later"), "a cancelled scheduled job delivers nothing")
 
 		list := dmctl("jobs", "list", "-o", "name")
 		require.Equal(t, 0, list.code, list.stderr)

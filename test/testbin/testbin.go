@@ -20,9 +20,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/hubsim"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +37,7 @@ import (
 	"time"
 
 	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/hubsim"
 )
 
 // ReadyTimeout is how long Start waits for hubsim's ready line.
@@ -179,6 +182,47 @@ func (h *Hubsim) Port() int {
 	}
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// Stats reads GET /hubsim/stats, which flushes the method log before it
+// answers: every delivery hubsim had answered is then in the file.
+func (h *Hubsim) Stats(tb testing.TB) map[string]any {
+	tb.Helper()
+	return h.getStats(tb, "/hubsim/stats")
+}
+
+// Settle reads GET /hubsim/stats?idle: it answers once no method call is in
+// flight at hubsim and every ended job's run has returned (woken by those
+// events, not polled), and it flushes the method log. After a client has
+// stopped (killed, cancelled, its job ended), Settle is how a test knows that
+// nothing more will reach a device, so what the log holds then is final.
+func (h *Hubsim) Settle(tb testing.TB) map[string]any {
+	tb.Helper()
+	return h.getStats(tb, "/hubsim/stats?idle")
+}
+
+func (h *Hubsim) getStats(tb testing.TB, path string) map[string]any {
+	tb.Helper()
+	pem, err := os.ReadFile(h.CAFile)
+	if err != nil {
+		tb.Fatalf("hubsim stats: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		tb.Fatalf("hubsim stats: no certificate in %s", h.CAFile)
+	}
+	c := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("https://" + h.HTTPSAddr + path)
+	if err != nil {
+		tb.Fatalf("hubsim stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != http.StatusOK {
+		tb.Fatalf("hubsim stats: %s (%v)", resp.Status, err)
+	}
+	return m
 }
 
 // Stderr returns what hubsim has written to stderr so far.

@@ -131,6 +131,7 @@ type Stats struct {
 	Attached  int `json:"attached"` // devices and modules with a handler
 
 	MethodsInvoked   int64 `json:"methodsInvoked"`   // InvokeMethod calls
+	MethodsInFlight  int64 `json:"methodsInFlight"`  // InvokeMethod calls not returned yet
 	MethodsDelivered int64 `json:"methodsDelivered"` // calls that reached a device
 	// DeliveredByMethod and DeliveredByStatus split MethodsDelivered.
 	DeliveredByMethod map[string]int64 `json:"deliveredByMethod"`

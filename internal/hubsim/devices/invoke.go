@@ -40,6 +40,8 @@ const DefaultResponseTimeout = 30 * time.Second
 func (r *Registry) InvokeMethod(ctx context.Context, deviceID, moduleID, method string, payload json.RawMessage,
 	connectTimeout, responseTimeout time.Duration) (status int, response json.RawMessage, err error) {
 	r.stats.invoked.Add(1)
+	r.callStarted()
+	defer r.callEnded()
 	id, err := r.lookup(deviceID, moduleID)
 	if err != nil {
 		r.stats.notFound.Add(1)

@@ -444,3 +444,39 @@ func TestFaultSharesWithGlobalMustFit(t *testing.T) {
 	err := r.Apply(&FleetSpec{Groups: []Group{{Name: "g", IDPattern: "d-%d", Count: 1, Faults: &FaultSpec{Drop: ptr(0.5)}}}})
 	assert.ErrorContains(t, err, "groups[0].faults: fault shares (with the global ones) add up to 1.2")
 }
+
+// TestWaitIdleWaitsForCallsInFlight: WaitIdle does not return nil while a
+// call is at its device, and returns once the call has been answered.
+func TestWaitIdleWaitsForCallsInFlight(t *testing.T) {
+	r := NewRegistry(Options{})
+	require.NoError(t, r.WaitIdle(context.Background()), "nothing in flight: at once")
+	require.NoError(t, r.Register("real"))
+	entered, release := make(chan struct{}), make(chan struct{})
+	_, err := r.Attach("real", "", func(context.Context, string, json.RawMessage) (int, json.RawMessage, error) {
+		close(entered)
+		<-release
+		return 200, nil, nil
+	})
+	require.NoError(t, err)
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := r.InvokeMethod(context.Background(), "real", "", "m", nil, 0, time.Minute)
+		answered <- err
+	}()
+	<-entered
+	assert.Equal(t, int64(1), r.Stats().MethodsInFlight)
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, r.WaitIdle(done), context.Canceled, "a call is in flight: not idle")
+
+	idle := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		idle <- r.WaitIdle(ctx)
+	}()
+	close(release)
+	require.NoError(t, <-answered)
+	require.NoError(t, <-idle, "woken when the call returned")
+	assert.Equal(t, int64(0), r.Stats().MethodsInFlight)
+}

@@ -38,6 +38,7 @@ type Registry struct {
 	delivered   atomic.Pointer[[]func(Delivery)]
 
 	stats counters
+	idle  idleWaiters
 }
 
 type shard struct {

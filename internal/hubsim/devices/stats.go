@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ const maxStatKeys = 1024
 
 type counters struct {
 	invoked, delivered, notFound, notOnline, timeouts atomic.Int64
+	inFlight                                          atomic.Int64 // InvokeMethod calls not returned yet
 	twinReads, twinUpdates, reportedUpdates           atomic.Int64
 	faults                                            [FaultDrop + 1]atomic.Int64
 
@@ -41,6 +43,51 @@ func (c *counters) countDelivery(method string, status int) {
 	v.(*atomic.Int64).Add(1)
 }
 
+// idleWaiters wakes WaitIdle callers when no method call is in flight.
+type idleWaiters struct {
+	mu sync.Mutex
+	ch chan struct{} // closed when in-flight reaches 0; made only when someone waits
+}
+
+// callStarted and callEnded bracket every InvokeMethod call.
+func (r *Registry) callStarted() { r.stats.inFlight.Add(1) }
+
+func (r *Registry) callEnded() {
+	if r.stats.inFlight.Add(-1) != 0 {
+		return
+	}
+	r.idle.mu.Lock()
+	if r.idle.ch != nil {
+		close(r.idle.ch)
+		r.idle.ch = nil
+	}
+	r.idle.mu.Unlock()
+}
+
+// WaitIdle returns nil once no InvokeMethod call is in flight (at once when
+// none is), or ctx.Err() when ctx ends first. It is woken by the last call
+// to return, never polled: how a test or `GET /hubsim/stats?idle` knows that
+// every call it started has been answered and counted.
+func (r *Registry) WaitIdle(ctx context.Context) error {
+	for {
+		r.idle.mu.Lock()
+		if r.stats.inFlight.Load() == 0 {
+			r.idle.mu.Unlock()
+			return nil
+		}
+		if r.idle.ch == nil {
+			r.idle.ch = make(chan struct{})
+		}
+		ch := r.idle.ch
+		r.idle.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Stats returns a snapshot of the counters. Connected and Attached are
 // counted by visiting every identity (cheap enough for an admin endpoint,
 // not meant for a hot loop).
@@ -52,6 +99,7 @@ func (r *Registry) Stats() Stats {
 		Simulated:         int(r.nSim.Load()),
 		Registered:        int(r.nReg.Load()),
 		MethodsInvoked:    c.invoked.Load(),
+		MethodsInFlight:   c.inFlight.Load(),
 		MethodsDelivered:  c.delivered.Load(),
 		DeliveredByMethod: map[string]int64{},
 		DeliveredByStatus: map[int]int64{},

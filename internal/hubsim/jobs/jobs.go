@@ -488,6 +488,33 @@ func (e *Engine) Done(id string) (<-chan struct{}, error) {
 	return j.done, nil
 }
 
+// WaitSettled returns nil once the run of every job that has ended
+// (completed, failed or cancelled) has returned, so no operation of an ended
+// job is in flight or still to come; or ctx.Err() when ctx ends first. Jobs
+// still queued, scheduled or running are not waited for.
+func (e *Engine) WaitSettled(ctx context.Context) error {
+	e.mu.Lock()
+	all := make([]*job, 0, len(e.byID))
+	for _, j := range e.byID {
+		all = append(all, j)
+	}
+	e.mu.Unlock()
+	for _, j := range all {
+		j.mu.Lock()
+		active := j.status.Active()
+		j.mu.Unlock()
+		if active {
+			continue
+		}
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
 // Cancel stops a queued, scheduled or running job: its status becomes
 // cancelled at once, devices not yet dispatched become canceled, and
 // operations in flight finish. A job that already ended is returned as it is.

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"sort"
@@ -326,7 +327,18 @@ func TestCancelRunningJob(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, StatusCancelled, r.Status)
 
-	waitDone(t, e, "run") // the operation in flight finishes and the run ends
+	// WaitSettled returns only once the cancelled job's run has ended (the
+	// operation in flight finished).
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.WaitSettled(ctx))
+	done, err := e.Done("run")
+	require.NoError(t, err)
+	select {
+	case <-done:
+	default:
+		t.Fatal("WaitSettled returned before the cancelled job's run ended")
+	}
 	r, _ = e.Get("run")
 	s := r.DeviceJobStatistics
 	assert.Equal(t, StatusCancelled, r.Status, "the run ending does not overwrite cancelled")
