@@ -52,8 +52,8 @@ func TestPlanOneDuplicateRule(t *testing.T) {
 	p.Stdin = strings.NewReader("s1\nf1\n")
 	p.Keep = func(t Target) bool { return t.DeviceID != "d2" }
 	r, err := p.Resolve(context.Background(), true)
-	defer r.Close()
 	require.NoError(t, err)
+	defer r.Close()
 	assert.True(t, r.Known)
 	assert.Equal(t, 3, r.Total, "d2 left out by Keep")
 	assert.Equal(t, 4, r.Duplicates())

@@ -18,10 +18,10 @@ package testbin
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -217,7 +217,7 @@ func (h *Hubsim) getStats(tb testing.TB, path string) map[string]any {
 	if err != nil {
 		tb.Fatalf("hubsim stats: %v", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var m map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != http.StatusOK {
 		tb.Fatalf("hubsim stats: %s (%v)", resp.Status, err)
