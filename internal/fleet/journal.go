@@ -304,7 +304,9 @@ func WalkJournalResults(path string, fn func(Result) error) (*JournalState, erro
 }
 
 // readJournal reads a journal; when last is not nil, it also records for
-// each target the line of its last record (a result or a dispatch).
+// each target the line of its last record (a result or a dispatch). It is
+// long because it is the one reader of the format: the header, every record
+// kind and the torn-tail rule are checked in one pass, side by side.
 func readJournal(r io.Reader, path string, last map[[16]byte]int) (*JournalState, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	st := &JournalState{Final: NewTargetSet(), unknown: NewTargetSet()}

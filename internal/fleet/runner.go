@@ -251,6 +251,10 @@ func (r *Runner) RunTargets(ctx context.Context, targets []Target, opts RunOptio
 // Targets not started are reported skipped (the rest of a remote source is
 // not read). Run then returns ctx's error. A *ThresholdError or a source's
 // error stop the run the same way, except that calls in flight finish.
+//
+// Run is long because it is the run's life in order (set up, start the
+// workers and the dispatcher, drain, account for what was not started);
+// the parts live in run's methods.
 func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 1
@@ -420,6 +424,8 @@ func (ru *run) stop(cause error) { ru.stopAll(cause) }
 
 // dispatchAll feeds targets to the workers wave by wave. It returns the
 // targets it read but could not hand out, and the source's error.
+// It is long because the wave boundary, the pause between waves and the stop
+// checks must see one another's state in one loop.
 func (ru *run) dispatchAll(src Source, work chan<- Target) (leftover []Target, srcErr error) {
 	opts := ru.opts
 	var ends []int
@@ -588,7 +594,9 @@ func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 	}
 }
 
-// one runs a target to its result.
+// one runs a target to its result. It is long because it is one call's
+// retry loop: pacing, the attempt, the classification and the resend rules
+// read top to bottom.
 func (ru *run) one(t Target) Result {
 	ru.progress.inFlight.Add(1)
 	defer ru.progress.inFlight.Add(-1)
