@@ -98,7 +98,9 @@ func WaitReady(ctx context.Context, dir string, timeout time.Duration) (string, 
 		if err == nil {
 			return addr, nil
 		}
-		last = err
+		if last == nil || ctx.Err() == nil {
+			last = err // an attempt cut short by the deadline says less than a whole one
+		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(context.Cause(ctx), context.Canceled) {

@@ -81,9 +81,15 @@ func TestWaitVerifiesTheCAOfDir(t *testing.T) {
 	forged := strings.ReplaceAll(string(env), ":"+port, ":"+otherPort)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, EnvFile), []byte(forged), 0o600))
 
-	_, err = WaitReady(context.Background(), dir, 300*time.Millisecond)
+	// One whole probe (not bounded by a short wait, which a loaded machine
+	// could cut before the handshake ends) is refused for the certificate.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = probeReady(ctx, filepath.Join(dir, EnvFile))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "certificate")
+	_, err = WaitReady(context.Background(), dir, 300*time.Millisecond)
+	require.Error(t, err, "and WaitReady never takes it for DIR's hub")
 }
 
 // hubsim started in the background and `hubsim wait` started at the same
