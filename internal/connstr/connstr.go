@@ -550,20 +550,9 @@ func keyShaped(v string) bool {
 	if len(v) < 12 {
 		return false
 	}
-	var up, low, dig, sym bool
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case c >= 'A' && c <= 'Z':
-			up = true
-		case c >= 'a' && c <= 'z':
-			low = true
-		case c >= '0' && c <= '9':
-			dig = true
-		case c == '+' || c == '/' || c == '=' || c == '-' || c == '_' || c == '%':
-			sym = true
-		default:
-			return false
-		}
+	up, low, dig, sym, ok := charClasses(v, "+/=-_%")
+	if !ok {
+		return false
 	}
 	n := 0
 	for _, b := range []bool{up, low, dig, sym} {
@@ -572,6 +561,26 @@ func keyShaped(v string) bool {
 		}
 	}
 	return n >= 2
+}
+
+// charClasses reports which classes of characters s uses (upper case, lower
+// case, digits, one of symbols); ok is false when s holds any other byte.
+func charClasses(s, symbols string) (up, low, dig, sym, ok bool) {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'A' && c <= 'Z':
+			up = true
+		case c >= 'a' && c <= 'z':
+			low = true
+		case c >= '0' && c <= '9':
+			dig = true
+		case strings.IndexByte(symbols, c) >= 0:
+			sym = true
+		default:
+			return up, low, dig, sym, false
+		}
+	}
+	return up, low, dig, sym, true
 }
 
 // redactScheme masks the credentials after an HTTP auth scheme ("Bearer ",
@@ -613,19 +622,9 @@ func LooksLikeSecret(s string) bool {
 	if len(s)-len(body) > 2 || len(body) < minSecretRun {
 		return false
 	}
-	var up, low, dig bool
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case c >= 'A' && c <= 'Z':
-			up = true
-		case c >= 'a' && c <= 'z':
-			low = true
-		case c >= '0' && c <= '9':
-			dig = true
-		case c == '+' || c == '/':
-		default:
-			return false
-		}
+	up, low, dig, _, ok := charClasses(body, "+/")
+	if !ok {
+		return false
 	}
 	if !up || !low || !dig {
 		return false

@@ -47,15 +47,10 @@ func (f *Factory) CredentialsConfigured() bool {
 // within completionTimeout.
 func CompleteDeviceIDs(f *Factory) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		f.ApplyProfileForCompletion(cmd)
-		if !f.CredentialsConfigured() {
+		c, ctx, cancel := f.completionClient(cmd)
+		if c == nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		c, _, err := f.HubClient()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel := context.WithTimeout(completionContext(cmd), completionTimeout)
 		defer cancel()
 		pager := c.NewQueryPager("SELECT deviceId FROM devices", &iothub.QueryOptions{PageSize: completionLimit})
 		page, err := pager.NextPage(ctx)
@@ -80,15 +75,13 @@ func CompleteDeviceIDs(f *Factory) cobra.CompletionFunc {
 // and results with the hub's jobs, silently like CompleteDeviceIDs.
 func CompleteJobIDs(f *Factory) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		f.ApplyProfileForCompletion(cmd)
-		if len(args) > 0 || !f.CredentialsConfigured() {
+		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		c, _, err := f.HubClient()
-		if err != nil {
+		c, ctx, cancel := f.completionClient(cmd)
+		if c == nil {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		ctx, cancel := context.WithTimeout(completionContext(cmd), completionTimeout)
 		defer cancel()
 		page, err := c.NewJobsPager(&iothub.JobsQueryOptions{PageSize: 100}).NextPage(ctx)
 		if err != nil {
@@ -113,11 +106,25 @@ func (f *Factory) ApplyProfileForCompletion(cmd *cobra.Command) {
 	}
 }
 
-func completionContext(cmd *cobra.Command) context.Context {
-	if ctx := cmd.Context(); ctx != nil {
-		return ctx
+// completionClient returns the hub client and a context bounded by
+// completionTimeout for a completion, applying the profile first; a nil
+// client (completion stays silent) when no credential is configured or the
+// client cannot be built.
+func (f *Factory) completionClient(cmd *cobra.Command) (*iothub.Client, context.Context, context.CancelFunc) {
+	f.ApplyProfileForCompletion(cmd)
+	if !f.CredentialsConfigured() {
+		return nil, nil, nil
 	}
-	return context.Background()
+	c, _, err := f.HubClient()
+	if err != nil {
+		return nil, nil, nil
+	}
+	parent := cmd.Context()
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, completionTimeout)
+	return c, ctx, cancel
 }
 
 // AddDynamicCompletions wires the hub-backed completions into the tree:
