@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/sas"
+	"github.com/dmctl/dmctl/internal/testkit"
 )
 
 // testKeyB64 is vector C's key from the contract (§5.2).
@@ -40,38 +41,26 @@ type seen struct {
 	Body       []byte
 }
 
-// testHub is a loopback TLS server that records requests and answers with
-// the handler under test.
-type testHub struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	reqs []seen
-}
+// testHub is testkit's stub hub answering with the handler under test; it
+// records every request.
+type testHub struct{ *testkit.StubHub }
 
 func newTestHub(t testing.TB, handler http.HandlerFunc) *testHub {
 	t.Helper()
-	h := &testHub{}
-	h.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		h.mu.Lock()
-		h.reqs = append(h.reqs, seen{
-			Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RequestURI: r.RequestURI,
-			Query: r.URL.Query(), Header: r.Header.Clone(), Body: body,
-		})
-		h.mu.Unlock()
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		handler(w, r)
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
+	return &testHub{testkit.NewStubHub(t, handler)}
 }
 
-func (h *testHub) host() string { return h.srv.Listener.Addr().String() }
+func (h *testHub) host() string { return h.Addr() }
 
 func (h *testHub) requests() []seen {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]seen(nil), h.reqs...)
+	var out []seen
+	for _, r := range h.Requests() {
+		out = append(out, seen{
+			Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RequestURI: r.RequestURI,
+			Query: r.URL.Query(), Header: r.Header, Body: []byte(r.Body),
+		})
+	}
+	return out
 }
 
 func (h *testHub) only(t *testing.T) seen {
@@ -94,7 +83,7 @@ func newSAS(t testing.TB, h *testHub, opts *ClientOptions) *Client {
 		opts = &ClientOptions{}
 	}
 	if opts.Transport == nil {
-		opts.Transport = h.srv.Client()
+		opts.Transport = h.Client()
 	}
 	signer := sas.NewSigner(h.host(), "iothubowner", testKey(t), 0, nil)
 	c, err := NewSASClient(h.host(), signer, opts)
@@ -219,7 +208,7 @@ func (f *fakeCredential) GetToken(_ context.Context, o policy.TokenRequestOption
 func TestTokenClient(t *testing.T) {
 	h := newTestHub(t, okMethod)
 	cred := &fakeCredential{}
-	c, err := NewTokenClient(h.host(), cred, &ClientOptions{ClientOptions: azcore.ClientOptions{Transport: h.srv.Client()}})
+	c, err := NewTokenClient(h.host(), cred, &ClientOptions{ClientOptions: azcore.ClientOptions{Transport: h.Client()}})
 	require.NoError(t, err)
 	for range 2 {
 		_, err = c.InvokeDeviceMethod(context.Background(), "d", MethodRequest{MethodName: "m"})
@@ -240,7 +229,7 @@ func (failingCredential) GetToken(context.Context, policy.TokenRequestOptions) (
 
 func TestTokenFailureIsNotATransportError(t *testing.T) {
 	h := newTestHub(t, okMethod)
-	c, err := NewTokenClient(h.host(), failingCredential{}, &ClientOptions{ClientOptions: azcore.ClientOptions{Transport: h.srv.Client()}})
+	c, err := NewTokenClient(h.host(), failingCredential{}, &ClientOptions{ClientOptions: azcore.ClientOptions{Transport: h.Client()}})
 	require.NoError(t, err)
 	_, err = c.InvokeDeviceMethod(context.Background(), "d", MethodRequest{MethodName: "m"})
 	require.Error(t, err)
@@ -376,7 +365,7 @@ func TestConnectionRefused(t *testing.T) {
 	require.NoError(t, l.Close())
 	h := newTestHub(t, okMethod) // only for its TLS client
 	signer := sas.NewSigner(addr, "p", testKey(t), 0, nil)
-	c, err := NewSASClient(addr, signer, &ClientOptions{ClientOptions: azcore.ClientOptions{Transport: h.srv.Client()}})
+	c, err := NewSASClient(addr, signer, &ClientOptions{ClientOptions: azcore.ClientOptions{Transport: h.Client()}})
 	require.NoError(t, err)
 	_, err = c.InvokeDeviceMethod(context.Background(), "d", MethodRequest{MethodName: "m"})
 	var te *TransportError
@@ -694,7 +683,7 @@ func TestDebugOutputHasNoCredential(t *testing.T) {
 
 	// Bearer tokens are hidden too.
 	buf.Reset()
-	tc, err := NewTokenClient(h.host(), &fakeCredential{}, &ClientOptions{Debug: true, ClientOptions: azcore.ClientOptions{Transport: h.srv.Client()}})
+	tc, err := NewTokenClient(h.host(), &fakeCredential{}, &ClientOptions{Debug: true, ClientOptions: azcore.ClientOptions{Transport: h.Client()}})
 	require.NoError(t, err)
 	_, _ = tc.GetTwin(context.Background(), "d", "")
 	out = buf.String()
