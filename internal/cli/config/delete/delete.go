@@ -7,14 +7,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/config/shared"
 )
 
 // Options are the command's inputs.
-type Options = cmdutil.ProfileCmdOptions
+type Options = shared.ProfileCmdOptions
 
 // NewCmdDelete returns `dmctl config delete`.
 func NewCmdDelete(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	return cmdutil.NewProfileCmd(f, &cobra.Command{
+	return shared.NewProfileCmd(f, &cobra.Command{
 		Use:     "delete NAME",
 		Short:   "Delete a profile",
 		Example: cmdutil.Example(`$ dmctl config delete lab`),

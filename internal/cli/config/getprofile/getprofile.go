@@ -5,15 +5,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/config/shared"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
 // Options are the command's inputs.
-type Options = cmdutil.ProfileCmdOptions
+type Options = shared.ProfileCmdOptions
 
 // NewCmdGetProfile returns `dmctl config get-profile`.
 func NewCmdGetProfile(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	return cmdutil.NewProfileCmd(f, &cobra.Command{
+	return shared.NewProfileCmd(f, &cobra.Command{
 		Use:   "get-profile [NAME]",
 		Short: "Show a profile (the current one by default)",
 		Example: cmdutil.Example(`
@@ -44,5 +45,5 @@ func getProfileRun(opts *Options) error {
 	if c.Profiles[name] == nil {
 		return cmdutil.FlagErrorf("no profile %q in %s", name, path)
 	}
-	return output.PrintView(f.IOStreams.Out, opts.Format, cmdutil.ViewProfile(c, name))
+	return output.PrintView(f.IOStreams.Out, opts.Format, shared.ViewProfile(c, name))
 }

@@ -7,15 +7,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/config/shared"
 	"github.com/dmctl/dmctl/internal/output"
 )
 
 // Options are the command's inputs.
-type Options = cmdutil.ProfileCmdOptions
+type Options = shared.ProfileCmdOptions
 
 // NewCmdList returns `dmctl config list`.
 func NewCmdList(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	return cmdutil.NewProfileCmd(f, &cobra.Command{
+	return shared.NewProfileCmd(f, &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List the saved profiles (* marks the current one)",
@@ -39,7 +40,7 @@ func listRun(opts *Options) error {
 	}
 	views := output.ProfileList{}
 	for _, n := range c.Names() {
-		views = append(views, cmdutil.ViewProfile(c, n))
+		views = append(views, shared.ViewProfile(c, n))
 	}
 	if len(views) == 0 && opts.Format == output.FormatTable {
 		_, err := fmt.Fprintln(f.IOStreams.ErrOut, "No profiles. Save one with: dmctl config set-profile NAME --hub HOST")

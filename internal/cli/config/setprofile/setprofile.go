@@ -8,6 +8,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/config/shared"
 )
 
 // Options are the inputs of `dmctl config set-profile`: which global flags
@@ -42,7 +43,7 @@ func NewCmdSetProfile(f *cmdutil.Factory, runF func(*Options) error) *cobra.Comm
 			$ dmctl config set-profile prod --hub myhub.azure-devices.net --auth azure-cli -o json
 			$ IOTHUB_CONNECTION_STRING=... dmctl config set-profile lab --store-connection-string
 		`),
-		Args:              cmdutil.ProfileNameArg("set-profile", false),
+		Args:              shared.ProfileNameArg("set-profile", false),
 		ValidArgsFunction: cmdutil.CompleteProfileNames(f),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Name = args[0]

@@ -7,14 +7,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/config/shared"
 )
 
 // Options are the command's inputs.
-type Options = cmdutil.ProfileCmdOptions
+type Options = shared.ProfileCmdOptions
 
 // NewCmdUse returns `dmctl config use`.
 func NewCmdUse(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	return cmdutil.NewProfileCmd(f, &cobra.Command{
+	return shared.NewProfileCmd(f, &cobra.Command{
 		Use:     "use NAME",
 		Short:   "Make a profile the current one",
 		Example: cmdutil.Example(`$ dmctl config use prod`),

@@ -1,9 +1,13 @@
-package cmdutil
+// Package shared holds what the config subcommands over profile names
+// share: the NAME argument check, the command skeleton and the public view
+// of a saved profile.
+package shared
 
 import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/auth"
+	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/output"
 )
@@ -12,29 +16,18 @@ import (
 func ProfileNameArg(verb string, optional bool) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) > 1 || (len(args) == 0 && !optional) {
-			return FlagErrorf("config %s needs one profile NAME argument (got %d)", verb, len(args))
+			return cmdutil.FlagErrorf("config %s needs one profile NAME argument (got %d)", verb, len(args))
 		}
 		if len(args) == 1 {
-			return CheckProfileName(args[0])
+			return cmdutil.CheckProfileName(args[0])
 		}
 		return nil
 	}
 }
 
-// CompleteProfileNames completes a profile name with the saved ones.
-func CompleteProfileNames(f *Factory) cobra.CompletionFunc {
-	return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		c, _, err := f.LoadConfig()
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		return c.Names(), cobra.ShellCompDirectiveNoFileComp
-	}
-}
-
 // ViewProfile is the public view of a saved profile, its secrets and any
 // value that is not what its field holds redacted.
-func ViewProfile(c *Config, name string) output.ProfileView {
+func ViewProfile(c *cmdutil.Config, name string) output.ProfileView {
 	p := c.Profiles[name]
 	v := output.ProfileView{Name: name, Current: c.Current == name, Hub: p.Hub, Auth: p.Auth, CAFile: p.CAFile, Output: p.Output}
 	// A hand-edited config file may hold anything, a secret in the wrong
@@ -74,7 +67,7 @@ func ViewProfile(c *Config, name string) output.ProfileView {
 // ProfileCmdOptions are the inputs of the config commands that take
 // profile NAME arguments (get-profile, list, use, delete).
 type ProfileCmdOptions struct {
-	F      *Factory
+	F      *cmdutil.Factory
 	Args   []string
 	Format output.Format
 }
@@ -82,15 +75,15 @@ type ProfileCmdOptions struct {
 // NewProfileCmd completes cmd as a config command over profile names:
 // NAME arguments checked (optional or not; none for verb ""), names
 // completed, the text formats; RunE fills opts and calls run.
-func NewProfileCmd(f *Factory, cmd *cobra.Command, verb string, optional bool, opts *ProfileCmdOptions, run func(*ProfileCmdOptions) error) *cobra.Command {
+func NewProfileCmd(f *cmdutil.Factory, cmd *cobra.Command, verb string, optional bool, opts *ProfileCmdOptions, run func(*ProfileCmdOptions) error) *cobra.Command {
 	if verb != "" {
 		cmd.Args = ProfileNameArg(verb, optional)
-		cmd.ValidArgsFunction = CompleteProfileNames(f)
+		cmd.ValidArgsFunction = cmdutil.CompleteProfileNames(f)
 	} else {
-		cmd.Args = NoArgs
+		cmd.Args = cmdutil.NoArgs
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		format, err := TextFormats.Format(cmd, f)
+		format, err := cmdutil.TextFormats.Format(cmd, f)
 		if err != nil {
 			return err
 		}
