@@ -17,22 +17,6 @@ import (
 // command, the help topics and --version.
 func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd := cmdutil.NewRootCmd(f)
-	cmd.Long = cmdutil.Heredoc(`
-		dmctl invokes Azure IoT Hub direct methods on one device, one module or a
-		fleet, and tells you what each device answered, with exit codes a script
-		can trust.
-
-		Authenticate with a service connection string (IOTHUB_CONNECTION_STRING,
-		--connection-string-file or --connection-string) or with Microsoft Entra ID
-		(--hub HOST and --auth default|azure-cli|environment|managed-identity|
-		workload-identity; the identity needs the "IoT Hub Data Contributor" role).
-	`)
-	cmd.Example = cmdutil.Example(`
-		$ export IOTHUB_CONNECTION_STRING='HostName=myhub.azure-devices.net;SharedAccessKeyName=service;SharedAccessKey=...'
-		$ dmctl invoke reboot --device thermostat-17
-		$ dmctl invoke reboot --device thermostat-17 --device thermostat-18 -o json
-		$ dmctl invoke reboot --hub myhub.azure-devices.net --auth azure-cli --device thermostat-17
-	`)
 	var showVersion bool
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if showVersion {

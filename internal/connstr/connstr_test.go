@@ -303,22 +303,11 @@ func TestKindString(t *testing.T) {
 	assert.Equal(t, "unknown", Kind(0).String())
 }
 
+// mixedBase64 reports whether w is base64 text mixing upper case, lower
+// case and digits.
 func mixedBase64(w string) bool {
-	var up, low, dig bool
-	for i := 0; i < len(w); i++ {
-		switch c := w[i]; {
-		case c >= 'A' && c <= 'Z':
-			up = true
-		case c >= 'a' && c <= 'z':
-			low = true
-		case c >= '0' && c <= '9':
-			dig = true
-		case c == '+' || c == '/' || c == '=':
-		default:
-			return false
-		}
-	}
-	return up && low && dig
+	up, low, dig, _, ok := charClasses(w, "+/=")
+	return ok && up && low && dig
 }
 
 func FuzzParse(f *testing.F) {

@@ -3,13 +3,10 @@ package jobs
 import (
 	"testing"
 
-	"github.com/spf13/cobra"
-
-	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil/cmdtest"
 )
 
 func newTestEnv(t *testing.T, scripts map[string][]cmdtest.Answer) *cmdtest.Env {
 	t.Helper()
-	return cmdtest.New(t, scripts, func(f *cmdutil.Factory) *cobra.Command { return cmdtest.Root(f, NewCmdJobs(f)) })
+	return cmdtest.NewUnderRoot(t, scripts, NewCmdJobs)
 }

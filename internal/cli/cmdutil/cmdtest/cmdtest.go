@@ -113,6 +113,13 @@ func New(t *testing.T, scripts map[string][]Answer, tree func(f *cmdutil.Factory
 	return e
 }
 
+// NewUnderRoot is New for one command package: its command under cmdutil's
+// root.
+func NewUnderRoot(t *testing.T, scripts map[string][]Answer, cmd func(f *cmdutil.Factory) *cobra.Command) *Env {
+	t.Helper()
+	return New(t, scripts, func(f *cmdutil.Factory) *cobra.Command { return Root(f, cmd(f)) })
+}
+
 // Root is cmdutil's root with cmds added, for a Tree.
 func Root(f *cmdutil.Factory, cmds ...*cobra.Command) *cobra.Command {
 	root := cmdutil.NewRootCmd(f)
