@@ -241,12 +241,7 @@ func TestAttachReplacesAndOldDetachIsNoop(t *testing.T) {
 func TestAttachWakesWaitingInvoke(t *testing.T) {
 	r := NewRegistry(Options{})
 	require.NoError(t, r.Register("real"))
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := r.InvokeMethod(context.Background(), "real", "", "m", nil, 10*time.Second, time.Second)
-		done <- err
-	}()
-	waitForWaitingCall(t, r, "real") // a call that returned at once would never wait
+	done := startWaitingCall(t, r, "real")
 	_, err := r.Attach("real", "", func(context.Context, string, json.RawMessage) (int, json.RawMessage, error) { return 200, nil, nil })
 	require.NoError(t, err)
 	select {
@@ -263,12 +258,7 @@ func TestAttachWakesWaitingInvoke(t *testing.T) {
 func TestAttachUnsubscribedKeepsCallsWaiting(t *testing.T) {
 	r := NewRegistry(Options{})
 	require.NoError(t, r.Register("real"))
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := r.InvokeMethod(context.Background(), "real", "", "m", nil, 10*time.Second, time.Second)
-		done <- err
-	}()
-	waitForWaitingCall(t, r, "real")
+	done := startWaitingCall(t, r, "real")
 	calls := 0
 	_, err := r.AttachUnsubscribed("real", "", func(context.Context, string, json.RawMessage) (int, json.RawMessage, error) {
 		calls++
@@ -479,4 +469,18 @@ func TestWaitIdleWaitsForCallsInFlight(t *testing.T) {
 	require.NoError(t, <-answered)
 	require.NoError(t, <-idle, "woken when the call returned")
 	assert.Equal(t, int64(0), r.Stats().MethodsInFlight)
+}
+
+// startWaitingCall starts a call to an offline device with a 10 s connect
+// timeout and returns once the call is waiting for the device (a call that
+// returned at once would never wait); the channel gets the call's error.
+func startWaitingCall(t *testing.T, r *Registry, deviceID string) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := r.InvokeMethod(context.Background(), deviceID, "", "m", nil, 10*time.Second, time.Second)
+		done <- err
+	}()
+	waitForWaitingCall(t, r, deviceID)
+	return done
 }
