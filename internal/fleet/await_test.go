@@ -153,10 +153,8 @@ func (p *fakeTwinPager) NextPage(ctx context.Context) (iothub.QueryPage, error) 
 		page, err = p.fetch()
 		return err
 	}
-	if p.retry == nil {
-		return page, fetch(ctx)
-	}
-	return page, p.retry(ctx, fetch)
+	err := p.retry.Run(ctx, fetch)
+	return page, err
 }
 
 func (p *fakeTwinPager) fetch() (iothub.QueryPage, error) {

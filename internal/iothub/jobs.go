@@ -437,7 +437,7 @@ func (c *Client) NewJobsPager(opts *JobsQueryOptions) *JobsPager {
 				token = cur.ContinuationToken
 			}
 			var page JobsPage
-			err := o.Retry.run(ctx, func(ctx context.Context) error {
+			err := o.Retry.Run(ctx, func(ctx context.Context) error {
 				var e error
 				page, e = c.jobsPage(ctx, o, token)
 				return e

@@ -24,7 +24,9 @@ const (
 // (internal/retry's Pages); nil fetches once.
 type PageRetry func(ctx context.Context, fetch func(context.Context) error) error
 
-func (r PageRetry) run(ctx context.Context, fetch func(context.Context) error) error {
+// Run applies r to fetch: a nil r fetches once. Pagers, and the fakes that
+// stand in for them in tests, apply their retry through it.
+func (r PageRetry) Run(ctx context.Context, fetch func(context.Context) error) error {
 	if r == nil {
 		return fetch(ctx)
 	}
@@ -71,7 +73,7 @@ func (c *Client) NewQueryPager(query string, opts *QueryOptions) *QueryPager {
 				token = cur.ContinuationToken
 			}
 			var page QueryPage
-			err := o.Retry.run(ctx, func(ctx context.Context) error {
+			err := o.Retry.Run(ctx, func(ctx context.Context) error {
 				var e error
 				page, e = c.queryPage(ctx, query, o.PageSize, token)
 				return e
