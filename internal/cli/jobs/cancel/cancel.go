@@ -34,17 +34,7 @@ func NewCmdCancel(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 			$ dmctl jobs cancel fw-canary-3
 		`),
 		Args: shared.JobIDArg("cancel"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.ResultFormats.Format(cmd, f)
-			if err != nil {
-				return err
-			}
-			opts.Output, opts.JobID = format, args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return cancelRun(cmd.Context(), opts)
-		},
+		RunE: shared.JobRunE(f, opts, &opts.HubDeps, &opts.JobID, runF, cancelRun),
 	}
 }
 

@@ -47,6 +47,23 @@ func JobIDArg(name string) cobra.PositionalArgs {
 	}
 }
 
+// JobRunE is the RunE of a jobs command over one JOB-ID in the result
+// formats (show, cancel): it reads -o into deps.Output and the argument into
+// *jobID, then calls runF (a test's) or run.
+func JobRunE[O any](f *cmdutil.Factory, opts *O, deps *cmdutil.HubDeps, jobID *string, runF func(*O) error, run func(context.Context, *O) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		format, err := cmdutil.ResultFormats.Format(cmd, f)
+		if err != nil {
+			return err
+		}
+		deps.Output, *jobID = format, args[0]
+		if runF != nil {
+			return runF(opts)
+		}
+		return run(cmd.Context(), opts)
+	}
+}
+
 // FollowOptions say how to follow a job and judge its results: `dmctl jobs
 // wait`'s inputs (and `results`', which does not wait, and create --wait's).
 type FollowOptions struct {

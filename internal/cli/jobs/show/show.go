@@ -28,17 +28,7 @@ func NewCmdShow(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
 			$ dmctl jobs show fw-canary-3 -o json | jq .statistics
 		`),
 		Args: shared.JobIDArg("show"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			format, err := cmdutil.ResultFormats.Format(cmd, f)
-			if err != nil {
-				return err
-			}
-			opts.Output, opts.JobID = format, args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return showRun(cmd.Context(), opts)
-		},
+		RunE: shared.JobRunE(f, opts, &opts.HubDeps, &opts.JobID, runF, showRun),
 	}
 }
 
