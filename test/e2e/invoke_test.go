@@ -149,6 +149,22 @@ func TestInvokeSucceeds(t *testing.T) {
 	assertNoSecrets(t, h, r)
 }
 
+// TestInvokeRepeatedDevicesAreCalledOnce: a --device repeated (or named
+// again in a devices file) is called once, and stderr says how many
+// duplicates were removed.
+func TestInvokeRepeatedDevicesAreCalledOnce(t *testing.T) {
+	h := newStubHub(t)
+	h.Script("d1", deviceAnswer(200, `null`))
+	h.Script("d2", deviceAnswer(200, `null`))
+	file := filepath.Join(t.TempDir(), "devices.txt")
+	require.NoError(t, os.WriteFile(file, []byte("d2\nd1\n"), 0o600))
+	r := h.invoke(t, "ping", "--device", "d1", "--device", "d1", "--device", "d2", "--devices-file", file, "-o", "jsonl")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	assert.Equal(t, 2, strings.Count(r.stdout, "\n"), "one result per distinct target")
+	assert.Len(t, h.Requests(), 2, "each device called once")
+	assert.Contains(t, r.stderr, "note: 3 duplicate targets removed\n")
+}
+
 func TestInvokeDeviceFailureIsExit4(t *testing.T) {
 	h := newStubHub(t)
 	h.Script("d1", deviceAnswer(500, `{"error":"disk full"}`))

@@ -192,7 +192,7 @@ type Options struct {
 	Output output.Format
 
 	Method string
-	// Targets are the --device targets (duplicates removed).
+	// Targets are the --device targets as given (the plan removes duplicates).
 	Targets []fleet.Target
 	// DevicesFiles are the --devices-file paths ("-" for stdin), read in
 	// order; their targets combine, duplicates removed.
@@ -201,8 +201,6 @@ type Options struct {
 	QuerySQL string
 	// Module is --module, for every device.
 	Module string
-	// Duplicates counts repeated --device flags that were dropped.
-	Duplicates int
 
 	Payload        json.RawMessage // nil sends JSON null
 	Timeout        time.Duration
@@ -387,17 +385,11 @@ func checkTargets(opts *Options, fl *invokeFlags) error {
 	if err := plan.Check(); err != nil {
 		return cmdutil.FlagErrorWrap(err)
 	}
-	// The --device targets, duplicates removed (the plan's explicit
-	// targets; files and the query are read when the run starts).
-	seen := fleet.NewTargetSet()
-	opts.Targets, opts.Duplicates = opts.Targets[:0], 0
+	// The --device targets as given: the run's fleet.Plan removes
+	// duplicates (its one rule) and counts them for the note on stderr.
+	opts.Targets = opts.Targets[:0]
 	for _, d := range fl.devices {
-		t := fleet.Target{DeviceID: d, ModuleID: fl.module}
-		if !seen.Add(t) {
-			opts.Duplicates++
-			continue
-		}
-		opts.Targets = append(opts.Targets, t)
+		opts.Targets = append(opts.Targets, fleet.Target{DeviceID: d, ModuleID: fl.module})
 	}
 	return checkStdin(opts, fl)
 }

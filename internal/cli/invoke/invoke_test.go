@@ -79,9 +79,8 @@ func TestInvokeArgsToOptions(t *testing.T) {
 			assert.Equal(t, 10*time.Minute, o.RetryFor)
 			assert.Equal(t, output.FormatJSONL, o.Output)
 		}},
-		{"repeated devices are removed", []string{"reboot", "--device", "d", "--device", "e", "--device", "d"}, "", func(t *testing.T, o *Options) {
-			assert.Equal(t, []fleet.Target{{DeviceID: "d"}, {DeviceID: "e"}}, o.Targets, "each target is invoked once")
-			assert.Equal(t, 1, o.Duplicates, "counted for the note on stderr")
+		{"repeated devices are kept for the plan", []string{"reboot", "--device", "d", "--device", "e", "--device", "d"}, "", func(t *testing.T, o *Options) {
+			assert.Equal(t, []fleet.Target{{DeviceID: "d"}, {DeviceID: "e"}, {DeviceID: "d"}}, o.Targets, "the plan removes and counts them")
 		}},
 		{"payload from file", []string{"fw", "--device", "d", "--payload", "@" + payloadFile}, "", func(t *testing.T, o *Options) {
 			assert.Equal(t, `{"fw": "1.2"}`, string(o.Payload))
