@@ -364,19 +364,21 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		// Every target is accounted for: the rest of the source is read
 		// (a query's remaining pages too, which sends no method) and
 		// reported skipped, unless Abort cuts it short.
-		unread := false
-		for {
+		// A source that failed reads no further (azcore's pager stops at
+		// its first failed page): what it still held is unread.
+		unread := srcErr != nil
+		for !unread {
 			if abort.Err() != nil {
 				unread = true
 				break
 			}
 			t, err := src.Next(abort)
+			if err == io.EOF {
+				break
+			}
 			if err != nil {
-				switch {
-				case err == io.EOF:
-				case abort.Err() != nil:
-					unread = true
-				case srcErr == nil:
+				unread = true
+				if abort.Err() == nil {
 					srcErr = err
 				}
 				break

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -668,4 +669,41 @@ func TestRunnerFailedJournalWriteAccountsForEveryTarget(t *testing.T) {
 		assert.False(t, seen[r.DeviceID], "one result per target")
 		seen[r.DeviceID] = true
 	}
+}
+
+// stoppingSource yields targets, then fails once and then says io.EOF, as
+// azcore's pager does after a failed page (More is false from then on).
+type stoppingSource struct {
+	targets []Target
+	err     error
+	failed  bool
+}
+
+func (s *stoppingSource) Next(context.Context) (Target, error) {
+	if len(s.targets) > 0 {
+		t := s.targets[0]
+		s.targets = s.targets[1:]
+		return t, nil
+	}
+	if !s.failed {
+		s.failed = true
+		return Target{}, s.err
+	}
+	return Target{}, io.EOF
+}
+
+// TestRunnerFailedSourceIsUnread: when the source fails (a query page the
+// hub did not answer), the run returns its error and says the source was
+// not read to the end, though the source answers io.EOF afterwards.
+func TestRunnerFailedSourceIsUnread(t *testing.T) {
+	pageErr := errors.New("page 2: 503")
+	inv := funcInvoker(func(context.Context, Target) (iothub.MethodResult, error) { return okAnswer() })
+	var results []Result
+	sum, err := NewRunner(inv).Run(context.Background(), &stoppingSource{targets: devices(3), err: pageErr}, RunOptions{
+		Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), Concurrency: 2,
+		OnResult: func(r Result) { results = append(results, r) },
+	})
+	require.ErrorIs(t, err, pageErr)
+	assert.Len(t, results, 3, "the targets read before the failure ran")
+	assert.True(t, sum.Unread, "what the source still held is in no result: the summary says so")
 }

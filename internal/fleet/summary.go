@@ -24,8 +24,10 @@ type Summary struct {
 	// Elapsed is from the first start to the last end.
 	Elapsed time.Duration `json:"-"`
 	// Unread says that the run stopped before its source was read to the
-	// end (a second Ctrl-C while a query's remaining pages were read):
-	// targets it still held are in no result. --resume reads them again.
+	// end (a second Ctrl-C while a query's remaining pages were read, or
+	// the source failed: a page the hub did not answer, a file that could
+	// not be read): targets it still held are in no result. --resume reads
+	// them again.
 	Unread bool `json:"-"`
 	// Latency holds percentiles of the targets' durations (first attempt to
 	// final answer, resends and their waits included); zero when no target

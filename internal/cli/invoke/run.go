@@ -459,7 +459,7 @@ func (s *session) report(sum fleet.Summary) (fleet.Summary, error) {
 		if s.journalPath != "" {
 			again = "dmctl invoke --resume " + s.journalPath + " reads the query again and runs them"
 		}
-		_, _ = fmt.Fprintf(errOut, "note: the run stopped at once, before the query was read to its end: the devices it had not returned yet are in no result; %s.\n", again)
+		_, _ = fmt.Fprintf(errOut, "note: the run stopped before its targets were read to the end (a second Ctrl-C, or a query page or devices file that could not be read): the targets not read yet are in no result; %s.\n", again)
 	}
 	return merged, nil
 }
