@@ -181,8 +181,8 @@ type Options struct {
 	Sleep func(context.Context, time.Duration) error
 	// TempDir holds the targets' spool file; "" means the system's.
 	TempDir string
-	// Hub returns the REST client for twin reads and jobs when Invoker's
-	// invoker has none (tests); nil means none.
+	// Hub returns the REST client for twin reads and jobs (the factory's
+	// one client, which Invoker's invoker also uses); nil means none.
 	Hub func() (*iothub.Client, *auth.Credential, error)
 	// Twins returns the twin reader of the wait phase; nil means the hub's.
 	Twins func() (fleet.TwinReader, error)

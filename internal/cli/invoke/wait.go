@@ -135,18 +135,11 @@ func (opts *Options) twins() (fleet.TwinReader, error) {
 	return fleet.ClientTwins{Client: c}, nil
 }
 
-// hub is the REST client of the run's hub: the invoker's own client when it
-// has one (so credentials are resolved once), else one built for it.
+// hub is the REST client of the run's hub: the factory's one lazy client
+// (the invoker's too), or a test's.
 func (opts *Options) hub() (*iothub.Client, *auth.Credential, error) {
-	inv, cred, err := opts.Invoker()
-	if err != nil {
-		return nil, nil, err
+	if opts.Hub == nil {
+		return nil, nil, fmt.Errorf("no hub client to read twins or run jobs with")
 	}
-	if ci, ok := inv.(fleet.ClientInvoker); ok && ci.Client != nil {
-		return ci.Client, cred, nil
-	}
-	if opts.Hub != nil {
-		return opts.Hub()
-	}
-	return nil, nil, fmt.Errorf("no hub client to read twins or run jobs with")
+	return opts.Hub()
 }
