@@ -62,15 +62,14 @@ func checkViaJob(opts *Options, flags *pflag.FlagSet) error {
 }
 
 var (
-	queryWhere       = regexp.MustCompile(`(?is)^\s*select\s+.*?\sfrom\s+devices\s*(?:\swhere\s+(.*?))?\s*$`)
-	queryNotForAJob  = regexp.MustCompile(`(?is)(^\s*select\s+top\s)|(\sgroup\s+by\s)|(\sorder\s+by\s)`)
-	queryFromModules = regexp.MustCompile(`(?is)\sfrom\s+devices\.modules(\s|$)`)
+	queryWhere      = regexp.MustCompile(`(?is)^\s*select\s+.*?\sfrom\s+devices\s*(?:\swhere\s+(.*?))?\s*$`)
+	queryNotForAJob = regexp.MustCompile(`(?is)(^\s*select\s+top\s)|(\sgroup\s+by\s)|(\sorder\s+by\s)`)
 )
 
 // jobConditionOf turns --query into a job's queryCondition: its WHERE
 // clause, or * for every device.
 func jobConditionOf(sql string) (string, error) {
-	if queryFromModules.MatchString(sql) {
+	if (&fleet.Plan{Query: sql}).QueryNamesModules() {
 		return "", cmdutil.FlagErrorf("--via job: --query selects modules (FROM devices.modules); IoT Hub jobs invoke device methods only")
 	}
 	if queryNotForAJob.MatchString(sql) {
