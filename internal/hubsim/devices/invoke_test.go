@@ -465,6 +465,18 @@ func TestWaitIdleWaitsForCallsInFlight(t *testing.T) {
 		defer cancel()
 		idle <- r.WaitIdle(ctx)
 	}()
+	// Release the call only once the waiter is blocked on its channel, so
+	// what returns it is callEnded's wake-up, not a first look at 0.
+	require.Eventually(t, func() bool {
+		r.idle.mu.Lock()
+		defer r.idle.mu.Unlock()
+		return r.idle.ch != nil
+	}, 10*time.Second, time.Millisecond, "WaitIdle blocks while the call is in flight")
+	select {
+	case err := <-idle:
+		t.Fatalf("WaitIdle returned %v while the call was in flight", err)
+	default:
+	}
 	close(release)
 	require.NoError(t, <-answered)
 	require.NoError(t, <-idle, "woken when the call returned")

@@ -45,15 +45,19 @@ func (c *counters) countDelivery(method string, status int) {
 
 // idleWaiters wakes WaitIdle callers when no method call is in flight.
 type idleWaiters struct {
-	mu sync.Mutex
-	ch chan struct{} // closed when in-flight reaches 0; made only when someone waits
+	waiting atomic.Int64 // WaitIdle callers; callEnded takes mu only when some wait
+	mu      sync.Mutex
+	ch      chan struct{} // closed when in-flight reaches 0; made only when someone waits
 }
 
 // callStarted and callEnded bracket every InvokeMethod call.
 func (r *Registry) callStarted() { r.stats.inFlight.Add(1) }
 
 func (r *Registry) callEnded() {
-	if r.stats.inFlight.Add(-1) != 0 {
+	// The waiter count is read after the decrement and WaitIdle re-reads
+	// in-flight after raising it (both sequentially consistent), so either
+	// the waiter sees 0 or this call sees the waiter: no wake-up is lost.
+	if r.stats.inFlight.Add(-1) != 0 || r.idle.waiting.Load() == 0 {
 		return
 	}
 	r.idle.mu.Lock()
@@ -69,6 +73,8 @@ func (r *Registry) callEnded() {
 // to return, never polled: how a test or `GET /hubsim/stats?idle` knows that
 // every call it started has been answered and counted.
 func (r *Registry) WaitIdle(ctx context.Context) error {
+	r.idle.waiting.Add(1)
+	defer r.idle.waiting.Add(-1)
 	for {
 		r.idle.mu.Lock()
 		if r.stats.inFlight.Load() == 0 {
