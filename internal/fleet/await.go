@@ -446,7 +446,7 @@ func (a *awaiter) final(wt *watch, st waitState, o Outcome, why string) Result {
 		r.WaitValue = b
 	}
 	if st != waitDone {
-		r.Error = &ResultError{Message: "the method succeeded, then " + why}
+		r.Error = NewResultError(0, "", "the method succeeded, then "+why)
 	}
 	return r
 }

@@ -277,10 +277,17 @@ func ErrorFrom(err error) *ResultError {
 	return &ResultError{Message: redactedLine(err.Error())}
 }
 
+// NewResultError is a ResultError with a message from anywhere (the hub's
+// job records, a wait's reason): put on one line and redacted as ErrorFrom's.
+func NewResultError(code int, codeName, message string) *ResultError {
+	return &ResultError{Code: code, CodeName: codeName, Message: redactedLine(message)}
+}
+
 // redactedLine is a message as results hold it: on one line (whitespace
 // runs, newlines included, collapsed) and with anything that looks like a
-// secret redacted. Results reach stdout and journals, so this is the sink's
-// one redaction, whatever the error's origin.
+// secret redacted. Results reach stdout and journals, so every message that
+// is not a constant of this package goes through it (ErrorFrom,
+// NewResultError).
 func redactedLine(s string) string { return strings.Join(strings.Fields(connstr.Redact(s)), " ") }
 
 // OutcomeOf is the one place that decides a target's outcome from a call's

@@ -101,3 +101,14 @@ func TestErrorFromRedacts(t *testing.T) {
 		assert.NotContains(t, msg, "\n")
 	}
 }
+
+// TestNewResultErrorRedacts: a message from outside the package (a job's
+// failure reason as the hub wrote it) reaches results on one line and with
+// its secret redacted, as ErrorFrom's do.
+func TestNewResultErrorRedacts(t *testing.T) {
+	const key = "c2VjcmV0LWtleS1zZWNyZXQta2V5LXNlY3JldC1rZXk="
+	e := NewResultError(0, "", "job failed:\n  HostName=h;SharedAccessKeyName=p;SharedAccessKey="+key)
+	assert.NotContains(t, e.Message, key)
+	assert.NotContains(t, e.Message, "\n")
+	assert.Contains(t, e.Message, "job failed: HostName=h")
+}

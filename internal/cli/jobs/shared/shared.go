@@ -354,7 +354,7 @@ func DeviceJobResult(dj iothub.DeviceJob, method string, job iothub.Job, ok flee
 		if code != 0 {
 			r.Outcome = fleet.OutcomeOfKind(iothub.KindOfAnswer(0, code))
 		}
-		r.Error = &fleet.ResultError{Code: code, CodeName: dj.Error.ErrorCodeName(), Message: msg}
+		r.Error = fleet.NewResultError(code, dj.Error.ErrorCodeName(), msg)
 	default:
 		r.Outcome = fleet.OutcomeSkipped
 		msg := "the job has not reached this device yet (" + string(dj.Status) + ")"
@@ -364,7 +364,7 @@ func DeviceJobResult(dj iothub.DeviceJob, method string, job iothub.Job, ok flee
 		case dj.Status == iothub.DeviceJobCanceled:
 			msg = "the job was cancelled before reaching this device"
 		}
-		r.Error = &fleet.ResultError{Message: msg}
+		r.Error = fleet.NewResultError(0, "", msg)
 	}
 	return r
 }
