@@ -187,7 +187,7 @@ func TestInvokeQueryRefused(t *testing.T) {
 	withQuery(te, &pager{pages: [][]string{{}}, err: &iothub.ResponseError{StatusCode: 400, ErrorCode: 400000, ErrorCodeName: "BadRequest", Message: "syntax error at 'FRM'"}})
 	code := te.Run("invoke", "reboot", "--query", "SELECT * FROM devices WHERE x ==")
 	assert.Equal(t, cmdutil.ExitUsage, code)
-	assert.Contains(t, te.ErrOut.String(), "Error: --query: the hub refused the query: 400 400000 BadRequest: syntax error at 'FRM'\n")
+	assert.Contains(t, te.ErrOut.String(), "Error: --query: query page 1: hub answered 400 400000 BadRequest: syntax error at 'FRM'\n")
 	assert.Empty(t, te.Inv.Calls)
 
 	te = newTestEnv(t, nil)

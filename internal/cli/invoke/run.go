@@ -75,18 +75,13 @@ func (opts *Options) resumePending(t fleet.Target, inJournal *int) bool {
 	return false
 }
 
-// queryFailure shapes a failed query page. Before any call was sent, a
-// query the hub refuses as malformed is a usage error (exit 2) and one it
-// refuses for who is asking an auth error (exit 3).
+// queryFailure shapes a failed query page. Before any call was sent, the
+// hub's answer decides the exit code through cmdutil.ExitCode (a malformed
+// query 2, one refused for who is asking 3).
 func queryFailure(err error, sent int) error {
 	if sent == 0 {
-		if re, ok := iothub.AsResponseError(err); ok {
-			switch re.StatusCode {
-			case 400:
-				return cmdutil.FlagErrorf("--query: the hub refused the query: %s", fleet.ErrorFrom(re).String())
-			case 401, 403:
-				return &cmdutil.HubError{What: "--query: the hub refused to run the query", Err: re}
-			}
+		if _, ok := iothub.AsResponseError(err); ok {
+			return &cmdutil.HubError{What: "--query", Err: err}
 		}
 		var qe *fleet.QueryError
 		if errors.As(err, &qe) && !isHubError(err) {
