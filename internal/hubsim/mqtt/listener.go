@@ -36,13 +36,17 @@ type tlsListener struct {
 	closed atomic.Bool
 	done   chan struct{} // closed when the accept loop has ended
 
+	connMu   sync.Mutex
+	conns    map[net.Conn]struct{} // accepted connections not closed yet
+	sessions sync.WaitGroup        // setup goroutines (TLS, first packet, the session)
+
 	ws    *http.Server  // MQTT over WebSocket, fed by wsLn
 	wsLn  *chanListener // connections whose first bytes were "GET"
 	wsEst listeners.EstablishFn
 }
 
 func newTLSListener(id string, ln net.Listener, cfg *tls.Config, deadline time.Duration, onError func(string, net.Addr, error)) *tlsListener {
-	l := &tlsListener{id: id, ln: ln, tls: cfg, deadline: deadline, onError: onError, done: make(chan struct{})}
+	l := &tlsListener{id: id, ln: ln, tls: cfg, deadline: deadline, onError: onError, done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
 	l.wsLn = &chanListener{conns: make(chan net.Conn), done: make(chan struct{}), addr: ln.Addr()}
 	mux := http.NewServeMux()
 	mux.HandleFunc(WebSocketPath, l.handleWebSocket)
@@ -87,7 +91,14 @@ func (l *tlsListener) Serve(establish listeners.EstablishFn) {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		go l.setup(c, establish)
+		if !l.track(c) {
+			_ = c.Close()
+			return
+		}
+		go func() {
+			defer l.untrack(c)
+			l.setup(c, establish)
+		}()
 	}
 }
 
@@ -121,12 +132,46 @@ func (l *tlsListener) setup(raw net.Conn, establish listeners.EstablishFn) {
 }
 
 // Close stops accepting and closes the listener's clients.
+//
+// It closes the connections itself and waits for their sessions to end
+// before it asks the broker to close the listener's clients: mochi's
+// Clients.GetByListener takes its read lock twice, so it deadlocks when a
+// session ending at the same moment waits for the write lock (Delete).
+// With every session of this listener over, nothing deletes concurrently.
 func (l *tlsListener) Close(closeClients listeners.CloseFn) {
 	if l.closed.CompareAndSwap(false, true) {
 		_ = l.ln.Close()
+		l.connMu.Lock() // after this, track refuses: no session starts
+		for c := range l.conns {
+			_ = c.Close()
+		}
+		l.connMu.Unlock()
 		_ = l.ws.Close()
+		l.sessions.Wait()
 	}
 	closeClients(l.id)
+}
+
+// track records a connection whose session is starting (counted in
+// sessions); false once the listener is closing. Close takes connMu after
+// setting closed, so every session it must wait for was added before.
+func (l *tlsListener) track(c net.Conn) bool {
+	l.connMu.Lock()
+	defer l.connMu.Unlock()
+	if l.closed.Load() {
+		return false
+	}
+	l.conns[c] = struct{}{}
+	l.sessions.Add(1)
+	return true
+}
+
+// untrack ends what track began.
+func (l *tlsListener) untrack(c net.Conn) {
+	l.connMu.Lock()
+	delete(l.conns, c)
+	l.connMu.Unlock()
+	l.sessions.Done()
 }
 
 var upgrader = websocket.Upgrader{
@@ -141,6 +186,11 @@ func (l *tlsListener) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 		return // Upgrade has answered with an HTTP error
 	}
 	nc := ws.NetConn()
+	if !l.track(nc) { // closing: no new session
+		_ = ws.Close()
+		return
+	}
+	defer l.untrack(nc)
 	_ = nc.SetDeadline(time.Now().Add(l.deadline)) // until CONNECT
 	if err := l.wsEst(l.id, &wsConn{Conn: nc, ws: ws}); err != nil && !isClosedErr(err) {
 		l.onError("session", nc.RemoteAddr(), err)
