@@ -180,6 +180,15 @@ func (p *Progress) Snapshot() ProgressSnapshot {
 	return s
 }
 
+// PlannedTotal is the number of targets a run with these options reports
+// (Total plus the carried results), 0 when Total is not known.
+func (o RunOptions) PlannedTotal() int {
+	if o.Total <= 0 {
+		return 0
+	}
+	return o.Total + len(o.Carried)
+}
+
 // SetTotal records the number of targets (a source read to its end).
 func (p *Progress) SetTotal(n int) { p.total.Store(int64(n)) }
 
@@ -274,8 +283,8 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		l := opts.Limiter
 		progress.limiter.Store(&l)
 	}
-	if opts.Total > 0 {
-		progress.SetTotal(opts.Total + len(opts.Carried))
+	if n := opts.PlannedTotal(); n > 0 {
+		progress.SetTotal(n)
 	}
 	dispatch, stopAll := context.WithCancelCause(ctx)
 	defer stopAll(nil)

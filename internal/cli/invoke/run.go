@@ -396,6 +396,8 @@ func (s *session) execute(inv fleet.Invoker, ro fleet.RunOptions) (fleet.Summary
 		}
 	}()
 	if s.bar != nil {
+		// The bar's first frame shows the total, as Run will set it.
+		s.progress.SetTotal(ro.PlannedTotal())
 		s.bar.Start()
 	}
 	sum, runErr := fleet.NewRunner(inv).Run(s.runCtx, s.ts.Source, ro)
