@@ -7,10 +7,11 @@ package cli
 import (
 	"context"
 	"os"
-	"runtime/debug"
 
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/proc"
 	"github.com/dmctl/dmctl/internal/cli/version"
+	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
 )
@@ -18,7 +19,7 @@ import (
 // Main runs dmctl with the process's arguments, streams and environment and
 // returns the exit code.
 func Main() int {
-	tuneGC(os.LookupEnv)
+	proc.TuneGC(os.LookupEnv, fleet.InFlightMin)
 	ctx, hard, stop := cmdutil.WatchSignals()
 	defer stop()
 	if version.Version != "0.0.0-dev" && iothub.Version == "0.0.0-dev" {
@@ -28,25 +29,6 @@ func Main() int {
 	f := cmdutil.NewFactory(ios, os.LookupEnv)
 	f.HardStop = hard
 	return Run(ctx, f, os.Args[1:])
-}
-
-// gcPercent is dmctl's GOGC when the environment sets none. A fleet run
-// allocates a little per call and keeps little alive (results stream out),
-// so collecting less often saves about a fifth of the CPU per call
-// (docs/fleets.md) for a few more megabytes of heap; gcMemoryLimit keeps the
-// heap well under the 64 MB a run of any size is meant to stay within.
-const (
-	gcPercent     = 400
-	gcMemoryLimit = 40 << 20
-)
-
-func tuneGC(lookupEnv func(string) (string, bool)) {
-	if _, set := lookupEnv("GOGC"); !set {
-		debug.SetGCPercent(gcPercent)
-	}
-	if _, set := lookupEnv("GOMEMLIMIT"); !set {
-		debug.SetMemoryLimit(gcMemoryLimit)
-	}
 }
 
 // Run executes one command line with the factory's streams and returns the

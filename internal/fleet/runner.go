@@ -54,8 +54,12 @@ type RunOptions struct {
 	// Now is the clock for start times and durations; nil means time.Now.
 	Now func() time.Time
 
-	// Concurrency is the most calls in flight at once; 0 or less means 1.
+	// Concurrency is a fixed number of calls in flight when InFlight sets
+	// neither Fixed nor Max; 0 or less means 1.
 	Concurrency int
+	// InFlight sizes the calls in flight (fixed, or the auto rule of
+	// inflight.go). Its Pace defaults to the Limiter's rate.
+	InFlight InFlightOptions
 	// Limiter paces every attempt; nil means no pacing.
 	Limiter Limiter
 	// Journal, when set, records each target before its first call is sent
@@ -151,6 +155,7 @@ type Progress struct {
 	waves     atomic.Int64
 	inFlight  atomic.Int64
 	limiter   atomic.Pointer[Limiter]
+	slots     atomic.Pointer[inFlight]
 }
 
 // ProgressSnapshot is Progress at one moment.
@@ -164,6 +169,9 @@ type ProgressSnapshot struct {
 	Wave      int     // current wave, 1-based; 0 without waves
 	Waves     int     // waves planned; 0 when unknown
 	InFlight  int     // targets whose call is under way (sent, or waiting to be resent)
+	Slots     int     // calls that may be in flight now (--concurrency, or the auto rule's)
+	Auto      bool    // Slots follow the auto rule
+	Held      bool    // every slot was taken, at the bound, while the run was behind its pace
 	Rate      float64 // the limiter's current pace, calls/s; 0 without one
 }
 
@@ -176,6 +184,10 @@ func (p *Progress) Snapshot() ProgressSnapshot {
 	}
 	if l := p.limiter.Load(); l != nil {
 		s.Rate = (*l).Rate()
+	}
+	if f := p.slots.Load(); f != nil {
+		_, s.Slots, s.Held = f.snapshot()
+		s.Auto = f.stats.Auto
 	}
 	return s
 }
@@ -208,6 +220,12 @@ type run struct {
 	stopAll     context.CancelCauseFunc
 	calls       context.Context // calls in flight: ends Grace after interrupt
 	cancelCalls context.CancelFunc
+
+	slots   *inFlight
+	work    chan Target // to idle workers
+	workers sync.WaitGroup
+	results chan<- Result
+	aw      *awaiter
 
 	mu         sync.Mutex
 	completed  int
@@ -265,8 +283,8 @@ func (r *Runner) RunTargets(ctx context.Context, targets []Target, opts RunOptio
 // workers and the dispatcher, drain, account for what was not started);
 // the parts live in run's methods.
 func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary, error) {
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 1
+	if opts.InFlight.Fixed <= 0 && opts.InFlight.Max <= 0 {
+		opts.InFlight.Fixed = max(1, opts.Concurrency)
 	}
 	now := opts.Now
 	if now == nil {
@@ -292,6 +310,11 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 	defer cancelCalls()
 	ru := &run{r: r, opts: opts, now: now, progress: progress, interrupt: ctx, dispatch: dispatch, stopAll: stopAll,
 		calls: calls, cancelCalls: cancelCalls, tally: NewTally()}
+	if opts.InFlight.Pace == nil && opts.Limiter != nil {
+		opts.InFlight.Pace = opts.Limiter.Rate
+	}
+	ru.slots = newInFlight(opts.InFlight, now, progress.attempts.Load)
+	progress.slots.Store(ru.slots)
 
 	// Interrupted: give calls in flight the grace period, then cancel them
 	// (at once on Abort).
@@ -324,41 +347,31 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		cancelCalls()
 	}()
 
-	results := make(chan Result, opts.Concurrency)
+	// A short queue to the collector keeps a --max-failures count close
+	// behind the results (a fixed -c 1 stops after the failing call).
+	resultsQueue := InFlightMin
+	if opts.InFlight.Fixed > 0 {
+		resultsQueue = min(opts.InFlight.Fixed, resultsQueue)
+	}
+	results := make(chan Result, resultsQueue)
 	collected := make(chan struct{})
 	go ru.collect(results, collected)
 	for _, c := range opts.Carried {
 		results <- c
 	}
 
-	var aw *awaiter
 	if opts.Wait != nil {
-		aw = newAwaiter(opts.Wait, now, opts.Sleep, func(r Result) { results <- r })
-		go aw.run(ctx)
+		ru.aw = newAwaiter(opts.Wait, now, opts.Sleep, func(r Result) { results <- r })
+		go ru.aw.run(ctx)
 	}
+	ru.results = results
 
-	work := make(chan Target)
-	var workers sync.WaitGroup
-	for range opts.Concurrency {
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for t := range work {
-				res := ru.one(t)
-				if aw != nil && res.Outcome == OutcomeSucceeded {
-					aw.add(res)
-					continue
-				}
-				results <- res
-			}
-		}()
-	}
-
-	leftover, srcErr := ru.dispatchAll(src, work)
-	close(work)
-	workers.Wait()
-	if aw != nil {
-		aw.finish()
+	ru.work = make(chan Target)
+	leftover, srcErr := ru.dispatchAll(src)
+	close(ru.work)
+	ru.workers.Wait()
+	if ru.aw != nil {
+		ru.aw.finish()
 	}
 
 	// Report what was never started as skipped.
@@ -401,6 +414,8 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 	<-collected
 
 	sum := ru.tally.Summary()
+	sum.Pacing = ru.slots.finish()
+	sum.Pacing.Paced = opts.Limiter != nil
 	sum.Unread = ru.unread
 	sum.Throttles = int(progress.throttles.Load())
 	ru.mu.Lock()
@@ -437,7 +452,7 @@ func (ru *run) stop(cause error) { ru.stopAll(cause) }
 // targets it read but could not hand out, and the source's error.
 // It is long because the wave boundary, the pause between waves and the stop
 // checks must see one another's state in one loop.
-func (ru *run) dispatchAll(src Source, work chan<- Target) (leftover []Target, srcErr error) {
+func (ru *run) dispatchAll(src Source) (leftover []Target, srcErr error) {
 	opts := ru.opts
 	var ends []int
 	waves := 0
@@ -510,12 +525,11 @@ func (ru *run) dispatchAll(src Source, work chan<- Target) (leftover []Target, s
 					opts.OnWave(wave+1, waves, dispatched+1, to)
 				}
 			}
-			select {
-			case work <- t:
-				dispatched++
-			case <-ru.dispatch.Done():
+			if err := ru.slots.acquire(ru.dispatch); err != nil {
 				return []Target{t}, srcErr
 			}
+			ru.start(t)
+			dispatched++
 		}
 		if !inWaves || ru.dispatch.Err() != nil {
 			return nil, srcErr
@@ -543,6 +557,40 @@ func (ru *run) dispatchAll(src Source, work chan<- Target) (leftover []Target, s
 			}
 		}
 	}
+}
+
+// start runs one target on a slot acquired for it: an idle worker takes
+// it, or a new worker starts (workers stay for the run, so a goroutine's
+// stack grows once, not once per target).
+func (ru *run) start(t Target) {
+	select {
+	case ru.work <- t:
+		return
+	default:
+	}
+	ru.workers.Add(1)
+	go func() {
+		defer ru.workers.Done()
+		ru.runOne(t)
+		for t := range ru.work {
+			ru.runOne(t)
+		}
+	}()
+}
+
+// runOne runs a target and hands its result on.
+func (ru *run) runOne(t Target) {
+	res := ru.one(t)
+	// Only the call holds a slot: a target waiting for its device's
+	// outcome does not. The slot is freed once the result is handed on,
+	// so that the collector sees it before the next target starts
+	// whenever it can (a --max-failures count stops sooner).
+	defer ru.slots.release(time.Duration(res.DurationMs * float64(time.Millisecond)))
+	if ru.aw != nil && res.Outcome == OutcomeSucceeded {
+		ru.aw.add(res)
+		return
+	}
+	ru.results <- res
 }
 
 // waitCompleted waits until n results have been collected, or dispatching

@@ -33,6 +33,9 @@ type Summary struct {
 	// final answer, resends and their waits included); zero when no target
 	// was sent.
 	Latency Percentiles `json:"-"`
+	// Pacing says how the calls in flight went (set by Runner.Run): what
+	// limited the pace.
+	Pacing Pacing `json:"-"`
 }
 
 // Percentiles of a set of durations.

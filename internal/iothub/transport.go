@@ -62,6 +62,8 @@ func (t *tracingTransport) Do(req *http.Request) (*http.Response, error) {
 				st.written.Store(true)
 			}
 		},
+		TLSHandshakeStart: func() { handshakes.Add(1) },
+		TLSHandshakeDone:  func(tls.ConnectionState, error) { handshakes.Add(-1) },
 	}
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	if st.body != nil && req.Body != nil && req.ContentLength == int64(len(st.body)) {
@@ -84,9 +86,20 @@ func (t *tracingTransport) Do(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// handshakes counts the TLS handshakes under way on every transport.
+var handshakes atomic.Int64
+
+// HandshakesInProgress is how many TLS handshakes to the hub (or the token
+// endpoint) are under way: connections being opened. A fleet run's
+// in-flight rule does not add calls while many are, since each new call
+// would open one more (fleet.InFlightOptions.Opening).
+func HandshakesInProgress() int { return int(handshakes.Load()) }
+
 // MaxConnections is the most keep-alive connections to one hub: one per
-// call in flight, up to the most calls a fleet run keeps in flight.
-const MaxConnections = 1024
+// call in flight, up to the most calls a fleet run may keep in flight. The
+// pool holds only connections that were opened (one per call in flight at
+// the busiest moment), so a high bound costs nothing for a small run.
+const MaxConnections = 100000
 
 // NewTransport returns the one HTTP client dmctl uses for hub and token
 // calls (ClientOptions.Transport, and the credential's own requests): TLS
@@ -103,7 +116,11 @@ const MaxConnections = 1024
 func NewTransport(roots *x509.CertPool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	// Session tickets let a new connection to the hub skip the certificate
+	// chain's verification (the larger part of a handshake's CPU): a run
+	// that grows its calls in flight opens most of its connections after
+	// the first ones have answered.
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ClientSessionCache: newTicketCache()}
 	tr.ForceAttemptHTTP2 = false
 	tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // non-nil and empty: no h2
 	tr.MaxIdleConns = MaxConnections
@@ -120,3 +137,74 @@ func NewTransport(roots *x509.CertPool) *http.Client {
 // defaultTransport is shared by every client built without a Transport, so
 // they share one connection pool.
 var defaultTransport = sync.OnceValue(func() *http.Client { return NewTransport(nil) })
+
+// ticketFirstWait is how long a handshake waits for the session ticket of
+// the first connection to a host when that one is still being made.
+const ticketFirstWait = 500 * time.Millisecond
+
+// ticketCache is a TLS client session cache that lets the first handshake
+// to a host go ahead alone: a run that starts hundreds of calls at once
+// would otherwise make hundreds of full handshakes (certificate chain
+// verified each time, and the hub signs each one) before the first ticket
+// arrives. Handshakes started while the first one is under way wait for
+// its ticket, at most ticketFirstWait once per host; a host that sends no
+// ticket in time is not waited for again.
+type ticketCache struct {
+	lru   tls.ClientSessionCache
+	mu    sync.Mutex
+	hosts map[string]*ticketWait
+}
+
+type ticketWait struct {
+	done   chan struct{} // closed at the first ticket, or when waiting is given up
+	closed bool
+}
+
+func newTicketCache() *ticketCache {
+	return &ticketCache{lru: tls.NewLRUClientSessionCache(64), hosts: map[string]*ticketWait{}}
+}
+
+// Get implements tls.ClientSessionCache.
+func (c *ticketCache) Get(key string) (*tls.ClientSessionState, bool) {
+	if s, ok := c.lru.Get(key); ok {
+		return s, true
+	}
+	c.mu.Lock()
+	w, seen := c.hosts[key]
+	if !seen {
+		// The first handshake to this host: it goes ahead; the others wait
+		// for its ticket, or for ticketFirstWait.
+		w = &ticketWait{done: make(chan struct{})}
+		c.hosts[key] = w
+		time.AfterFunc(ticketFirstWait, func() { c.release(w) })
+	}
+	c.mu.Unlock()
+	if !seen {
+		return nil, false
+	}
+	<-w.done
+	return c.lru.Get(key)
+}
+
+// Put implements tls.ClientSessionCache.
+func (c *ticketCache) Put(key string, cs *tls.ClientSessionState) {
+	c.lru.Put(key, cs)
+	if cs == nil {
+		return
+	}
+	c.mu.Lock()
+	w := c.hosts[key]
+	c.mu.Unlock()
+	if w != nil {
+		c.release(w)
+	}
+}
+
+func (c *ticketCache) release(w *ticketWait) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !w.closed {
+		w.closed = true
+		close(w.done)
+	}
+}

@@ -124,11 +124,11 @@ func (b *ProgressBar) Line(s fleet.ProgressSnapshot, rate float64) string {
 		frac = min(max(frac, 0), 1)
 		fill := int(frac * float64(b.width))
 		parts = append(parts, "["+strings.Repeat("#", fill)+strings.Repeat("-", b.width-fill)+"]",
-			fmt.Sprintf("%s/%s", thousands(s.Done), thousands(s.Total)), fmt.Sprintf("%d%%", int(frac*100)))
+			fmt.Sprintf("%s/%s", Thousands(s.Done), Thousands(s.Total)), fmt.Sprintf("%d%%", int(frac*100)))
 	} else {
-		parts = append(parts, fmt.Sprintf("%s done", thousands(s.Done)))
+		parts = append(parts, fmt.Sprintf("%s done", Thousands(s.Done)))
 		if s.Seen > s.Done {
-			parts = append(parts, fmt.Sprintf("%s read", thousands(s.Seen)))
+			parts = append(parts, fmt.Sprintf("%s read", Thousands(s.Seen)))
 		}
 	}
 	parts = append(parts, formatRate(rate)+"/s")
@@ -137,10 +137,17 @@ func (b *ProgressBar) Line(s fleet.ProgressSnapshot, rate float64) string {
 		parts = append(parts, "ETA "+eta.Round(time.Second).String())
 	}
 	if s.Failed > 0 {
-		parts = append(parts, fmt.Sprintf("%s failed", thousands(s.Failed)))
+		parts = append(parts, fmt.Sprintf("%s failed", Thousands(s.Failed)))
 	}
 	if s.Throttles > 0 {
-		parts = append(parts, fmt.Sprintf("%s throttled", thousands(s.Throttles)))
+		parts = append(parts, fmt.Sprintf("%s throttled", Thousands(s.Throttles)))
+	}
+	if s.Slots > 0 && (s.Total == 0 || s.Done < s.Total) {
+		inFlight := fmt.Sprintf("%s/%s in flight", Thousands(s.InFlight), Thousands(s.Slots))
+		if s.Held {
+			inFlight += " (held: every slot taken)"
+		}
+		parts = append(parts, inFlight)
 	}
 	if s.Wave > 0 {
 		if s.Waves > 0 {
@@ -152,11 +159,11 @@ func (b *ProgressBar) Line(s fleet.ProgressSnapshot, rate float64) string {
 	return strings.Join(parts, "  ")
 }
 
-// thousands writes n with comma separators: 10,000.
-func thousands(n int) string {
+// Thousands writes n with comma separators: 10,000.
+func Thousands(n int) string {
 	s := fmt.Sprint(n)
 	if n < 0 {
-		return "-" + thousands(-n)
+		return "-" + Thousands(-n)
 	}
 	var b strings.Builder
 	for i, c := range s {
@@ -332,7 +339,7 @@ func WriteDryRun(w io.Writer, d DryRun, format Format) error {
 		b.WriteString("  " + cell(t.String()) + "\n")
 	}
 	if more := d.Targets - len(d.Sample); more > 0 {
-		fmt.Fprintf(&b, "  ... and %s more\n", thousands(more))
+		fmt.Fprintf(&b, "  ... and %s more\n", Thousands(more))
 	}
 	if d.Waves != "" {
 		fmt.Fprintf(&b, "Waves: %s\n", d.Waves)

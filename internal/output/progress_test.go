@@ -122,6 +122,6 @@ func TestFlushingWriter(t *testing.T) {
 
 func TestThousands(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -4500: "-4,500"} {
-		assert.Equal(t, want, thousands(n))
+		assert.Equal(t, want, Thousands(n))
 	}
 }

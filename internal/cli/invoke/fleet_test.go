@@ -76,7 +76,9 @@ func TestInvokeFleetFlagsToOptions(t *testing.T) {
 	te = newTestEnv(t, nil)
 	o, _, err = parseInvoke(t, te, "reboot", "--device", "d")
 	require.NoError(t, err)
-	assert.Equal(t, DefaultConcurrency, o.Concurrency)
+	assert.Zero(t, o.Concurrency, "the default is auto")
+	assert.Positive(t, o.MaxInFlight)
+	assert.LessOrEqual(t, o.MaxInFlight, DefaultMaxConcurrency)
 	assert.Equal(t, DefaultGrace, o.Grace)
 	assert.False(t, o.RateAuto)
 	assert.Zero(t, o.Rate)
@@ -88,6 +90,35 @@ func TestInvokeFleetFlagsToOptions(t *testing.T) {
 	assert.InDelta(t, 40, o.Rate, 1e-9)
 	assert.Equal(t, 50, o.Waves.BatchSize)
 	assert.Equal(t, []string{"ids.txt"}, o.DevicesFiles)
+}
+
+func TestInFlightFollowsTheOpenFileLimit(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		fl          invokeFlags
+		openFiles   int
+		wantFixed   int
+		wantMax     int
+		wantNote    string
+		wantFDBound bool
+	}{
+		{"auto under the limit", invokeFlags{concurrency: "auto", maxInFlight: 500}, 20000, 0, 500, "", false},
+		{"auto default above the limit", invokeFlags{concurrency: "auto", maxInFlight: DefaultMaxConcurrency}, 1024, 0, 960, "", true},
+		{"auto given above the limit", invokeFlags{concurrency: "AUTO", maxInFlight: 5000, maxInFlightSet: true}, 1024, 0, 960,
+			"--max-concurrency 5000: the open-file limit (1024, ulimit -n) allows 960 calls in flight; using 960", true},
+		{"fixed above the limit", invokeFlags{concurrency: "2000", maxInFlight: DefaultMaxConcurrency}, 1024, 960, DefaultMaxConcurrency,
+			"--concurrency 2000: the open-file limit (1024, ulimit -n) allows 960 calls in flight; using 960", false},
+		{"limit unknown", invokeFlags{concurrency: "auto", maxInFlight: DefaultMaxConcurrency}, 0, 0, DefaultMaxConcurrency, "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var o Options
+			require.NoError(t, checkInFlight(&o, &tt.fl, tt.openFiles))
+			assert.Equal(t, tt.wantFixed, o.Concurrency)
+			assert.Equal(t, tt.wantMax, o.MaxInFlight)
+			assert.Equal(t, tt.wantNote, o.inFlightNote)
+			assert.Equal(t, tt.wantFDBound, o.fdBound)
+		})
+	}
 }
 
 func TestInvokeFleetFlagErrors(t *testing.T) {
@@ -104,8 +135,12 @@ func TestInvokeFleetFlagErrors(t *testing.T) {
 		{"module and modules query", []string{"m", "--query", "SELECT * FROM devices.modules", "--module", "x"}, false, "--module cannot be combined with a FROM devices.modules query: the query already names the modules"},
 		{"stdin twice", []string{"m", "--devices-file", "-", "--payload", "-"}, false, "--devices-file - and --payload - both read stdin; put one of them in a file"},
 		{"list from terminal", []string{"m", "--devices-file", "-"}, true, "--devices-file - (stdin): stdin is a terminal; pipe the list in, or use --devices-file FILE"},
-		{"concurrency 0", []string{"m", "--device", "d", "-c", "0"}, false, "--concurrency: 0 is out of range: use 1 to 1024"},
-		{"concurrency big", []string{"m", "--device", "d", "--concurrency", "5000"}, false, "--concurrency: 5000 is out of range: use 1 to 1024"},
+		{"concurrency 0", []string{"m", "--device", "d", "-c", "0"}, false, "--concurrency: 0 is out of range: use auto, or 1 to 100000"},
+		{"concurrency big", []string{"m", "--device", "d", "--concurrency", "500000"}, false, "--concurrency: 500000 is out of range: use auto, or 1 to 100000"},
+		{"concurrency word", []string{"m", "--device", "d", "-c", "many"}, false, `--concurrency: "many" is not auto or a whole number of calls in flight`},
+		{"concurrency sign", []string{"m", "--device", "d", "-c", "+5"}, false, `--concurrency: "+5" is not auto or a whole number of calls in flight`},
+		{"max with fixed", []string{"m", "--device", "d", "-c", "10", "--max-concurrency", "20"}, false, "--max-concurrency bounds --concurrency auto; with a fixed --concurrency 10 leave it out"},
+		{"max 0", []string{"m", "--device", "d", "--max-concurrency", "0"}, false, "--max-concurrency: 0 is out of range: use 1 to 100000"},
 		{"bad rate", []string{"m", "--device", "d", "--rate", "fast"}, false, `--rate: "fast" is not a rate (use auto, or calls per second like 40 or 40/s, or 2400/m)`},
 		{"bad tier", []string{"m", "--device", "d", "--tier", "B1"}, false, `--tier: "B1" is not an IoT Hub tier with direct methods (use F1, S1, S2, S3)`},
 		{"zero units", []string{"m", "--device", "d", "--units", "0"}, false, "--units: 0 is out of range: a hub has at least 1 unit"},
@@ -236,7 +271,7 @@ func TestInvokeDryRun(t *testing.T) {
 
 	te = newTestEnv(t, nil)
 	require.Equal(t, 0, te.Run("invoke", "reboot", "--device", "a", "--device", "b", "--dry-run"))
-	assert.Contains(t, te.Out.String(), "Estimated duration: unknown without --rate or --tier: the run is bounded by --concurrency 32 and the devices' answer times\n")
+	assert.Contains(t, te.Out.String(), "Estimated duration: unknown without --rate or --tier: the run is bounded by the calls in flight (--concurrency) and the devices' answer times\n")
 }
 
 func TestInvokeConfirmation(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/proc"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -151,13 +153,17 @@ const (
 	MaxMaxAttempts     = 100
 	DefaultRetryFor    = retry.DefaultMaxElapsed
 	MaxWait            = 24 * time.Hour
-	// DefaultConcurrency is how many calls a fleet run keeps in flight: at
-	// a device latency of half a second it already exceeds one S1 unit's
-	// throttle (40 calls/s), so --rate (or the hub) sets the pace.
-	DefaultConcurrency = 32
-	// MaxConcurrency bounds --concurrency: the transport keeps a connection
-	// per call in flight.
+	// DefaultMaxConcurrency bounds --concurrency auto unless
+	// --max-concurrency says otherwise (and the open-file limit allows it):
+	// an S3 unit's 6,144 calls/s to devices answering in about a second
+	// needs some 6,500 in flight.
+	DefaultMaxConcurrency = 16384
+	// MaxConcurrency bounds --concurrency N and --max-concurrency: the
+	// transport keeps a connection per call in flight.
 	MaxConcurrency = iothub.MaxConnections
+	// openFilesReserve is how many open files the calls in flight leave to
+	// the rest of dmctl (journal, spool, token cache, standard streams).
+	openFilesReserve = 64
 	// DefaultGrace is how long calls in flight may finish after Ctrl-C.
 	DefaultGrace = 10 * time.Second
 	// MaxGrace bounds --grace.
@@ -211,7 +217,18 @@ type Options struct {
 	MaxAttempts    int
 	RetryFor       time.Duration
 
+	// Concurrency is --concurrency N, a fixed number of calls in flight; 0
+	// means auto (sized from the pace and the devices' answer times, up to
+	// MaxInFlight).
 	Concurrency int
+	// MaxInFlight bounds auto: --max-concurrency, or DefaultMaxConcurrency,
+	// lowered to what the open-file limit allows.
+	MaxInFlight int
+	// inFlightNote, when set, says that the open-file limit lowered
+	// --concurrency or --max-concurrency.
+	inFlightNote string
+	// fdBound says the open-file limit set MaxInFlight.
+	fdBound bool
 	// Rate is --rate in calls per second; 0 means none (unless RateAuto).
 	Rate     float64
 	RateAuto bool
@@ -250,10 +267,14 @@ type invokeFlags struct {
 	retryFor    time.Duration
 	waitOnline  time.Duration
 	rate        string
-	waves       string
-	batchSize   int
-	maxFailures string
-	wait        waitFlags
+	concurrency string
+	maxInFlight int
+	// maxInFlightSet says --max-concurrency was given.
+	maxInFlightSet bool
+	waves          string
+	batchSize      int
+	maxFailures    string
+	wait           waitFlags
 }
 
 // NewCmdInvoke returns `dmctl invoke`.
@@ -291,6 +312,7 @@ func NewCmdInvoke(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 					return err
 				}
 			}
+			fl.maxInFlightSet = cmd.Flags().Changed("max-concurrency")
 			if err := checkInvoke(opts, &fl, cmd.Flags().Changed("payload")); err != nil {
 				return err
 			}
@@ -327,7 +349,8 @@ func addInvokeFlags(cmd *cobra.Command, f *cmdutil.Factory, opts *Options, fl *i
 	cmdutil.DurationFlag(flags, &fl.waitOnline, "wait-online", 0, false, "Keep retrying offline devices (404103) for up to this long")
 	flags.IntVar(&opts.MaxAttempts, "max-attempts", DefaultMaxAttempts, "Send each call at most this many times (1: never resend)")
 	cmdutil.DurationFlag(flags, &fl.retryFor, "retry-for", DefaultRetryFor, false, "Stop resending a call after this long")
-	flags.IntVarP(&opts.Concurrency, "concurrency", "c", DefaultConcurrency, fmt.Sprintf("Most calls in flight at once (1..%d)", MaxConcurrency))
+	flags.StringVarP(&fl.concurrency, "concurrency", "c", "auto", fmt.Sprintf("Calls in flight: auto (the pace times the devices' answer time) or a fixed N (1..%d)", MaxConcurrency))
+	flags.IntVar(&fl.maxInFlight, "max-concurrency", DefaultMaxConcurrency, fmt.Sprintf("With --concurrency auto, the most calls in flight (1..%d; lowered to what the open-file limit allows)", MaxConcurrency))
 	flags.StringVar(&fl.rate, "rate", "", "Pace calls: N/s, N/m, or auto (start at the --tier throttle and adapt to 429s)")
 	flags.StringVar(&opts.Tier, "tier", "", "The hub's tier (F1, S1, S2, S3) for --rate auto and --dry-run estimates")
 	flags.IntVar(&opts.Units, "units", 1, "The hub's number of units, with --tier")
@@ -351,6 +374,10 @@ func addInvokeFlags(cmd *cobra.Command, f *cmdutil.Factory, opts *Options, fl *i
 	_ = cmd.RegisterFlagCompletionFunc("tier", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return iothub.TierNames(), cobra.ShellCompDirectiveNoFileComp
 	})
+	_ = cmd.RegisterFlagCompletionFunc("concurrency", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"auto"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = cmd.RegisterFlagCompletionFunc("max-concurrency", cobra.NoFileCompletions)
 	_ = cmd.RegisterFlagCompletionFunc("rate", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"auto"}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -443,10 +470,63 @@ func checkCall(opts *Options, fl *invokeFlags, payloadGiven bool) error {
 	return nil
 }
 
+// checkInFlight reads --concurrency and --max-concurrency and bounds them by
+// the open-file limit (0: unknown): each call in flight holds a connection.
+func checkInFlight(opts *Options, fl *invokeFlags, openFiles int) error {
+	opts.Concurrency = 0
+	if v := strings.TrimSpace(fl.concurrency); !strings.EqualFold(v, "auto") {
+		n, err := strconv.Atoi(v)
+		if err != nil || !validCount(v) {
+			return cmdutil.FlagErrorf("--concurrency: %q is not auto or a whole number of calls in flight", fl.concurrency)
+		}
+		if n < 1 || n > MaxConcurrency {
+			return cmdutil.FlagErrorf("--concurrency: %d is out of range: use auto, or 1 to %d", n, MaxConcurrency)
+		}
+		if fl.maxInFlightSet {
+			return cmdutil.FlagErrorf("--max-concurrency bounds --concurrency auto; with a fixed --concurrency %d leave it out", n)
+		}
+		opts.Concurrency = n
+	}
+	if fl.maxInFlight < 1 || fl.maxInFlight > MaxConcurrency {
+		return cmdutil.FlagErrorf("--max-concurrency: %d is out of range: use 1 to %d", fl.maxInFlight, MaxConcurrency)
+	}
+	opts.MaxInFlight = fl.maxInFlight
+	allowed := openFiles - openFilesReserve
+	if openFiles <= 0 {
+		return nil
+	}
+	allowed = max(allowed, 1)
+	switch {
+	case opts.Concurrency > allowed:
+		opts.inFlightNote = fmt.Sprintf("--concurrency %d: the open-file limit (%d, ulimit -n) allows %d calls in flight; using %d", opts.Concurrency, openFiles, allowed, allowed)
+		opts.Concurrency = allowed
+	case opts.Concurrency == 0 && opts.MaxInFlight > allowed:
+		if fl.maxInFlightSet {
+			opts.inFlightNote = fmt.Sprintf("--max-concurrency %d: the open-file limit (%d, ulimit -n) allows %d calls in flight; using %d", opts.MaxInFlight, openFiles, allowed, allowed)
+		}
+		opts.MaxInFlight = allowed
+		opts.fdBound = true
+	}
+	return nil
+}
+
+// validCount accepts plain digits only (Atoi also takes a sign).
+func validCount(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // checkFleetFlags checks the flags about pacing, waves, journals and safety.
 func checkFleetFlags(opts *Options, fl *invokeFlags) error {
-	if opts.Concurrency < 1 || opts.Concurrency > MaxConcurrency {
-		return cmdutil.FlagErrorf("--concurrency: %d is out of range: use 1 to %d", opts.Concurrency, MaxConcurrency)
+	if err := checkInFlight(opts, fl, proc.OpenFileLimit()); err != nil {
+		return err
 	}
 	opts.Rate, opts.RateAuto = 0, false
 	if fl.rate != "" {
@@ -724,6 +804,21 @@ type pace struct {
 	limiter fleet.Limiter
 	rate    float64 // calls/s the estimate uses; 0 when unknown
 	source  string
+}
+
+// sizingPace is the pace the calls in flight are sized for: the limiter's
+// rate, else the tier's throttle, else one S1 unit's (the pace --rate auto
+// starts from), so that an unpaced run to slow devices still gets the
+// slots one unit's throttle needs.
+func (pc pace) sizingPace() func() float64 {
+	switch {
+	case pc.limiter != nil:
+		return pc.limiter.Rate
+	case pc.rate > 0:
+		r := pc.rate
+		return func() float64 { return r }
+	}
+	return func() float64 { return fleet.AdaptiveDefaultStart }
 }
 
 // pace builds the limiter from --rate, --tier and --units.

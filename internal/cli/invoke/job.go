@@ -32,6 +32,7 @@ var viaJobRefused = []struct{ flag, why string }{
 	{"module", "IoT Hub jobs invoke device methods, not module methods"},
 	{"rate", "the hub paces a job itself, at its jobs throttle (S1: 10 devices/s)"},
 	{"concurrency", "the hub decides how many calls a job has in flight"},
+	{"max-concurrency", "the hub decides how many calls a job has in flight"},
 	{"waves", "a job runs every device it selects; split the fleet with tags and run one job per wave"},
 	{"batch-size", "a job runs every device it selects; split the fleet with tags and run one job per wave"},
 	{"wave-pause", "a job has no waves"},

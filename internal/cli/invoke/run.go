@@ -11,6 +11,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/proc"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
 	"github.com/dmctl/dmctl/internal/output"
@@ -192,8 +193,11 @@ func invokeRun(ctx context.Context, opts *Options) error {
 	if err := s.setupOutput(); err != nil {
 		return err
 	}
+	if opts.inFlightNote != "" {
+		_, _ = fmt.Fprintf(s.errOut, "note: %s\n", opts.inFlightNote)
+	}
 	sum, runErr := s.execute(inv, s.runOptions(pc, wait))
-	merged, err := s.report(sum)
+	merged, err := s.report(sum, pc)
 	if err != nil {
 		return err
 	}
@@ -331,7 +335,9 @@ func (s *session) runOptions(pc pace, wait *fleet.Wait) fleet.RunOptions {
 		Request: iothub.MethodRequest{
 			MethodName: opts.Method, Payload: opts.Payload, ResponseTimeout: opts.Timeout, ConnectTimeout: opts.ConnectTimeout,
 		},
-		OKStatus: opts.OKStatus, Retry: opts.retryPolicy(), Now: opts.Now, Concurrency: opts.Concurrency,
+		OKStatus: opts.OKStatus, Retry: opts.retryPolicy(), Now: opts.Now,
+		InFlight: fleet.InFlightOptions{Fixed: opts.Concurrency, Max: opts.MaxInFlight, Pace: pc.sizingPace(),
+			Opening: iothub.HandshakesInProgress, OnResize: proc.FollowInFlight},
 		Limiter: pc.limiter, Journal: s.journal, Carried: s.carried,
 		Waves: opts.Waves, WavePause: opts.WavePause, MaxFailures: opts.MaxFailures, Sleep: opts.Sleep,
 		Grace: opts.Grace, Abort: opts.HardStop, Progress: s.progress, Wait: wait,
@@ -427,12 +433,17 @@ func (s *session) execute(inv fleet.Invoker, ro fleet.RunOptions) (fleet.Summary
 // report writes the problems, hints, notes and summary to stderr, and
 // returns the whole rollout's summary (with --resume, the journal's earlier
 // results merged in).
-func (s *session) report(sum fleet.Summary) (fleet.Summary, error) {
+func (s *session) report(sum fleet.Summary, pc pace) (fleet.Summary, error) {
 	opts, errOut := s.opts, s.errOut
 	if err := s.problems.Write(errOut, s.color); err != nil {
 		return sum, err
 	}
-	for _, h := range hints(s.facts, s.cred, opts) {
+	pv, paceHint, paced := paceView(sum, opts, pc)
+	hs := hints(s.facts, s.cred, opts)
+	if paceHint != "" {
+		hs = append(hs, paceHint)
+	}
+	for _, h := range hs {
 		_, _ = fmt.Fprintf(errOut, "hint: %s\n", h)
 	}
 	if n := s.ts.Duplicates(); n > 0 {
@@ -447,6 +458,9 @@ func (s *session) report(sum fleet.Summary) (fleet.Summary, error) {
 	}
 	if err := output.WriteSummary(errOut, sum, s.color); err != nil {
 		return merged, err
+	}
+	if paced {
+		_ = output.WritePace(errOut, pv)
 	}
 	if opts.resume != nil {
 		_ = output.WriteTotals(errOut, "whole rollout (this run and the journal's earlier ones): ", merged, s.color)
@@ -518,7 +532,7 @@ func (opts *Options) dryRun(ts *resolved, hub string, pc pace) error {
 	if pc.rate > 0 {
 		d.Estimate = time.Duration(float64(ts.Total) / pc.rate * float64(time.Second))
 	} else {
-		d.Note = fmt.Sprintf("unknown without --rate or --tier: the run is bounded by --concurrency %d and the devices' answer times", opts.Concurrency)
+		d.Note = "unknown without --rate or --tier: the run is bounded by the calls in flight (--concurrency) and the devices' answer times"
 	}
 	return output.WriteDryRun(opts.IO.Out, d, opts.Output)
 }

@@ -132,6 +132,7 @@ type Stats struct {
 
 	MethodsInvoked   int64 `json:"methodsInvoked"`   // InvokeMethod calls
 	MethodsInFlight  int64 `json:"methodsInFlight"`  // InvokeMethod calls not returned yet
+	PeakInFlight     int64 `json:"peakInFlight"`     // the most InvokeMethod calls at once since start
 	MethodsDelivered int64 `json:"methodsDelivered"` // calls that reached a device
 	// DeliveredByMethod and DeliveredByStatus split MethodsDelivered.
 	DeliveredByMethod map[string]int64 `json:"deliveredByMethod"`

@@ -455,6 +455,7 @@ func TestWaitIdleWaitsForCallsInFlight(t *testing.T) {
 	}()
 	<-entered
 	assert.Equal(t, int64(1), r.Stats().MethodsInFlight)
+	assert.Equal(t, int64(1), r.Stats().PeakInFlight)
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
 	assert.ErrorIs(t, r.WaitIdle(done), context.Canceled, "a call is in flight: not idle")
@@ -481,6 +482,7 @@ func TestWaitIdleWaitsForCallsInFlight(t *testing.T) {
 	require.NoError(t, <-answered)
 	require.NoError(t, <-idle, "woken when the call returned")
 	assert.Equal(t, int64(0), r.Stats().MethodsInFlight)
+	assert.Equal(t, int64(1), r.Stats().PeakInFlight, "the peak stays")
 }
 
 // startWaitingCall starts a call to an offline device with a 10 s connect

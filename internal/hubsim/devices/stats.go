@@ -14,6 +14,7 @@ const maxStatKeys = 1024
 type counters struct {
 	invoked, delivered, notFound, notOnline, timeouts atomic.Int64
 	inFlight                                          atomic.Int64 // InvokeMethod calls not returned yet
+	peakInFlight                                      atomic.Int64 // the most InvokeMethod calls at once
 	twinReads, twinUpdates, reportedUpdates           atomic.Int64
 	faults                                            [FaultDrop + 1]atomic.Int64
 
@@ -51,7 +52,15 @@ type idleWaiters struct {
 }
 
 // callStarted and callEnded bracket every InvokeMethod call.
-func (r *Registry) callStarted() { r.stats.inFlight.Add(1) }
+func (r *Registry) callStarted() {
+	n := r.stats.inFlight.Add(1)
+	for {
+		p := r.stats.peakInFlight.Load()
+		if n <= p || r.stats.peakInFlight.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
 
 func (r *Registry) callEnded() {
 	// The waiter count is read after the decrement and WaitIdle re-reads
@@ -106,6 +115,7 @@ func (r *Registry) Stats() Stats {
 		Registered:        int(r.nReg.Load()),
 		MethodsInvoked:    c.invoked.Load(),
 		MethodsInFlight:   c.inFlight.Load(),
+		PeakInFlight:      c.peakInFlight.Load(),
 		MethodsDelivered:  c.delivered.Load(),
 		DeliveredByMethod: map[string]int64{},
 		DeliveredByStatus: map[int]int64{},

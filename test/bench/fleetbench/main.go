@@ -54,6 +54,8 @@ type config struct {
 	rounds      int
 	only        string
 	benchTime   time.Duration
+	fCases      string
+	dmctlExtra  []string
 }
 
 func run() error {
@@ -65,7 +67,10 @@ func run() error {
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds of (a) and (b), each running hubsim bench, dmctl and the Node SDK in turn; medians are reported")
 	flag.StringVar(&c.only, "only", "abcde", "which benchmarks to run (letters a-e)")
 	flag.DurationVar(&c.benchTime, "bench-duration", 5*time.Second, "how long each `hubsim bench` measures")
+	flag.StringVar(&c.fCases, "f-cases", "", "which cases of (f) to run, comma-separated 1-based (default all)")
+	extra := flag.String("dmctl-args", "", "extra flags for dmctl in (f), space-separated (e.g. \"-c 32\" to compare with a fixed in-flight)")
 	flag.Parse()
+	c.dmctlExtra = strings.Fields(*extra)
 
 	for _, name := range []string{"dmctl", "hubsim"} {
 		if _, err := os.Stat(filepath.Join(c.bin, name)); err != nil {
@@ -96,6 +101,11 @@ func run() error {
 	}
 	if strings.Contains(c.only, "e") {
 		if err := benchE(c, work); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(c.only, "f") {
+		if err := benchF(c, work); err != nil {
 			return err
 		}
 	}
