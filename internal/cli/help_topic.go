@@ -111,8 +111,9 @@ var helpTopics = []struct {
 			Runtime:
 
 			  GOGC, GOMEMLIMIT          Go's garbage collector settings; when unset,
-			                            dmctl uses 400 and 40 MiB (less collector CPU
-			                            per call on fleet runs)
+			                            dmctl uses GOGC 400 and a soft memory limit
+			                            of 32 MiB + 128 KiB per call that may be in
+			                            flight, which follows --concurrency auto
 		`),
 	},
 }

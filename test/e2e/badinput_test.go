@@ -573,7 +573,7 @@ func corpusCases() []badCase {
 
 	// --- Empty values of every flag that takes one ("--flag ''" and "--flag=").
 	invokeFlags := []string{"devices-file", "query", "module", "payload", "timeout", "connect-timeout", "ok-status", "wait-online",
-		"max-attempts", "retry-for", "concurrency", "rate", "tier", "units", "journal", "resume", "waves", "batch-size", "wave-pause",
+		"max-attempts", "retry-for", "concurrency", "max-concurrency", "rate", "tier", "units", "journal", "resume", "waves", "batch-size", "wave-pause",
 		"max-failures", "grace", "wait", "wait-until", "fail-if", "wait-timeout", "via",
 		"api-version", "auth", "ca-file", "connection-string", "connection-string-file", "hub", "output", "profile"}
 	add(badCase{name: `invoke --device ""`, args: []string{"invoke", "%M", "--device", ""}, want: []string{flagNameRe("device"), emptyMsgRe}})
@@ -901,7 +901,11 @@ func corpusCases() []badCase {
 		num("--connect-timeout 301", biInvoke("--connect-timeout", "301"), "connect-timeout"),
 		num("--connect-timeout 1.5s", biInvoke("--connect-timeout", "1.5s"), "connect-timeout"),
 		num("--concurrency 0", biInvoke("--concurrency", "0"), "concurrency"),
-		num("--concurrency 1025", biInvoke("--concurrency", "1025"), "concurrency"),
+		num("--concurrency 100001", biInvoke("--concurrency", "100001"), "concurrency"),
+		num("--concurrency -5", biInvoke("--concurrency=-5"), "concurrency"),
+		num("--max-concurrency 0", biInvoke("--max-concurrency", "0"), "max-concurrency"),
+		num("--max-concurrency 100001", biInvoke("--max-concurrency", "100001"), "max-concurrency"),
+		num("--max-concurrency with a fixed --concurrency", biInvoke("-c", "10", "--max-concurrency", "20"), "max-concurrency"),
 		num("-c many", biInvoke("-c", "many"), "concurrency"),
 		num("--max-attempts 0", biInvoke("--max-attempts", "0"), "max-attempts"),
 		num("--max-attempts 101", biInvoke("--max-attempts", "101"), "max-attempts"),

@@ -49,13 +49,21 @@ const invokeLong = `
 			device returned, and --ok-status (default: any 2xx) decides what counts
 			as success.
 
-			Fleets: up to --concurrency calls are in flight (default 32), paced by
-			--rate N/s, or by --rate auto, which starts at the hub's published
+			Fleets: --concurrency auto (the default) keeps as many calls in flight as
+			the pace needs for the devices' answer times (pace x their 90th
+			percentile x 1.25, at least 32), up to --max-concurrency (16384) and
+			what the open-file limit allows; --concurrency N keeps exactly N. Calls
+			are paced by --rate N/s, or by --rate auto, which starts at the hub's published
 			direct-method throttle for --tier/--units (40 calls/s per S1 unit for
 			payloads up to 4 KB) and adapts to 429s: it raises the pace by 2.5%
 			of that each second without a 429 and cuts it by 30% on one (without
 			--tier it starts at 40 calls/s and doubles each second until the first
-			429). Resends wait for the pace like first calls. -o jsonl streams
+			429). Resends wait for the pace like first calls. Without --rate the
+			calls in flight are sized for the --tier throttle, or for one S1 unit's
+			40 calls/s. The summary ends with a pace line naming what held the pace
+			(the hub's throttle, its or this machine's capacity, the calls in
+			flight, the pace asked, or the devices' answer times), with a hint when
+			the run fell short of the pace asked. -o jsonl streams
 			results as they complete; table, wide and json print once at the end,
 			sorted. A summary (outcomes, device statuses, retries, latency
 			percentiles, calls/s) and, on a terminal, a progress bar go to stderr.
