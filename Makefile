@@ -76,7 +76,7 @@ bench: build ## print benchmark figures (side by side, one run)
 	$(BIN)/hubsim bench --duration 5s
 	$(MAKE) --no-print-directory bench-fleet
 
-bench-fleet: build conformance-deps ## fleet figures (issues 5, 6): dmctl vs hubsim bench and the Node SDK, S1 --rate auto, peak RSS, --via job vs direct on S1 (about 5 min)
+bench-fleet: build conformance-deps ## fleet figures (issues 5, 6, 12): dmctl vs hubsim bench, wrk and the Node SDK; S1 --rate auto; peak RSS; --via job vs direct; latency-shaped fleets on S1/S2/S3; CPU per call by calls in flight; --wait at scale (about 15 min)
 	$(GO) run ./test/bench/fleetbench -bin $(BIN)
 
 demo: build ## start hubsim with a simulated fleet, reboot some devices with dmctl, stop hubsim

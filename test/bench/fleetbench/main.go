@@ -11,6 +11,17 @@
 //	(e) hubsim --tier S1 --units 1 with 2,000 devices: wall time of
 //	    dmctl invoke --via job (the hub's jobs pace, 10 devices/s) against
 //	    a direct fan-out with --rate auto --tier S1 --units 1 (issue 6)
+//	(f) latency-shaped fleets (issue 12): devices answering in 200 ms-2 s,
+//	    around 1 s, or a mix with a slow group, a heavy tail, offline and
+//	    flapping devices, on S1 x1, S2 x2 and S3 x1, with --rate auto and
+//	    default flags: wall time against the throttle-ideal, 429s, CPU per
+//	    call, what dmctl says held the pace
+//	(g) dmctl's CPU per call and peak RSS at 64, 1,024 and 6,000 calls in
+//	    flight
+//	(h) --wait reboot on 2,000 S1 devices (ideal 70 s)
+//
+// (a) also runs wrk (Debian's package) against the same hub when it is on
+// PATH, for dmctl / wrk.
 //
 // `make bench-fleet` builds the binaries and runs it; it needs Node.js and
 // the conformance suite's node_modules (`make conformance-deps`) for (b).
@@ -65,7 +76,7 @@ func run() error {
 	flag.StringVar(&c.nodeModules, "node-script", "test/bench/node/invoke-pool.js", "the Node promise-pool script for (b)")
 	flag.IntVar(&c.concurrency, "concurrency", 64, "calls in flight for (a) and (b), for every client")
 	flag.IntVar(&c.rounds, "rounds", 5, "rounds of (a) and (b), each running hubsim bench, dmctl and the Node SDK in turn; medians are reported")
-	flag.StringVar(&c.only, "only", "abcde", "which benchmarks to run (letters a-e)")
+	flag.StringVar(&c.only, "only", "abcdefgh", "which benchmarks to run (letters a-h)")
 	flag.DurationVar(&c.benchTime, "bench-duration", 5*time.Second, "how long each `hubsim bench` measures")
 	flag.StringVar(&c.fCases, "f-cases", "", "which cases of (f) to run, comma-separated 1-based (default all)")
 	extra := flag.String("dmctl-args", "", "extra flags for dmctl in (f), space-separated (e.g. \"-c 32\" to compare with a fixed in-flight)")
@@ -106,6 +117,16 @@ func run() error {
 	}
 	if strings.Contains(c.only, "f") {
 		if err := benchF(c, work); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(c.only, "g") {
+		if err := benchG(c, work); err != nil {
+			return err
+		}
+	}
+	if strings.Contains(c.only, "h") {
+		if err := benchH(c, work); err != nil {
 			return err
 		}
 	}
@@ -306,7 +327,8 @@ func benchAB(c config, work string) (float64, error) {
 	}
 	withNode := strings.Contains(c.only, "b")
 	var nodeErr error
-	var gen, genEff, dm, dmEff, dmWall, nd, ndEff, ratioA, ratioB, effA, effB []float64
+	var gen, genEff, dm, dmEff, dmWall, nd, ndEff, ratioA, ratioB, effA, effB, wr, ratioW []float64
+	var wrkErr error
 	var nodeRes nodeResult
 	for i := 0; i < c.rounds; i++ {
 		out, err := exec.Command(filepath.Join(c.bin, "hubsim"), "bench", "--devices", strconv.Itoa(devices), "--duration", c.benchTime.String(),
@@ -335,6 +357,13 @@ func benchAB(c config, work string) (float64, error) {
 		dm, dmEff, dmWall = append(dm, r.callsPerSec), append(dmEff, eff), append(dmWall, float64(devices)/r.wall.Seconds())
 		ratioA, effA = append(ratioA, r.callsPerSec/b.CallsPerSecond), append(effA, eff/b.CallsPerCPUSecond)
 
+		if wrkErr == nil {
+			var rate float64
+			rate, _, wrkErr = runWrk(h, work, "bench-%06d", devices, c.concurrency, c.benchTime)
+			if wrkErr == nil {
+				wr, ratioW = append(wr, rate), append(ratioW, r.callsPerSec/rate)
+			}
+		}
 		if withNode && nodeErr == nil {
 			hub0 := h.cpu()
 			var ncpu time.Duration
@@ -353,6 +382,12 @@ func benchAB(c config, work string) (float64, error) {
 	fmt.Printf("      (whole dmctl process, start to exit: %.0f calls/s)\n", median(dmWall))
 	fmt.Printf("    ratio dmctl / hubsim bench, calls/s:        %6.2f  [%s]  (goal >= 0.9)\n", median(ratioA), join2(ratioA))
 	fmt.Printf("    ratio dmctl / hubsim bench, calls per CPU-s: %5.2f  [%s]\n", median(effA), join2(effA))
+	if wrkErr != nil {
+		fmt.Printf("    wrk: not measured: %v\n", wrkErr)
+	} else {
+		fmt.Printf("    wrk (C load generator, separate process, %d connections): %6.0f calls/s  [%s]\n", c.concurrency, median(wr), join(wr))
+		fmt.Printf("    ratio dmctl / wrk, calls/s:                 %6.2f  [%s]  (goal >= 0.9)\n", median(ratioW), join2(ratioW))
+	}
 	if !withNode {
 		return md, nil
 	}

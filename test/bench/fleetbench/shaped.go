@@ -3,63 +3,66 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/devices"
 )
 
 // A latency shape is a fleet of groups whose devices take real time to
 // answer (issue 12): hubsim's fleet file draws each call's latency.
-type shapeGroup struct {
-	Name       string         `json:"name"`
-	IDPattern  string         `json:"idPattern"`
-	Count      int            `json:"count"`
-	Connection map[string]any `json:"connection,omitempty"`
-	Methods    map[string]any `json:"methods"`
-}
 
 // share of a fleet of n devices in a group, at least 1.
 func share(n int, s float64) int { return max(1, int(float64(n)*s+0.5)) }
 
-func normalGroup(name string, n int, lo, hi string) shapeGroup {
-	return shapeGroup{Name: name, IDPattern: name + "-%06d", Count: n,
-		Methods: map[string]any{"*": map[string]any{"status": 200, "latency": map[string]any{"dist": "normal", "min": lo, "max": hi}}}}
+func dur(d time.Duration) *devices.Duration { v := devices.Duration(d); return &v }
+
+// latencyGroup is a group of n devices whose every method answers after a
+// latency of dist between lo and hi.
+func latencyGroup(name string, n int, dist string, lo, hi time.Duration) devices.Group {
+	return devices.Group{Name: name, IDPattern: name + "-%06d", Count: n,
+		Methods: map[string]devices.MethodSpec{"*": {Latency: &devices.Latency{Dist: dist, Min: dur(lo), Max: dur(hi)}}}}
 }
 
-// shapes: "normal" is the one group of the issue's table (200 ms to 2 s,
-// p50 1.1 s); "mixed" adds a slow group (5-10 s), a heavy tail near the
-// response timeout (--timeout 10s: 8-9.5 s), permanently offline devices
-// and flapping ones.
-func shapeGroups(shape string, n int) []shapeGroup {
+// shapeGroups: "normal" is the one group of the issue's table (200 ms to
+// 2 s, p50 1.1 s); "second" answers in 0.8-1.2 s; "mixed" adds to normal a
+// slow group (5-10 s), a heavy tail near the response timeout (--timeout
+// 10s: 8-9.5 s), permanently offline devices and flapping ones.
+func shapeGroups(shape string, n int) []devices.Group {
+	ms := time.Millisecond
 	switch shape {
 	case "normal":
-		return []shapeGroup{normalGroup("norm", n, "200ms", "2s")}
+		return []devices.Group{latencyGroup("norm", n, "normal", 200*ms, 2*time.Second)}
 	case "second":
-		return []shapeGroup{normalGroup("sec", n, "800ms", "1200ms")}
+		return []devices.Group{latencyGroup("sec", n, "normal", 800*ms, 1200*ms)}
 	case "mixed":
 		slow, tail, off, flap := share(n, 0.05), share(n, 0.03), share(n, 0.05), share(n, 0.02)
-		g := []shapeGroup{
-			normalGroup("norm", n-slow-tail-off-flap, "200ms", "2s"),
-			{Name: "slow", IDPattern: "slow-%06d", Count: slow,
-				Methods: map[string]any{"*": map[string]any{"latency": map[string]any{"dist": "uniform", "min": "5s", "max": "10s"}}}},
-			{Name: "tail", IDPattern: "tail-%06d", Count: tail,
-				Methods: map[string]any{"*": map[string]any{"latency": map[string]any{"dist": "uniform", "min": "8s", "max": "9500ms"}}}},
-			{Name: "off", IDPattern: "off-%06d", Count: off, Connection: map[string]any{"onlineShare": 0},
-				Methods: map[string]any{"*": map[string]any{"status": 200}}},
-			{Name: "flap", IDPattern: "flap-%06d", Count: flap,
-				Connection: map[string]any{"flapping": map[string]any{"meanUp": "20s", "meanDown": "5s"}},
-				Methods:    map[string]any{"*": map[string]any{"latency": map[string]any{"dist": "normal", "min": "200ms", "max": "2s"}}}},
+		offline := 0.0
+		flapping := latencyGroup("flap", flap, "normal", 200*ms, 2*time.Second)
+		flapping.Connection.Flapping = &devices.Flapping{MeanUp: devices.Duration(20 * time.Second), MeanDown: devices.Duration(5 * time.Second)}
+		return []devices.Group{
+			latencyGroup("norm", n-slow-tail-off-flap, "normal", 200*ms, 2*time.Second),
+			latencyGroup("slow", slow, "uniform", 5*time.Second, 10*time.Second),
+			latencyGroup("tail", tail, "uniform", 8*time.Second, 9500*ms),
+			{Name: "off", IDPattern: "off-%06d", Count: off, Connection: devices.Connection{OnlineShare: &offline}},
+			flapping,
 		}
-		return g
 	}
 	panic("unknown shape " + shape)
 }
 
 func writeShapedFleet(dir, name, shape string, n int) (fleetFile, idsFile string, err error) {
 	groups := shapeGroups(shape, n)
-	b, err := json.Marshal(map[string]any{"seed": 12, "groups": groups})
+	seed := int64(12)
+	spec := devices.FleetSpec{Seed: &seed, Groups: groups}
+	if err := spec.Validate(); err != nil {
+		return "", "", err
+	}
+	b, err := json.Marshal(spec)
 	if err != nil {
 		return "", "", err
 	}
@@ -67,14 +70,18 @@ func writeShapedFleet(dir, name, shape string, n int) (fleetFile, idsFile string
 	if err := os.WriteFile(fleetFile, b, 0o600); err != nil {
 		return "", "", err
 	}
-	var ids strings.Builder
+	// The targets in a fixed shuffled order: a real fleet is not sorted by
+	// answer time, and a slow group sent last would only measure its own
+	// latency.
+	var all []string
 	for _, g := range groups {
 		for i := 1; i <= g.Count; i++ {
-			fmt.Fprintf(&ids, g.IDPattern+"\n", i)
+			all = append(all, fmt.Sprintf(g.IDPattern, i))
 		}
 	}
+	rand.New(rand.NewPCG(12, 34)).Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 	idsFile = filepath.Join(dir, name+".ids")
-	return fleetFile, idsFile, os.WriteFile(idsFile, []byte(ids.String()), 0o600)
+	return fleetFile, idsFile, os.WriteFile(idsFile, []byte(strings.Join(all, "\n")+"\n"), 0o600)
 }
 
 // shapedCase is one latency-shaped fleet run on one tier.
@@ -84,7 +91,7 @@ type shapedCase struct {
 	rate    float64 // the tier's direct-method throttle, calls/s
 	shape   string
 	devices int
-	p50     time.Duration // the shape's median answer time (the last call's expected wait)
+	slowest time.Duration // the shape's slowest answer (the last calls' longest wait)
 	goal    float64
 	extra   []string
 }
@@ -95,12 +102,12 @@ type shapedCase struct {
 // throttle plus the median answer time of the last one.
 func benchF(c config, work string) error {
 	cases := []shapedCase{
-		{tier: "S1", units: 1, rate: 40, shape: "normal", devices: 600, p50: 1100 * time.Millisecond, goal: 1.05},
-		{tier: "S2", units: 2, rate: 240, shape: "normal", devices: 3000, p50: 1100 * time.Millisecond, goal: 1.05},
-		{tier: "S3", units: 1, rate: 6144, shape: "second", devices: 30000, p50: time.Second, goal: 1.3},
-		{tier: "S1", units: 1, rate: 40, shape: "mixed", devices: 1200, p50: 1100 * time.Millisecond, goal: 1.05, extra: []string{"--timeout", "10s"}},
-		{tier: "S2", units: 2, rate: 240, shape: "mixed", devices: 6000, p50: 1100 * time.Millisecond, goal: 1.05, extra: []string{"--timeout", "10s"}},
-		{tier: "S3", units: 1, rate: 6144, shape: "mixed", devices: 92160, p50: 1100 * time.Millisecond, goal: 1.3, extra: []string{"--timeout", "10s"}},
+		{tier: "S1", units: 1, rate: 40, shape: "normal", devices: 600, slowest: 2 * time.Second, goal: 1.05},
+		{tier: "S2", units: 2, rate: 240, shape: "normal", devices: 3000, slowest: 2 * time.Second, goal: 1.05},
+		{tier: "S3", units: 1, rate: 6144, shape: "second", devices: 30000, slowest: 1200 * time.Millisecond, goal: 1.3},
+		{tier: "S1", units: 1, rate: 40, shape: "mixed", devices: 1200, slowest: 10 * time.Second, goal: 1.05, extra: []string{"--timeout", "10s"}},
+		{tier: "S2", units: 2, rate: 240, shape: "mixed", devices: 6000, slowest: 10 * time.Second, goal: 1.05, extra: []string{"--timeout", "10s"}},
+		{tier: "S3", units: 1, rate: 6144, shape: "mixed", devices: 92160, slowest: 10 * time.Second, goal: 1.3, extra: []string{"--timeout", "10s"}},
 	}
 	if c.fCases != "" {
 		var pick []shapedCase
@@ -114,7 +121,8 @@ func benchF(c config, work string) error {
 		cases = pick
 	}
 	fmt.Printf("\n(f) latency-shaped fleets at the throttle: dmctl invoke ping --devices-file --rate auto --tier T --units U %s, other flags default\n", strings.Join(c.dmctlExtra, " "))
-	fmt.Printf("    ideal = devices / throttle + the shape's median answer time; 'held by' is what dmctl's summary says limited the pace\n")
+	fmt.Printf("    throttle-ideal = devices / throttle (as in issue 12's table); ideal+ adds the shape's slowest answer (10 s: --timeout 10s), before which the last calls cannot end\n")
+	fmt.Printf("    the goal applies to throttle-ideal for one-group shapes, to ideal+ for mixed ones; the pace line is dmctl's own summary\n")
 	for i, tc := range cases {
 		name := fmt.Sprintf("f%d", i)
 		fleet, ids, err := writeShapedFleet(work, name, tc.shape, tc.devices)
@@ -134,13 +142,14 @@ func benchF(c config, work string) error {
 		if err != nil {
 			return err
 		}
-		ideal := float64(tc.devices)/tc.rate + tc.p50.Seconds()
+		ideal := float64(tc.devices) / tc.rate
+		idealPlus := ideal + tc.slowest.Seconds()
 		shareOf := 0.0
 		if r.calls > 0 {
 			shareOf = float64(r.throttles) / float64(r.calls) * 100
 		}
-		fmt.Printf("    %s x%d %-6s %6d devices: wall %6.1f s / ideal %5.1f s = %.2f (goal <= %.2f); %.0f calls/s; 429s %.2f%%; CPU per call dmctl %.0f us, hubsim %.0f us; peak RSS %.0f MB; exit %d%s\n",
-			tc.tier, tc.units, tc.shape, tc.devices, r.wall.Seconds(), ideal, r.wall.Seconds()/ideal, tc.goal,
+		fmt.Printf("    %s x%d %-6s %6d devices: wall %6.1f s / throttle-ideal %5.1f s = %.2f, / ideal+ %5.1f s = %.2f (goal <= %.2f); %.0f calls/s; 429s %.2f%%; CPU per call dmctl %.0f us, hubsim %.0f us; peak RSS %.0f MB; exit %d%s\n",
+			tc.tier, tc.units, tc.shape, tc.devices, r.wall.Seconds(), ideal, r.wall.Seconds()/ideal, idealPlus, r.wall.Seconds()/idealPlus, tc.goal,
 			float64(r.calls)/r.wall.Seconds(), shareOf, perCall(r.cpu, r.calls), perCall(hubCPU, r.calls), float64(r.maxRSSKB)/1024, r.exitCode, heldBy(r.stderr))
 	}
 	return nil
