@@ -501,13 +501,13 @@ func benchC(c config, work string) error {
 		return err
 	}
 	fmt.Printf("\n(c) hubsim --tier S1 --units 1 (40 calls/s), %d devices, dmctl --rate auto --tier S1 --units 1 (ideal: %d s)\n", devices, devices/40)
-	for _, conc := range []int{32, 128} {
-		h, err := startHub(c, filepath.Join(work, fmt.Sprintf("hub-c%d", conc)), "--fleet", fleet, "--tier", "S1", "--units", "1")
+	for _, conc := range []string{"auto", "32", "128"} {
+		h, err := startHub(c, filepath.Join(work, "hub-c"+conc), "--fleet", fleet, "--tier", "S1", "--units", "1")
 		if err != nil {
 			return err
 		}
 		r, err := runDmctl(c, h, "ping", "--query", "SELECT deviceId FROM devices", "--rate", "auto", "--tier", "S1", "--units", "1",
-			"-c", strconv.Itoa(conc), "-o", "jsonl")
+			"-c", conc, "-o", "jsonl")
 		h.stop()
 		if err != nil {
 			return err
@@ -517,7 +517,7 @@ func benchC(c config, work string) error {
 		if r.calls > 0 {
 			share = float64(r.throttles) / float64(r.calls) * 100
 		}
-		fmt.Printf("    -c %-3d  wall %5.1f s = %.3fx ideal (goal <= 1.05x); 429s: %d of %d calls = %.2f%% (goal <= 2%%); exit %d\n",
+		fmt.Printf("    -c %-4s  wall %5.1f s = %.3fx ideal (goal <= 1.05x); 429s: %d of %d calls = %.2f%% (goal <= 2%%); exit %d\n",
 			conc, r.wall.Seconds(), r.wall.Seconds()/ideal, r.throttles, r.calls, share, r.exitCode)
 	}
 	return nil
