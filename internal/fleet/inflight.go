@@ -31,7 +31,7 @@ const (
 	inFlightBehind = 0.9
 	// inFlightGrowth is the most the slots grow per second (as a share)
 	// once calls have answered.
-	inFlightGrowth = 0.5
+	inFlightGrowth = 0.2
 	// inFlightStartup is how long the slots may follow pace × elapsed
 	// time before any call has answered.
 	inFlightStartup = time.Second

@@ -73,19 +73,19 @@ func TestInFlightGrowsWhileBehindThePace(t *testing.T) {
 	assert.Equal(t, 3750, r.tick(true))
 	assert.Equal(t, []int{32, 1250, 3750}, r.resized, "OnResize hears every change")
 
-	// With answer times, behind the pace grows by half per second, 5% per
-	// tick (answers of 100 ms: the target is 1,250, under the slots).
+	// With answer times, behind the pace grows by a fifth per second, 2%
+	// per tick (answers of 100 ms: the target is 1,250, under the slots).
 	for range inFlightWindow {
 		r.f.inUse++
 		r.f.release(100 * time.Millisecond)
 	}
-	assert.Equal(t, 3750+3750/20, r.tick(true))
+	assert.Equal(t, 3750+3750/50, r.tick(true))
 	// Answers of 2 s: the target (25,000) is reached at that pace too.
 	for range inFlightWindow {
 		r.f.inUse++
 		r.f.release(2 * time.Second)
 	}
-	assert.Equal(t, 3937+3937/20, r.tick(true))
+	assert.Equal(t, 3825+3825/50, r.tick(true))
 }
 
 func TestInFlightHoldsWhenThePaceIsKept(t *testing.T) {
@@ -109,9 +109,9 @@ func TestInFlightSizesFromThePaceAndTheAnswerTimes(t *testing.T) {
 	}
 	r.f.inUse = 1
 	// 1,000 calls/s × p90 1 s × headroom 1.25 = 1,250 slots, reached at
-	// 50% per second at most (5% per tick).
+	// 20% per second at most (2% per tick, at least one slot).
 	assert.Equal(t, 33, r.tick(false))
-	for range 100 {
+	for range 300 {
 		r.tick(false)
 	}
 	assert.Equal(t, 1250, r.f.limit)
