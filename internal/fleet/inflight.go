@@ -64,8 +64,8 @@ type InFlightOptions struct {
 	// <= 0 means InFlightMin.
 	Max int
 	// Pace is the calls/s the slots are sized for: the limiter's rate, the
-	// tier's throttle, or an assumed one. nil or 0 means InFlightMin slots
-	// grown only on waiting.
+	// tier's throttle, or an assumed one. nil or 0: the auto rule keeps
+	// InFlightMin slots (Max if lower).
 	Pace func() float64
 	// Opening, when set, says how many connections are being opened (TLS
 	// handshakes under way): while more than a sixteenth of the slots (and
@@ -119,8 +119,8 @@ type inFlight struct {
 	stats Pacing
 }
 
-// Pacing say how the slots went: for the summary's "what limited
-// the pace".
+// Pacing says how the slots went, for the summary's "what limited the
+// pace".
 type Pacing struct {
 	// Auto is true for --concurrency auto.
 	Auto bool
