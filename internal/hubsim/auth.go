@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -220,28 +221,10 @@ func (a *authenticator) verifySAS(h string) (*sasEntry, *hubError) {
 }
 
 // srCovers reports whether a token for sr grants access to res on this
-// hub. sr is the hub host (with or without port, as configured or as the
-// client addressed the hub in Host), optionally followed by a path that must
-// be a whole-segment prefix of resource. Comparisons ignore case.
+// hub (identity.Covers): its host is the hub host, with or without port, as
+// configured or as the client addressed the hub in Host.
 func (a *authenticator) srCovers(sr, requestHost string, res resource) bool {
-	sr = strings.TrimSuffix(sr, "/")
-	for _, p := range []string{"https://", "http://"} {
-		if len(sr) > len(p) && strings.EqualFold(sr[:len(p)], p) {
-			sr = sr[len(p):]
-		}
-	}
-	host, path, _ := strings.Cut(sr, "/")
-	if !a.hostMatches(host, requestHost) {
-		return false
-	}
-	if path == "" {
-		return true
-	}
-	resource := res.path()
-	if len(path) > len(resource) || !strings.EqualFold(path, resource[:len(path)]) {
-		return false
-	}
-	return len(path) == len(resource) || resource[len(path)] == '/'
+	return identity.Covers(sr, res.path(), func(host string) bool { return a.hostMatches(host, requestHost) })
 }
 
 func (a *authenticator) hostMatches(host, requestHost string) bool {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -119,7 +120,7 @@ func (a *authenticator) check(clientID, username string, password []byte, now ti
 		return Identity{}, time.Time{}, authErrorf("the token names a shared access policy (skn); the device endpoint takes device or module tokens only")
 	}
 	if !a.resourceMatches(tok.Resource, id) {
-		return Identity{}, time.Time{}, authErrorf("the token's resource (sr) is not %s on this hub", id.resourcePath())
+		return Identity{}, time.Time{}, authErrorf("the token's resource (sr) is not %s on this hub, nor a prefix of it", id.resourcePath())
 	}
 	key, ok := a.key(id.DeviceID, id.ModuleID)
 	if !ok {
@@ -156,16 +157,18 @@ func (a *authenticator) checkUsername(id Identity, username string) error {
 	return nil
 }
 
-// resourceMatches: sr = "{host}/devices/{id}[/modules/{mid}]", host with or
-// without port, compared without regard to case (SDKs differ in the case of
-// their URL encoding and the hub documents lower-casing), a trailing '/'
-// tolerated.
+// resourceMatches: the token's sr covers the identity (identity.Covers:
+// the hub host, with or without port, then a whole-segment prefix of
+// "devices/{id}[/modules/{mid}]", or nothing more: the whole hub).
 func (a *authenticator) resourceMatches(sr string, id Identity) bool {
-	n := a.hostPrefix(sr)
-	if n < 0 {
+	return identity.Covers(sr, id.resourcePath(), func(host string) bool {
+		for _, h := range a.hosts {
+			if strings.EqualFold(host, h) {
+				return true
+			}
+		}
 		return false
-	}
-	return strings.EqualFold(strings.TrimSuffix(sr[n+1:], "/"), id.resourcePath())
+	})
 }
 
 // redactQuery drops a username's query string from log text (it carries
