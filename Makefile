@@ -15,7 +15,7 @@ GEN := $(GO) run ./internal/cli/gen
 NPM_DIR := test/conformance
 FUZZTIME ?= 5s
 
-.PHONY: help build test unit e2e fuzz bench bench-fleet demo lint check generated-check cross completions docs snapshot goreleaser-check conformance-deps clean
+.PHONY: help build test unit e2e gosdk fuzz bench bench-fleet demo lint check generated-check cross completions docs snapshot goreleaser-check conformance-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -45,14 +45,21 @@ test: conformance-deps ## vet, generated files current, unit tests (race), end-t
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) test -race -timeout 15m ./internal/... ./cmd/...
 	$(GO) test -timeout 20m ./test/...
+	$(MAKE) --no-print-directory gosdk
 	$(MAKE) --no-print-directory fuzz
 endif
+
+# test/gosdk is a module of its own: the independent Go device SDK it runs
+# against hubsim must not become a dependency of dmctl's go.mod.
+gosdk: ## the Go device SDK github.com/amenzhinsky/iothub against hubsim (test/gosdk, its own module)
+	cd test/gosdk && $(GO) vet ./... && $(GO) test -timeout 10m ./...
 
 unit: ## unit tests only
 	$(GO) test -race ./internal/... ./cmd/...
 
 e2e: conformance-deps ## end-to-end and conformance suites only
 	$(GO) test -timeout 20m ./test/...
+	$(MAKE) --no-print-directory gosdk
 
 # A run that fails with only "context deadline exceeded" and writes no failing input is Go's
 # fuzz-coordinator race at the -fuzztime boundary (go.dev/issue/75804, fixed in Go 1.27, not in
@@ -109,6 +116,7 @@ generated-check: ## fail when completions/, docs/reference or docs/man are not w
 check: ## fail when gofmt, go mod tidy, completions or generated docs would change anything
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+	cd test/gosdk && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 	$(MAKE) --no-print-directory completions docs
 	@git diff --exit-code -- completions docs/reference docs/man && \
 		test -z "$$(git status --porcelain -- completions docs/reference docs/man)" \
