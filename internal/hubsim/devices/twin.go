@@ -460,7 +460,7 @@ func (r *Registry) writeTwin(deviceID, moduleID string, doc map[string]any, ifMa
 				if replace {
 					continue
 				}
-				if m, ok := sv.(map[string]any); ok && len(stripDollar(m)) == 0 {
+				if EmptyReported(sv) {
 					continue
 				}
 				return nil, invalidPatch("properties.reported cannot be written by the service")
@@ -581,6 +581,19 @@ func (r *Registry) writeTwin(deviceID, moduleID string, doc map[string]any, ifMa
 
 // stripDollar drops the read-only "$version" and "$metadata" members SDKs
 // send back from a twin they read.
+// EmptyReported says whether a service's twin patch (or a twin-update job)
+// may carry v as properties.reported: null, {} or only $version and
+// $metadata are ignored, as IoT Hub does (Microsoft's schedule_job.js sample
+// and its end-to-end test send "reported": {}); anything else is refused,
+// since only the device writes reported properties.
+func EmptyReported(v any) bool {
+	if v == nil {
+		return true
+	}
+	m, ok := v.(map[string]any)
+	return ok && len(stripDollar(m)) == 0
+}
+
 func stripDollar(m map[string]any) map[string]any {
 	if _, a := m["$version"]; !a {
 		if _, b := m["$metadata"]; !b {

@@ -440,7 +440,8 @@ func checkID(id string) error {
 }
 
 // checkTwinPatch checks the updateTwin of a scheduleUpdateTwin job: a JSON
-// object; only tags, properties.desired and etag are applied.
+// object; only tags, properties.desired and etag are applied, and an empty
+// properties.reported is ignored (devices.EmptyReported).
 func checkTwinPatch(raw json.RawMessage) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return invalid("updateTwin is required for a scheduleUpdateTwin job")
@@ -450,7 +451,7 @@ func checkTwinPatch(raw json.RawMessage) error {
 		return invalid("updateTwin must be a twin JSON object")
 	}
 	if p, ok := patch["properties"].(map[string]any); ok {
-		if _, ok := p["reported"]; ok {
+		if r, ok := p["reported"]; ok && !devices.EmptyReported(r) {
 			return invalid("updateTwin: properties.reported cannot be written by the service")
 		}
 	}

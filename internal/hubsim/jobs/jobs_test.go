@@ -528,6 +528,14 @@ func TestUpdateTwinJob(t *testing.T) {
 		assert.Equal(t, "scheduleUpdateTwin", doc["jobType"])
 		assert.Equal(t, "completed", doc["status"])
 	}
+
+	// Microsoft's schedule_job.js sample sends "reported": {} beside the
+	// desired properties: ignored, as by a real hub.
+	_, err = e.Create(Spec{ID: "tw-sample", Type: TypeUpdateTwin, QueryCondition: "tags.site = 'plant-b'",
+		UpdateTwin: json.RawMessage(`{"etag":"*","properties":{"desired":{"interval":45},"reported":{}}}`)})
+	require.NoError(t, err)
+	r = waitStatus(t, e, "tw-sample", StatusCompleted)
+	assert.Equal(t, Statistics{DeviceCount: 4, SucceededCount: 4}, r.DeviceJobStatistics)
 }
 
 func TestListAndDeviceJobPaging(t *testing.T) {
