@@ -78,6 +78,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, reqID string) (ro
 		return routeQuery, s.handleQuery(w, r, reqID)
 	case strings.HasPrefix(path, jobsPathPrefix):
 		return s.routeJobs(w, r, reqID, path)
+	case path == "/jobs" || path == "/jobs/":
+		return routeImportExportJobs, s.handleImportExportJobs(w, r, reqID)
 	case path == "/hubsim/stats":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return routeStats, s.methodNotAllowed(w, reqID, "GET")

@@ -55,6 +55,8 @@ func (s *Server) newJobEngine() *jobs.Engine {
 //	GET  /jobs/v2/{id}          get
 //	POST /jobs/v2/{id}/cancel   cancel
 //	GET  /jobs/v2/query         list, ?jobType=&jobStatus=, paged with headers
+//
+// and GET /jobs (import/export jobs: none) in handleImportExportJobs.
 func (s *Server) routeJobs(w http.ResponseWriter, r *http.Request, reqID, path string) (route, int) {
 	rest := strings.TrimPrefix(path, jobsPathPrefix)
 	if path == jobsQueryPath {
@@ -114,6 +116,26 @@ func (s *Server) routeJobs(w http.ResponseWriter, r *http.Request, reqID, path s
 		}
 		return rt, s.writeJSON(w, reqID, resp, nil)
 	}
+}
+
+// handleImportExportJobs serves GET /jobs: the hub's import and export
+// jobs (Jobs_GetImportExportJobs, a JSON array of JobProperties). hubsim
+// runs none, so the list is empty; `az iot hub job list` reads it beside
+// /jobs/v2/query. It is a registry read.
+func (s *Server) handleImportExportJobs(w http.ResponseWriter, r *http.Request, reqID string) int {
+	if r.Method != http.MethodGet {
+		return s.methodNotAllowed(w, reqID, "GET")
+	}
+	if herr := checkAPIVersion(r); herr != nil {
+		return s.fail(w, reqID, herr)
+	}
+	if herr := s.auth.authorize(r, accessRead, resource{}); herr != nil {
+		return s.fail(w, reqID, herr)
+	}
+	if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowJobOp, jobsThrottle); !ok {
+		return st
+	}
+	return s.writeJSON(w, reqID, []struct{}{}, nil)
 }
 
 // jobRequest is the JobRequest body of PUT /jobs/v2/{id}.

@@ -176,6 +176,19 @@ func TestJobsPermissions(t *testing.T) {
 	assert.Equal(t, "JobNotFound", e.Name)
 }
 
+// TestImportExportJobsList: GET /jobs, which `az iot hub job list` reads
+// beside /jobs/v2/query, answers the hub's import/export jobs: none.
+func TestImportExportJobsList(t *testing.T) {
+	s := newTestServer(t, Config{NoThrottle: true, Fleet: jobsFleet()})
+	reader := authz(token(t, s, PolicyRegistryRead, "", time.Hour))
+	rec := call(s, http.MethodGet, "/jobs"+apiV, "", reader)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.JSONEq(t, `[]`, rec.Body.String())
+	assert.Contains(t, rec.Header().Get("Content-Type"), "application/json")
+	requireCode(t, call(s, http.MethodGet, "/jobs"+apiV, "", nil), codeUnauthorized)
+	assert.Equal(t, http.StatusMethodNotAllowed, call(s, http.MethodPost, "/jobs"+apiV, "", reader).Code)
+}
+
 func TestJobsConcurrencyLimitAndCancel(t *testing.T) {
 	s := newTestServer(t, Config{Tier: "S1", Fleet: jobsFleet()})
 	svc := authz(token(t, s, PolicyService, "", time.Hour))

@@ -26,26 +26,28 @@ const (
 	routeJobGet
 	routeJobCancel
 	routeJobsQuery
+	routeImportExportJobs
 	numRoutes
 )
 
 var routeNames = [numRoutes]string{
-	routeUnknown:         "other",
-	routeInvokeDevice:    "POST /twins/{id}/methods",
-	routeInvokeModule:    "POST /twins/{id}/modules/{mid}/methods",
-	routeQuery:           "POST /devices/query",
-	routeTwinGet:         "GET /twins/{id}",
-	routeTwinPatch:       "PATCH /twins/{id}",
-	routeTwinPut:         "PUT /twins/{id}",
-	routeModuleTwinGet:   "GET /twins/{id}/modules/{mid}",
-	routeModuleTwinPatch: "PATCH /twins/{id}/modules/{mid}",
-	routeModuleTwinPut:   "PUT /twins/{id}/modules/{mid}",
-	routeEntra:           "entra (discovery, token)",
-	routeStats:           "GET /hubsim/stats",
-	routeJobPut:          "PUT /jobs/v2/{id}",
-	routeJobGet:          "GET /jobs/v2/{id}",
-	routeJobCancel:       "POST /jobs/v2/{id}/cancel",
-	routeJobsQuery:       "GET /jobs/v2/query",
+	routeUnknown:          "other",
+	routeInvokeDevice:     "POST /twins/{id}/methods",
+	routeInvokeModule:     "POST /twins/{id}/modules/{mid}/methods",
+	routeQuery:            "POST /devices/query",
+	routeTwinGet:          "GET /twins/{id}",
+	routeTwinPatch:        "PATCH /twins/{id}",
+	routeTwinPut:          "PUT /twins/{id}",
+	routeModuleTwinGet:    "GET /twins/{id}/modules/{mid}",
+	routeModuleTwinPatch:  "PATCH /twins/{id}/modules/{mid}",
+	routeModuleTwinPut:    "PUT /twins/{id}/modules/{mid}",
+	routeEntra:            "entra (discovery, token)",
+	routeStats:            "GET /hubsim/stats",
+	routeJobPut:           "PUT /jobs/v2/{id}",
+	routeJobGet:           "GET /jobs/v2/{id}",
+	routeJobCancel:        "POST /jobs/v2/{id}/cancel",
+	routeJobsQuery:        "GET /jobs/v2/query",
+	routeImportExportJobs: "GET /jobs",
 }
 
 // counters are the server's own counters; lock-free on the hot path.
