@@ -198,7 +198,10 @@ func TestJobsConcurrencyLimitAndCancel(t *testing.T) {
 	rec := call(s, http.MethodPut, "/jobs/v2/later"+apiV, body, svc)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	j := decodeJob(t, rec, rec.Body.Bytes())
-	assert.Equal(t, "scheduled", j.Status)
+	assert.Equal(t, "queued", j.Status, "the creation of a later job answers queued")
+	rec = call(s, http.MethodGet, "/jobs/v2/later"+apiV, "", svc)
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Equal(t, "scheduled", decodeJob(t, rec, rec.Body.Bytes()).Status, "and a get says scheduled")
 	assert.EqualValues(t, 600, j.MaxExecutionTimeInSeconds)
 	assert.EqualValues(t, 60, j.CloudToDeviceMethod["connectTimeoutInSeconds"], "a connect timeout that is sent is kept")
 

@@ -154,8 +154,11 @@ func TestJobsAgainstHubsim(t *testing.T) {
 		require.Equal(t, 0, r.code, r.stderr)
 		var job map[string]any
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &job), r.stdout)
-		assert.Equal(t, "scheduled", job["status"])
+		assert.Equal(t, "queued", job["status"], "the hub answers a job that starts later with queued")
 		assert.Equal(t, "deviceId IN ['pa-01', 'pa-02']", job["queryCondition"])
+		before := dmctl("jobs", "show", "later")
+		require.Equal(t, 0, before.code, before.stderr)
+		assert.Contains(t, before.stdout, "later    scheduled", "and says scheduled from then on")
 		assert.EqualValues(t, 30, job["connectTimeoutSeconds"], "the connect timeout reached the hub")
 
 		busy := dmctl("jobs", "create", "reboot", "--query-condition", "*", "--job-id", "while-busy")

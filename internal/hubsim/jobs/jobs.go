@@ -412,6 +412,12 @@ func (e *Engine) Create(spec Spec) (Response, error) {
 	e.mu.Unlock()
 
 	r := j.response() // as created: the run may change it at once
+	if r.Status == StatusScheduled {
+		// IoT Hub answers the creation of a job that starts later with
+		// "queued" and says "scheduled" from the next get on (Microsoft's
+		// Node service SDK end-to-end test for scheduled jobs expects that).
+		r.Status = StatusQueued
+	}
 	go e.run(j)
 	return r, nil
 }

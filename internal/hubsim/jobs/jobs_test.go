@@ -237,8 +237,11 @@ func TestStartTimeInTheFuture(t *testing.T) {
 	spec.StartTime = t0.Add(10 * time.Minute)
 	r, err := e.Create(spec)
 	require.NoError(t, err)
-	assert.Equal(t, StatusScheduled, r.Status)
+	assert.Equal(t, StatusQueued, r.Status, "the creation answers queued, as IoT Hub does")
 	assert.Equal(t, FormatTime(t0.Add(10*time.Minute)), r.StartTime)
+	r, err = e.Get("later")
+	require.NoError(t, err)
+	assert.Equal(t, StatusScheduled, r.Status, "a get after it says scheduled")
 	assert.Equal(t, "2026-03-04T05:16:07.0000000Z", r.StartTime, "hub time format")
 	assert.Equal(t, 1, e.Active(), "a scheduled job is active")
 
