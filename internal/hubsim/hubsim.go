@@ -351,7 +351,7 @@ func (s *Server) installKeys() error {
 
 // hostName is the hub host written in connection strings: the host given
 // in the listen address (unless empty or unspecified, then the bound IP)
-// with the bound port.
+// with the bound port, unless that is 443.
 func hostName(configured string, bound net.Addr) string {
 	ba, ok := bound.(*net.TCPAddr)
 	if !ok {
@@ -368,6 +368,14 @@ func hostName(configured string, bound net.Addr) string {
 	}
 	if ba.IP.IsUnspecified() && host == ba.IP.String() {
 		host = "127.0.0.1"
+	}
+	if ba.Port == 443 {
+		// HTTPS's own port is left out, as in a real hub's HostName: the
+		// Node service SDK cannot take a HostName with a port at all.
+		if strings.Contains(host, ":") {
+			return "[" + host + "]"
+		}
+		return host
 	}
 	return net.JoinHostPort(host, fmt.Sprint(ba.Port))
 }

@@ -440,3 +440,24 @@ func TestServiceSDKPayloads(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceSDKOnPort443: when hubsim listens on 443, its HostName carries
+// no port, as a real hub's does, and the unmodified Node service SDK works
+// with the ready line's connection string as it is: no redirect preload, no
+// port stripped.
+func TestServiceSDKOnPort443(t *testing.T) {
+	node := requireNode(t)
+	h := testbin.StartHubsim(t, "--https-addr", "127.0.0.1:443", "--devices", "1", "--no-throttle")
+	require.Equal(t, "127.0.0.1", h.HostName, "no :443 in HostName")
+	assert.Contains(t, h.ServiceConnectionString, "HostName=127.0.0.1;")
+	stdout, stderr, err := testbin.RunContext(context.Background(), scriptTimeout, suiteDir(t),
+		[]string{"NODE_EXTRA_CA_CERTS=" + h.CAFile, "IOTHUB_CONNECTION_STRING=" + h.ServiceConnectionString,
+			"DEVICE_ID=sim-000001", "METHOD_NAME=reboot", "RESPONSE_TIMEOUT=10"},
+		node, filepath.Join("service", "invoke.js"))
+	require.NoError(t, err, "invoke.js: %s", connstr.Redact(stderr))
+	var out map[string]any
+	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(stdout)), &out), stdout)
+	assert.Equal(t, true, out["ok"], stdout)
+	result, _ := out["result"].(map[string]any)
+	assert.EqualValues(t, 200, result["status"], stdout)
+}
