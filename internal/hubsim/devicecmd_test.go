@@ -29,6 +29,37 @@ func TestReadyDeviceConnectionStrings(t *testing.T) {
 	assert.NotEmpty(t, cs.SharedAccessKey)
 }
 
+// TestReadyModuleConnectionStrings: --register dev/mod gives the module a
+// connection string with DeviceId, ModuleId and the module's own key, which
+// `hubsim device` (and Microsoft's ModuleClient) connect with.
+func TestReadyModuleConnectionStrings(t *testing.T) {
+	s := startTestServer(t, Config{Register: []string{"gw-1", "gw-1/mod-1"}, NoThrottle: true})
+	r := s.Ready()
+	mod, err := connstr.ParseDevice(r.DeviceConnectionStrings["gw-1/mod-1"])
+	require.NoError(t, err)
+	assert.Equal(t, "gw-1", mod.DeviceID)
+	assert.Equal(t, "mod-1", mod.ModuleID)
+	dev, err := connstr.ParseDevice(r.DeviceConnectionStrings["gw-1"])
+	require.NoError(t, err)
+	assert.Empty(t, dev.ModuleID)
+	assert.NotEqual(t, dev.SharedAccessKey, mod.SharedAccessKey, "the module has a key of its own")
+
+	t.Setenv("IOTHUB_DEVICE_CONNECTION_STRING", r.DeviceConnectionStrings["gw-1/mod-1"])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr testkit.SyncBuffer
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, []string{"device", "--ca-file", s.Certs().CAFile}, &stdout, &stderr) }()
+	if _, ok := stdout.Await(10*time.Second, nil, func(out string) bool { return strings.Contains(out, `"event":"connected"`) }); !ok {
+		t.Fatalf("the module's agent did not connect: %s", stderr.String())
+	}
+	status, _, err := s.Registry().InvokeMethod(ctx, "gw-1", "mod-1", "reboot", nil, 0, 5*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, 200, status, "the module answers its method")
+	cancel()
+	assert.Equal(t, 0, <-done, stderr.String())
+}
+
 // TestDeviceCommand runs `hubsim device` against a running hub: it
 // connects over MQTT, answers a reboot, and exits 0 when stopped; bad
 // input exits 2.

@@ -545,7 +545,10 @@ func (s *Server) Ready() Ready {
 		PID:      os.Getpid(),
 	}
 	for _, id := range s.registered {
-		r.DeviceConnectionStrings[id] = s.DeviceConnectionString(id, "")
+		// "dev/mod" registers a module: its string names DeviceId and
+		// ModuleId and carries the module's own key.
+		d, m, _ := strings.Cut(id, "/")
+		r.DeviceConnectionStrings[id] = s.DeviceConnectionString(d, m)
 	}
 	for _, p := range s.state.Entra.Principals {
 		r.Entra.Principals = append(r.Entra.Principals, ReadyPrincipal{
