@@ -25,7 +25,8 @@ const (
 	PresetNone Preset = ""
 	// PresetReboot waits until the device reports a reboot time at or after
 	// the call was sent (iothubDM.reboot.lastReboot, or startedRebootTime
-	// followed by a disconnection seen by dmctl) and is connected again.
+	// followed by a disconnection seen by dmctl, or startedRebootTime and
+	// RebootStayedConnected without one) and is connected again.
 	PresetReboot Preset = "reboot"
 	// PresetFirmware waits until iothubDM.firmwareUpdate.status reaches a
 	// complete value (succeeded) or a failure value (waitFailed).
@@ -55,6 +56,13 @@ var (
 
 // Wait phase defaults.
 const (
+	// RebootStayedConnected: --wait reboot succeeds for a device that
+	// reported iothubDM.reboot.startedRebootTime at or after the call and
+	// has been seen connected for this long since, without going offline
+	// or reporting lastReboot (a simulated reboot, such as Microsoft's
+	// dmpatterns_reboot_device.js sample, or one too fast for the twin to
+	// show). A device that really restarts disconnects well within it.
+	RebootStayedConnected = 30 * time.Second
 	// DefaultWaitInterval is the least time between two looks at the same
 	// target's twin.
 	DefaultWaitInterval = 2 * time.Second
@@ -165,12 +173,15 @@ type watch struct {
 	since    time.Time // when the wait started (the method's answer)
 	deadline time.Time
 	sawDown  bool // a Disconnected connectionState was seen
-	last     map[string]any
+	// startedUp is when dmctl first saw startedRebootTime (at or after the
+	// call) with the device connected; zero until then.
+	startedUp time.Time
+	last      map[string]any
 	lastErr  error
 }
 
 // judge decides a target's state from its twin document.
-func (w *Wait) judge(doc map[string]any, wt *watch) (waitState, string) {
+func (w *Wait) judge(doc map[string]any, wt *watch, now time.Time) (waitState, string) {
 	for _, c := range w.FailIf {
 		if c.Holds(doc) {
 			return waitFail, "--fail-if " + c.Text + " holds"
@@ -197,8 +208,17 @@ func (w *Wait) judge(doc map[string]any, wt *watch) (waitState, string) {
 			}
 		}
 		start := wt.res.StartTime
+		started := reportedSince(doc, pathStartedReboot, start)
+		if started && connected && wt.startedUp.IsZero() {
+			wt.startedUp = now
+		}
 		rebooted := reportedSince(doc, pathLastReboot, start) ||
-			(reportedSince(doc, pathStartedReboot, start) && wt.sawDown)
+			(started && wt.sawDown) ||
+			// Microsoft's dmpatterns_reboot_device.js sample reports only
+			// startedRebootTime and stays connected (its reboot is
+			// simulated): a device seen connected RebootStayedConnected
+			// after reporting the start has done all it will.
+			(started && !wt.startedUp.IsZero() && now.Sub(wt.startedUp) >= RebootStayedConnected)
 		done = connected && rebooted
 	}
 	for _, c := range w.Until {
@@ -397,7 +417,7 @@ func (a *awaiter) round(ctx context.Context) {
 				continue
 			}
 			wt.last = a.w.seen(doc)
-			switch st, why := a.w.judge(doc, wt); st {
+			switch st, why := a.w.judge(doc, wt, a.now()); st {
 			case waitDone:
 				a.emit(a.final(wt, waitDone, OutcomeSucceeded, ""))
 				resolved[wt] = true

@@ -317,7 +317,7 @@ func TestWaitRebootSingleDevice(t *testing.T) {
 		{"lastReboot after the call but still disconnected", []map[string]any{
 			rebootDoc("Disconnected", map[string]any{"lastReboot": ts(start.Add(time.Second))}),
 		}, OutcomeWaitTimeout},
-		{"startedRebootTime only: needs a disconnection seen", []map[string]any{
+		{"startedRebootTime only: needs a disconnection seen, or 30 s connected (not within a 20 s wait)", []map[string]any{
 			rebootDoc("Connected", map[string]any{"startedRebootTime": ts(start.Add(time.Second))}),
 		}, OutcomeWaitTimeout},
 		{"startedRebootTime, down, up again", []map[string]any{
@@ -348,6 +348,28 @@ func TestWaitRebootSingleDevice(t *testing.T) {
 			assert.Contains(t, string(results[0].WaitValue), "connectionState")
 		})
 	}
+}
+
+// TestWaitRebootSimulated: Microsoft's dmpatterns_reboot_device.js
+// reports startedRebootTime and stays connected; --wait reboot succeeds
+// once the device has been seen connected RebootStayedConnected after it,
+// not before.
+func TestWaitRebootSimulated(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	doc := map[string]any{"connectionState": "Connected", "properties": map[string]any{"reported": map[string]any{
+		"iothubDM": map[string]any{"reboot": map[string]any{"startedRebootTime": start.Add(time.Second).Format(time.RFC3339Nano)}}}}}
+	clk := testkit.NewAutoClock(start)
+	twins := &fakeTwins{docs: map[string]map[string]any{"d0001": doc}}
+	w := &Wait{Preset: PresetReboot, Timeout: 2 * time.Minute, Twins: twins, Limiter: &queryCounter{}}
+	results, err := NewRunner(funcInvoker(func(context.Context, Target) (iothub.MethodResult, error) { return okAnswer() })).
+		RunTargets(context.Background(), devices(1), RunOptions{Request: iothub.MethodRequest{MethodName: "reboot"},
+			Retry: policy(1), Now: clk.Now, Sleep: clk.Sleep, Wait: w})
+	require.NoError(t, err)
+	require.Len(t, results, 1)
+	assert.Equal(t, OutcomeSucceeded, results[0].Outcome)
+	took := time.Duration(results[0].WaitMs * float64(time.Millisecond))
+	assert.GreaterOrEqual(t, took, RebootStayedConnected, "not before the device was seen connected that long")
+	assert.Less(t, took, RebootStayedConnected+10*time.Second, "soon after")
 }
 
 func TestWaitReadFailures(t *testing.T) {

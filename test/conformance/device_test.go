@@ -478,3 +478,25 @@ func TestDeviceSDKOverWebSocket(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	assert.Equal(t, "ws", reportedOf(t, doc)["transport"])
 }
+
+// TestDeviceSDKSimulatedReboot: a device that, like Microsoft's
+// dmpatterns_reboot_device.js sample, answers reboot, reports only
+// iothubDM.reboot.startedRebootTime and stays connected: dmctl invoke reboot
+// --wait reboot succeeds (after fleet.RebootStayedConnected) instead of
+// timing out.
+func TestDeviceSDKSimulatedReboot(t *testing.T) {
+	node := requireNode(t)
+	requireDeviceSDK(t)
+	h := startHub(t, "--register", "sample-reboot", "--no-throttle")
+	dev := h.startDevice(t, node, h.DeviceConnectionStrings["sample-reboot"], map[string]any{"sample": true})
+	dev.wait("ready", 90*time.Second, isEvent("ready"))
+
+	rs, code, stderr := h.dmctl(t, "reboot", "--device", "sample-reboot", "--wait", "reboot", "--wait-timeout", "2m")
+	require.Equal(t, 0, code, "stderr: %s", stderr)
+	require.Len(t, rs, 1)
+	assert.Equal(t, "succeeded", rs[0].Outcome)
+	dev.wait("the reboot method", 10*time.Second, func(ev map[string]any) bool {
+		return ev["event"] == "method" && ev["name"] == "reboot"
+	})
+	assert.NotContains(t, dev.output(), `"event":"disconnect"`, "the device never went offline")
+}

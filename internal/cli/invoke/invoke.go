@@ -108,7 +108,8 @@ const invokeLong = `
 			Outcomes: a reboot or a firmware update is not done when the method
 			returns 200. --wait reboot waits, after the method succeeded, until the
 			device reports iothubDM.reboot.lastReboot (or startedRebootTime, then a
-			disconnection) at or after the call and is connected again; --wait
+			disconnection or 30s still connected, as by a simulated reboot) at or
+			after the call and is connected again; --wait
 			firmware until iothubDM.firmwareUpdate.status is applyComplete (or "apply
 			firmware image complete"), ending as waitFailed on downloadFailed,
 			applyFailed, "Download image failed" or "Apply image failed" (any case).

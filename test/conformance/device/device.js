@@ -14,6 +14,9 @@
 //   echo   200 {"method":"echo","received":<request payload>,"deviceId":...}
 //   fail   500 {"error":"failing on purpose"}
 //   hang   never answers (the hub must give up with 504101)
+//   reboot 200 "Reboot started", then reports iothubDM.reboot.startedRebootTime
+//          and stays connected, as Microsoft's dmpatterns_reboot_device.js
+//          sample does (its reboot is simulated)
 //
 // Prints one JSON object per line on stdout:
 //   {"event":"ready","deviceId":...,"twin":{"desired":{...},"reported":{...}},"reported":<patch>}
@@ -67,6 +70,15 @@ async function main() {
   client.onDeviceMethod('hang', (req) => {
     lib.emit({ event: 'method', name: req.methodName, payload: req.payload === undefined ? null : req.payload });
     // Never answer.
+  });
+
+  client.onDeviceMethod('reboot', (req, res) => {
+    lib.emit({ event: 'method', name: req.methodName, payload: req.payload === undefined ? null : req.payload });
+    res.send(200, 'Reboot started', sent('reboot'));
+    client.getTwin((err, t) => {
+      if (err) return lib.emit({ event: 'error', method: 'reboot', error: lib.describeError(err) });
+      t.properties.reported.update({ iothubDM: { reboot: { startedRebootTime: new Date().toISOString() } } }, sent('reboot'));
+    });
   });
 
   const twin = await client.getTwin();
