@@ -16,6 +16,7 @@ require (
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9
 	github.com/stretchr/testify v1.12.1
+	go.etcd.io/bbolt v1.3.11
 	golang.org/x/term v0.48.0
 	gopkg.in/yaml.v3 v3.0.1
 )

@@ -177,7 +177,7 @@ type watch struct {
 	// call) with the device connected; zero until then.
 	startedUp time.Time
 	last      map[string]any
-	lastErr  error
+	lastErr   error
 }
 
 // judge decides a target's state from its twin document.

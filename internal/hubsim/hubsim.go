@@ -96,7 +96,14 @@ type DeviceEndpointConfig struct {
 	HostName string      // the hub host name devices put in their username and sr
 	Log      *log.Logger
 	Verbose  bool
+	// SessionStore, when set, is the file that keeps the MQTT sessions of
+	// clients that connect with clean session 0 across restarts (in --dir),
+	// as a hub keeps them.
+	SessionStore string
 }
+
+// SessionStoreFile is the file in --dir that keeps MQTT sessions.
+const SessionStoreFile = "mqtt-sessions.db"
 
 // InputError is a Config value hubsim cannot use (bad fleet file, bad
 // --register id, bad tier...). Main exits 2 for it.
@@ -398,6 +405,7 @@ func (s *Server) Start() error {
 		}
 		s.endpoint, err = newEndpoint(DeviceEndpointConfig{
 			Registry: s.reg, TLS: s.certs.TLSConfig(), HostName: s.hostName, Log: s.log, Verbose: s.cfg.Verbose,
+			SessionStore: filepath.Join(s.dir, SessionStoreFile),
 		})
 		if err != nil {
 			err = fmt.Errorf("device endpoint: %w", err)

@@ -14,5 +14,6 @@ func newMQTTEndpoint(c DeviceEndpointConfig) (DeviceEndpoint, error) {
 		HostName: c.HostName,
 		Log:      c.Log,
 		Verbose:  c.Verbose,
+		Sessions: c.SessionStore,
 	})
 }

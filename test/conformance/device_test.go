@@ -500,3 +500,40 @@ func TestDeviceSDKSimulatedReboot(t *testing.T) {
 	})
 	assert.NotContains(t, dev.output(), `"event":"disconnect"`, "the device never went offline")
 }
+
+// freePort is a loopback port nothing listens on now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// TestDeviceSDKAfterHubRestart: Microsoft's device SDK connects with clean
+// session 0. After hubsim restarts with the same --dir and ports, the SDK
+// reconnects by itself and expects its session (its twin-response
+// subscription) to be there, as on IoT Hub: a getTwin after the restart is
+// answered, not left hanging.
+func TestDeviceSDKAfterHubRestart(t *testing.T) {
+	node := requireNode(t)
+	requireDeviceSDK(t)
+	dir := filepath.Join(t.TempDir(), "hub")
+	args := []string{"--dir", dir, "--https-addr", freePort(t), "--mqtt-addr", freePort(t), "--register", "restart-1", "--no-throttle"}
+	h := startHub(t, args...)
+	dev := h.startDevice(t, node, h.DeviceConnectionStrings["restart-1"], map[string]any{"restart": 1})
+	dev.wait("ready", 90*time.Second, isEvent("ready"))
+	rs, code, stderr := h.dmctl(t, "twin", "--device", "restart-1", "--timeout", "10")
+	require.Equal(t, 0, code, "before the restart: %s", stderr)
+	require.Equal(t, "succeeded", rs[0].Outcome)
+
+	require.NoError(t, h.Stop())
+	h2 := startHub(t, args...)
+	// The SDK reconnects on its own; the hub waits up to 60 s for it.
+	rs, code, stderr = h2.dmctl(t, "twin", "--device", "restart-1", "--timeout", "20", "--connect-timeout", "60")
+	require.Equal(t, 0, code, "after the restart: %s\ndevice: %s", stderr, dev.output())
+	require.Len(t, rs, 1)
+	assert.Equal(t, "succeeded", rs[0].Outcome)
+	assert.Contains(t, string(rs[0].Payload), "reportedVersion", "the device's getTwin was answered")
+}

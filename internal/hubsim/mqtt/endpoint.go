@@ -55,6 +55,8 @@ import (
 	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage/bolt"
+	"go.etcd.io/bbolt"
 
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
@@ -81,6 +83,13 @@ type Config struct {
 	// HandshakeTimeout bounds the TLS handshake and the CONNECT (0 =
 	// DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
+	// Sessions, when set, is a file (bbolt, through mochi's storage hook)
+	// that keeps the sessions of clean-session-0 clients (their
+	// subscriptions) across restarts, as IoT Hub keeps them: a Node SDK
+	// device that reconnects after a restart finds its twin-response
+	// subscription still there. Clients and subscriptions only; no password
+	// is stored.
+	Sessions string
 }
 
 // Stats are the endpoint's counters.
@@ -165,6 +174,12 @@ func New(cfg Config) (*Endpoint, error) {
 	})
 	if err := e.srv.AddHook(&hook{ep: e}, nil); err != nil {
 		return nil, err
+	}
+	if cfg.Sessions != "" {
+		store := &bolt.Hook{}
+		if err := e.srv.AddHook(store, &bolt.Options{Path: cfg.Sessions, Options: &bbolt.Options{Timeout: 2 * time.Second}}); err != nil {
+			return nil, fmt.Errorf("the MQTT session store %s (is another hubsim using this --dir?): %w", cfg.Sessions, err)
+		}
 	}
 	return e, nil
 }

@@ -14,6 +14,7 @@
 //   echo   200 {"method":"echo","received":<request payload>,"deviceId":...}
 //   fail   500 {"error":"failing on purpose"}
 //   hang   never answers (the hub must give up with 504101)
+//   twin   reads the twin again (client.getTwin), then 200 {"reportedVersion":N}
 //   reboot 200 "Reboot started", then reports iothubDM.reboot.startedRebootTime
 //          and stays connected, as Microsoft's dmpatterns_reboot_device.js
 //          sample does (its reboot is simulated)
@@ -72,6 +73,13 @@ async function main() {
     // Never answer.
   });
 
+  client.onDeviceMethod('twin', (req, res) => {
+    lib.emit({ event: 'method', name: req.methodName, payload: req.payload === undefined ? null : req.payload });
+    client.getTwin((err, t) => {
+      if (err) return res.send(500, { error: lib.describeError(err) }, sent('twin'));
+      res.send(200, { reportedVersion: t.properties.reported.$version }, sent('twin'));
+    });
+  });
   client.onDeviceMethod('reboot', (req, res) => {
     lib.emit({ event: 'method', name: req.methodName, payload: req.payload === undefined ? null : req.payload });
     res.send(200, 'Reboot started', sent('reboot'));
