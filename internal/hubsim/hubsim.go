@@ -403,14 +403,16 @@ func (s *Server) Start() error {
 		if newEndpoint == nil {
 			newEndpoint = newMQTTEndpoint
 		}
-		s.endpoint, err = newEndpoint(DeviceEndpointConfig{
+		ep, e := newEndpoint(DeviceEndpointConfig{
 			Registry: s.reg, TLS: s.certs.TLSConfig(), HostName: s.hostName, Log: s.log, Verbose: s.cfg.Verbose,
 			SessionStore: filepath.Join(s.dir, SessionStoreFile),
 		})
-		if err != nil {
-			err = fmt.Errorf("device endpoint: %w", err)
+		if e != nil {
+			// No endpoint: Shutdown must not close a typed nil one.
+			err = fmt.Errorf("device endpoint: %w", e)
 			return
 		}
+		s.endpoint = ep
 		go func() {
 			if e := s.httpSrv.ServeTLS(s.httpsLn, "", ""); e != nil && !errors.Is(e, http.ErrServerClosed) {
 				s.serveErr <- fmt.Errorf("https: %w", e)
