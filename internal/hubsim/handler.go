@@ -78,6 +78,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, reqID string) (ro
 		return routeQuery, s.handleQuery(w, r, reqID)
 	case strings.HasPrefix(path, jobsPathPrefix):
 		return s.routeJobs(w, r, reqID, path)
+	case path == devicesPath || strings.HasPrefix(path, devicesPath+"/"):
+		return s.routeRegistry(w, r, reqID, path)
+	case path == deviceStatisticsURL:
+		return routeRegistry, s.handleDeviceStatistics(w, r, reqID)
 	case path == "/jobs" || path == "/jobs/":
 		return routeImportExportJobs, s.handleImportExportJobs(w, r, reqID)
 	case path == "/hubsim/stats":

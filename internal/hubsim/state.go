@@ -162,8 +162,18 @@ func loadState(dir string) (*state, error) {
 
 // deviceKey derives the primary key of a device or module.
 func (st *state) deviceKey(deviceID, moduleID string) []byte {
+	return st.derivedKey("device\x00", deviceID, moduleID)
+}
+
+// deviceKey2 is an identity's secondary key, derived like the primary one
+// under another label.
+func (st *state) deviceKey2(deviceID, moduleID string) []byte {
+	return st.derivedKey("device-secondary\x00", deviceID, moduleID)
+}
+
+func (st *state) derivedKey(label, deviceID, moduleID string) []byte {
 	m := hmac.New(sha256.New, st.deviceSecret)
-	m.Write([]byte("device\x00"))
+	m.Write([]byte(label))
 	m.Write([]byte(deviceID))
 	m.Write([]byte{0})
 	m.Write([]byte(moduleID))

@@ -461,3 +461,31 @@ func TestServiceSDKOnPort443(t *testing.T) {
 	result, _ := out["result"].(map[string]any)
 	assert.EqualValues(t, 200, result["status"], stdout)
 }
+
+// TestServiceSDKRegistryGet: Microsoft's Registry.get, Registry.list and
+// Registry.getModule read hubsim's identities; an unknown device is the
+// SDK's DeviceNotFoundError.
+func TestServiceSDKRegistryGet(t *testing.T) {
+	node := requireNode(t)
+	h := startHub(t, "--devices", "2", "--register", "gw-1,gw-1/mod-1", "--no-throttle")
+	r := h.run(t, node, "registry", "DEVICE_ID=gw-1")
+	require.Equal(t, 0, r.ExitCode, "Registry.get: %s\n%s", r.Stdout, connstr.Redact(r.Stderr))
+	dev, ok := r.Out["device"].(map[string]any)
+	require.True(t, ok, r.Stdout)
+	assert.Equal(t, "gw-1", dev["deviceId"])
+	assert.Equal(t, "enabled", dev["status"])
+	cs, err := connstr.ParseDevice(h.DeviceConnectionStrings["gw-1"])
+	require.NoError(t, err)
+	keys, _ := dev["authentication"].(map[string]any)["symmetricKey"].(map[string]any)
+	assert.Equal(t, cs.SharedAccessKey, keys["primaryKey"])
+	assert.EqualValues(t, 3, r.Out["listed"], "Registry.list: the two simulated devices and gw-1")
+
+	r = h.run(t, node, "registry", "DEVICE_ID=gw-1", "MODULE_ID=mod-1")
+	require.Equal(t, 0, r.ExitCode, "Registry.getModule: %s", r.Stdout)
+	mod, _ := r.Out["module"].(map[string]any)
+	assert.Equal(t, "mod-1", mod["moduleId"])
+
+	r = h.run(t, node, "registry", "DEVICE_ID=no-such-device")
+	assert.NotEqual(t, 0, r.ExitCode)
+	assertHubError(t, r, 404, "404001", "DeviceNotFound")
+}

@@ -23,7 +23,8 @@ type identity struct {
 	grp      *group                      // nil: registered, not simulated
 	hkey     uint64                      // per-identity random key (seed, ids)
 	key      []byte
-	created  int64 // unix ns (Options.Now)
+	key2     []byte // the secondary key; nil: none
+	created  int64  // unix ns (Options.Now)
 
 	registered bool
 

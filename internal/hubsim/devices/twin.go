@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -337,7 +336,7 @@ func (r *Registry) renderLocked(id *identity, now int64) map[string]any {
 		doc["moduleId"] = id.moduleID
 	}
 	doc["etag"] = Etag(id.version)
-	doc["deviceEtag"] = base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(id.hkey%1_000_000_000, 10)))
+	doc["deviceEtag"] = id.identityEtag()
 	doc["version"] = id.version
 	doc["status"] = "enabled"
 	doc["statusUpdateTime"] = ts(0)

@@ -65,8 +65,9 @@ func ParseClientID(clientID string) (Identity, error) {
 	return Identity{DeviceID: dev, ModuleID: mod}, nil
 }
 
-// keyFunc returns the key of an identity, false when it is not registered.
-type keyFunc func(deviceID, moduleID string) ([]byte, bool)
+// keyFunc returns the primary and secondary keys of an identity (secondary
+// nil when none), false when it is not registered.
+type keyFunc func(deviceID, moduleID string) (primary, secondary []byte, ok bool)
 
 // authenticator checks CONNECT packets as IoT Hub does (iothub-contract.md
 // §7.2): client id, username and a device or module SAS as password.
@@ -122,14 +123,18 @@ func (a *authenticator) check(clientID, username string, password []byte, now ti
 	if !a.resourceMatches(tok.Resource, id) {
 		return Identity{}, time.Time{}, authErrorf("the token's resource (sr) is not %s on this hub, nor a prefix of it", id.resourcePath())
 	}
-	key, ok := a.key(id.DeviceID, id.ModuleID)
+	key, key2, ok := a.key(id.DeviceID, id.ModuleID)
 	if !ok {
 		if id.ModuleID != "" {
 			return Identity{}, time.Time{}, authErrorf("module %q of device %q is not registered", id.ModuleID, id.DeviceID)
 		}
 		return Identity{}, time.Time{}, authErrorf("device %q is not registered", id.DeviceID)
 	}
-	switch err := tok.Verify(key, now); {
+	err = tok.Verify(key, now)
+	if err != nil && !errors.Is(err, sas.ErrExpired) && len(key2) > 0 {
+		err = tok.Verify(key2, now) // signed with the secondary key
+	}
+	switch {
 	case errors.Is(err, sas.ErrExpired):
 		return Identity{}, time.Time{}, authErrorf("the token has expired")
 	case err != nil:

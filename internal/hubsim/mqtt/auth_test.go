@@ -49,9 +49,10 @@ func TestAuthenticatorCheck(t *testing.T) {
 		"dev2":      []byte("key-of-dev2-0123456789abcdef0123"),
 		"dev1/mod1": []byte("key-of-mod1-0123456789abcdef0123"),
 	}
-	a := newAuthenticator("Hub.Example:8443", func(d, m string) ([]byte, bool) {
+	secondary := map[string][]byte{"dev1": []byte("secondary-of-dev1-0123456789abcd")}
+	a := newAuthenticator("Hub.Example:8443", func(d, m string) ([]byte, []byte, bool) {
 		k, ok := keys[Identity{d, m}.ClientID()]
-		return k, ok
+		return k, secondary[Identity{d, m}.ClientID()], ok
 	})
 	tok := func(resource string, key []byte, exp time.Time) []byte {
 		return []byte(sas.NewToken(resource, "", key, exp))
@@ -86,6 +87,10 @@ func TestAuthenticatorCheck(t *testing.T) {
 			password: tok("Hub.Example:8443/devices/dev1/modules/mod1", keys["dev1/mod1"], later),
 			want:     Identity{DeviceID: "dev1", ModuleID: "mod1"}},
 
+		{name: "signed with the secondary key", client: "dev1", username: user("Hub.Example:8443", "dev1"),
+			password: tok("Hub.Example:8443/devices/dev1", secondary["dev1"], later), want: Identity{DeviceID: "dev1"}},
+		{name: "another device's secondary key", client: "dev2", username: user("Hub.Example:8443", "dev2"),
+			password: tok("Hub.Example:8443/devices/dev2", secondary["dev1"], later), wantErr: "signature does not match"},
 		{name: "wrong key", client: "dev1", username: user("Hub.Example:8443", "dev1"),
 			password: tok("Hub.Example:8443/devices/dev1", []byte("not-the-key-0123456789abcdef0123"), later),
 			wantErr:  "signature does not match"},
@@ -152,7 +157,7 @@ func TestAuthenticatorCheck(t *testing.T) {
 
 func TestAuthenticatorIPv6Host(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	a := newAuthenticator("[::1]:8443", func(string, string) ([]byte, bool) { return key, true })
+	a := newAuthenticator("[::1]:8443", func(string, string) ([]byte, []byte, bool) { return key, nil, true })
 	now := time.Unix(1_700_000_000, 0)
 	for _, host := range []string{"[::1]:8443", "::1"} {
 		_, _, err := a.check("d", host+"/d/?api-version=2021-04-12", []byte(sas.NewToken(host+"/devices/d", "", key, now.Add(time.Hour))), now)

@@ -156,7 +156,7 @@ func New(cfg Config) (*Endpoint, error) {
 	e := &Endpoint{
 		cfg:     cfg,
 		reg:     cfg.Registry,
-		auth:    newAuthenticator(cfg.HostName, cfg.Registry.Key),
+		auth:    newAuthenticator(cfg.HostName, cfg.Registry.Keys),
 		now:     cfg.Now,
 		log:     cfg.Log,
 		current: map[string]*conn{},

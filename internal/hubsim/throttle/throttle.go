@@ -40,6 +40,7 @@ type Limits struct {
 	TwinUpdatesPerSec  float64 // twin patches and replacements
 	JobDeviceOpsPerSec float64 // per-device operations of jobs
 	JobOpsPerSec       float64 // job create/get/cancel/list
+	RegistryOpsPerSec  float64 // identity registry operations (get, list, create, update, delete)
 	MaxConcurrentJobs  int     // active jobs (429004 past it)
 }
 
@@ -65,6 +66,7 @@ func LimitsFor(tier string, units int) (Limits, error) {
 			TwinUpdatesPerSec:  50,
 			JobDeviceOpsPerSec: 10,
 			JobOpsPerSec:       100.0 / 60 * u,
+			RegistryOpsPerSec:  100.0 / 60 * u,
 			MaxConcurrentJobs:  1,
 		}, nil
 	case "S2":
@@ -75,6 +77,7 @@ func LimitsFor(tier string, units int) (Limits, error) {
 			TwinUpdatesPerSec:  math.Max(50, 5*u),
 			JobDeviceOpsPerSec: math.Max(10, u),
 			JobOpsPerSec:       100.0 / 60 * u,
+			RegistryOpsPerSec:  100.0 / 60 * u,
 			MaxConcurrentJobs:  5,
 		}, nil
 	case "S3":
@@ -85,6 +88,7 @@ func LimitsFor(tier string, units int) (Limits, error) {
 			TwinUpdatesPerSec:  250 * u,
 			JobDeviceOpsPerSec: 50 * u,
 			JobOpsPerSec:       5000.0 / 60 * u,
+			RegistryOpsPerSec:  5000.0 / 60 * u,
 			MaxConcurrentJobs:  10,
 		}, nil
 	}
@@ -111,6 +115,7 @@ type Limiter struct {
 	twinUpdates  *bucket
 	jobDeviceOps *bucket
 	jobOps       *bucket
+	registryOps  *bucket
 }
 
 // New returns a Limiter enforcing l; now nil means time.Now.
@@ -127,6 +132,7 @@ func New(l Limits, now func() time.Time) *Limiter {
 		twinUpdates:  newBucket(l.TwinUpdatesPerSec, time.Second),
 		jobDeviceOps: newBucket(l.JobDeviceOpsPerSec, time.Second),
 		jobOps:       newBucket(l.JobOpsPerSec, time.Minute),
+		registryOps:  newBucket(l.RegistryOpsPerSec, time.Minute),
 	}
 }
 
@@ -189,6 +195,14 @@ func (l *Limiter) AllowJobOp() (time.Duration, bool) {
 		return 0, true
 	}
 	return l.jobOps.take(l.now(), 1)
+}
+
+// AllowRegistryOp charges one identity registry operation.
+func (l *Limiter) AllowRegistryOp() (time.Duration, bool) {
+	if l == nil {
+		return 0, true
+	}
+	return l.registryOps.take(l.now(), 1)
 }
 
 // bucket is a GCRA token bucket: tat is the theoretical arrival time (unix

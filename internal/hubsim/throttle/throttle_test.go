@@ -22,12 +22,12 @@ func TestLimitsFor(t *testing.T) {
 		units int
 		want  Limits
 	}{
-		{"F1", 1, Limits{160 * 1024, 20, 100, 50, 10, 100.0 / 60, 1}},
-		{"S1", 1, Limits{160 * 1024, 20, 100, 50, 10, 100.0 / 60, 1}},
-		{"s1", 3, Limits{3 * 160 * 1024, 60, 100, 50, 10, 300.0 / 60, 1}},
-		{"S2", 1, Limits{480 * 1024, 20, 100, 50, 10, 100.0 / 60, 5}},
-		{"S2", 20, Limits{20 * 480 * 1024, 400, 200, 100, 20, 2000.0 / 60, 5}},
-		{"S3", 2, Limits{2 * 24 * 1024 * 1024, 2000, 1000, 500, 100, 10000.0 / 60, 10}},
+		{"F1", 1, Limits{160 * 1024, 20, 100, 50, 10, 100.0 / 60, 100.0 / 60, 1}},
+		{"S1", 1, Limits{160 * 1024, 20, 100, 50, 10, 100.0 / 60, 100.0 / 60, 1}},
+		{"s1", 3, Limits{3 * 160 * 1024, 60, 100, 50, 10, 300.0 / 60, 300.0 / 60, 1}},
+		{"S2", 1, Limits{480 * 1024, 20, 100, 50, 10, 100.0 / 60, 100.0 / 60, 5}},
+		{"S2", 20, Limits{20 * 480 * 1024, 400, 200, 100, 20, 2000.0 / 60, 2000.0 / 60, 5}},
+		{"S3", 2, Limits{2 * 24 * 1024 * 1024, 2000, 1000, 500, 100, 10000.0 / 60, 10000.0 / 60, 10}},
 	}
 	for _, tt := range tests {
 		got, err := LimitsFor(tt.tier, tt.units)
@@ -38,6 +38,7 @@ func TestLimitsFor(t *testing.T) {
 		assert.InDelta(t, tt.want.TwinUpdatesPerSec, got.TwinUpdatesPerSec, 1e-9, "%s x%d twin updates", tt.tier, tt.units)
 		assert.InDelta(t, tt.want.JobDeviceOpsPerSec, got.JobDeviceOpsPerSec, 1e-9, "%s x%d job device ops", tt.tier, tt.units)
 		assert.InDelta(t, tt.want.JobOpsPerSec, got.JobOpsPerSec, 1e-9, "%s x%d job ops", tt.tier, tt.units)
+		assert.InDelta(t, tt.want.RegistryOpsPerSec, got.RegistryOpsPerSec, 1e-9, "%s x%d registry ops", tt.tier, tt.units)
 		assert.Equal(t, tt.want.MaxConcurrentJobs, got.MaxConcurrentJobs, "%s x%d jobs", tt.tier, tt.units)
 	}
 }

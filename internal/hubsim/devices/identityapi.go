@@ -1,0 +1,109 @@
+package devices
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// identityEtag is the etag of an identity (the twin's deviceEtag): stable,
+// since hubsim does not change identities once created.
+func (id *identity) identityEtag() string {
+	return base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(id.hkey%1_000_000_000, 10)))
+}
+
+// SetKeys replaces the primary and secondary keys of a device or module
+// (the server derives both from --dir's secret). The primary key must not
+// be empty; a nil secondary means none.
+func (r *Registry) SetKeys(deviceID, moduleID string, primary, secondary []byte) error {
+	if err := r.SetKey(deviceID, moduleID, primary); err != nil {
+		return err
+	}
+	id, err := r.lookup(deviceID, moduleID)
+	if err != nil {
+		return err
+	}
+	id.mu.Lock()
+	id.key2 = append([]byte(nil), secondary...)
+	id.mu.Unlock()
+	return nil
+}
+
+// Keys returns the primary key and the secondary key (nil when none) of a
+// device or module: a SAS token signed with either is valid.
+func (r *Registry) Keys(deviceID, moduleID string) (primary, secondary []byte, ok bool) {
+	id, err := r.lookup(deviceID, moduleID)
+	if err != nil {
+		return nil, nil, false
+	}
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	return append([]byte(nil), id.key...), append([]byte(nil), id.key2...), true
+}
+
+// Identity returns the registry's view of a device (moduleID "") or module,
+// as IoT Hub's registry API answers it (GET /devices/{id}, api-version
+// 2021-04-12: the Device and Module objects): ids, generationId, etag,
+// connection state and times, status "enabled", the symmetric keys and the
+// authentication type "sas". A fresh map.
+func (r *Registry) Identity(deviceID, moduleID string) (map[string]any, error) {
+	id, err := r.lookup(deviceID, moduleID)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UnixNano()
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	doc := map[string]any{"deviceId": id.deviceID}
+	if id.moduleID != "" {
+		doc["moduleId"] = id.moduleID
+		doc["managedBy"] = nil
+	}
+	// The generation id tells identities apart that had the same id at
+	// different times; a number of about 18 digits on a hub.
+	doc["generationId"] = strconv.FormatInt(637000000000000000+int64(id.hkey%1_000_000_000_000), 10)
+	doc["etag"] = id.identityEtag()
+	state, since := "Disconnected", int64(0)
+	if id.connectedLocked(now) {
+		state = "Connected"
+	}
+	if id.lastActivity != 0 {
+		since = id.lastActivity
+	}
+	doc["connectionState"] = state
+	doc["connectionStateUpdatedTime"] = ts(since)
+	if id.moduleID == "" {
+		doc["status"] = "enabled"
+		doc["statusReason"] = nil
+		doc["statusUpdatedTime"] = ts(0)
+		doc["capabilities"] = map[string]any{"iotEdge": false}
+	}
+	doc["lastActivityTime"] = ts(id.lastActivity)
+	doc["cloudToDeviceMessageCount"] = 0
+	keys := map[string]any{"primaryKey": base64.StdEncoding.EncodeToString(id.key), "secondaryKey": nil}
+	if len(id.key2) > 0 {
+		keys["secondaryKey"] = base64.StdEncoding.EncodeToString(id.key2)
+	}
+	doc["authentication"] = map[string]any{
+		"symmetricKey":   keys,
+		"x509Thumbprint": map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil},
+		"type":           "sas",
+	}
+	return doc, nil
+}
+
+// Modules returns the module ids of a device, sorted.
+func (r *Registry) Modules(deviceID string) ([]string, error) {
+	d := r.device(deviceID)
+	if d == nil {
+		return nil, fmt.Errorf("%w: %q", ErrDeviceNotFound, deviceID)
+	}
+	var out []string
+	if p := d.modules.Load(); p != nil {
+		for _, m := range *p {
+			out = append(out, m.moduleID)
+		}
+	}
+	return out, nil
+}
