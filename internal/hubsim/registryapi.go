@@ -22,6 +22,7 @@ const (
 	devicesPath         = "/devices"
 	deviceStatisticsURL = "/statistics/devices"
 	maxDevicesListTop   = 1000
+	registryThrottle    = "identity registry operations" // throttle class named in 429001 messages
 )
 
 // routeRegistry serves paths under /devices other than /devices/query.
@@ -56,7 +57,7 @@ func (s *Server) routeRegistry(w http.ResponseWriter, r *http.Request, reqID, pa
 	if herr := s.auth.authorize(r, accessRead, res); herr != nil {
 		return routeRegistry, s.fail(w, reqID, herr)
 	}
-	if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowRegistryOp, "identity registry operations"); !ok {
+	if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowRegistryOp, registryThrottle); !ok {
 		return routeRegistry, st
 	}
 	switch len(segs) {
@@ -111,16 +112,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, reqID strin
 // handleDeviceStatistics serves GET /statistics/devices. hubsim's devices
 // are all enabled.
 func (s *Server) handleDeviceStatistics(w http.ResponseWriter, r *http.Request, reqID string) int {
-	if r.Method != http.MethodGet {
-		return s.methodNotAllowed(w, reqID, "GET")
-	}
-	if herr := checkAPIVersion(r); herr != nil {
-		return s.fail(w, reqID, herr)
-	}
-	if herr := s.auth.authorize(r, accessRead, resource{}); herr != nil {
-		return s.fail(w, reqID, herr)
-	}
-	if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowRegistryOp, "identity registry operations"); !ok {
+	if st, ok := s.hubRead(w, r, reqID, s.limiter.AllowRegistryOp, registryThrottle); !ok {
 		return st
 	}
 	n, _ := s.reg.Count()

@@ -220,10 +220,9 @@ func (e *Endpoint) Close() error {
 		return nil
 	}
 	e.closed = true
-	if e.serving {
-		return e.srv.Close()
-	}
-	return nil
+	// Even when it never served: the broker's hooks (the session store
+	// holds its file open from New) are stopped by its Close.
+	return e.srv.Close()
 }
 
 // Stats returns the endpoint's counters.

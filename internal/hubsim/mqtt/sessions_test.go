@@ -68,3 +68,18 @@ func TestSessionsSurviveARestart(t *testing.T) {
 	_, ack = connect(f)
 	assert.False(t, ack.SessionPresent, "another store holds no session")
 }
+
+// TestSessionStoreReleasedWithoutServing: an endpoint closed before it
+// served still releases its session store (a hub shut down while starting).
+func TestSessionStoreReleasedWithoutServing(t *testing.T) {
+	b, err := certs.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"}, time.Now())
+	require.NoError(t, err)
+	reg := devices.NewRegistry(devices.Options{HostName: testHost})
+	store := filepath.Join(t.TempDir(), "mqtt-sessions.db")
+	ep, err := New(Config{Registry: reg, TLS: b.TLSConfig(), HostName: testHost, Sessions: store})
+	require.NoError(t, err)
+	require.NoError(t, ep.Close())
+	again, err := New(Config{Registry: reg, TLS: b.TLSConfig(), HostName: testHost, Sessions: store})
+	require.NoError(t, err, "the store was released")
+	require.NoError(t, again.Close())
+}
