@@ -35,7 +35,7 @@ func benchG(c config, work string) error {
 	}
 	defer h.stop()
 	levels := []int{64, 1024, 6000}
-	perCall := map[int][]float64{}
+	perCallUs := map[int][]float64{}
 	rss := map[int][]float64{}
 	var ratios [2][]float64
 	rounds := max(1, min(c.rounds, 3))
@@ -48,16 +48,16 @@ func benchG(c config, work string) error {
 			if r.exitCode != 0 || r.calls != devices {
 				return fmt.Errorf("-c %d: exit %d, %d calls: %s", n, r.exitCode, r.calls, lastLines(r.stderr, 3))
 			}
-			perCall[n] = append(perCall[n], perCall1(r.cpu, r.calls))
+			perCallUs[n] = append(perCallUs[n], perCall(r.cpu, r.calls))
 			rss[n] = append(rss[n], float64(r.maxRSSKB)/1024)
 		}
-		last := len(perCall[64]) - 1
-		ratios[0] = append(ratios[0], perCall[1024][last]/perCall[64][last])
-		ratios[1] = append(ratios[1], perCall[6000][last]/perCall[64][last])
+		last := len(perCallUs[64]) - 1
+		ratios[0] = append(ratios[0], perCallUs[1024][last]/perCallUs[64][last])
+		ratios[1] = append(ratios[1], perCallUs[6000][last]/perCallUs[64][last])
 	}
 	fmt.Printf("\n(g) dmctl CPU per call by calls in flight: %d devices at 0 ms, hubsim --no-throttle, fixed --concurrency, %d rounds (median; each round in brackets)\n", devices, rounds)
 	for _, n := range levels {
-		fmt.Printf("    -c %-5d  %5.1f us per call  [%s]; peak RSS %6.1f MB  [%s]\n", n, median(perCall[n]), join1(perCall[n]), median(rss[n]), join1(rss[n]))
+		fmt.Printf("    -c %-5d  %5.1f us per call  [%s]; peak RSS %6.1f MB  [%s]\n", n, median(perCallUs[n]), joinPrec(perCallUs[n], 1), median(rss[n]), joinPrec(rss[n], 1))
 	}
 	fmt.Printf("    ratio 1,024 / 64 in flight, CPU per call: %.2f  [%s]  (goal <= 1.5)\n", median(ratios[0]), join2(ratios[0]))
 	fmt.Printf("    ratio 6,000 / 64 in flight, CPU per call: %.2f  [%s]  (goal <= 1.5)\n", median(ratios[1]), join2(ratios[1]))

@@ -273,10 +273,13 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func join(xs []float64) string {
+func join(xs []float64) string { return joinPrec(xs, 0) }
+
+// joinPrec lists xs with prec decimals, comma-separated.
+func joinPrec(xs []float64, prec int) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
-		parts[i] = strconv.FormatFloat(x, 'f', 0, 64)
+		parts[i] = strconv.FormatFloat(x, 'f', prec, 64)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -403,13 +406,7 @@ func benchAB(c config, work string) (float64, error) {
 	return md, nil
 }
 
-func join2(xs []float64) string {
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
-	}
-	return strings.Join(parts, ", ")
-}
+func join2(xs []float64) string { return joinPrec(xs, 2) }
 
 func firstErr(s string) string {
 	if s == "" {

@@ -155,6 +155,7 @@ func benchF(c config, work string) error {
 	return nil
 }
 
+// perCall is d per call in microseconds; 0 without calls.
 func perCall(d time.Duration, calls int) float64 {
 	if calls == 0 {
 		return 0
