@@ -137,6 +137,7 @@ func TestInvokeFleetFlagErrors(t *testing.T) {
 		{"list from terminal", []string{"m", "--devices-file", "-"}, true, "--devices-file - (stdin): stdin is a terminal; pipe the list in, or use --devices-file FILE"},
 		{"concurrency 0", []string{"m", "--device", "d", "-c", "0"}, false, "--concurrency: 0 is out of range: use auto, or 1 to 100000"},
 		{"concurrency big", []string{"m", "--device", "d", "--concurrency", "500000"}, false, "--concurrency: 500000 is out of range: use auto, or 1 to 100000"},
+		{"concurrency huge", []string{"m", "--device", "d", "-c", "99999999999999"}, false, "--concurrency: 99999999999999 is out of range: use auto, or 1 to 100000"},
 		{"concurrency word", []string{"m", "--device", "d", "-c", "many"}, false, `--concurrency: "many" is not auto or a whole number of calls in flight`},
 		{"concurrency sign", []string{"m", "--device", "d", "-c", "+5"}, false, `--concurrency: "+5" is not auto or a whole number of calls in flight`},
 		{"max with fixed", []string{"m", "--device", "d", "-c", "10", "--max-concurrency", "20"}, false, "--max-concurrency bounds --concurrency auto; with a fixed --concurrency 10 leave it out"},

@@ -484,12 +484,13 @@ func checkCall(opts *Options, fl *invokeFlags, payloadGiven bool) error {
 func checkInFlight(opts *Options, fl *invokeFlags, openFiles int) error {
 	opts.Concurrency = 0
 	if v := strings.TrimSpace(fl.concurrency); !strings.EqualFold(v, "auto") {
-		n, err := strconv.Atoi(v)
-		if err != nil || !validCount(v) {
+		u, err := strconv.ParseUint(v, 10, 31) // digits only: no sign
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			return cmdutil.FlagErrorf("--concurrency: %q is not auto or a whole number of calls in flight", fl.concurrency)
 		}
-		if n < 1 || n > MaxConcurrency {
-			return cmdutil.FlagErrorf("--concurrency: %d is out of range: use auto, or 1 to %d", n, MaxConcurrency)
+		n := int(u)
+		if err != nil || n < 1 || n > MaxConcurrency {
+			return cmdutil.FlagErrorf("--concurrency: %s is out of range: use auto, or 1 to %d", v, MaxConcurrency)
 		}
 		if fl.maxInFlightSet {
 			return cmdutil.FlagErrorf("--max-concurrency bounds --concurrency auto; with a fixed --concurrency %d leave it out", n)
@@ -517,19 +518,6 @@ func checkInFlight(opts *Options, fl *invokeFlags, openFiles int) error {
 		opts.fdBound = true
 	}
 	return nil
-}
-
-// validCount accepts plain digits only (Atoi also takes a sign).
-func validCount(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // checkFleetFlags checks the flags about pacing, waves, journals and safety.
