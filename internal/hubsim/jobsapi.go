@@ -123,23 +123,24 @@ func (s *Server) routeJobs(w http.ResponseWriter, r *http.Request, reqID, path s
 // runs none, so the list is empty; `az iot hub job list` reads it beside
 // /jobs/v2/query. It is a registry read.
 func (s *Server) handleImportExportJobs(w http.ResponseWriter, r *http.Request, reqID string) int {
-	if st, ok := s.hubRead(w, r, reqID, s.limiter.AllowJobOp, jobsThrottle); !ok {
+	if st, ok := s.hubRead(w, r, reqID, resource{}, s.limiter.AllowJobOp, jobsThrottle); !ok {
 		return st
 	}
 	return s.writeJSON(w, reqID, []struct{}{}, nil)
 }
 
-// hubRead admits a GET of a hub-wide resource: the method, the api-version,
-// a registry read (RegistryRead or above) and the throttle class allow. It
-// returns false, with the status written, when the request was refused.
-func (s *Server) hubRead(w http.ResponseWriter, r *http.Request, reqID string, allow func() (time.Duration, bool), class string) (int, bool) {
+// hubRead admits a GET of res (resource{} for a hub-wide one): the method,
+// the api-version, a registry read (RegistryRead or above) and the throttle
+// class allow. It returns false, with the status written, when the request
+// was refused.
+func (s *Server) hubRead(w http.ResponseWriter, r *http.Request, reqID string, res resource, allow func() (time.Duration, bool), class string) (int, bool) {
 	if r.Method != http.MethodGet {
 		return s.methodNotAllowed(w, reqID, "GET"), false
 	}
 	if herr := checkAPIVersion(r); herr != nil {
 		return s.fail(w, reqID, herr), false
 	}
-	if herr := s.auth.authorize(r, accessRead, resource{}); herr != nil {
+	if herr := s.auth.authorize(r, accessRead, res); herr != nil {
 		return s.fail(w, reqID, herr), false
 	}
 	return s.throttleWait(r, reqID, w, allow, class)

@@ -27,12 +27,6 @@ const (
 
 // routeRegistry serves paths under /devices other than /devices/query.
 func (s *Server) routeRegistry(w http.ResponseWriter, r *http.Request, reqID, path string) (route, int) {
-	if r.Method != http.MethodGet {
-		return routeRegistry, s.methodNotAllowed(w, reqID, "GET")
-	}
-	if herr := checkAPIVersion(r); herr != nil {
-		return routeRegistry, s.fail(w, reqID, herr)
-	}
 	var segs []string
 	if rest := strings.TrimPrefix(strings.TrimPrefix(path, devicesPath), "/"); rest != "" {
 		for _, seg := range strings.Split(rest, "/") {
@@ -43,21 +37,17 @@ func (s *Server) routeRegistry(w http.ResponseWriter, r *http.Request, reqID, pa
 			segs = append(segs, v)
 		}
 	}
+	if (len(segs) >= 2 && segs[1] != "modules") || len(segs) > 3 {
+		return routeUnknown, s.fail(w, reqID, newError(codeGenericNotFound, "The requested resource "+displayID(r.URL.Path)+" was not found."))
+	}
 	res := resource{}
 	switch len(segs) {
-	case 0:
 	case 1, 2:
 		res = resource{device: segs[0]}
 	case 3:
 		res = resource{device: segs[0], module: segs[2]}
 	}
-	if (len(segs) >= 2 && segs[1] != "modules") || len(segs) > 3 {
-		return routeUnknown, s.fail(w, reqID, newError(codeGenericNotFound, "The requested resource "+displayID(r.URL.Path)+" was not found."))
-	}
-	if herr := s.auth.authorize(r, accessRead, res); herr != nil {
-		return routeRegistry, s.fail(w, reqID, herr)
-	}
-	if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowRegistryOp, registryThrottle); !ok {
+	if st, ok := s.hubRead(w, r, reqID, res, s.limiter.AllowRegistryOp, registryThrottle); !ok {
 		return routeRegistry, st
 	}
 	switch len(segs) {
@@ -112,7 +102,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, reqID strin
 // handleDeviceStatistics serves GET /statistics/devices. hubsim's devices
 // are all enabled.
 func (s *Server) handleDeviceStatistics(w http.ResponseWriter, r *http.Request, reqID string) int {
-	if st, ok := s.hubRead(w, r, reqID, s.limiter.AllowRegistryOp, registryThrottle); !ok {
+	if st, ok := s.hubRead(w, r, reqID, resource{}, s.limiter.AllowRegistryOp, registryThrottle); !ok {
 		return st
 	}
 	n, _ := s.reg.Count()
