@@ -60,6 +60,36 @@ func TestReadyModuleConnectionStrings(t *testing.T) {
 	assert.Equal(t, 0, <-done, stderr.String())
 }
 
+// TestSecondaryKeyConnects: the secondary key the registry API answers is
+// one a device can sign with: `hubsim device` connects with a connection
+// string carrying it and answers a method.
+func TestSecondaryKeyConnects(t *testing.T) {
+	s := startTestServer(t, Config{Register: []string{"two-keys"}, NoThrottle: true})
+	doc, err := s.Registry().Identity("two-keys", "")
+	require.NoError(t, err)
+	secondary, _ := doc["authentication"].(map[string]any)["symmetricKey"].(map[string]any)["secondaryKey"].(string)
+	require.NotEmpty(t, secondary)
+	cs := s.Ready().DeviceConnectionStrings["two-keys"]
+	parsed, err := connstr.ParseDevice(cs)
+	require.NoError(t, err)
+	require.NotEqual(t, parsed.SharedAccessKey, secondary)
+	t.Setenv("IOTHUB_DEVICE_CONNECTION_STRING", strings.Replace(cs, "SharedAccessKey="+parsed.SharedAccessKey, "SharedAccessKey="+secondary, 1))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr testkit.SyncBuffer
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, []string{"device", "--ca-file", s.Certs().CAFile}, &stdout, &stderr) }()
+	if _, ok := stdout.Await(10*time.Second, nil, func(out string) bool { return strings.Contains(out, `"event":"connected"`) }); !ok {
+		t.Fatalf("the device did not connect with its secondary key: %s", stderr.String())
+	}
+	status, _, err := s.Registry().InvokeMethod(ctx, "two-keys", "", "reboot", nil, 0, 5*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, 200, status)
+	cancel()
+	assert.Equal(t, 0, <-done, stderr.String())
+}
+
 // TestDeviceCommand runs `hubsim device` against a running hub: it
 // connects over MQTT, answers a reboot, and exits 0 when stopped; bad
 // input exits 2.

@@ -251,7 +251,8 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	s.reg = devices.NewRegistry(devices.Options{HostName: s.hostName, Seed: s.seed, Now: s.now, Faults: cfg.Faults})
+	s.reg = devices.NewRegistry(devices.Options{HostName: s.hostName, Seed: s.seed, Now: s.now, Faults: cfg.Faults,
+		SecondaryKey: s.state.deviceKey2})
 	for _, spec := range specs {
 		if err := s.reg.Apply(spec); err != nil {
 			flag := "--fleet"
@@ -336,7 +337,7 @@ func validTier(t string) bool {
 // installKeys gives every identity its key derived from state.json's secret.
 func (s *Server) installKeys() error {
 	for _, id := range s.reg.DeviceIDs(false) {
-		if err := s.reg.SetKeys(id, "", s.state.deviceKey(id, ""), s.state.deviceKey2(id, "")); err != nil {
+		if err := s.reg.SetKey(id, "", s.state.deviceKey(id, "")); err != nil {
 			return fmt.Errorf("set key of device %q: %w", id, err)
 		}
 	}
@@ -347,7 +348,7 @@ func (s *Server) installKeys() error {
 		if d == "" || m == "" {
 			return true
 		}
-		if e := s.reg.SetKeys(d, m, s.state.deviceKey(d, m), s.state.deviceKey2(d, m)); e != nil {
+		if e := s.reg.SetKey(d, m, s.state.deviceKey(d, m)); e != nil {
 			err = fmt.Errorf("set key of module %q/%q: %w", d, m, e)
 			return false
 		}

@@ -21,6 +21,10 @@ type Options struct {
 	// Faults are the global fault shares (from flags). Fleet-file groups
 	// override them per group and per method.
 	Faults FaultRates
+	// SecondaryKey, when set, gives an identity's secondary key, derived
+	// when asked rather than kept per identity (a million devices would
+	// hold 32 MB more); nil means identities have none.
+	SecondaryKey func(deviceID, moduleID string) []byte
 }
 
 // FaultRates are the shares (0..1) of method calls hit by each injected

@@ -23,8 +23,7 @@ type identity struct {
 	grp      *group                      // nil: registered, not simulated
 	hkey     uint64                      // per-identity random key (seed, ids)
 	key      []byte
-	key2     []byte // the secondary key; nil: none
-	created  int64  // unix ns (Options.Now)
+	created  int64 // unix ns (Options.Now)
 
 	registered bool
 

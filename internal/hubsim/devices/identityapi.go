@@ -13,23 +13,6 @@ func (id *identity) identityEtag() string {
 	return base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(id.hkey%1_000_000_000, 10)))
 }
 
-// SetKeys replaces the primary and secondary keys of a device or module
-// (the server derives both from --dir's secret). The primary key must not
-// be empty; a nil secondary means none.
-func (r *Registry) SetKeys(deviceID, moduleID string, primary, secondary []byte) error {
-	if err := r.SetKey(deviceID, moduleID, primary); err != nil {
-		return err
-	}
-	id, err := r.lookup(deviceID, moduleID)
-	if err != nil {
-		return err
-	}
-	id.mu.Lock()
-	id.key2 = append([]byte(nil), secondary...)
-	id.mu.Unlock()
-	return nil
-}
-
 // Keys returns the primary key and the secondary key (nil when none) of a
 // device or module: a SAS token signed with either is valid.
 func (r *Registry) Keys(deviceID, moduleID string) (primary, secondary []byte, ok bool) {
@@ -38,8 +21,16 @@ func (r *Registry) Keys(deviceID, moduleID string) (primary, secondary []byte, o
 		return nil, nil, false
 	}
 	id.mu.Lock()
-	defer id.mu.Unlock()
-	return append([]byte(nil), id.key...), append([]byte(nil), id.key2...), true
+	primary = append([]byte(nil), id.key...)
+	id.mu.Unlock()
+	return primary, r.secondaryKey(deviceID, moduleID), true
+}
+
+func (r *Registry) secondaryKey(deviceID, moduleID string) []byte {
+	if r.opts.SecondaryKey == nil {
+		return nil
+	}
+	return r.opts.SecondaryKey(deviceID, moduleID)
 }
 
 // Identity returns the registry's view of a device (moduleID "") or module,
@@ -82,8 +73,8 @@ func (r *Registry) Identity(deviceID, moduleID string) (map[string]any, error) {
 	doc["lastActivityTime"] = ts(id.lastActivity)
 	doc["cloudToDeviceMessageCount"] = 0
 	keys := map[string]any{"primaryKey": base64.StdEncoding.EncodeToString(id.key), "secondaryKey": nil}
-	if len(id.key2) > 0 {
-		keys["secondaryKey"] = base64.StdEncoding.EncodeToString(id.key2)
+	if k := r.secondaryKey(id.deviceID, id.moduleID); len(k) > 0 {
+		keys["secondaryKey"] = base64.StdEncoding.EncodeToString(k)
 	}
 	doc["authentication"] = map[string]any{
 		"symmetricKey":   keys,
