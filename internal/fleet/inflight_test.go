@@ -207,6 +207,7 @@ func TestPacingHeldBy(t *testing.T) {
 type blockingInvoker struct {
 	mu      sync.Mutex
 	now     int
+	peak    int
 	reached chan struct{}
 	want    int
 	release chan struct{}
@@ -215,6 +216,7 @@ type blockingInvoker struct {
 func (b *blockingInvoker) Invoke(ctx context.Context, _ Target, _ iothub.MethodRequest) (iothub.MethodResult, error) {
 	b.mu.Lock()
 	b.now++
+	b.peak = max(b.peak, b.now)
 	if b.now == b.want {
 		close(b.reached)
 	}
@@ -225,6 +227,12 @@ func (b *blockingInvoker) Invoke(ctx context.Context, _ Target, _ iothub.MethodR
 		return iothub.MethodResult{}, ctx.Err()
 	}
 	return iothub.MethodResult{Status: 200}, nil
+}
+
+func (b *blockingInvoker) max() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.peak
 }
 
 // TestRunAutoGoesPastTheOldFixed32: calls that do not answer while the run
@@ -246,7 +254,14 @@ func TestRunAutoGoesPastTheOldFixed32(t *testing.T) {
 		})
 		done <- err
 	}()
-	<-inv.reached // 100 calls under way at once
+	select {
+	case <-inv.reached: // 100 calls under way at once
+	case err := <-done:
+		t.Fatalf("the run ended (%v) without 100 calls under way at once", err)
+	case <-time.After(30 * time.Second):
+		close(inv.release)
+		t.Fatalf("no 100 calls under way at once within 30 s (%d at most): the slots did not grow", inv.max())
+	}
 	close(inv.release)
 	require.NoError(t, <-done)
 	assert.Equal(t, 300, sum.ByOutcome[OutcomeSucceeded])

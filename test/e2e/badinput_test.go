@@ -658,6 +658,8 @@ func corpusCases() []badCase {
 		badCase{name: `invoke --resume twice`, args: []string{"invoke", "--resume", "j.jsonl", "--resume", "j.jsonl"},
 			files: map[string]string{"j.jsonl": corpusJournal}, want: []string{flagNameRe("resume"), twiceMsgRe}},
 		twice(`invoke --concurrency twice`, biInvoke("--concurrency", "4", "-c", "8"), "concurrency"),
+		twice(`invoke --max-concurrency twice`, biInvoke("--max-concurrency", "400", "--max-concurrency", "800"), "max-concurrency"),
+		twice(`invoke -c auto twice`, biInvoke("-c", "auto", "--concurrency", "auto"), "concurrency"),
 		twice(`invoke --rate twice`, biInvoke("--rate", "10/s", "--rate", "20/s"), "rate"),
 		twice(`invoke --tier twice`, biInvoke("--tier", "S1", "--tier", "S2"), "tier"),
 		twice(`invoke --ok-status twice`, biInvoke("--ok-status", "200", "--ok-status", "2xx"), "ok-status"),
