@@ -153,7 +153,6 @@ type Progress struct {
 	throttles atomic.Int64
 	wave      atomic.Int64
 	waves     atomic.Int64
-	inFlight  atomic.Int64
 	limiter   atomic.Pointer[Limiter]
 	slots     atomic.Pointer[inFlight]
 }
@@ -168,7 +167,7 @@ type ProgressSnapshot struct {
 	Throttles int     // calls the hub answered 429
 	Wave      int     // current wave, 1-based; 0 without waves
 	Waves     int     // waves planned; 0 when unknown
-	InFlight  int     // targets whose call is under way (sent, or waiting to be resent)
+	InFlight  int     // calls holding a slot (waiting for the pace, sent, or waiting to be resent)
 	Slots     int     // calls that may be in flight now (--concurrency, or the auto rule's)
 	Auto      bool    // Slots follow the auto rule
 	Held      bool    // every slot was taken, at the bound, while the run was behind its pace
@@ -180,13 +179,12 @@ func (p *Progress) Snapshot() ProgressSnapshot {
 	s := ProgressSnapshot{
 		Total: int(p.total.Load()), Seen: int(p.seen.Load()), Done: int(p.done.Load()), Failed: int(p.failed.Load()),
 		Attempts: int(p.attempts.Load()), Throttles: int(p.throttles.Load()), Wave: int(p.wave.Load()), Waves: int(p.waves.Load()),
-		InFlight: int(p.inFlight.Load()),
 	}
 	if l := p.limiter.Load(); l != nil {
 		s.Rate = (*l).Rate()
 	}
 	if f := p.slots.Load(); f != nil {
-		_, s.Slots, s.Held = f.snapshot()
+		s.InFlight, s.Slots, s.Held = f.snapshot()
 		s.Auto = f.stats.Auto
 	}
 	return s
@@ -335,7 +333,8 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 			return
 		}
 		if opts.OnStopping != nil {
-			opts.OnStopping(int(progress.inFlight.Load()))
+			inUse, _, _ := ru.slots.snapshot()
+			opts.OnStopping(inUse)
 		}
 		t := time.NewTimer(opts.Grace)
 		defer t.Stop()
@@ -657,8 +656,6 @@ func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 // retry loop: pacing, the attempt, the classification and the resend rules
 // read top to bottom.
 func (ru *run) one(t Target) Result {
-	ru.progress.inFlight.Add(1)
-	defer ru.progress.inFlight.Add(-1)
 	opts := ru.opts
 	method := opts.Request.MethodName
 	var (

@@ -64,18 +64,6 @@ func benchG(c config, work string) error {
 	return nil
 }
 
-func perCall1(d time.Duration, calls int) float64 {
-	return float64(d.Microseconds()) / float64(max(calls, 1))
-}
-
-func join1(xs []float64) string {
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = strconv.FormatFloat(x, 'f', 1, 64)
-	}
-	return strings.Join(parts, ", ")
-}
-
 // benchH: --wait reboot at scale (issue 12, scope 7): 2,000 devices on
 // hubsim --tier S1 --units 1, answering in 100-900 ms and down 20 s after
 // a reboot. The ideal is the calls at 40/s plus the downtime: 70 s.
