@@ -17,9 +17,10 @@ import (
 type access int
 
 const (
-	accessInvoke    access = iota // direct methods: ServiceConnect; Entra: directMethods/invoke
-	accessRead                    // query, twin GET: RegistryRead or ServiceConnect; Entra: */read
-	accessTwinWrite               // twin PATCH/PUT: ServiceConnect or RegistryWrite; Entra: twins/write
+	accessInvoke        access = iota // direct methods: ServiceConnect; Entra: directMethods/invoke
+	accessRead                        // query, twin GET: RegistryRead or ServiceConnect; Entra: */read
+	accessTwinWrite                   // twin PATCH/PUT: ServiceConnect or RegistryWrite; Entra: twins/write
+	accessRegistryWrite               // identity PUT/DELETE: RegistryWrite; Entra: devices/write, devices/delete
 )
 
 func (a access) String() string {
@@ -28,6 +29,8 @@ func (a access) String() string {
 		return "ServiceConnect"
 	case accessRead:
 		return "RegistryRead"
+	case accessRegistryWrite:
+		return "RegistryWrite"
 	default:
 		return "ServiceConnect or RegistryWrite"
 	}
@@ -42,6 +45,8 @@ func sasAllows(p perm, a access) bool {
 		return p&(permRegistryRead|permServiceConnect) != 0
 	case accessTwinWrite:
 		return p&(permServiceConnect|permRegistryWrite) != 0
+	case accessRegistryWrite:
+		return p&permRegistryWrite != 0
 	}
 	return false
 }
@@ -56,6 +61,8 @@ func roleAllows(role string, a access) bool {
 		return a == accessRead
 	case strings.EqualFold(role, entra.RoleTwinContributor):
 		return a == accessRead || a == accessTwinWrite
+	case strings.EqualFold(role, entra.RoleRegistryContributor):
+		return a == accessRegistryWrite // devices/*: not the twin reads accessRead also covers
 	}
 	return false
 }

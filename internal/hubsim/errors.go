@@ -20,6 +20,8 @@ const (
 	codeModuleNotFound          = 404010
 	codeDeviceNotOnline         = 404103
 	codeGenericMethodNotAllowed = 405000
+	codeDeviceAlreadyExists     = 409001
+	codeModuleAlreadyExists     = 409301
 	codePreconditionFailed      = 412001
 	codeThrottling              = 429001
 	codeServerError             = 500001
@@ -39,6 +41,8 @@ var errorNames = map[int]string{
 	codeModuleNotFound:          "ModuleNotFound",
 	codeDeviceNotOnline:         "DeviceNotOnline",
 	codeGenericMethodNotAllowed: "GenericMethodNotAllowed",
+	codeDeviceAlreadyExists:     "DeviceAlreadyExists",
+	codeModuleAlreadyExists:     "ModuleAlreadyExistsOnDevice",
 	codePreconditionFailed:      "PreconditionFailed",
 	codeThrottling:              "ThrottlingException",
 	codeServerError:             "ServerError",

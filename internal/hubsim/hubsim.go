@@ -143,6 +143,9 @@ type Server struct {
 	faulty     bool                                            // some fault share is set (flags or fleet groups)
 	registered []string
 
+	identitiesMu sync.Mutex
+	identities   map[string]devices.IdentityRecord // registry API changes (identities.go)
+
 	httpsLn  net.Listener
 	mqttLn   net.Listener
 	httpSrv  *http.Server
@@ -271,6 +274,9 @@ func New(cfg Config) (*Server, error) {
 		s.registered = append([]string(nil), cfg.Register...)
 	}
 	if err := s.installKeys(); err != nil {
+		return nil, err
+	}
+	if err := s.loadIdentities(); err != nil {
 		return nil, err
 	}
 
@@ -585,7 +591,11 @@ func (s *Server) DeviceConnectionString(deviceID, moduleID string) string {
 		cs += ";ModuleId=" + moduleID
 	}
 	cs += ";GatewayHostName=" + hostName(s.cfg.MQTTAddr, s.mqttLn.Addr())
-	return cs + ";SharedAccessKey=" + base64.StdEncoding.EncodeToString(s.state.deviceKey(deviceID, moduleID))
+	key, ok := s.reg.Key(deviceID, moduleID) // the registry API may have set it
+	if !ok {
+		key = s.state.deviceKey(deviceID, moduleID)
+	}
+	return cs + ";SharedAccessKey=" + base64.StdEncoding.EncodeToString(key)
 }
 
 // EnvFile is the name of the file in Dir with shell variables for `source`.

@@ -1,10 +1,17 @@
 package hubsim
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/dmctl/dmctl/internal/hubsim/devices"
 )
 
 // The registry identity API, read side (api-version 2021-04-12):
@@ -15,9 +22,13 @@ import (
 //	GET /devices[?top=N]                Device objects, at most top (default 1,000)
 //	GET /statistics/devices             totalDeviceCount, enabledDeviceCount, disabledDeviceCount
 //
-// Each is a registry read (RegistryRead, or an Entra reader) and charges the
-// tier's identity registry throttle. Creating, replacing and deleting
-// identities at run time are not served yet: 405 with the allowed methods.
+//	PUT /devices/{id}[/modules/{mid}]    create (no If-Match) or replace (If-Match: etag or *)
+//	DELETE /devices/{id}[/modules/{mid}] delete (If-Match: etag, or * or none: unconditional)
+//
+// A GET is a registry read (RegistryRead, or an Entra reader); a PUT or
+// DELETE a registry write (RegistryWrite, or the Data or Registry
+// Contributor role). Each charges the tier's identity registry throttle.
+// What PUT and DELETE change is kept in DIR/identities.json.
 const (
 	devicesPath         = "/devices"
 	deviceStatisticsURL = "/statistics/devices"
@@ -47,6 +58,14 @@ func (s *Server) routeRegistry(w http.ResponseWriter, r *http.Request, reqID, pa
 	case 3:
 		res = resource{device: segs[0], module: segs[2]}
 	}
+	if (len(segs) == 1 || len(segs) == 3) && (r.Method == http.MethodPut || r.Method == http.MethodDelete) {
+		return routeRegistry, s.writeIdentity(w, r, reqID, res)
+	}
+	if len(segs) == 1 || len(segs) == 3 {
+		if r.Method != http.MethodGet {
+			return routeRegistry, s.methodNotAllowed(w, reqID, "GET, PUT, DELETE")
+		}
+	}
 	if st, ok := s.hubRead(w, r, reqID, res, s.limiter.AllowRegistryOp, registryThrottle); !ok {
 		return routeRegistry, st
 	}
@@ -67,13 +86,151 @@ func (s *Server) routeRegistry(w http.ResponseWriter, r *http.Request, reqID, pa
 		}
 		return routeRegistry, s.writeJSON(w, reqID, out, nil)
 	}
+	return routeRegistry, s.writeIdentityDoc(w, reqID, res)
+}
+
+// writeIdentityDoc answers the Device or Module object with its ETag.
+func (s *Server) writeIdentityDoc(w http.ResponseWriter, reqID string, res resource) int {
 	doc, err := s.reg.Identity(res.device, res.module)
 	if err != nil {
-		return routeRegistry, s.fail(w, reqID, s.twinError(err, res.device, res.module))
+		return s.fail(w, reqID, s.registryError(err, res))
 	}
 	hdr := http.Header{}
 	hdr.Set("ETag", `"`+doc["etag"].(string)+`"`)
-	return routeRegistry, s.writeJSON(w, reqID, doc, hdr)
+	return s.writeJSON(w, reqID, doc, hdr)
+}
+
+// identityBody is the part of a Device or Module object a PUT may set.
+type identityBody struct {
+	DeviceID       *string `json:"deviceId"`
+	ModuleID       *string `json:"moduleId"`
+	Status         *string `json:"status"`
+	StatusReason   *string `json:"statusReason"`
+	Authentication *struct {
+		Type         *string `json:"type"`
+		SymmetricKey *struct {
+			PrimaryKey   *string `json:"primaryKey"`
+			SecondaryKey *string `json:"secondaryKey"`
+		} `json:"symmetricKey"`
+		X509Thumbprint *struct {
+			PrimaryThumbprint   *string `json:"primaryThumbprint"`
+			SecondaryThumbprint *string `json:"secondaryThumbprint"`
+		} `json:"x509Thumbprint"`
+	} `json:"authentication"`
+}
+
+// writeIdentity serves PUT and DELETE of a device or module identity.
+func (s *Server) writeIdentity(w http.ResponseWriter, r *http.Request, reqID string, res resource) int {
+	if herr := checkAPIVersion(r); herr != nil {
+		return s.fail(w, reqID, herr)
+	}
+	if herr := s.auth.authorize(r, accessRegistryWrite, res); herr != nil {
+		return s.fail(w, reqID, herr)
+	}
+	ifMatch := parseIfMatch(r.Header.Get("If-Match"))
+	if r.Method == http.MethodDelete {
+		if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowRegistryOp, registryThrottle); !ok {
+			return st
+		}
+		if err := s.reg.DeleteIdentity(res.device, res.module, ifMatch); err != nil {
+			return s.fail(w, reqID, s.registryError(err, res))
+		}
+		s.recordIdentity(devices.IdentityRecord{DeviceID: res.device, ModuleID: res.module, Deleted: true})
+		w.Header().Set("x-ms-request-id", reqID)
+		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent
+	}
+	spec, herr := parseIdentityBody(r, res)
+	if herr != nil {
+		return s.fail(w, reqID, herr)
+	}
+	spec.IfMatch = ifMatch
+	if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowRegistryOp, registryThrottle); !ok {
+		return st
+	}
+	if _, err := s.reg.PutIdentity(spec); err != nil {
+		return s.fail(w, reqID, s.registryError(err, res))
+	}
+	if rec, ok := s.reg.Record(res.device, res.module); ok {
+		s.recordIdentity(rec)
+	}
+	return s.writeIdentityDoc(w, reqID, res)
+}
+
+// parseIdentityBody reads a PUT's Device or Module object. Keys given
+// empty (as the Node SDK's Registry.create sends them) are generated.
+func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hubError) {
+	spec := devices.IdentitySpec{DeviceID: res.device, ModuleID: res.module}
+	what := "Device"
+	if res.module != "" {
+		what = "Module"
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return spec, bodyError(err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return spec, newError(codeIotHubFormatError, "The request body is empty; expected a "+what+" JSON object.")
+	}
+	var b identityBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return spec, newError(codeIotHubFormatError, "The request body is not a valid "+what+" JSON object: "+jsonErrorText(err))
+	}
+	if b.DeviceID != nil && *b.DeviceID != res.device {
+		return spec, newError(codeArgumentInvalid, fmt.Sprintf("The deviceId in the body (%q) is not the one in the path (%q).", *b.DeviceID, res.device))
+	}
+	if res.module != "" && b.ModuleID != nil && *b.ModuleID != res.module {
+		return spec, newError(codeArgumentInvalid, fmt.Sprintf("The moduleId in the body (%q) is not the one in the path (%q).", *b.ModuleID, res.module))
+	}
+	if res.module == "" {
+		if b.Status != nil {
+			spec.Status = *b.Status
+		}
+		if b.StatusReason != nil {
+			spec.StatusReason = *b.StatusReason
+		}
+	}
+	if a := b.Authentication; a != nil {
+		typ := "sas"
+		if a.Type != nil {
+			typ = *a.Type
+		}
+		if typ != "sas" {
+			return spec, newError(codeArgumentInvalid, fmt.Sprintf("Authentication type %q is not one hubsim serves for this identity; use sas.", typ))
+		}
+		if k := a.SymmetricKey; k != nil {
+			for _, f := range []struct {
+				name string
+				v    *string
+				dst  *[]byte
+			}{{"primaryKey", k.PrimaryKey, &spec.PrimaryKey}, {"secondaryKey", k.SecondaryKey, &spec.SecondaryKey}} {
+				if f.v == nil || *f.v == "" {
+					continue
+				}
+				key, err := base64.StdEncoding.DecodeString(*f.v)
+				if err != nil || len(key) < 16 || len(key) > 64 {
+					return spec, newError(codeArgumentInvalid, "The symmetric key "+f.name+" must be base64 of 16 to 64 bytes.")
+				}
+				*f.dst = key
+			}
+		}
+	}
+	return spec, nil
+}
+
+// registryError maps a registry error to the hub's.
+func (s *Server) registryError(err error, res resource) *hubError {
+	switch {
+	case errors.Is(err, devices.ErrAlreadyExists):
+		return newError(codeDeviceAlreadyExists, "A device with ID '"+res.device+"' is already registered.")
+	case errors.Is(err, devices.ErrModuleAlreadyExists):
+		return newError(codeModuleAlreadyExists, "A module with ID '"+res.module+"' already exists on device '"+res.device+"'.")
+	case errors.Is(err, devices.ErrPreconditionFailed):
+		return newError(codePreconditionFailed, "Precondition failed: the If-Match etag does not match the identity's current etag.")
+	case errors.Is(err, devices.ErrInvalidIdentity):
+		return newError(codeArgumentInvalid, capitalize(strings.TrimPrefix(err.Error(), devices.ErrInvalidIdentity.Error()+": "))+".")
+	}
+	return s.twinError(err, res.device, res.module)
 }
 
 // listDevices serves GET /devices?top=N: the first N devices by id.
@@ -99,12 +256,12 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, reqID strin
 	return s.writeJSON(w, reqID, out, nil)
 }
 
-// handleDeviceStatistics serves GET /statistics/devices. hubsim's devices
-// are all enabled.
+// handleDeviceStatistics serves GET /statistics/devices.
 func (s *Server) handleDeviceStatistics(w http.ResponseWriter, r *http.Request, reqID string) int {
 	if st, ok := s.hubRead(w, r, reqID, resource{}, s.limiter.AllowRegistryOp, registryThrottle); !ok {
 		return st
 	}
 	n, _ := s.reg.Count()
-	return s.writeJSON(w, reqID, map[string]int{"totalDeviceCount": n, "enabledDeviceCount": n, "disabledDeviceCount": 0}, nil)
+	off := s.reg.Disabled()
+	return s.writeJSON(w, reqID, map[string]int{"totalDeviceCount": n, "enabledDeviceCount": n - off, "disabledDeviceCount": off}, nil)
 }

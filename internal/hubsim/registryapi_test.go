@@ -1,8 +1,13 @@
 package hubsim
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -75,6 +80,135 @@ func TestRegistryIdentityRead(t *testing.T) {
 	requireCode(t, call(s, http.MethodGet, "/devices/gw-1/modules/nope"+apiV, "", reader), codeModuleNotFound)
 	requireCode(t, call(s, http.MethodGet, "/devices/gw-1"+apiV, "", nil), codeUnauthorized)
 	requireCode(t, call(s, http.MethodGet, "/devices?top=0&api-version=2021-04-12", "", reader), codeArgumentInvalid)
-	assert.Equal(t, http.StatusMethodNotAllowed, call(s, http.MethodPut, "/devices/new-1"+apiV, `{"deviceId":"new-1"}`, reader).Code,
-		"creating identities is not served yet")
+	requireCode(t, call(s, http.MethodPut, "/devices/new-1"+apiV, `{"deviceId":"new-1"}`, reader), codeUnauthorized)
+	assert.Equal(t, http.StatusMethodNotAllowed, call(s, http.MethodPost, "/devices/gw-1"+apiV, `{}`, reader).Code)
+}
+
+// identityDoc decodes a Device or Module answer.
+func identityDoc(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &doc))
+	return doc
+}
+
+func withHeader(h map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for kk, vv := range h {
+		out[kk] = vv
+	}
+	return out
+}
+
+// TestRegistryIdentityWrite: PUT creates (keys generated when given empty,
+// as Registry.create sends them), refuses a second create (409001), replaces
+// only with a matching If-Match (412001 otherwise), disables a device
+// (statistics and twin follow) and creates modules; DELETE honours If-Match
+// and removes a device with its modules. Only RegistryWrite may write.
+func TestRegistryIdentityWrite(t *testing.T) {
+	s := newTestServer(t, Config{NoThrottle: true, Devices: 1})
+	rw := authz(token(t, s, PolicyRegistryReadWrite, "", time.Hour))
+	svc := authz(token(t, s, PolicyService, "", time.Hour))
+
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"made-1"}`, svc), codeUnauthorized)
+	body := `{"deviceId":"made-1","authentication":{"type":"sas","symmetricKey":{"primaryKey":"","secondaryKey":""}}}`
+	dev := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV, body, rw))
+	assert.Equal(t, "made-1", dev["deviceId"])
+	assert.Equal(t, "enabled", dev["status"])
+	keys := dev["authentication"].(map[string]any)["symmetricKey"].(map[string]any)
+	k1, err := base64.StdEncoding.DecodeString(keys["primaryKey"].(string))
+	require.NoError(t, err)
+	assert.Len(t, k1, 32, "a generated key")
+	assert.NotEqual(t, keys["primaryKey"], keys["secondaryKey"])
+	pk, sk, ok := s.Registry().Keys("made-1", "")
+	require.True(t, ok)
+	assert.Equal(t, k1, pk, "the device endpoint checks tokens against the answered key")
+	assert.Equal(t, keys["secondaryKey"], base64.StdEncoding.EncodeToString(sk))
+
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, body, rw), codeDeviceAlreadyExists)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"made-1","status":"disabled"}`,
+		withHeader(rw, "If-Match", `"bm90LXRoZS1ldGFn"`)), codePreconditionFailed)
+	requireCode(t, call(s, http.MethodPut, "/devices/none-1"+apiV, `{"deviceId":"none-1"}`, withHeader(rw, "If-Match", `"*"`)), codeDeviceNotFound)
+
+	given := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	upd := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV,
+		`{"deviceId":"made-1","status":"disabled","statusReason":"stolen","authentication":{"symmetricKey":{"primaryKey":"`+given+`"}}}`,
+		withHeader(rw, "If-Match", `"`+dev["etag"].(string)+`"`)))
+	assert.Equal(t, "disabled", upd["status"])
+	assert.Equal(t, "stolen", upd["statusReason"])
+	assert.NotEqual(t, dev["etag"], upd["etag"], "a replace changes the etag")
+	assert.Equal(t, dev["generationId"], upd["generationId"], "a replace keeps the generation")
+	assert.Equal(t, given, upd["authentication"].(map[string]any)["symmetricKey"].(map[string]any)["primaryKey"])
+	assert.Equal(t, keys["secondaryKey"], upd["authentication"].(map[string]any)["symmetricKey"].(map[string]any)["secondaryKey"],
+		"a key not given is kept")
+	assert.False(t, s.Registry().Enabled("made-1", ""))
+	assert.JSONEq(t, `{"totalDeviceCount":2,"enabledDeviceCount":1,"disabledDeviceCount":1}`,
+		call(s, http.MethodGet, "/statistics/devices"+apiV, "", rw).Body.String())
+	twin := identityDoc(t, call(s, http.MethodGet, "/twins/made-1"+apiV, "", svc))
+	assert.Equal(t, "disabled", twin["status"])
+
+	mod := identityDoc(t, call(s, http.MethodPut, "/devices/made-1/modules/m1"+apiV, `{"deviceId":"made-1","moduleId":"m1"}`, rw))
+	assert.Equal(t, "m1", mod["moduleId"])
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1/modules/m1"+apiV, `{"moduleId":"m1"}`, rw), codeModuleAlreadyExists)
+	requireCode(t, call(s, http.MethodPut, "/devices/none-1/modules/m1"+apiV, `{"moduleId":"m1"}`, rw), codeDeviceNotFound)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"other"}`, rw), codeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":`, rw), codeIotHubFormatError)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"status":"paused"}`, rw), codeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":{"symmetricKey":{"primaryKey":"c2hvcnQ="}}}`, rw), codeArgumentInvalid)
+
+	assert.Equal(t, http.StatusNoContent, call(s, http.MethodDelete, "/devices/made-1/modules/m1"+apiV, "", withHeader(rw, "If-Match", `"*"`)).Code)
+	requireCode(t, call(s, http.MethodGet, "/devices/made-1/modules/m1"+apiV, "", rw), codeModuleNotFound)
+	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", withHeader(rw, "If-Match", `"`+dev["etag"].(string)+`"`)), codePreconditionFailed)
+	identityDoc(t, call(s, http.MethodPut, "/devices/made-1/modules/m2"+apiV, `{}`, rw))
+	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", svc), codeUnauthorized)
+	rec := call(s, http.MethodDelete, "/devices/made-1"+apiV, "", withHeader(rw, "If-Match", `"`+upd["etag"].(string)+`"`))
+	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
+	assert.Empty(t, rec.Body.String())
+	requireCode(t, call(s, http.MethodGet, "/devices/made-1"+apiV, "", rw), codeDeviceNotFound)
+	requireCode(t, call(s, http.MethodGet, "/devices/made-1/modules/m2"+apiV, "", rw), codeDeviceNotFound)
+	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", rw), codeDeviceNotFound)
+	n, m := s.Registry().Count()
+	assert.Equal(t, [2]int{1, 0}, [2]int{n, m}, "the device and its module are gone")
+
+	again := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{}`, rw))
+	assert.NotEqual(t, dev["generationId"], again["generationId"], "created again: a new generation")
+	assert.NotEqual(t, dev["etag"], again["etag"])
+	assert.Equal(t, "enabled", again["status"])
+}
+
+// TestRegistryIdentityPersisted: what the registry API changed is there
+// after a restart with the same --dir: a created device with its keys and
+// module, a disabled --register device, a deleted fleet device.
+func TestRegistryIdentityPersisted(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, NoThrottle: true, Devices: 2, Register: []string{"reg-1"}}
+	s := newTestServer(t, cfg)
+	rw := authz(token(t, s, PolicyRegistryReadWrite, "", time.Hour))
+	made := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{}`, rw))
+	identityDoc(t, call(s, http.MethodPut, "/devices/made-1/modules/m1"+apiV, `{}`, rw))
+	reg := identityDoc(t, call(s, http.MethodGet, "/devices/reg-1"+apiV, "", rw))
+	identityDoc(t, call(s, http.MethodPut, "/devices/reg-1"+apiV, `{"status":"disabled"}`, withHeader(rw, "If-Match", "*")))
+	require.Equal(t, http.StatusNoContent, call(s, http.MethodDelete, "/devices/sim-000001"+apiV, "", rw).Code)
+	require.NoError(t, s.Shutdown(context.Background()))
+
+	b, err := os.ReadFile(filepath.Join(dir, IdentitiesFile))
+	require.NoError(t, err)
+	info, err := os.Stat(filepath.Join(dir, IdentitiesFile))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "it holds keys")
+	assert.Contains(t, string(b), `"made-1"`)
+
+	s2 := newTestServer(t, cfg)
+	rw = authz(token(t, s2, PolicyRegistryReadWrite, "", time.Hour))
+	again := identityDoc(t, call(s2, http.MethodGet, "/devices/made-1"+apiV, "", rw))
+	assert.Equal(t, made["authentication"], again["authentication"], "the same keys")
+	assert.Equal(t, made["generationId"], again["generationId"])
+	assert.Equal(t, made["etag"], again["etag"])
+	identityDoc(t, call(s2, http.MethodGet, "/devices/made-1/modules/m1"+apiV, "", rw))
+	regAgain := identityDoc(t, call(s2, http.MethodGet, "/devices/reg-1"+apiV, "", rw))
+	assert.Equal(t, "disabled", regAgain["status"])
+	assert.Equal(t, reg["authentication"], regAgain["authentication"])
+	requireCode(t, call(s2, http.MethodGet, "/devices/sim-000001"+apiV, "", rw), codeDeviceNotFound)
+	identityDoc(t, call(s2, http.MethodGet, "/devices/sim-000002"+apiV, "", rw))
 }

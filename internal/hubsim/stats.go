@@ -49,7 +49,7 @@ var routeNames = [numRoutes]string{
 	routeJobCancel:        "POST /jobs/v2/{id}/cancel",
 	routeJobsQuery:        "GET /jobs/v2/query",
 	routeImportExportJobs: "GET /jobs",
-	routeRegistry:         "GET /devices/{id}, /devices, /statistics/devices",
+	routeRegistry:         "GET, PUT, DELETE /devices/{id}[/modules/{mid}]; GET /devices, /statistics/devices",
 }
 
 // counters are the server's own counters; lock-free on the hot path.

@@ -26,6 +26,7 @@ type identity struct {
 	created  int64 // unix ns (Options.Now)
 
 	registered bool
+	meta       *identityMeta // nil until the registry API writes the identity
 
 	version         int64
 	desiredVersion  int64
@@ -143,7 +144,7 @@ func (id *identity) simOnlineLocked(now int64) (bool, int64) {
 	if id.parent != nil {
 		dev = id.parent
 	}
-	if dev.permOffline {
+	if dev.permOffline || dev.meta != nil && dev.meta.disabled {
 		return false, 0
 	}
 	var up bool

@@ -7,11 +7,7 @@ import (
 	"time"
 )
 
-// identityEtag is the etag of an identity (the twin's deviceEtag): stable,
-// since hubsim does not change identities once created.
-func (id *identity) identityEtag() string {
-	return base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(id.hkey%1_000_000_000, 10)))
-}
+func encodeEtag(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // Keys returns the primary key and the secondary key (nil when none) of a
 // device or module: a SAS token signed with either is valid.
@@ -22,8 +18,14 @@ func (r *Registry) Keys(deviceID, moduleID string) (primary, secondary []byte, o
 	}
 	id.mu.Lock()
 	primary = append([]byte(nil), id.key...)
+	if id.meta != nil && id.meta.key2 != nil {
+		secondary = append([]byte(nil), id.meta.key2...)
+	}
 	id.mu.Unlock()
-	return primary, r.secondaryKey(deviceID, moduleID), true
+	if secondary == nil {
+		secondary = r.secondaryKey(deviceID, moduleID)
+	}
+	return primary, secondary, true
 }
 
 func (r *Registry) secondaryKey(deviceID, moduleID string) []byte {
@@ -65,15 +67,17 @@ func (r *Registry) Identity(deviceID, moduleID string) (map[string]any, error) {
 	doc["connectionState"] = state
 	doc["connectionStateUpdatedTime"] = ts(since)
 	if id.moduleID == "" {
-		doc["status"] = "enabled"
-		doc["statusReason"] = nil
-		doc["statusUpdatedTime"] = ts(0)
+		doc["status"], doc["statusReason"], doc["statusUpdatedTime"] = id.statusLocked()
 		doc["capabilities"] = map[string]any{"iotEdge": false}
 	}
 	doc["lastActivityTime"] = ts(id.lastActivity)
 	doc["cloudToDeviceMessageCount"] = 0
 	keys := map[string]any{"primaryKey": base64.StdEncoding.EncodeToString(id.key), "secondaryKey": nil}
-	if k := r.secondaryKey(id.deviceID, id.moduleID); len(k) > 0 {
+	k := r.secondaryKey(id.deviceID, id.moduleID)
+	if id.meta != nil && id.meta.key2 != nil {
+		k = id.meta.key2
+	}
+	if len(k) > 0 {
 		keys["secondaryKey"] = base64.StdEncoding.EncodeToString(k)
 	}
 	doc["authentication"] = map[string]any{

@@ -31,14 +31,16 @@ type Registry struct {
 	nModules atomic.Int64
 	nSim     atomic.Int64
 	nReg     atomic.Int64
+	nOff     atomic.Int64 // disabled devices
 
 	faults resolvedFaults // global fault shares
 
 	deliveredMu sync.Mutex
 	delivered   atomic.Pointer[[]func(Delivery)]
 
-	stats counters
-	idle  idleWaiters
+	stats   counters
+	idle    idleWaiters
+	revoked revocations
 }
 
 type shard struct {
@@ -348,6 +350,9 @@ func (r *Registry) DeviceIDs(registeredOnly bool) []string {
 	}
 	return out
 }
+
+// Disabled returns the number of disabled devices.
+func (r *Registry) Disabled() int { return int(r.nOff.Load()) }
 
 // Count returns the number of devices and modules.
 func (r *Registry) Count() (devices, modules int) {

@@ -338,8 +338,17 @@ func (r *Registry) renderLocked(id *identity, now int64) map[string]any {
 	doc["etag"] = Etag(id.version)
 	doc["deviceEtag"] = id.identityEtag()
 	doc["version"] = id.version
-	doc["status"] = "enabled"
-	doc["statusUpdateTime"] = ts(0)
+	dev := id
+	if id.parent != nil {
+		dev = id.parent // a module's twin shows its device's status
+	}
+	if dev == id {
+		doc["status"], _, doc["statusUpdateTime"] = id.statusLocked()
+	} else {
+		dev.mu.Lock()
+		doc["status"], _, doc["statusUpdateTime"] = dev.statusLocked()
+		dev.mu.Unlock()
+	}
 	if id.connectedLocked(now) {
 		doc["connectionState"] = "Connected"
 	} else {

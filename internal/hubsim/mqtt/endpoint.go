@@ -172,6 +172,7 @@ func New(cfg Config) (*Endpoint, error) {
 		Capabilities: caps,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
+	cfg.Registry.OnRevoked(e.revoke)
 	if err := e.srv.AddHook(&hook{ep: e}, nil); err != nil {
 		return nil, err
 	}
@@ -291,4 +292,16 @@ func (e *Endpoint) answer(key string, a methodAnswer) bool {
 	}
 	ch <- a // buffered, one answer per key
 	return true
+}
+
+// revoke closes the connection of an identity the registry deleted or
+// disabled, as a hub does.
+func (e *Endpoint) revoke(deviceID, moduleID, reason string) {
+	e.mu.Lock()
+	c := e.current[Identity{deviceID, moduleID}.ClientID()]
+	e.mu.Unlock()
+	if c != nil {
+		e.logf("device %s: %s, closing the connection", c.id.ClientID(), reason)
+		c.cl.Stop(errRevoked)
+	}
 }

@@ -563,3 +563,37 @@ func TestDesiredPushDoesNotBlockTheService(t *testing.T) {
 		require.Equal(t, fmt.Sprintf("%s?$version=%d", desiredTopic, i+2), pk.TopicName)
 	}
 }
+
+// TestRevokedIdentities: a disabled device is refused at CONNECT (CONNACK
+// 5) and a connected one is disconnected when disabled, as is a module of a
+// deleted device; a method to a disabled device finds it offline (404103).
+// Enabling it again lets it connect.
+func TestRevokedIdentities(t *testing.T) {
+	f := newFixture(t)
+	c := f.connectAs(dev1)
+	c.subscribe(map[string]byte{FilterMethods: 1})
+	_, err := f.reg.PutIdentity(devices.IdentitySpec{DeviceID: "dev1", Status: devices.StatusDisabled, IfMatch: "*"})
+	require.NoError(t, err)
+	c.expectClosed()
+	assert.Contains(t, f.logs.String(), "device dev1: the device was disabled, closing the connection")
+	assert.Equal(t, "Disconnected", connectionState(t, f.reg, dev1))
+
+	c2 := f.dial()
+	assert.Equal(t, byte(5), c2.connect("dev1", username(dev1), token(dev1, f.key(dev1), time.Hour)), "a disabled device is not authorized")
+	c2.expectClosed()
+	assert.Contains(t, f.logs.String(), `device "dev1" is disabled`)
+	r := waitResult(t, f.invokeAsync(dev1, "reboot", nil, 0, time.Second))
+	assert.ErrorIs(t, r.err, devices.ErrDeviceNotOnline)
+
+	_, err = f.reg.PutIdentity(devices.IdentitySpec{DeviceID: "dev1", Status: devices.StatusEnabled, IfMatch: "*"})
+	require.NoError(t, err)
+	f.connectAs(dev1)
+	assert.Equal(t, "Connected", connectionState(t, f.reg, dev1))
+
+	mod := Identity{DeviceID: "edge-01", ModuleID: "mod1"}
+	m := f.connectAs(mod)
+	require.NoError(t, f.reg.DeleteIdentity("edge-01", "", ""))
+	m.expectClosed()
+	c3 := f.dial()
+	assert.Equal(t, byte(5), c3.connect(mod.ClientID(), username(mod), token(mod, make([]byte, 32), time.Hour)), "deleted: not registered")
+}

@@ -21,6 +21,7 @@ var (
 	errQoS2          = errors.New("QoS 2 is not supported by IoT Hub")
 	errForbiddenPub  = errors.New("publish to a topic the device may not use")
 	errTokenExpired  = errors.New("the SAS token of the connection has expired")
+	errRevoked       = errors.New("the identity was deleted or disabled")
 	errNotAttachable = errors.New("the identity could not be attached to the registry")
 )
 
@@ -126,7 +127,10 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 // OnConnectAuthenticate checks client id, username and SAS password. A
 // refusal makes mochi answer CONNACK 5 (not authorized) to MQTT 3.1.1.
 func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	_, _, err := h.ep.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, h.ep.now())
+	id, _, err := h.ep.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, h.ep.now())
+	if err == nil && !h.ep.reg.Enabled(id.DeviceID, id.ModuleID) {
+		err = authErrorf("device %q is disabled", id.DeviceID)
+	}
 	if err != nil {
 		h.ep.stats.refused.Add(1)
 		h.ep.logf("refused CONNECT from %s: %v", cl.Net.Remote, err)

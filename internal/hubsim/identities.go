@@ -1,0 +1,100 @@
+package hubsim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/dmctl/dmctl/internal/atomicfile"
+	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/mqtt"
+)
+
+// IdentitiesFile keeps in --dir what the registry API changed (identities
+// created, replaced or deleted at run time), so a restart with the same
+// directory has the same identities with the same keys. Mode 0600: it
+// holds keys, as state.json does.
+const IdentitiesFile = "identities.json"
+
+type identitiesDoc struct {
+	Version    int                      `json:"version"`
+	Identities []devices.IdentityRecord `json:"identities"`
+}
+
+// loadIdentities replays DIR/identities.json on the registry (after the
+// fleet, --register and the derived keys).
+func (s *Server) loadIdentities() error {
+	path := filepath.Join(s.dir, IdentitiesFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	var doc identitiesDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("%s is not valid JSON (%v); move it away to drop the identities created at run time", path, err)
+	}
+	s.identities = map[string]devices.IdentityRecord{}
+	for _, rec := range doc.Identities {
+		if err := s.reg.Restore(rec); err != nil {
+			return fmt.Errorf("%s: identity %q: %w", path, clientID(rec.DeviceID, rec.ModuleID), err)
+		}
+		s.identities[clientID(rec.DeviceID, rec.ModuleID)] = rec
+	}
+	return nil
+}
+
+// recordIdentity keeps a registry API change and rewrites the file. A
+// failure to write is logged: the change itself has been made.
+func (s *Server) recordIdentity(rec devices.IdentityRecord) {
+	s.identitiesMu.Lock()
+	defer s.identitiesMu.Unlock()
+	if s.identities == nil {
+		s.identities = map[string]devices.IdentityRecord{}
+	}
+	key := clientID(rec.DeviceID, rec.ModuleID)
+	if rec.Deleted {
+		if old, ok := s.identities[key]; ok && old.Created {
+			delete(s.identities, key) // created here and gone again: nothing to replay
+		} else {
+			s.identities[key] = rec
+		}
+		if rec.ModuleID == "" { // a device's modules went with it
+			for k, r := range s.identities {
+				if r.DeviceID == rec.DeviceID && r.ModuleID != "" {
+					delete(s.identities, k)
+				}
+			}
+		}
+	} else {
+		s.identities[key] = rec
+	}
+	doc := identitiesDoc{Version: 1, Identities: make([]devices.IdentityRecord, 0, len(s.identities))}
+	for _, r := range s.identities {
+		doc.Identities = append(doc.Identities, r)
+	}
+	// devices before their modules: "dev" sorts before "dev/mod"
+	sort.Slice(doc.Identities, func(i, j int) bool {
+		a, b := doc.Identities[i], doc.Identities[j]
+		if a.DeviceID != b.DeviceID {
+			return a.DeviceID < b.DeviceID
+		}
+		return a.ModuleID < b.ModuleID
+	})
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err == nil {
+		err = atomicfile.Write(filepath.Join(s.dir, IdentitiesFile), append(out, '\n'), 0o600)
+	}
+	if err != nil {
+		s.log.Printf("registry: could not keep identity %q in %s: %v", key, IdentitiesFile, err)
+	}
+}
+
+func clientID(deviceID, moduleID string) string {
+	return mqtt.Identity{DeviceID: deviceID, ModuleID: moduleID}.ClientID()
+}
