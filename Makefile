@@ -24,12 +24,16 @@ build: ## build bin/dmctl and bin/hubsim
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dmctl ./cmd/dmctl
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hubsim ./cmd/hubsim
 
-conformance-deps: ## install the Node SDKs the conformance suite runs (npm ci)
+conformance-deps: ## install the Node SDKs the conformance suite runs (npm ci) and the mosquitto clients (apt-get, as root)
 	@if [ -f $(NPM_DIR)/package-lock.json ]; then \
 		if [ ! -d $(NPM_DIR)/node_modules ] || [ $(NPM_DIR)/package-lock.json -nt $(NPM_DIR)/node_modules ]; then \
 			npm ci --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error && touch $(NPM_DIR)/node_modules; \
 		fi; \
 	fi
+	@command -v mosquitto_pub >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get install -y -qq mosquitto-clients || { apt-get update -qq && apt-get install -y -qq mosquitto-clients; }) >/dev/null; \
+		else echo "mosquitto_pub is missing: install the mosquitto clients (Debian: apt-get install mosquitto-clients)"; exit 1; fi; }
 
 # The README's shell blocks are run by test/e2e/readme_test.go, which is itself part of `make test`,
 # and one of those blocks is `make test`: the test sets DMCTL_README_TEST=1 so that this nested
@@ -51,8 +55,9 @@ endif
 
 # test/gosdk is a module of its own: the independent Go device SDK it runs
 # against hubsim must not become a dependency of dmctl's go.mod.
-gosdk: ## the Go device SDK github.com/amenzhinsky/iothub against hubsim (test/gosdk, its own module)
+gosdk: ## the Go device SDK github.com/amenzhinsky/iothub against hubsim (test/gosdk, its own module; examples/go-device vetted)
 	cd test/gosdk && $(GO) vet ./... && $(GO) test -timeout 10m ./...
+	cd examples/go-device && $(GO) vet ./...
 
 unit: ## unit tests only
 	$(GO) test -race ./internal/... ./cmd/...
@@ -117,6 +122,7 @@ check: ## fail when gofmt, go mod tidy, completions or generated docs would chan
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 	cd test/gosdk && $(GO) mod tidy && git diff --exit-code go.mod go.sum
+	cd examples/go-device && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 	$(MAKE) --no-print-directory completions docs
 	@git diff --exit-code -- completions docs/reference docs/man && \
 		test -z "$$(git status --porcelain -- completions docs/reference docs/man)" \

@@ -135,6 +135,7 @@ SIGTERM stop it.`,
 	cmd.AddCommand(newBenchCmd(stdout, stderr))
 	cmd.AddCommand(newDeviceCmd(stdout, stderr))
 	cmd.AddCommand(newWaitCmd(stdout, stderr))
+	cmd.AddCommand(newTokenCmd(stdout, stderr))
 	return cmd
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/sas"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
 
@@ -38,6 +39,10 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 		{[]string{"bench", "--concurrency", "0"}, "--concurrency"},
 		{[]string{"bench", "--duration", "-1s"}, "--duration"},
 		{[]string{"--fleet", "/nonexistent/fleet.yaml"}, "--fleet"},
+		{[]string{"token", "--dir", "", "--device", "d1"}, "--dir"},
+		{[]string{"token", "--dir", "hub", "--device", " "}, "--device"},
+		{[]string{"token", "--dir", "hub"}, "--device"},
+		{[]string{"token", "--dir", "hub", "--device", "d1", "--ttl", "0s"}, "--ttl"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -174,4 +179,40 @@ func TestTemporaryDirIsRemovedOnExit(t *testing.T) {
 	assert.Equal(t, ExitOK, code)
 	_, err = os.Stat(dir)
 	assert.True(t, os.IsNotExist(err), "temporary dir %s removed", dir)
+}
+
+// TestTokenCommand: `hubsim token` signs a device or module token with the
+// key the running hub's registry answers; the device endpoint's own check
+// (sr, signature, expiry) accepts it. An unknown device is named, exit 1.
+func TestTokenCommand(t *testing.T) {
+	dir := t.TempDir()
+	r, _, _ := runHub(t, "--dir", dir, "--register", "tok-1,tok-1/m1")
+	_, err := WaitReady(context.Background(), dir, 30*time.Second)
+	require.NoError(t, err)
+	for _, id := range []string{"tok-1", "tok-1/m1"} {
+		dev, mod, _ := strings.Cut(id, "/")
+		args := []string{"token", "--dir", dir, "--device", dev, "--ttl", "10m"}
+		resource := r.HostName + "/devices/" + dev
+		if mod != "" {
+			args = append(args, "--module", mod)
+			resource += "/modules/" + mod
+		}
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, 0, Run(context.Background(), args, &stdout, &stderr), "stderr: %s", stderr.String())
+		tok, err := sas.Parse(strings.TrimSpace(stdout.String()))
+		require.NoError(t, err)
+		assert.Equal(t, resource, tok.Resource)
+		assert.Empty(t, tok.KeyName, "a device token names no policy")
+		assert.WithinDuration(t, time.Now().Add(10*time.Minute), tok.Expiry, time.Minute)
+		cs, err := connstr.ParseDevice(r.DeviceConnectionStrings[id])
+		require.NoError(t, err)
+		key, err := sas.DecodeKey(cs.SharedAccessKey)
+		require.NoError(t, err)
+		assert.NoError(t, tok.Verify(key, time.Now()), "signed with the identity's primary key")
+		assert.Empty(t, stderr.String())
+	}
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, ExitError, Run(context.Background(), []string{"token", "--dir", dir, "--device", "nope"}, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "devices/nope")
+	assert.Empty(t, stdout.String())
 }
