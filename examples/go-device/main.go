@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log"
 	"net"
 	"os"
 	"os/signal"
@@ -84,11 +85,12 @@ func run() error {
 	}); err != nil {
 		return fmt.Errorf("register echo: %w", err)
 	}
-	fmt.Println("go-device: connected as", c.DeviceID())
+	out := log.New(os.Stdout, "go-device: ", 0)
+	out.Println("connected as", c.DeviceID())
 	for {
 		select {
 		case <-ctx.Done():
-			fmt.Println("go-device: stopped")
+			out.Println("stopped")
 			return nil
 		case <-rebooted:
 			// The answer has gone out; report the reboot as done.
@@ -97,7 +99,7 @@ func run() error {
 			if _, err := c.UpdateTwinState(ctx, state); err != nil {
 				return fmt.Errorf("report lastReboot: %w", err)
 			}
-			fmt.Println("go-device: rebooted at", now)
+			out.Println("rebooted at", now)
 		}
 	}
 }

@@ -123,7 +123,7 @@ func deviceToken(ctx context.Context, dir, device, module string, ttl time.Durat
 	if err != nil {
 		return "", fmt.Errorf("read %s from the hub at %s: %v", resource, vars["HUBSIM_HTTPS_ADDR"], err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("read %s from the hub: %s (%s)", resource, resp.Status, resp.Header.Get("iothub-errorcode"))
