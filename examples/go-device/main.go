@@ -85,7 +85,7 @@ func run() error {
 	}); err != nil {
 		return fmt.Errorf("register echo: %w", err)
 	}
-	out := log.New(os.Stdout, "go-device: ", 0)
+	out := log.New(os.Stdout, "go-device: ", 0) //nolint:forbidigo // a program of its own, not a dmctl command: stdout is its log
 	out.Println("connected as", c.DeviceID())
 	for {
 		select {
