@@ -24,12 +24,13 @@ build: ## build bin/dmctl and bin/hubsim
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/dmctl ./cmd/dmctl
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/hubsim ./cmd/hubsim
 
-conformance-deps: ## install the Node SDKs the conformance suite runs (npm ci) and the mosquitto clients (apt-get, as root)
+conformance-deps: ## install what the suites run: the Node SDKs (npm ci), the Go SDK example's modules, the mosquitto clients (apt-get, as root)
 	@if [ -f $(NPM_DIR)/package-lock.json ]; then \
 		if [ ! -d $(NPM_DIR)/node_modules ] || [ $(NPM_DIR)/package-lock.json -nt $(NPM_DIR)/node_modules ]; then \
 			npm ci --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error && touch $(NPM_DIR)/node_modules; \
 		fi; \
 	fi
+	@cd examples/go-device && $(GO) mod download
 	@command -v mosquitto_pub >/dev/null || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			(apt-get install -y -qq mosquitto-clients || { apt-get update -qq && apt-get install -y -qq mosquitto-clients; }) >/dev/null; \
