@@ -81,6 +81,7 @@ func (r *Registry) Identity(deviceID, moduleID string) (map[string]any, error) {
 		"x509Thumbprint": map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil},
 		"type":           "sas",
 	}
+	id.x509DocsLocked(doc, nil)
 	return doc, nil
 }
 

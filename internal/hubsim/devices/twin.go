@@ -353,6 +353,7 @@ func (r *Registry) renderLocked(id *identity, now int64) map[string]any {
 	doc["cloudToDeviceMessageCount"] = 0
 	doc["authenticationType"] = "sas"
 	doc["x509Thumbprint"] = map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil}
+	id.x509DocsLocked(nil, doc)
 	doc["modelId"] = ""
 	if id.moduleID == "" {
 		doc["capabilities"] = map[string]any{"iotEdge": false}
