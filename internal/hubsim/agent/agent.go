@@ -495,7 +495,7 @@ func classifyConnectError(err error, withCert bool) error {
 	var verify *tls.CertificateVerificationError
 	switch {
 	case withCert && (errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword)):
-		return &errFatal{fmt.Errorf("the hub refused the connection (%v): check the DeviceId and the certificate (--cert): the hub must have its thumbprint, or trust its CA with its subject CN the DeviceId, and it must not have expired", err)}
+		return &errFatal{fmt.Errorf("the hub refused the connection (%v): check the DeviceId and the certificate (--cert): the hub must have its thumbprint registered, or trust its CA and find the DeviceId as its subject CN, and it must be valid now", err)}
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised), errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
 		return &errFatal{fmt.Errorf("the hub refused the connection (%v): check the connection string's DeviceId and key", err)}
 	case errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &verify):
