@@ -37,7 +37,10 @@ type registerEntry struct {
 // keys only). The suffix is found from the right and case-insensitively, so
 // a device id may itself contain ':'.
 func parseRegister(entry string) (registerEntry, error) {
-	i := strings.LastIndex(strings.ToLower(entry), x509Suffix)
+	i := len(entry) - len(x509Suffix)
+	for i >= 0 && !strings.EqualFold(entry[i:i+len(x509Suffix)], x509Suffix) {
+		i--
+	}
 	if i < 0 {
 		return registerEntry{id: entry}, nil
 	}

@@ -45,6 +45,7 @@ func TestParseRegister(t *testing.T) {
 		"dev1:x509":                              "after \":x509\" comes =THUMBPRINT[+THUMBPRINT]",
 		"dev1:x509sa":                            "after \":x509\" comes",
 		":x509ca":                                "no device id",
+		"\xf6:X509":                              "after \":x509\" comes", // not UTF-8: found by FuzzParseRegister
 		"gw/mod:x509ca":                          "modules authenticate with SAS keys only",
 		"gw/mod:x509=" + strings.Repeat("a", 40): "modules authenticate with SAS keys only",
 	} {
@@ -207,4 +208,29 @@ func TestX509CADeviceWithoutCAWarns(t *testing.T) {
 	s := newTestServer(t, Config{Register: []string{"ca-1:x509ca"}, Log: &logs})
 	assert.NotNil(t, s)
 	assert.Contains(t, logs.String(), "1 device(s) authenticate with certificateAuthority but no CA certificate is trusted")
+}
+
+// FuzzParseRegister: any --register entry is read as an id (with its
+// authentication) or refused with an error, never a panic; an accepted
+// X.509 entry has a valid authentication and a device id.
+func FuzzParseRegister(f *testing.F) {
+	for _, s := range []string{"dev1", "gw/mod", "dev1:x509=" + strings.Repeat("ab", 20), "dev1:x509=" + strings.Repeat("ab", 32) + "+" + strings.Repeat("CD", 20),
+		"dev2:x509ca", "a:x509", ":x509ca", "x:X509=zz", "gw/m:x509ca", "a:x509=+"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, entry string) {
+		e, err := parseRegister(entry)
+		if err != nil {
+			return
+		}
+		if err := e.auth.Check(); err != nil {
+			t.Fatalf("%q: accepted with an invalid authentication: %v", entry, err)
+		}
+		if e.auth.X509() && (e.id == "" || strings.Contains(e.id, "/")) {
+			t.Fatalf("%q: X.509 for %q", entry, e.id)
+		}
+		if !e.auth.X509() && e.id != entry {
+			t.Fatalf("%q: a SAS entry is its id, got %q", entry, e.id)
+		}
+	})
 }

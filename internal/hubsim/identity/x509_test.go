@@ -169,3 +169,34 @@ func TestParseCACertificates(t *testing.T) {
 		assert.NotContains(t, err.Error(), "BEGIN", "%s: no PEM text in the message", name)
 	}
 }
+
+// FuzzParseCACertificates: any bytes (a --ca-cert file, a fleet file's
+// caCerts) give CA certificates or an error without PEM text, never a panic.
+func FuzzParseCACertificates(f *testing.F) {
+	root := testkit.NewCert(f, testkit.CertSpec{CommonName: "Root", IsCA: true})
+	leaf := testkit.NewCert(f, testkit.CertSpec{CommonName: "dev1", Parent: root})
+	f.Add(root.CertPEM())
+	f.Add(append(root.CertPEM(), leaf.CertPEM()...))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("not pem"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := ParseCACertificates(data)
+		if err != nil {
+			if certs != nil {
+				t.Fatal("certificates and an error")
+			}
+			if strings.Contains(err.Error(), "-----BEGIN") {
+				t.Fatalf("PEM text in the error: %v", err)
+			}
+			return
+		}
+		if len(certs) == 0 {
+			t.Fatal("no certificates and no error")
+		}
+		for _, c := range certs {
+			if !c.IsCA {
+				t.Fatalf("a certificate that is not a CA: %s", c.Subject)
+			}
+		}
+	})
+}
