@@ -83,7 +83,9 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 (direct methods, device query, twins) over HTTPS with SAS and Entra ID checks,
 a local Entra token endpoint, throttling by tier, fault injection and a
 simulated fleet. Real devices (device SDKs, 'hubsim device') connect over
-MQTT/TLS on --mqtt-addr with the connection strings of --register'ed ids.
+MQTT/TLS on --mqtt-addr with the connection strings of --register'ed ids:
+with a SAS key, or with an X.509 client certificate (ID:x509=THUMBPRINT,
+ID:x509ca and --ca-cert).
 
 When it is listening it prints one JSON line on stdout (addresses, CA file,
 connection strings, Entra principals) and writes DIR/hubsim.env (mode 0600)
@@ -95,7 +97,9 @@ SIGTERM stop it.`,
   $ hubsim --dir ./hub --https-addr 127.0.0.1:8443 --register thermostat-1,thermostat-2
   $ hubsim --dir ./hub --devices 100 > ready.json & hubsim wait --dir ./hub
   $ hubsim --fleet fleet.yaml --tier S2 --units 2 --method-log methods.jsonl
-  $ hubsim --devices 100 --no-throttle --fault-throttle 0.05 --seed 7`,
+  $ hubsim --devices 100 --no-throttle --fault-throttle 0.05 --seed 7
+  $ hubsim --register cam-1:x509=$(openssl x509 -in cam-1.pem -noout -fingerprint -sha256 | sed 's/.*=//; s/://g')
+  $ hubsim --register cam-2:x509ca --ca-cert test-ca.pem`,
 		Args:          noArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -119,7 +123,10 @@ SIGTERM stop it.`,
 	fl.StringVar(&f.cfg.MQTTAddr, "mqtt-addr", DefaultAddr, "MQTT/TLS listen address for devices")
 	fl.IntVar(&f.cfg.Devices, "devices", 0, "simulate `N` devices sim-000001... (online, 0 ms latency, status 200, device-management life cycles)")
 	fl.StringVar(&f.cfg.FleetFile, "fleet", "", "fleet `FILE` (JSON or YAML) describing simulated device groups")
-	fl.StringSliceVar(&f.register, "register", nil, "register device `ID`s without simulation (offline until a real device connects); comma-separated or repeated")
+	fl.StringSliceVar(&f.register, "register", nil, "register device `ID`s without simulation (offline until a real device connects); comma-separated or repeated. "+
+		"ID authenticates with SAS keys; ID:x509=THUMBPRINT[+THUMBPRINT] is a self-signed X.509 device (SHA-1 or SHA-256 of its certificate), "+
+		"ID:x509ca a CA-signed one (certificate CN = ID, issued by a --ca-cert CA)")
+	fl.StringArrayVar(&f.cfg.CACerts, "ca-cert", nil, "PEM `FILE` of CA certificates trusted for CA-signed X.509 devices (--register ID:x509ca, fleet authentication certificateAuthority); repeatable")
 	fl.StringVar(&f.cfg.Tier, "tier", "S1", "IoT Hub tier whose throttles apply: F1, S1, S2 or S3")
 	fl.IntVar(&f.cfg.Units, "units", 1, "number of purchased units of the tier")
 	fl.BoolVar(&f.cfg.NoThrottle, "no-throttle", false, "turn throttling off (capacity tests)")
@@ -168,6 +175,11 @@ func (f *serveFlags) check(cmd *cobra.Command) error {
 			return usagef("--register: an id is empty")
 		}
 		f.cfg.Register = append(f.cfg.Register, id)
+	}
+	for _, c := range f.cfg.CACerts {
+		if strings.TrimSpace(c) == "" {
+			return usagef("--ca-cert: the file name is empty")
+		}
 	}
 	for _, a := range []struct{ flag, v string }{{"--https-addr", f.cfg.HTTPSAddr}, {"--mqtt-addr", f.cfg.MQTTAddr}} {
 		if !strings.Contains(a.v, ":") {

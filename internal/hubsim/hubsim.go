@@ -12,6 +12,7 @@ package hubsim
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -56,8 +57,14 @@ type Config struct {
 	FleetFile string
 	Fleet     *devices.FleetSpec
 	// Register adds identities without simulation (offline until a real
-	// device connects); their connection strings are in the ready line.
+	// device connects); their connection strings are in the ready line. An
+	// entry is "ID" (SAS keys), "ID:x509=PRIMARY[+SECONDARY]" (a self-signed
+	// X.509 device with those certificate thumbprints) or "ID:x509ca" (a
+	// CA-signed X.509 device); ID may be "deviceId/moduleId" (SAS only).
 	Register []string
+	// CACerts are PEM files of CA certificates trusted for devices whose
+	// authentication is certificateAuthority (--ca-cert).
+	CACerts []string
 	// Tier (F1, S1, S2, S3; "" = S1) and Units (0 = 1) set the throttles;
 	// NoThrottle turns them off.
 	Tier       string
@@ -100,6 +107,9 @@ type DeviceEndpointConfig struct {
 	// clients that connect with clean session 0 across restarts (in --dir),
 	// as a hub keeps them.
 	SessionStore string
+	// ClientCAs are the CA certificates trusted for certificateAuthority
+	// devices (nil: none).
+	ClientCAs *x509.CertPool
 }
 
 // SessionStoreFile is the file in --dir that keeps MQTT sessions.
@@ -142,6 +152,7 @@ type Server struct {
 	sleep      func(ctx context.Context, d time.Duration) bool // traffic-shaping delay (tests replace it)
 	faulty     bool                                            // some fault share is set (flags or fleet groups)
 	registered []string
+	clientCAs  *x509.CertPool // CAs trusted for certificateAuthority devices (nil: none)
 
 	identitiesMu sync.Mutex
 	identities   map[string]devices.IdentityRecord // registry API changes (identities.go)
@@ -201,6 +212,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Fleet != nil {
 		specs = append(specs, cfg.Fleet)
+	}
+	var entries []registerEntry
+	for _, r := range cfg.Register {
+		e, err := parseRegister(r)
+		if err != nil {
+			return nil, &InputError{"--register", err}
+		}
+		entries = append(entries, e)
 	}
 
 	if cfg.Dir == "" {
@@ -267,11 +286,18 @@ func New(cfg Config) (*Server, error) {
 			return nil, &InputError{flag, err}
 		}
 	}
-	if len(cfg.Register) > 0 {
-		if err := s.reg.Register(cfg.Register...); err != nil {
+	if len(entries) > 0 {
+		ids := make([]string, len(entries))
+		for i, e := range entries {
+			ids[i] = e.id
+		}
+		if err := s.reg.Register(ids...); err != nil {
 			return nil, &InputError{"--register", err}
 		}
-		s.registered = append([]string(nil), cfg.Register...)
+		s.registered = ids
+	}
+	if err := s.setupX509(entries, specs); err != nil {
+		return nil, err
 	}
 	if err := s.installKeys(); err != nil {
 		return nil, err
@@ -412,7 +438,7 @@ func (s *Server) Start() error {
 		}
 		ep, e := newEndpoint(DeviceEndpointConfig{
 			Registry: s.reg, TLS: s.certs.TLSConfig(), HostName: s.hostName, Log: s.log, Verbose: s.cfg.Verbose,
-			SessionStore: filepath.Join(s.dir, SessionStoreFile),
+			SessionStore: filepath.Join(s.dir, SessionStoreFile), ClientCAs: s.clientCAs,
 		})
 		if e != nil {
 			// No endpoint: Shutdown must not close a typed nil one.
@@ -584,13 +610,17 @@ func (s *Server) ServiceConnectionString(policy string) string {
 // DeviceConnectionString returns the connection string of a device (or
 // module when moduleID is set), whether or not it exists. GatewayHostName
 // is the MQTT listener, so device SDKs connect there while their username
-// and SAS sr carry the hub host name.
+// and SAS sr carry the hub host name. An X.509 device's string ends in
+// x509=true instead of a SharedAccessKey (the device brings its certificate).
 func (s *Server) DeviceConnectionString(deviceID, moduleID string) string {
 	cs := "HostName=" + s.hostName + ";DeviceId=" + deviceID
 	if moduleID != "" {
 		cs += ";ModuleId=" + moduleID
 	}
 	cs += ";GatewayHostName=" + hostName(s.cfg.MQTTAddr, s.mqttLn.Addr())
+	if a, ok := s.reg.Auth(deviceID, moduleID); ok && a.X509() {
+		return cs + ";x509=true"
+	}
 	key, ok := s.reg.Key(deviceID, moduleID) // the registry API may have set it
 	if !ok {
 		key = s.state.deviceKey(deviceID, moduleID)

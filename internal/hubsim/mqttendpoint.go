@@ -9,11 +9,12 @@ import (
 // semantics (internal/hubsim/mqtt).
 func newMQTTEndpoint(c DeviceEndpointConfig) (DeviceEndpoint, error) {
 	return hubmqtt.New(hubmqtt.Config{
-		Registry: c.Registry,
-		TLS:      c.TLS,
-		HostName: c.HostName,
-		Log:      c.Log,
-		Verbose:  c.Verbose,
-		Sessions: c.SessionStore,
+		Registry:  c.Registry,
+		TLS:       c.TLS,
+		HostName:  c.HostName,
+		Log:       c.Log,
+		Verbose:   c.Verbose,
+		Sessions:  c.SessionStore,
+		ClientCAs: c.ClientCAs,
 	})
 }

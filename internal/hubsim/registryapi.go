@@ -191,13 +191,28 @@ func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hu
 		}
 	}
 	if a := b.Authentication; a != nil {
-		typ := "sas"
+		auth := devices.Auth{Type: devices.AuthSAS}
 		if a.Type != nil {
-			typ = *a.Type
+			auth.Type = *a.Type
 		}
-		if typ != "sas" {
-			return spec, newError(codeArgumentInvalid, fmt.Sprintf("Authentication type %q is not one hubsim serves for this identity; use sas.", typ))
+		if tp := a.X509Thumbprint; tp != nil {
+			if tp.PrimaryThumbprint != nil {
+				auth.PrimaryThumbprint = *tp.PrimaryThumbprint
+			}
+			if tp.SecondaryThumbprint != nil {
+				auth.SecondaryThumbprint = *tp.SecondaryThumbprint
+			}
+			if auth.Type == devices.AuthSAS && a.Type == nil && auth.PrimaryThumbprint != "" {
+				auth.Type = devices.AuthSelfSigned // as Microsoft's SDKs normalise it
+			}
 		}
+		if auth.Type == devices.AuthSAS {
+			auth.PrimaryThumbprint, auth.SecondaryThumbprint = "", "" // the SDKs send them null or empty
+		}
+		if err := auth.Check(); err != nil {
+			return spec, newError(codeArgumentInvalid, "Authentication: "+err.Error()+".")
+		}
+		spec.Auth = &auth
 		if k := a.SymmetricKey; k != nil {
 			for _, f := range []struct {
 				name string

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,6 +172,21 @@ func TestRegistryIdentityWrite(t *testing.T) {
 	n, m := s.Registry().Count()
 	assert.Equal(t, [2]int{1, 0}, [2]int{n, m}, "the device and its module are gone")
 
+	thumb := strings.Repeat("ab", 32)
+	x := identityDoc(t, call(s, http.MethodPut, "/devices/cam-1"+apiV,
+		`{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"`+thumb+`","secondaryThumbprint":null}}}`, rw))
+	xa := x["authentication"].(map[string]any)
+	assert.Equal(t, "selfSigned", xa["type"])
+	assert.Equal(t, thumb, xa["x509Thumbprint"].(map[string]any)["primaryThumbprint"])
+	a, ok := s.Registry().Auth("cam-1", "")
+	require.True(t, ok)
+	assert.True(t, a.X509(), "the device endpoint asks cam-1 for its certificate")
+	ca := identityDoc(t, call(s, http.MethodPut, "/devices/cam-2"+apiV, `{"authentication":{"type":"certificateAuthority"}}`, rw))
+	assert.Equal(t, "certificateAuthority", ca["authentication"].(map[string]any)["type"])
+	requireCode(t, call(s, http.MethodPut, "/devices/cam-3"+apiV, `{"authentication":{"type":"selfSigned"}}`, rw), codeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/cam-3"+apiV, `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"xyz"}}}`, rw), codeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/cam-1/modules/m"+apiV, `{"authentication":{"type":"certificateAuthority"}}`, rw), codeArgumentInvalid)
+
 	again := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{}`, rw))
 	assert.NotEqual(t, dev["generationId"], again["generationId"], "created again: a new generation")
 	assert.NotEqual(t, dev["etag"], again["etag"])
@@ -190,6 +206,7 @@ func TestRegistryIdentityPersisted(t *testing.T) {
 	reg := identityDoc(t, call(s, http.MethodGet, "/devices/reg-1"+apiV, "", rw))
 	identityDoc(t, call(s, http.MethodPut, "/devices/reg-1"+apiV, `{"status":"disabled"}`, withHeader(rw, "If-Match", "*")))
 	require.Equal(t, http.StatusNoContent, call(s, http.MethodDelete, "/devices/sim-000001"+apiV, "", rw).Code)
+	identityDoc(t, call(s, http.MethodPut, "/devices/cam-1"+apiV, `{"authentication":{"type":"certificateAuthority"}}`, rw))
 	require.NoError(t, s.Shutdown(context.Background()))
 
 	b, err := os.ReadFile(filepath.Join(dir, IdentitiesFile))
@@ -211,4 +228,7 @@ func TestRegistryIdentityPersisted(t *testing.T) {
 	assert.Equal(t, reg["authentication"], regAgain["authentication"])
 	requireCode(t, call(s2, http.MethodGet, "/devices/sim-000001"+apiV, "", rw), codeDeviceNotFound)
 	identityDoc(t, call(s2, http.MethodGet, "/devices/sim-000002"+apiV, "", rw))
+	a, ok := s2.Registry().Auth("cam-1", "")
+	require.True(t, ok)
+	assert.Equal(t, "certificateAuthority", a.Type, "an X.509 identity stays X.509")
 }

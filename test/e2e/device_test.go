@@ -22,6 +22,7 @@ type agentProc struct {
 	stderr *lockedBuffer
 	mu     sync.Mutex
 	events []map[string]any
+	more   chan struct{} // closed (and replaced) on every event
 	done   chan error
 }
 
@@ -29,7 +30,7 @@ func startAgent(t *testing.T, cs, caFile string, args ...string) *agentProc {
 	t.Helper()
 	cmd := exec.Command(binary(t, "hubsim"), append([]string{"device", "--ca-file", caFile}, args...)...)
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir(), "IOTHUB_DEVICE_CONNECTION_STRING=" + cs}
-	a := &agentProc{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	a := &agentProc{cmd: cmd, stderr: &lockedBuffer{}, more: make(chan struct{}), done: make(chan error, 1)}
 	cmd.Stderr = a.stderr
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -42,6 +43,8 @@ func startAgent(t *testing.T, cs, caFile string, args ...string) *agentProc {
 			if json.Unmarshal(sc.Bytes(), &ev) == nil {
 				a.mu.Lock()
 				a.events = append(a.events, ev)
+				close(a.more)
+				a.more = make(chan struct{})
 				a.mu.Unlock()
 			} else {
 				t.Errorf("hubsim device printed a line that is not JSON: %q", sc.Text())
@@ -63,16 +66,33 @@ func (a *agentProc) eventList() []map[string]any {
 	return append([]map[string]any(nil), a.events...)
 }
 
+// waitEvent waits until the agent has printed an event that matches,
+// looking again on every event it prints; it fails after 30 s.
 func (a *agentProc) waitEvent(t *testing.T, what string, match func(map[string]any) bool) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		for _, ev := range a.eventList() {
+	find := func() (bool, <-chan struct{}) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, ev := range a.events {
 			if match(ev) {
-				return true
+				return true, nil
 			}
 		}
-		return false
-	}, 30*time.Second, 20*time.Millisecond, "hubsim device: no %s event; stderr:\n%s", what, a.stderr.String())
+		return false, a.more
+	}
+	timer := time.NewTimer(30 * time.Second)
+	defer timer.Stop()
+	for {
+		ok, more := find()
+		if ok {
+			return
+		}
+		select {
+		case <-more:
+		case <-timer.C:
+			t.Fatalf("hubsim device: no %s event; stderr:\n%s", what, a.stderr.String())
+		}
+	}
 }
 
 // dmDoc reads properties.reported.iothubDM and connectionState of a twin.

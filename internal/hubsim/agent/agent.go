@@ -6,6 +6,11 @@
 // touches the machine it runs on) and reports progress in
 // properties.reported.iothubDM as iothub-contract.md §4.3 describes.
 //
+// It authenticates with the connection string's SharedAccessKey (a fresh
+// SAS token per connection) or SharedAccessSignature, or, with a client
+// certificate and key (Config.CertFile, KeyFile), as an X.509 device: the
+// certificate in the TLS handshake and no password.
+//
 // The MQTT client is github.com/eclipse/paho.mqtt.golang; the IoT Hub
 // conventions (username, SAS password, $iothub topics) are implemented here
 // (iothub-contract.md §7).
@@ -59,10 +64,16 @@ const (
 // Config configures an Agent.
 type Config struct {
 	// ConnectionString is a device or module connection string with a
-	// SharedAccessKey (or a ready-made SharedAccessSignature). The agent
+	// SharedAccessKey (or a ready-made SharedAccessSignature), or, with
+	// CertFile and KeyFile, x509=true (or no credential at all). The agent
 	// connects to GatewayHostName when set, else HostName; without a port,
 	// 8883 (MQTT) or 443 (WebSocket).
 	ConnectionString string
+	// CertFile and KeyFile (PEM; both or neither) are the device's X.509
+	// client certificate (with any intermediates after it) and private key:
+	// the agent presents them in the TLS handshake and sends no password.
+	CertFile string
+	KeyFile  string
 	// CAFile is a PEM file of extra CA certificates to trust besides the
 	// system's (e.g. hubsim's ca.pem).
 	CAFile string
@@ -109,8 +120,9 @@ type Agent struct {
 	broker   string // the URL the MQTT client dials
 	tls      *tls.Config
 	username string
-	key      []byte // nil when the connection string carries a SAS
+	key      []byte // nil when the connection string carries a SAS, or for X.509
 	sasToken string
+	x509     bool // authenticates with the client certificate in tls
 	now      func() time.Time
 
 	outMu sync.Mutex
@@ -143,12 +155,26 @@ func New(cfg Config) (*Agent, error) {
 	if strings.TrimSpace(cfg.ConnectionString) == "" {
 		return nil, usageErrorf("no device connection string: give --connection-string or set IOTHUB_DEVICE_CONNECTION_STRING")
 	}
+	clientCert, err := loadClientCert(cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		return nil, err
+	}
 	cs, err := connstr.ParseDevice(cfg.ConnectionString)
+	if err != nil && clientCert != nil {
+		// With a certificate, HostName and DeviceId are enough: the
+		// certificate is the credential, as x509=true says.
+		if c, err2 := connstr.ParseDevice(cfg.ConnectionString + ";x509=true"); err2 == nil {
+			cs, err = c, nil
+		}
+	}
 	if err != nil {
 		return nil, &UsageError{fmt.Errorf("device connection string: %w", err)}
 	}
-	if cs.X509 {
-		return nil, usageErrorf("device connection string: x509=true is not supported; give a SharedAccessKey")
+	switch {
+	case cs.X509 && clientCert == nil:
+		return nil, usageErrorf("device connection string: x509=true needs the device certificate and key: give --cert and --key")
+	case !cs.X509 && clientCert != nil:
+		return nil, usageErrorf("--cert and --key authenticate the device with its certificate: the connection string must not carry a SharedAccessKey or SharedAccessSignature as well (use x509=true)")
 	}
 	for _, d := range []struct {
 		name string
@@ -189,11 +215,14 @@ func New(cfg Config) (*Agent, error) {
 		waiters:  map[string]chan twinResponse{},
 		offline:  make(chan offlineRequest, 1),
 	}
-	if cs.SharedAccessKey != "" {
+	switch {
+	case cs.X509:
+		a.x509 = true
+	case cs.SharedAccessKey != "":
 		if a.key, err = sas.DecodeKey(cs.SharedAccessKey); err != nil {
 			return nil, usageErrorf("device connection string: SharedAccessKey: %v", err)
 		}
-	} else {
+	default:
 		tok, err := sas.Parse(cs.SharedAccessSignature)
 		if err != nil {
 			return nil, usageErrorf("device connection string: SharedAccessSignature: %v", err)
@@ -235,6 +264,9 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	a.tls = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, ServerName: host}
+	if clientCert != nil {
+		a.tls.Certificates = []tls.Certificate{*clientCert}
+	}
 	a.username = a.hubHost + "/" + a.clientID() + "/?api-version=" + APIVersion + "&DeviceClientType=" + url.QueryEscape(ClientType)
 	return a, nil
 }
@@ -257,8 +289,38 @@ func (a *Agent) resource() string {
 // Broker is the URL the agent connects to.
 func (a *Agent) Broker() string { return a.broker }
 
-// password returns a SAS token for the next connection and its expiry.
+// loadClientCert reads --cert and --key (nil, nil when neither is given).
+// Its errors name the flag and the file, never the key.
+func loadClientCert(certFile, keyFile string) (*tls.Certificate, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "":
+		return nil, usageErrorf("--key needs --cert: give the device certificate with its private key")
+	case keyFile == "":
+		return nil, usageErrorf("--cert needs --key: give the device certificate's private key")
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, usageErrorf("--cert: %v", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, usageErrorf("--key: %v", err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, usageErrorf("--cert %s and --key %s: %v", certFile, keyFile, err)
+	}
+	return &pair, nil
+}
+
+// password returns a SAS token for the next connection and its expiry;
+// none for an X.509 device.
 func (a *Agent) password() (string, time.Time) {
+	if a.x509 {
+		return "", time.Time{}
+	}
 	if a.key == nil {
 		tok, err := sas.Parse(a.sasToken)
 		if err != nil {
@@ -402,7 +464,7 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	c := paho.NewClient(opts)
 	s.client = c
 	if err := wait(ctx, c.Connect(), 35*time.Second); err != nil {
-		return nil, classifyConnectError(err)
+		return nil, classifyConnectError(err, a.x509)
 	}
 	filters := map[string]byte{
 		"$iothub/methods/POST/#":                  1,
@@ -427,11 +489,13 @@ func (a *Agent) connect(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-func classifyConnectError(err error) error {
+func classifyConnectError(err error, withCert bool) error {
 	var unknownCA x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var verify *tls.CertificateVerificationError
 	switch {
+	case withCert && (errors.Is(err, packets.ErrorRefusedNotAuthorised) || errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword)):
+		return &errFatal{fmt.Errorf("the hub refused the connection (%v): check the DeviceId and the certificate (--cert): the hub must have its thumbprint registered, or trust its CA and find the DeviceId as its subject CN, and it must be valid now", err)}
 	case errors.Is(err, packets.ErrorRefusedNotAuthorised), errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword):
 		return &errFatal{fmt.Errorf("the hub refused the connection (%v): check the connection string's DeviceId and key", err)}
 	case errors.As(err, &unknownCA), errors.As(err, &hostErr), errors.As(err, &verify):

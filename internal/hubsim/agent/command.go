@@ -41,12 +41,17 @@ downloaded. The connection string comes from --connection-string or, better
 GatewayHostName set the agent connects there (hubsim's ready line does this
 for its MQTT port); otherwise to HostName on port 8883 (443 with --websocket).
 
+An X.509 device connects with --cert and --key (its PEM client certificate
+and private key) and a connection string with x509=true, or with HostName
+and DeviceId only: the certificate goes in the TLS handshake, no password.
+
 stdout gets one JSON object per line for each event (connected, method,
 reported, desired, offline, disconnected, error); stderr a readable log.
 SIGINT or SIGTERM disconnect and exit 0.`,
 		Example: `  $ export IOTHUB_DEVICE_CONNECTION_STRING='HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey=...'
   $ hubsim device
-  $ hubsim device --ca-file ./hub/ca.pem --reboot-downtime 10s --firmware-step 1s`,
+  $ hubsim device --ca-file ./hub/ca.pem --reboot-downtime 10s --firmware-step 1s
+  $ hubsim device --connection-string 'HostName=myhub.azure-devices.net;DeviceId=cam-1;x509=true' --cert cam-1.pem --key cam-1-key.pem`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return usageErrorf("unexpected argument %q (device takes flags only; see --help)", args[0])
@@ -80,6 +85,8 @@ SIGINT or SIGTERM disconnect and exit 0.`,
 	fl.SortFlags = false
 	fl.StringVar(&cfg.ConnectionString, "connection-string", "", "device or module connection `CS` (default $"+EnvConnectionString+")")
 	fl.StringVar(&cfg.CAFile, "ca-file", "", "PEM `FILE` of CA certificates to trust besides the system's (e.g. hubsim's ca.pem)")
+	fl.StringVar(&cfg.CertFile, "cert", "", "PEM `FILE` of the device's X.509 client certificate (then any intermediates), for an X.509 device; needs --key")
+	fl.StringVar(&cfg.KeyFile, "key", "", "PEM `FILE` of the private key of --cert")
 	fl.BoolVar(&cfg.WebSocket, "websocket", false, "MQTT over WebSocket (wss://HOST/$iothub/websocket) instead of MQTT over TLS")
 	fl.DurationVar(&cfg.RebootDowntime, "reboot-downtime", DefaultRebootDowntime, "how long a reboot keeps the device offline")
 	fl.DurationVar(&cfg.ResetDowntime, "reset-downtime", DefaultResetDowntime, "how long a factory reset keeps the device offline")

@@ -80,6 +80,12 @@ func GenerateFleet(n int) *FleetSpec {
 //	      gatewayTimeout: 0
 //	      drop: 0
 //	      methods: {reboot: {throttle: 0.5}}   # per method, overriding the group's
+//	    authentication:              # how the group's devices connect (modules: SAS always)
+//	      type: selfSigned           # sas (default), selfSigned or certificateAuthority
+//	      x509Thumbprint: {primaryThumbprint: <40 or 64 hex>, secondaryThumbprint: ...}
+//	                                 # selfSigned only: SHA-1 or SHA-256 of the device certificate
+//	caCerts: [ca.pem]                # PEM files (relative to the fleet file) of CA certificates
+//	                                 # trusted for certificateAuthority devices, like --ca-cert
 //
 // Durations are Go duration strings ("250ms", "1m30s").
 func LoadFleetFile(path string) (*FleetSpec, error) {
@@ -97,6 +103,11 @@ func LoadFleetFile(path string) (*FleetSpec, error) {
 	spec, err := ParseFleet(data, format)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	for i, f := range spec.CACerts {
+		if !filepath.IsAbs(f) {
+			spec.CACerts[i] = filepath.Join(filepath.Dir(path), f)
+		}
 	}
 	return spec, nil
 }
@@ -407,9 +418,12 @@ func normalizeNumbers(v any) any {
 
 func (p *parser) fleet(doc any) *FleetSpec {
 	spec := &FleetSpec{}
-	root, ok := p.object("fleet", doc, "seed", "groups")
+	root, ok := p.object("fleet", doc, "seed", "groups", "caCerts")
 	if !ok {
 		return spec
+	}
+	if v, ok := root["caCerts"]; ok {
+		spec.CACerts = p.caCerts("caCerts", v)
 	}
 	if v, ok := root["seed"]; ok {
 		if s, ok := p.integer("seed", v); ok {
@@ -434,7 +448,7 @@ func (p *parser) fleet(doc any) *FleetSpec {
 
 func (p *parser) group(path string, v any) Group {
 	var g Group
-	m, ok := p.object(path, v, "name", "idPattern", "count", "tags", "desired", "reported", "modules", "connection", "methods", "faults")
+	m, ok := p.object(path, v, "name", "idPattern", "count", "tags", "desired", "reported", "modules", "connection", "methods", "faults", "authentication")
 	if !ok {
 		return g
 	}
@@ -495,6 +509,9 @@ func (p *parser) group(path string, v any) Group {
 	}
 	if v, ok := m["faults"]; ok {
 		g.Faults = p.faults(join(path, "faults"), v, true)
+	}
+	if v, ok := m["authentication"]; ok {
+		g.Authentication = p.authentication(join(path, "authentication"), v)
 	}
 	return g
 }
@@ -707,6 +724,11 @@ func (s *FleetSpec) Validate() error {
 		for _, name := range sortedKeys(g.Methods) {
 			p.checkMethod(join(join(path, "methods"), name), name, g.Methods[name])
 		}
+		if a := g.Authentication; a != nil {
+			if err := a.Check(); err != nil {
+				p.fail(join(path, "authentication"), "%v", err)
+			}
+		}
 		if g.Faults != nil {
 			fp := join(path, "faults")
 			p.checkFaults(fp, g.Faults, nil)
@@ -730,6 +752,11 @@ func (s *FleetSpec) Validate() error {
 	}
 	if total > MaxFleetDevices {
 		p.fail("groups", "%d devices in total; at most %d", total, MaxFleetDevices)
+	}
+	for i, f := range s.CACerts {
+		if strings.TrimSpace(f) == "" {
+			p.fail(index("caCerts", i), "must not be empty")
+		}
 	}
 	return p.err()
 }

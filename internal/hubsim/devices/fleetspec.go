@@ -14,6 +14,10 @@ type FleetSpec struct {
 	// these groups (offline sets, latency, failures, flapping, faults).
 	Seed   *int64  `json:"seed,omitempty"`
 	Groups []Group `json:"groups"`
+	// CACerts are PEM files of CA certificates the hub trusts for devices
+	// whose authentication is certificateAuthority (like hubsim --ca-cert).
+	// LoadFleetFile makes paths relative to the fleet file absolute.
+	CACerts []string `json:"caCerts,omitempty"`
 }
 
 // Group is a set of devices sharing tags, modules and behaviour.
@@ -33,6 +37,9 @@ type Group struct {
 	Connection Connection            `json:"connection"`
 	Methods    map[string]MethodSpec `json:"methods,omitempty"`
 	Faults     *FaultSpec            `json:"faults,omitempty"`
+	// Authentication is how the group's devices authenticate on the device
+	// endpoint (nil: SAS); modules always use SAS.
+	Authentication *Auth `json:"authentication,omitempty"`
 }
 
 // Connection is a group's connection behaviour.

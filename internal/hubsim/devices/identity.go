@@ -23,6 +23,7 @@ type identity struct {
 	grp      *group                      // nil: registered, not simulated
 	hkey     uint64                      // per-identity random key (seed, ids)
 	key      []byte
+	auth     *Auth // nil: the group's, else SAS (auth.go)
 	created  int64 // unix ns (Options.Now)
 
 	registered bool

@@ -39,7 +39,8 @@ func (r *Registry) secondaryKey(deviceID, moduleID string) []byte {
 // as IoT Hub's registry API answers it (GET /devices/{id}, api-version
 // 2021-04-12: the Device and Module objects): ids, generationId, etag,
 // connection state and times, status "enabled", the symmetric keys and the
-// authentication type "sas". A fresh map.
+// authentication type "sas" (for an X.509 identity its type and thumbprints
+// and no keys, auth.go). A fresh map.
 func (r *Registry) Identity(deviceID, moduleID string) (map[string]any, error) {
 	id, err := r.lookup(deviceID, moduleID)
 	if err != nil {
@@ -85,6 +86,7 @@ func (r *Registry) Identity(deviceID, moduleID string) (map[string]any, error) {
 		"x509Thumbprint": map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil},
 		"type":           "sas",
 	}
+	id.x509DocsLocked(doc, nil)
 	return doc, nil
 }
 

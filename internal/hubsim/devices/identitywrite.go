@@ -42,6 +42,9 @@ type IdentitySpec struct {
 	// only, a module has no status of its own.
 	Status       string
 	StatusReason string
+	// Auth, when set, is how the identity authenticates (nil: SAS for a
+	// new identity, unchanged for an existing one).
+	Auth *Auth
 	// IfMatch is the request's If-Match etag (quotes removed): "" creates
 	// only (an existing identity is ErrAlreadyExists or
 	// ErrModuleAlreadyExists), "*" replaces any version and an etag only
@@ -65,6 +68,7 @@ type IdentityRecord struct {
 	StatusReason string `json:"statusReason,omitempty"`
 	Revision     uint64 `json:"revision,omitempty"`
 	Generation   uint64 `json:"generation,omitempty"`
+	Auth         *Auth  `json:"authentication,omitempty"` // set when not SAS
 }
 
 // revocations are the listeners told when an identity may no longer be
@@ -174,6 +178,14 @@ func (r *Registry) putIdentity(spec IdentitySpec, restoring bool, revision, gene
 	if err := validStatus(spec.Status); err != nil {
 		return false, nil, err
 	}
+	if a := spec.Auth; a != nil {
+		if err := a.Check(); err != nil {
+			return false, nil, fmt.Errorf("%w: authentication.%v", ErrInvalidIdentity, err)
+		}
+		if spec.ModuleID != "" && a.X509() {
+			return false, nil, fmt.Errorf("%w: %v", ErrInvalidIdentity, ErrModuleX509)
+		}
+	}
 	for _, k := range [][]byte{spec.PrimaryKey, spec.SecondaryKey} {
 		if k != nil && (len(k) < 16 || len(k) > 64) {
 			return false, nil, fmt.Errorf("%w: a symmetric key must be 16 to 64 bytes (base64), not %d", ErrInvalidIdentity, len(k))
@@ -264,6 +276,13 @@ func (r *Registry) putIdentity(spec IdentitySpec, restoring bool, revision, gene
 
 // applySpec writes keys and status (caller holds id.mu or owns id).
 func applySpec(id *identity, spec IdentitySpec, now int64) {
+	if a := spec.Auth; a != nil {
+		cp := *a
+		if cp.Type == "" {
+			cp.Type = AuthSAS
+		}
+		id.auth = &cp
+	}
 	if spec.PrimaryKey != nil {
 		id.key = append([]byte(nil), spec.PrimaryKey...)
 	}
@@ -377,6 +396,9 @@ func (r *Registry) Record(deviceID, moduleID string) (IdentityRecord, bool) {
 	if rec.Created {
 		rec.Generation = id.hkey ^ identityHash(r.opts.Seed, deviceID, moduleID)
 	}
+	if a := id.authLocked(); a.X509() {
+		rec.Auth = &a
+	}
 	return rec, true
 }
 
@@ -402,7 +424,7 @@ func (r *Registry) Restore(rec IdentityRecord) error {
 		}
 	}
 	spec := IdentitySpec{DeviceID: rec.DeviceID, ModuleID: rec.ModuleID, PrimaryKey: rec.PrimaryKey,
-		SecondaryKey: rec.SecondaryKey, Status: rec.Status, StatusReason: rec.StatusReason}
+		SecondaryKey: rec.SecondaryKey, Status: rec.Status, StatusReason: rec.StatusReason, Auth: rec.Auth}
 	if len(spec.SecondaryKey) == 0 {
 		spec.SecondaryKey = nil
 	}

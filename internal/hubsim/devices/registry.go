@@ -372,6 +372,7 @@ type group struct {
 	reportMeta  *metaNode
 
 	modules  []string
+	auth     *Auth // the devices' authentication (nil: SAS)
 	onlineSh float64
 	flapUp   time.Duration
 	flapDown time.Duration
@@ -412,6 +413,9 @@ func newGroup(name string, sg *Group, seed, created int64, global FaultRates) (*
 		onlineSh: 1,
 	}
 	sort.Strings(g.modules) // module slices are kept sorted for lookup and Each
+	if a := sg.Authentication; a != nil && a.X509() {
+		g.auth = &Auth{Type: a.Type, PrimaryThumbprint: a.PrimaryThumbprint, SecondaryThumbprint: a.SecondaryThumbprint}
+	}
 	g.desiredMeta = metaFor(g.desired, created, 1)
 	g.reportMeta = metaFor(g.reported, created, 0)
 	if sg.Connection.OnlineShare != nil {

@@ -260,8 +260,8 @@ func invalidPatch(format string, args ...any) error {
 //
 // Shape: deviceId, moduleId (modules), etag, deviceEtag, version, status
 // "enabled", statusUpdateTime, connectionState "Connected"|"Disconnected",
-// lastActivityTime, cloudToDeviceMessageCount, authenticationType "sas",
-// x509Thumbprint, modelId, capabilities {iotEdge:false} (devices), tags,
+// lastActivityTime, cloudToDeviceMessageCount, authenticationType ("sas",
+// or the X.509 type, auth.go), x509Thumbprint, modelId, capabilities {iotEdge:false} (devices), tags,
 // properties {desired, reported} each with $metadata and $version. statusReason
 // is absent (as on a hub, it only appears once set). etag is described on
 // Etag; version increments on every change to tags, desired or reported.
@@ -362,6 +362,7 @@ func (r *Registry) renderLocked(id *identity, now int64) map[string]any {
 	doc["cloudToDeviceMessageCount"] = 0
 	doc["authenticationType"] = "sas"
 	doc["x509Thumbprint"] = map[string]any{"primaryThumbprint": nil, "secondaryThumbprint": nil}
+	id.x509DocsLocked(nil, doc)
 	doc["modelId"] = ""
 	if id.moduleID == "" {
 		doc["capabilities"] = map[string]any{"iotEdge": false}

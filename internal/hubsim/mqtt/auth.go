@@ -1,12 +1,14 @@
 package mqtt
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"time"
 
+	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/sas"
 )
@@ -69,11 +71,19 @@ func ParseClientID(clientID string) (Identity, error) {
 // nil when none), false when it is not registered.
 type keyFunc func(deviceID, moduleID string) (primary, secondary []byte, ok bool)
 
+// authFunc returns how an identity authenticates, false when it is not
+// registered.
+type authFunc func(deviceID, moduleID string) (devices.Auth, bool)
+
 // authenticator checks CONNECT packets as IoT Hub does (iothub-contract.md
-// §7.2): client id, username and a device or module SAS as password.
+// §7.2): client id, username and a device or module SAS as password, or,
+// for an X.509 identity, the client certificate of the TLS handshake and no
+// password.
 type authenticator struct {
 	hosts []string // the hub host name with and without its port
 	key   keyFunc
+	auth  authFunc       // nil: every identity is SAS
+	roots *x509.CertPool // CAs trusted for certificateAuthority devices (nil: none)
 }
 
 func newAuthenticator(hostName string, key keyFunc) *authenticator {
@@ -96,15 +106,22 @@ func (a *authenticator) hostPrefix(s string) int {
 	return best
 }
 
-// check verifies a CONNECT's client id, username and password at now and
-// returns the identity and the expiry of its token. Errors are *AuthError.
-func (a *authenticator) check(clientID, username string, password []byte, now time.Time) (Identity, time.Time, error) {
+// check verifies a CONNECT's client id, username and password, and the
+// client certificates of its TLS connection (chain, leaf first; nil when
+// none), at now. It returns the identity and the expiry of its token (zero
+// for X.509). Errors are *AuthError.
+func (a *authenticator) check(clientID, username string, password []byte, chain []*x509.Certificate, now time.Time) (Identity, time.Time, error) {
 	id, err := ParseClientID(clientID)
 	if err != nil {
 		return Identity{}, time.Time{}, err
 	}
 	if err := a.checkUsername(id, username); err != nil {
 		return Identity{}, time.Time{}, err
+	}
+	if a.auth != nil {
+		if au, ok := a.auth(id.DeviceID, id.ModuleID); ok && au.X509() {
+			return id, time.Time{}, a.checkX509(id, au, password, chain, now)
+		}
 	}
 	if len(password) == 0 {
 		return Identity{}, time.Time{}, authErrorf("no password: it must be a SAS token for %s", id.resourcePath())
@@ -141,6 +158,25 @@ func (a *authenticator) check(clientID, username string, password []byte, now ti
 		return Identity{}, time.Time{}, authErrorf("the token's signature does not match the key of %s", id.resourcePath())
 	}
 	return id, tok.Expiry, nil
+}
+
+// checkX509 authenticates an X.509 identity (identity.CheckThumbprint or
+// identity.CheckCA): a client certificate and no password.
+func (a *authenticator) checkX509(id Identity, au devices.Auth, password []byte, chain []*x509.Certificate, now time.Time) error {
+	if len(password) > 0 {
+		return authErrorf("%s authenticates with an X.509 certificate (%s): a password (SAS token) is not accepted", id.resourcePath(), au.Type)
+	}
+	var err error
+	switch au.Type {
+	case devices.AuthSelfSigned:
+		err = identity.CheckThumbprint(chain, now, au.PrimaryThumbprint, au.SecondaryThumbprint)
+	default:
+		err = identity.CheckCA(chain, id.DeviceID, a.roots, now)
+	}
+	if err != nil {
+		return authErrorf("%s authenticates with an X.509 certificate (%s): %v", id.resourcePath(), au.Type, err)
+	}
+	return nil
 }
 
 // checkUsername: "{host}/{clientId}/?api-version=...&..." where host is the

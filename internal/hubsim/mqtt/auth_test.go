@@ -133,7 +133,7 @@ func TestAuthenticatorCheck(t *testing.T) {
 		{name: "empty client id", client: "", username: user("Hub.Example:8443", ""), wantErr: "client id is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, exp, err := a.check(tc.client, tc.username, tc.password, now)
+			id, exp, err := a.check(tc.client, tc.username, tc.password, nil, now)
 			if tc.wantErr != "" {
 				require.Error(t, err)
 				var ae *AuthError
@@ -160,7 +160,7 @@ func TestAuthenticatorIPv6Host(t *testing.T) {
 	a := newAuthenticator("[::1]:8443", func(string, string) ([]byte, []byte, bool) { return key, nil, true })
 	now := time.Unix(1_700_000_000, 0)
 	for _, host := range []string{"[::1]:8443", "::1"} {
-		_, _, err := a.check("d", host+"/d/?api-version=2021-04-12", []byte(sas.NewToken(host+"/devices/d", "", key, now.Add(time.Hour))), now)
+		_, _, err := a.check("d", host+"/d/?api-version=2021-04-12", []byte(sas.NewToken(host+"/devices/d", "", key, now.Add(time.Hour))), nil, now)
 		assert.NoError(t, err, host)
 	}
 }

@@ -10,7 +10,11 @@
 //   - CONNECT: client id = device id or "deviceId/moduleId"; username
 //     "{host}/{clientId}/?api-version=..." (host with or without port, extra
 //     query parameters ignored); password = a SAS token signed with the
-//     identity's key whose sr is "{host}/devices/{id}[/modules/{mid}]".
+//     identity's key whose sr is "{host}/devices/{id}[/modules/{mid}]". A
+//     device whose authentication is X.509 (devices.Auth) sends no password:
+//     the client certificate of the TLS handshake must have a registered
+//     thumbprint (selfSigned) or chain to Config.ClientCAs with subject CN =
+//     the device id (certificateAuthority), and be valid by the hub clock.
 //     Anything else gets CONNACK 5 (not authorized); MQTT 3.1 and 5 get
 //     CONNACK "unacceptable protocol version". A second connection of the
 //     same identity closes the first. The connection is closed when its token
@@ -43,6 +47,7 @@ package mqtt
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -70,7 +75,12 @@ type Config struct {
 	// Registry holds the identities, their keys and twins (required).
 	Registry *devices.Registry
 	// TLS is the server's TLS configuration: the hub's certificate (required).
+	// The endpoint serves a copy that requests (does not require) a client
+	// certificate, for X.509 identities.
 	TLS *tls.Config
+	// ClientCAs are the CA certificates trusted for devices whose
+	// authentication is certificateAuthority (nil: none).
+	ClientCAs *x509.CertPool
 	// HostName is the hub host name devices put in their username and sr,
 	// e.g. "127.0.0.1:8443"; the same host without the port is accepted too.
 	HostName string
@@ -153,6 +163,12 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	// Ask for a client certificate and accept any (or none) in the
+	// handshake: whether it authenticates the identity named in CONNECT is
+	// the hook's decision (thumbprint, or chain to ClientCAs and CN), as on
+	// IoT Hub. The TLS layer still proves the client holds the key.
+	cfg.TLS = cfg.TLS.Clone()
+	cfg.TLS.ClientAuth = tls.RequestClientCert
 	e := &Endpoint{
 		cfg:     cfg,
 		reg:     cfg.Registry,
@@ -173,6 +189,7 @@ func New(cfg Config) (*Endpoint, error) {
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	cfg.Registry.OnRevoked(e.revoke)
+	e.auth.auth, e.auth.roots = cfg.Registry.Auth, cfg.ClientCAs
 	if err := e.srv.AddHook(&hook{ep: e}, nil); err != nil {
 		return nil, err
 	}

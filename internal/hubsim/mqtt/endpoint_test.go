@@ -575,6 +575,7 @@ func TestRevokedIdentities(t *testing.T) {
 	_, err := f.reg.PutIdentity(devices.IdentitySpec{DeviceID: "dev1", Status: devices.StatusDisabled, IfMatch: "*"})
 	require.NoError(t, err)
 	c.expectClosed()
+	f.waitDisconnected(dev1, 1)
 	assert.Contains(t, f.logs.String(), "device dev1: the device was disabled, closing the connection")
 	assert.Equal(t, "Disconnected", connectionState(t, f.reg, dev1))
 

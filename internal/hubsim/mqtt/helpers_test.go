@@ -41,6 +41,13 @@ type fixture struct {
 // and a device edge-01 with module mod1.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with setup run on the registry and the
+// endpoint's Config before the endpoint is made.
+func newFixtureWith(t *testing.T, setup func(*devices.Registry, *Config)) *fixture {
+	t.Helper()
 	b, err := certs.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"}, time.Now())
 	require.NoError(t, err)
 	reg := devices.NewRegistry(devices.Options{HostName: testHost, Seed: 7})
@@ -51,10 +58,14 @@ func newFixture(t *testing.T) *fixture {
 		Connection: devices.Connection{OnlineShare: &off},
 	}}}))
 	logs := &testkit.SyncBuffer{}
-	ep, err := New(Config{
+	cfg := Config{
 		Registry: reg, TLS: b.TLSConfig(), HostName: testHost,
 		Log: log.New(logs, "", 0), Verbose: true, HandshakeTimeout: 3 * time.Second,
-	})
+	}
+	if setup != nil {
+		setup(reg, &cfg)
+	}
+	ep, err := New(cfg)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -99,7 +110,20 @@ type rawClient struct {
 
 func (f *fixture) dial() *rawClient {
 	f.t.Helper()
-	c, err := tls.Dial("tcp", f.addr, f.client)
+	return f.dialWith(f.client)
+}
+
+// dialWithCert connects presenting a client certificate.
+func (f *fixture) dialWithCert(cert tls.Certificate) *rawClient {
+	f.t.Helper()
+	cfg := f.client.Clone()
+	cfg.Certificates = []tls.Certificate{cert}
+	return f.dialWith(cfg)
+}
+
+func (f *fixture) dialWith(cfg *tls.Config) *rawClient {
+	f.t.Helper()
+	c, err := tls.Dial("tcp", f.addr, cfg)
 	require.NoError(f.t, err)
 	f.t.Cleanup(func() { _ = c.Close() })
 	return &rawClient{t: f.t, c: c, r: bufio.NewReader(c)}

@@ -124,10 +124,11 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 	return packets.ErrUnsupportedProtocolVersion
 }
 
-// OnConnectAuthenticate checks client id, username and SAS password. A
-// refusal makes mochi answer CONNACK 5 (not authorized) to MQTT 3.1.1.
+// OnConnectAuthenticate checks client id, username and SAS password, or the
+// client certificate of an X.509 identity. A refusal makes mochi answer
+// CONNACK 5 (not authorized) to MQTT 3.1.1.
 func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	id, _, err := h.ep.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, h.ep.now())
+	id, _, err := h.ep.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, peerCertificates(cl.Net.Conn), h.ep.now())
 	if err == nil && !h.ep.reg.Enabled(id.DeviceID, id.ModuleID) {
 		err = authErrorf("device %q is disabled", id.DeviceID)
 	}
@@ -147,7 +148,7 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 // methods once it has subscribed to them.
 func (h *hook) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
 	e := h.ep
-	id, expiry, err := e.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, e.now())
+	id, expiry, err := e.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, peerCertificates(cl.Net.Conn), e.now())
 	if err != nil { // cannot happen: the same packet passed OnConnectAuthenticate
 		cl.Stop(err)
 		return

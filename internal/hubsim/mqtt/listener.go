@@ -3,6 +3,7 @@ package mqtt
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log"
@@ -200,6 +201,26 @@ func (l *tlsListener) handleWebSocket(w http.ResponseWriter, r *http.Request) {
 
 func isClosedErr(err error) bool {
 	return errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF)
+}
+
+// peerCertificates returns the client certificates (leaf first) of the TLS
+// connection under c, a connection this listener handed to the broker (MQTT
+// over TLS, or over WebSocket over TLS); nil when the client sent none.
+// The listener requests a certificate but verifies none: the hub checks it
+// per identity at CONNECT (identity.CheckThumbprint, identity.CheckCA).
+func peerCertificates(c net.Conn) []*x509.Certificate {
+	for {
+		switch t := c.(type) {
+		case *tls.Conn:
+			return t.ConnectionState().PeerCertificates
+		case *bufferedConn:
+			c = t.Conn
+		case *wsConn:
+			c = t.Conn
+		default:
+			return nil
+		}
+	}
 }
 
 // bufferedConn reads through the reader that peeked at the first byte.

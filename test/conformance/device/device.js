@@ -8,6 +8,12 @@
 //      WS_PORT (with TRANSPORT=ws: the SDK always dials port 443, so its public
 //      mqtt.webSocketAgent option gets an https.Agent that dials WS_PORT instead;
 //      host name, SNI and certificate checks are unchanged).
+//      DEVICE_CERT_FILE and DEVICE_KEY_FILE (optional): the PEM client
+//      certificate and key of an X.509 device (connection string with
+//      x509=true), given to the SDK with client.setOptions({ cert, key }) as
+//      Microsoft's simple_sample_device_x509.js does. The SDK then ignores
+//      GatewayHostName and dials HostName on port 8883: preload
+//      redirect8883.js (HUBSIM_MQTT_PORT) to reach hubsim's MQTT port.
 //      Trust comes from NODE_EXTRA_CA_CERTS (hubsim's CA).
 //
 // Methods it registers with client.onDeviceMethod:
@@ -31,6 +37,7 @@
 
 const { Client } = require('azure-iot-device');
 const { Mqtt, MqttWs } = require('azure-iot-device-mqtt');
+const fs = require('fs');
 const https = require('https');
 const lib = require('../service/lib');
 
@@ -48,6 +55,13 @@ if (transport === 'ws') {
   const createConnection = agent.createConnection.bind(agent);
   agent.createConnection = (options, cb) => createConnection(Object.assign({}, options, { port }), cb);
   client.setOptions({ mqtt: { webSocketAgent: agent } });
+}
+const certFile = process.env.DEVICE_CERT_FILE;
+if (certFile) {
+  client.setOptions({
+    cert: fs.readFileSync(certFile, 'utf-8').toString(),
+    key: fs.readFileSync(lib.env('DEVICE_KEY_FILE'), 'utf-8').toString(),
+  });
 }
 client.on('error', (err) => lib.emit({ event: 'error', error: lib.describeError(err) }));
 client.on('disconnect', () => lib.emit({ event: 'disconnect' }));
