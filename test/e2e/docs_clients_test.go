@@ -40,4 +40,10 @@ func TestDocsHubsimClients(t *testing.T) {
 	assert.Contains(t, sub, `{"n":1}`)
 	assert.Contains(t, sub, "dmctl exit 4", "nobody answered: the target failed")
 	assert.False(t, strings.Contains(s.out, "SharedAccessSignature sr="), "the token is never printed")
+
+	cams := blockOutput(t, s.out, blockWith(t, root, rel, `--register "cam-1:x509=$TP`))
+	assert.Regexp(t, `(?m)^cam-1\s+succeeded\s+200\s`, cams, "the self-signed device answered")
+	assert.Regexp(t, `(?m)^cam-2\s+succeeded\s+200\s`, cams, "the CA-signed device answered")
+	wrong := blockOutput(t, s.out, blockWith(t, root, rel, "--cert hub/cam-2.pem --key hub/cam-2-key.pem"))
+	assert.Contains(t, wrong, "hubsim device exit 1", "cam-1 with cam-2's certificate is refused")
 }
