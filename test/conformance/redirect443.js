@@ -17,41 +17,11 @@
 'use strict';
 
 const https = require('https');
-const net = require('net');
-const tls = require('tls');
+const { redirector } = require('./redirect');
 
-const port = Number.parseInt(process.env.HUBSIM_PORT || '', 10);
-if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-  process.stderr.write(`redirect443: HUBSIM_PORT must be a TCP port, got ${JSON.stringify(process.env.HUBSIM_PORT)}\n`);
-  process.exit(2);
-}
-const hosts = new Set(
-  (process.env.HUBSIM_HOST || '127.0.0.1,localhost')
-    .split(',')
-    .map((h) => h.trim().toLowerCase())
-    .filter((h) => h !== ''),
-);
-
+const rewrite = redirector('redirect443', 'HUBSIM_PORT', 443);
 const original = https.Agent.prototype.createConnection;
 
 https.Agent.prototype.createConnection = function createConnection(options, ...rest) {
-  const host = String(options.host || options.hostname || '').toLowerCase();
-  const p = Number(options.port || 443);
-  if (hosts.has(host) && p === 443) {
-    const redirected = Object.assign({}, options, { host: '127.0.0.1', port });
-    // Keep the identity the client asked for. SNI: the original name (IP
-    // literals get none, RFC 6066). Certificate check: against the original
-    // host, not the address we dial (Node would otherwise check
-    // servername || host, i.e. 127.0.0.1 for IP literals).
-    if (!redirected.servername && !net.isIP(host)) {
-      redirected.servername = host;
-    }
-    const check = options.checkServerIdentity || tls.checkServerIdentity;
-    redirected.checkServerIdentity = (_name, cert) => check(host, cert);
-    if (process.env.REDIRECT443_DEBUG) {
-      process.stderr.write(`redirect443: ${host}:443 -> 127.0.0.1:${port} (servername ${redirected.servername || '(none)'})\n`);
-    }
-    return original.call(this, redirected, ...rest);
-  }
-  return original.call(this, options, ...rest);
+  return original.call(this, rewrite(options) || options, ...rest);
 };

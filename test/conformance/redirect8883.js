@@ -18,41 +18,16 @@
 //                     default "127.0.0.1,localhost"
 'use strict';
 
-const net = require('net');
 const tls = require('tls');
+const { redirector } = require('./redirect');
 
-const port = Number.parseInt(process.env.HUBSIM_MQTT_PORT || '', 10);
-if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-  process.stderr.write(`redirect8883: HUBSIM_MQTT_PORT must be a TCP port, got ${JSON.stringify(process.env.HUBSIM_MQTT_PORT)}\n`);
-  process.exit(2);
-}
-const hosts = new Set(
-  (process.env.HUBSIM_HOST || '127.0.0.1,localhost')
-    .split(',')
-    .map((h) => h.trim().toLowerCase())
-    .filter((h) => h !== ''),
-);
-
+const rewrite = redirector('redirect8883', 'HUBSIM_MQTT_PORT', 8883);
 const original = tls.connect;
 
 tls.connect = function connect(...args) {
   const options = args[0];
   if (options && typeof options === 'object') {
-    const host = String(options.host || options.hostname || '').toLowerCase();
-    if (hosts.has(host) && Number(options.port) === 8883) {
-      const redirected = Object.assign({}, options, { host: '127.0.0.1', port });
-      delete redirected.hostname;
-      // Keep the identity the client asked for (see redirect443.js).
-      if (!redirected.servername && !net.isIP(host)) {
-        redirected.servername = host;
-      }
-      const check = options.checkServerIdentity || tls.checkServerIdentity;
-      redirected.checkServerIdentity = (_name, cert) => check(host, cert);
-      if (process.env.REDIRECT8883_DEBUG) {
-        process.stderr.write(`redirect8883: ${host}:8883 -> 127.0.0.1:${port}\n`);
-      }
-      args[0] = redirected;
-    }
+    args[0] = rewrite(options) || options;
   }
   return original.apply(this, args);
 };

@@ -295,14 +295,7 @@ func (r *Registry) Register(ids ...string) error {
 			key: keys[:32:32], hkey: identityHash(r.opts.Seed, it.dev, it.mod)}
 		keys = keys[32:]
 		m.initVersions()
-		var mods []*identity
-		if p := d.modules.Load(); p != nil {
-			mods = append(mods, *p...)
-		}
-		mods = append(mods, m)
-		sort.Slice(mods, func(i, j int) bool { return mods[i].moduleID < mods[j].moduleID })
-		d.modules.Store(&mods)
-		r.nModules.Add(1)
+		r.addModuleLocked(d, m)
 	}
 	r.addIDs(newIDs)
 	return nil
