@@ -1,13 +1,11 @@
-// Command hubsim is a local Azure IoT Hub with a simulated device fleet. See
-// internal/hubsim for what it serves and `hubsim --help` for its flags.
+// Command hubsim is a local Azure IoT Hub with a simulated device fleet: this
+// package is its command line (flags -> hubsim.Config, `hubsim device`,
+// `hubsim wait`, `hubsim token`, `hubsim bench`); internal/hubsim is the
+// server it runs.
 package main
 
-import (
-	"os"
-
-	"github.com/dmctl/dmctl/internal/hubsim"
-)
+import "os"
 
 func main() {
-	os.Exit(hubsim.Main(os.Args[1:]))
+	os.Exit(Main(os.Args[1:]))
 }

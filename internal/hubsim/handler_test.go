@@ -108,7 +108,7 @@ func TestPathSegmentsArePercentDecoded(t *testing.T) {
 }
 
 func TestParseMethodRequest(t *testing.T) {
-	big := `"` + strings.Repeat("x", maxMethodPayloadBytes) + `"`
+	big := `"` + strings.Repeat("x", MaxMethodPayloadBytes) + `"`
 	cases := []struct {
 		name, body string
 		code       int

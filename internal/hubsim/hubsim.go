@@ -5,8 +5,10 @@
 //
 // The registry, simulated fleet and twins live in internal/hubsim/devices,
 // the query engine in internal/hubsim/query and the throttle arithmetic in
-// internal/hubsim/throttle; this package is the server around them and the
-// hubsim command line (Main).
+// internal/hubsim/throttle, the device endpoint in internal/hubsim/mqtt, SAS
+// and X.509 checks in internal/hubsim/identity; this package is the server
+// around them (lifecycle, --dir state, the REST handlers). The command line
+// (flags -> Config, `hubsim device`, `wait`, `token`, `bench`) is cmd/hubsim.
 package hubsim
 
 import (
@@ -347,7 +349,7 @@ func (s *Server) setupThrottle() error {
 	l, err := throttle.LimitsFor(tier, units)
 	if err != nil {
 		flag := "--units"
-		if !validTier(tier) {
+		if !ValidTier(tier) {
 			flag = "--tier"
 		}
 		return &InputError{flag, err}
@@ -358,7 +360,9 @@ func (s *Server) setupThrottle() error {
 	return nil
 }
 
-func validTier(t string) bool {
+// ValidTier reports whether t names an IoT Hub tier hubsim throttles like
+// (F1, S1, S2, S3; any case).
+func ValidTier(t string) bool {
 	switch strings.ToUpper(t) {
 	case "F1", "S1", "S2", "S3":
 		return true

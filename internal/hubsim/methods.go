@@ -18,7 +18,7 @@ import (
 
 // Direct-method limits (contract §1.3).
 const (
-	maxMethodPayloadBytes  = 128 * 1024
+	MaxMethodPayloadBytes  = 128 * 1024 // a method request's payload (exported: hubsim bench sizes its payloads by it)
 	defaultResponseTimeout = 30
 	minResponseTimeout     = 5
 	maxResponseTimeout     = 300
@@ -198,8 +198,8 @@ func parseMethodRequest(body []byte) (name string, payload json.RawMessage, conn
 	if len(payload) == 0 {
 		payload = jsonNull
 	}
-	if len(payload) > maxMethodPayloadBytes {
-		return "", nil, 0, 0, newError(codeArgumentInvalid, fmt.Sprintf("'payload' size should be less than %d bytes.", maxMethodPayloadBytes))
+	if len(payload) > MaxMethodPayloadBytes {
+		return "", nil, 0, 0, newError(codeArgumentInvalid, fmt.Sprintf("'payload' size should be less than %d bytes.", MaxMethodPayloadBytes))
 	}
 	rt, ok := parseSeconds(req.ResponseTimeoutInSeconds, defaultResponseTimeout)
 	if !ok || rt < minResponseTimeout || rt > maxResponseTimeout {

@@ -6,14 +6,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/spf13/cobra"
 )
 
 // DefaultWaitTimeout is how long `hubsim wait` waits by default.
@@ -25,64 +22,6 @@ var waitPollInterval = 50 * time.Millisecond
 
 // waitDialTimeout bounds one TLS connection attempt.
 const waitDialTimeout = 2 * time.Second
-
-// newWaitCmd is `hubsim wait --dir DIR`: it returns once the hubsim serving
-// DIR is ready. That is race-free because a starting hubsim removes a stale
-// DIR/hubsim.env before it listens and writes the new one (atomically) only
-// once it serves (after the ready line), and because readiness is also
-// checked by a TLS handshake with the address in the file, verified against
-// the CA in it.
-func newWaitCmd(_, stderr io.Writer) *cobra.Command {
-	var dir string
-	timeout := DefaultWaitTimeout
-	cmd := &cobra.Command{
-		Use:   "wait --dir DIR [--timeout 30s]",
-		Short: "Wait until the hubsim serving DIR is ready",
-		Long: `wait returns once the hubsim started with --dir DIR is ready: DIR/hubsim.env
-exists and hubsim's HTTPS address named in it completes a TLS handshake
-verified with DIR's CA. It exits 0 then, 1 when that did not happen within
---timeout, 2 for bad flags.
-
-A starting hubsim removes a DIR/hubsim.env left by an earlier run before it
-listens and writes the new one (atomically) only once it serves and has
-printed its ready line, so wait never takes an old file for the new hub, and
-once it returns both hubsim.env and the ready line are complete. Start hubsim
-in the background, then wait:
-
-  mkdir -p ./hub
-  hubsim --dir ./hub --devices 100 > ./hub/ready.json &
-  hubsim wait --dir ./hub
-  source ./hub/hubsim.env`,
-		Example: `  $ hubsim wait --dir ./hub
-  $ hubsim wait --dir "$RUNNER_TEMP/hub" --timeout 1m`,
-		Args:          noArgs,
-		SilenceErrors: true,
-		SilenceUsage:  true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !cmd.Flags().Changed("dir") {
-				return usagef("--dir is required: the directory the hubsim to wait for was started with")
-			}
-			if strings.TrimSpace(dir) == "" {
-				return usagef("--dir: empty value; give the directory hubsim was started with")
-			}
-			if timeout <= 0 {
-				return usagef("--timeout %s: must be more than 0", timeout)
-			}
-			addr, err := WaitReady(cmd.Context(), dir, timeout)
-			if err != nil {
-				return err
-			}
-			_, _ = fmt.Fprintf(stderr, "hubsim: ready on https://%s; environment in %s\n", addr, filepath.Join(dir, EnvFile))
-			return nil
-		},
-	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	fl := cmd.Flags()
-	fl.SortFlags = false
-	fl.StringVar(&dir, "dir", "", "the `DIR` the hubsim to wait for was started with (--dir)")
-	fl.DurationVar(&timeout, "timeout", DefaultWaitTimeout, "give up after this long (exit 1)")
-	return cmd
-}
 
 // WaitReady waits until the hubsim serving dir is ready (see newWaitCmd),
 // polling every waitPollInterval, and returns its HTTPS host (HOST:PORT).
@@ -115,7 +54,7 @@ func WaitReady(ctx context.Context, dir string, timeout time.Duration) (string, 
 // probeReady reads the env file and completes one TLS handshake with the
 // address it names.
 func probeReady(ctx context.Context, envPath string) (string, error) {
-	vars, err := readEnvFile(envPath)
+	vars, err := ReadEnvFile(envPath)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("%s does not exist (is `hubsim --dir %s` running?)", envPath, filepath.Dir(envPath))
 	}
@@ -149,8 +88,8 @@ func probeReady(ctx context.Context, envPath string) (string, error) {
 	return host, nil
 }
 
-// readEnvFile parses the `export NAME='value'` lines WriteEnv writes.
-func readEnvFile(path string) (map[string]string, error) {
+// ReadEnvFile parses the `export NAME='value'` lines WriteEnv writes.
+func ReadEnvFile(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

@@ -1,11 +1,10 @@
-package hubsim
+package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/ctxtime"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +17,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/ctxtime"
+	"github.com/dmctl/dmctl/internal/hubsim"
 
 	"github.com/spf13/cobra"
 
@@ -66,7 +68,7 @@ const benchMethod = "ping"
 // POST /twins/{id}/methods over keep-alive HTTPS connections with one SAS
 // token signed up front, then reports throughput and latency percentiles.
 func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
-	if o.Concurrency < 1 || o.Devices < 1 || o.Duration <= 0 || o.PayloadBytes < 0 || o.PayloadBytes > maxMethodPayloadBytes-2 {
+	if o.Concurrency < 1 || o.Devices < 1 || o.Duration <= 0 || o.PayloadBytes < 0 || o.PayloadBytes > hubsim.MaxMethodPayloadBytes-2 {
 		return nil, fmt.Errorf("bench: invalid options %+v", o)
 	}
 	ok200 := 200
@@ -74,7 +76,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	for i := range spec.Groups {
 		spec.Groups[i].Methods = map[string]devices.MethodSpec{"*": {Status: &ok200}}
 	}
-	srv, err := New(Config{NoThrottle: true, Fleet: spec})
+	srv, err := hubsim.New(hubsim.Config{NoThrottle: true, Fleet: spec})
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +85,8 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		return nil, err
 	}
 
-	key, _ := srv.PolicyKey(PolicyService)
-	token := sas.NewToken(srv.HostName(), PolicyService, key, time.Now().Add(2*time.Hour+o.Duration+o.Warmup))
+	key, _ := srv.PolicyKey(hubsim.PolicyService)
+	token := sas.NewToken(srv.HostName(), hubsim.PolicyService, key, time.Now().Add(2*time.Hour+o.Duration+o.Warmup))
 	ids := srv.Registry().DeviceIDs(false)
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("bench: the fleet has no devices")
@@ -115,7 +117,7 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	client := &http.Client{Transport: tr}
 	header := http.Header{
 		"Authorization": {token},
-		"Content-Type":  {contentTypeJSON},
+		"Content-Type":  {"application/json; charset=utf-8"},
 	}
 
 	var measuring atomic.Bool
@@ -295,8 +297,8 @@ Client and hub share the machine, so the figure is a lower bound for the hub.`,
 				return usagef("--concurrency %d: must be at least 1", o.Concurrency)
 			case o.Devices < 1 || o.Devices > 1_000_000:
 				return usagef("--devices %d: must be between 1 and 1000000", o.Devices)
-			case o.PayloadBytes < 0 || o.PayloadBytes > maxMethodPayloadBytes-2:
-				return usagef("--payload-bytes %d: must be between 0 and %d", o.PayloadBytes, maxMethodPayloadBytes-2)
+			case o.PayloadBytes < 0 || o.PayloadBytes > hubsim.MaxMethodPayloadBytes-2:
+				return usagef("--payload-bytes %d: must be between 0 and %d", o.PayloadBytes, hubsim.MaxMethodPayloadBytes-2)
 			}
 			_, _ = fmt.Fprintf(stderr, "hubsim bench: warming up %s, then measuring %s...\n", o.Warmup, o.Duration)
 			r, err := Bench(cmd.Context(), o)

@@ -1,4 +1,4 @@
-package hubsim
+package main
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/hubsim"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
 
@@ -19,7 +20,7 @@ import (
 // strings whose GatewayHostName is the MQTT listener and whose HostName is
 // the hub host.
 func TestReadyDeviceConnectionStrings(t *testing.T) {
-	s := newTestServer(t, Config{Register: []string{"real-1"}})
+	s := newTestServer(t, hubsim.Config{Register: []string{"real-1"}})
 	r := s.Ready()
 	cs, err := connstr.ParseDevice(r.DeviceConnectionStrings["real-1"])
 	require.NoError(t, err)
@@ -33,7 +34,7 @@ func TestReadyDeviceConnectionStrings(t *testing.T) {
 // connection string with DeviceId, ModuleId and the module's own key, which
 // `hubsim device` (and Microsoft's ModuleClient) connect with.
 func TestReadyModuleConnectionStrings(t *testing.T) {
-	s := startTestServer(t, Config{Register: []string{"gw-1", "gw-1/mod-1"}, NoThrottle: true})
+	s := startTestServer(t, hubsim.Config{Register: []string{"gw-1", "gw-1/mod-1"}, NoThrottle: true})
 	r := s.Ready()
 	mod, err := connstr.ParseDevice(r.DeviceConnectionStrings["gw-1/mod-1"])
 	require.NoError(t, err)
@@ -64,7 +65,7 @@ func TestReadyModuleConnectionStrings(t *testing.T) {
 // one a device can sign with: `hubsim device` connects with a connection
 // string carrying it and answers a method.
 func TestSecondaryKeyConnects(t *testing.T) {
-	s := startTestServer(t, Config{Register: []string{"two-keys"}, NoThrottle: true})
+	s := startTestServer(t, hubsim.Config{Register: []string{"two-keys"}, NoThrottle: true})
 	doc, err := s.Registry().Identity("two-keys", "")
 	require.NoError(t, err)
 	secondary, _ := doc["authentication"].(map[string]any)["symmetricKey"].(map[string]any)["secondaryKey"].(string)
@@ -114,7 +115,7 @@ func TestDeviceCommand(t *testing.T) {
 	})
 
 	t.Run("runs against hubsim", func(t *testing.T) {
-		s := startTestServer(t, Config{Register: []string{"agent-1"}, NoThrottle: true})
+		s := startTestServer(t, hubsim.Config{Register: []string{"agent-1"}, NoThrottle: true})
 		t.Setenv("IOTHUB_DEVICE_CONNECTION_STRING", s.Ready().DeviceConnectionStrings["agent-1"])
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()

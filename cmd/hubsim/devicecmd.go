@@ -1,4 +1,4 @@
-package hubsim
+package main
 
 import (
 	"errors"

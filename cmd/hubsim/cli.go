@@ -1,4 +1,4 @@
-package hubsim
+package main
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dmctl/dmctl/internal/hubsim"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 )
 
@@ -54,7 +55,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	_, _ = fmt.Fprintln(stderr, "hubsim: "+err.Error())
 	var ue *usageError
-	var ie *InputError
+	var ie *hubsim.InputError
 	if errors.As(err, &ue) || errors.As(err, &ie) {
 		return ExitUsage
 	}
@@ -70,7 +71,7 @@ func noArgs(_ *cobra.Command, args []string) error {
 }
 
 type serveFlags struct {
-	cfg      Config
+	cfg      hubsim.Config
 	register []string
 }
 
@@ -119,8 +120,8 @@ SIGTERM stop it.`,
 	fl := cmd.Flags()
 	fl.SortFlags = false
 	fl.StringVar(&f.cfg.Dir, "dir", "", "directory for the CA, certificates and state.json (keys, tenant); default: a temporary directory removed on exit")
-	fl.StringVar(&f.cfg.HTTPSAddr, "https-addr", DefaultAddr, "HTTPS listen address (service API and Entra token endpoint)")
-	fl.StringVar(&f.cfg.MQTTAddr, "mqtt-addr", DefaultAddr, "MQTT/TLS listen address for devices")
+	fl.StringVar(&f.cfg.HTTPSAddr, "https-addr", hubsim.DefaultAddr, "HTTPS listen address (service API and Entra token endpoint)")
+	fl.StringVar(&f.cfg.MQTTAddr, "mqtt-addr", hubsim.DefaultAddr, "MQTT/TLS listen address for devices")
 	fl.IntVar(&f.cfg.Devices, "devices", 0, "simulate `N` devices sim-000001... (online, 0 ms latency, status 200, device-management life cycles)")
 	fl.StringVar(&f.cfg.FleetFile, "fleet", "", "fleet `FILE` (JSON or YAML) describing simulated device groups")
 	fl.StringSliceVar(&f.register, "register", nil, "register device `ID`s without simulation (offline until a real device connects); comma-separated or repeated. "+
@@ -152,7 +153,7 @@ func (f *serveFlags) check(cmd *cobra.Command) error {
 	if f.cfg.NoThrottle && (fl.Changed("tier") || fl.Changed("units")) {
 		return usagef("--no-throttle cannot be combined with --tier or --units")
 	}
-	if !validTier(f.cfg.Tier) {
+	if !hubsim.ValidTier(f.cfg.Tier) {
 		return usagef("--tier %q: must be F1, S1, S2 or S3", f.cfg.Tier)
 	}
 	f.cfg.Tier = strings.ToUpper(f.cfg.Tier)
@@ -210,11 +211,11 @@ func checkFaults(fr devices.FaultRates) error {
 }
 
 // serve runs a hub until ctx ends.
-func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, cfg hubsim.Config, stdout, stderr io.Writer) error {
 	if err := privateStdout(stdout); err != nil {
 		return err
 	}
-	srv, err := New(cfg)
+	srv, err := hubsim.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ func serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	ready := srv.Ready()
-	line, err := MarshalReady(ready)
+	line, err := hubsim.MarshalReady(ready)
 	if err != nil {
 		_ = srv.Shutdown(context.Background())
 		return err

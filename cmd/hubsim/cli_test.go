@@ -1,4 +1,4 @@
-package hubsim
+package main
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/hubsim"
 	"github.com/dmctl/dmctl/internal/sas"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
@@ -58,7 +59,7 @@ func TestBadFlagsExit2NamingTheFlag(t *testing.T) {
 
 // runHub runs the command line until the returned stop is called; it
 // returns the decoded ready line.
-func runHub(t *testing.T, args ...string) (Ready, map[string]any, func() (int, string)) {
+func runHub(t *testing.T, args ...string) (hubsim.Ready, map[string]any, func() (int, string)) {
 	t.Helper()
 	pr, pw := io.Pipe()
 	stderr := &testkit.SyncBuffer{}
@@ -86,7 +87,7 @@ func runHub(t *testing.T, args ...string) (Ready, map[string]any, func() (int, s
 		t.Fatalf("no ready line; stderr: %s", connstr.Redact(stderr.String()))
 	}
 	require.NotEmpty(t, line, "stderr: %s", connstr.Redact(stderr.String()))
-	var r Ready
+	var r hubsim.Ready
 	require.NoError(t, json.Unmarshal([]byte(line), &r))
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal([]byte(line), &raw))
@@ -135,17 +136,17 @@ func TestReadyLineEnvAndRestart(t *testing.T) {
 	assert.Contains(t, r.ServiceConnectionString, "SharedAccessKeyName=service;")
 
 	// hubsim.env is written right after the ready line.
-	_, err := WaitReady(context.Background(), dir, 30*time.Second)
+	_, err := hubsim.WaitReady(context.Background(), dir, 30*time.Second)
 	require.NoError(t, err)
-	env, err := os.ReadFile(filepath.Join(dir, EnvFile))
+	env, err := os.ReadFile(filepath.Join(dir, hubsim.EnvFile))
 	require.NoError(t, err)
 	assert.Contains(t, string(env), "export IOTHUB_CONNECTION_STRING='"+r.ServiceConnectionString+"'")
 	assert.Contains(t, string(env), "export SSL_CERT_FILE='"+r.CAFile+"'")
 	assert.Contains(t, string(env), "export HUBSIM_HOST='"+r.HostName+"'")
-	fi, err := os.Stat(filepath.Join(dir, EnvFile))
+	fi, err := os.Stat(filepath.Join(dir, hubsim.EnvFile))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
-	fi, err = os.Stat(filepath.Join(dir, StateFile))
+	fi, err = os.Stat(filepath.Join(dir, hubsim.StateFile))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 
@@ -187,7 +188,7 @@ func TestTemporaryDirIsRemovedOnExit(t *testing.T) {
 func TestTokenCommand(t *testing.T) {
 	dir := t.TempDir()
 	r, _, _ := runHub(t, "--dir", dir, "--register", "tok-1,tok-1/m1")
-	_, err := WaitReady(context.Background(), dir, 30*time.Second)
+	_, err := hubsim.WaitReady(context.Background(), dir, 30*time.Second)
 	require.NoError(t, err)
 	for _, id := range []string{"tok-1", "tok-1/m1"} {
 		dev, mod, _ := strings.Cut(id, "/")

@@ -1,4 +1,4 @@
-package hubsim
+package main
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/hubsim"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -78,8 +79,8 @@ a secret: it goes to stdout only.`,
 // deviceToken reads the identity's primary key from the hub's registry and
 // signs a token for it.
 func deviceToken(ctx context.Context, dir, device, module string, ttl time.Duration) (string, error) {
-	envPath := filepath.Join(dir, EnvFile)
-	vars, err := readEnvFile(envPath)
+	envPath := filepath.Join(dir, hubsim.EnvFile)
+	vars, err := hubsim.ReadEnvFile(envPath)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("%s does not exist (is `hubsim --dir %s` running?)", envPath, dir)
 	}

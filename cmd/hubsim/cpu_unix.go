@@ -1,6 +1,6 @@
 //go:build unix
 
-package hubsim
+package main
 
 import (
 	"syscall"

@@ -1,4 +1,4 @@
-package hubsim
+package main
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dmctl/dmctl/internal/hubsim"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
 
@@ -46,7 +47,7 @@ func TestWaitTimesOutWithoutAHub(t *testing.T) {
 	code := Run(context.Background(), []string{"wait", "--dir", dir, "--timeout", "200ms"}, &stdout, &stderr)
 	assert.Equal(t, ExitError, code)
 	assert.Contains(t, stderr.String(), "was not ready within 200ms")
-	assert.Contains(t, stderr.String(), filepath.Join(dir, EnvFile)+" does not exist")
+	assert.Contains(t, stderr.String(), filepath.Join(dir, hubsim.EnvFile)+" does not exist")
 	assert.Empty(t, stdout.String())
 }
 
@@ -54,7 +55,7 @@ func TestWaitTimesOutWithoutAHub(t *testing.T) {
 // the address in it and keeps waiting.
 func TestWaitIsNotFooledByAStaleEnvFile(t *testing.T) {
 	dir := t.TempDir()
-	s := startTestServer(t, Config{Dir: dir})
+	s := startTestServer(t, hubsim.Config{Dir: dir})
 	_, err := s.WriteEnv()
 	require.NoError(t, err)
 	addr := s.HostName()
@@ -63,33 +64,31 @@ func TestWaitIsNotFooledByAStaleEnvFile(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := Run(context.Background(), []string{"wait", "--dir", dir, "--timeout", "300ms"}, &stdout, &stderr)
 	assert.Equal(t, ExitError, code)
-	assert.Contains(t, stderr.String(), "https://"+addr+" (from "+filepath.Join(dir, EnvFile)+") does not accept TLS connections")
+	assert.Contains(t, stderr.String(), "https://"+addr+" (from "+filepath.Join(dir, hubsim.EnvFile)+") does not accept TLS connections")
 }
 
 // A TLS server that is not the hub of DIR (another CA) is not it either.
 func TestWaitVerifiesTheCAOfDir(t *testing.T) {
-	other := startTestServer(t, Config{})
+	other := startTestServer(t, hubsim.Config{})
 	dir := t.TempDir()
-	s := newTestServer(t, Config{Dir: dir})
+	s := newTestServer(t, hubsim.Config{Dir: dir})
 	_, err := s.WriteEnv()
 	require.NoError(t, err)
-	env, err := os.ReadFile(filepath.Join(dir, EnvFile))
+	env, err := os.ReadFile(filepath.Join(dir, hubsim.EnvFile))
 	require.NoError(t, err)
 	// Point DIR's env file at the other hub: same host, another CA.
 	_, otherPort, _ := net.SplitHostPort(other.HostName())
 	_, port, _ := net.SplitHostPort(s.HostName())
 	forged := strings.ReplaceAll(string(env), ":"+port, ":"+otherPort)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, EnvFile), []byte(forged), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, hubsim.EnvFile), []byte(forged), 0o600))
 
 	// One whole probe (not bounded by a short wait, which a loaded machine
 	// could cut before the handshake ends) is refused for the certificate.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = probeReady(ctx, filepath.Join(dir, EnvFile))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "certificate")
-	_, err = WaitReady(context.Background(), dir, 300*time.Millisecond)
-	require.Error(t, err, "and WaitReady never takes it for DIR's hub")
+	_, err = hubsim.WaitReady(ctx, dir, 3*time.Second)
+	require.Error(t, err, "WaitReady never takes it for DIR's hub")
+	assert.Contains(t, err.Error(), "certificate", "its last whole probe was refused for the certificate")
 }
 
 // hubsim started in the background and `hubsim wait` started at the same
@@ -97,7 +96,7 @@ func TestWaitVerifiesTheCAOfDir(t *testing.T) {
 // hub serves, and the env file then names the new hub.
 func TestWaitForAStartingHub(t *testing.T) {
 	dir := t.TempDir()
-	stale := startTestServer(t, Config{Dir: dir})
+	stale := startTestServer(t, hubsim.Config{Dir: dir})
 	_, err := stale.WriteEnv()
 	require.NoError(t, err)
 	require.NoError(t, stale.Shutdown(context.Background()))
@@ -114,10 +113,10 @@ func TestWaitForAStartingHub(t *testing.T) {
 	assert.Contains(t, stderr.String(), "hubsim: ready on https://127.0.0.1:")
 	assert.Empty(t, stdout.String())
 
-	vars, err := readEnvFile(filepath.Join(dir, EnvFile))
+	vars, err := hubsim.ReadEnvFile(filepath.Join(dir, hubsim.EnvFile))
 	require.NoError(t, err)
 	assert.Contains(t, stderr.String(), vars["HUBSIM_HOST"])
-	_, err = probeReady(context.Background(), filepath.Join(dir, EnvFile))
+	_, err = hubsim.WaitReady(context.Background(), dir, 5*time.Second)
 	assert.NoError(t, err, "the hub wait reported is serving")
 
 	cancel()
@@ -133,14 +132,14 @@ func TestWaitForAStartingHub(t *testing.T) {
 // can read an old address while the new hub starts.
 func TestNewRemovesAStaleEnvFile(t *testing.T) {
 	dir := t.TempDir()
-	env := filepath.Join(dir, EnvFile)
+	env := filepath.Join(dir, hubsim.EnvFile)
 	require.NoError(t, os.WriteFile(env, []byte("export HUBSIM_HTTPS_ADDR='127.0.0.1:1'\n"), 0o600))
-	s := newTestServer(t, Config{Dir: dir})
+	s := newTestServer(t, hubsim.Config{Dir: dir})
 	_, err := os.Stat(env)
 	assert.True(t, os.IsNotExist(err), "stale %s removed by New: %v", env, err)
 	_, err = s.WriteEnv()
 	require.NoError(t, err)
-	vars, err := readEnvFile(env)
+	vars, err := hubsim.ReadEnvFile(env)
 	require.NoError(t, err)
 	assert.Equal(t, s.HostName(), vars["HUBSIM_HTTPS_ADDR"])
 }
@@ -159,7 +158,7 @@ func TestReadyLineFileIsPrivate(t *testing.T) {
 	stderr := &testkit.SyncBuffer{}
 	go func() { done <- Run(ctx, []string{"--dir", filepath.Join(dir, "hub")}, out, stderr) }()
 
-	_, err = WaitReady(context.Background(), filepath.Join(dir, "hub"), 30*time.Second)
+	_, err = hubsim.WaitReady(context.Background(), filepath.Join(dir, "hub"), 30*time.Second)
 	require.NoError(t, err, stderr.String())
 	b, err := os.ReadFile(out.Name())
 	require.NoError(t, err)
@@ -175,12 +174,4 @@ func TestReadyLineFileIsPrivate(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("hubsim did not stop")
 	}
-}
-
-func TestReadEnvFileRoundTrip(t *testing.T) {
-	p := filepath.Join(t.TempDir(), EnvFile)
-	require.NoError(t, os.WriteFile(p, []byte("# comment\nexport A="+shellQuote("it's")+"\nexport B=''\nnot a line\n"), 0o600))
-	vars, err := readEnvFile(p)
-	require.NoError(t, err)
-	assert.Equal(t, map[string]string{"A": "it's", "B": ""}, vars)
 }
