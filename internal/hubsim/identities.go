@@ -49,31 +49,32 @@ func (s *Server) loadIdentities() error {
 	return nil
 }
 
-// recordIdentity keeps a registry API change and rewrites the file. A
-// failure to write is logged: the change itself has been made.
-func (s *Server) recordIdentity(rec devices.IdentityRecord) {
+// recordIdentity keeps what the registry API changed about one identity
+// and rewrites the file. The record is read from the registry under the
+// file's lock, so whichever of two racing requests records last writes
+// the registry's state, never a stale one. A gone identity is kept as a
+// deletion (also one created here: its id may be a fleet identity's that
+// it replaced). A failure to write is logged: the change itself has been
+// made.
+func (s *Server) recordIdentity(deviceID, moduleID string) {
 	s.identitiesMu.Lock()
 	defer s.identitiesMu.Unlock()
 	if s.identities == nil {
 		s.identities = map[string]devices.IdentityRecord{}
 	}
-	key := clientID(rec.DeviceID, rec.ModuleID)
-	if rec.Deleted {
-		if old, ok := s.identities[key]; ok && old.Created {
-			delete(s.identities, key) // created here and gone again: nothing to replay
-		} else {
-			s.identities[key] = rec
-		}
-		if rec.ModuleID == "" { // a device's modules went with it
+	key := clientID(deviceID, moduleID)
+	rec, ok := s.reg.Record(deviceID, moduleID)
+	if !ok {
+		rec = devices.IdentityRecord{DeviceID: deviceID, ModuleID: moduleID, Deleted: true}
+		if moduleID == "" { // a device's modules went with it
 			for k, r := range s.identities {
-				if r.DeviceID == rec.DeviceID && r.ModuleID != "" {
+				if r.DeviceID == deviceID && r.ModuleID != "" {
 					delete(s.identities, k)
 				}
 			}
 		}
-	} else {
-		s.identities[key] = rec
 	}
+	s.identities[key] = rec
 	doc := identitiesDoc{Version: 1, Identities: make([]devices.IdentityRecord, 0, len(s.identities))}
 	for _, r := range s.identities {
 		doc.Identities = append(doc.Identities, r)

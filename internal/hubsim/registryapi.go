@@ -135,7 +135,7 @@ func (s *Server) writeIdentity(w http.ResponseWriter, r *http.Request, reqID str
 		if err := s.reg.DeleteIdentity(res.device, res.module, ifMatch); err != nil {
 			return s.fail(w, reqID, s.registryError(err, res))
 		}
-		s.recordIdentity(devices.IdentityRecord{DeviceID: res.device, ModuleID: res.module, Deleted: true})
+		s.recordIdentity(res.device, res.module)
 		w.Header().Set("x-ms-request-id", reqID)
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
@@ -151,9 +151,7 @@ func (s *Server) writeIdentity(w http.ResponseWriter, r *http.Request, reqID str
 	if _, err := s.reg.PutIdentity(spec); err != nil {
 		return s.fail(w, reqID, s.registryError(err, res))
 	}
-	if rec, ok := s.reg.Record(res.device, res.module); ok {
-		s.recordIdentity(rec)
-	}
+	s.recordIdentity(res.device, res.module)
 	return s.writeIdentityDoc(w, reqID, res)
 }
 

@@ -207,6 +207,11 @@ func TestRegistryIdentityPersisted(t *testing.T) {
 	identityDoc(t, call(s, http.MethodPut, "/devices/reg-1"+apiV, `{"status":"disabled"}`, withHeader(rw, "If-Match", "*")))
 	require.Equal(t, http.StatusNoContent, call(s, http.MethodDelete, "/devices/sim-000001"+apiV, "", rw).Code)
 	identityDoc(t, call(s, http.MethodPut, "/devices/cam-1"+apiV, `{"authentication":{"type":"certificateAuthority"}}`, rw))
+	// A fleet device deleted, created again at run time, and deleted again
+	// stays deleted: the record is a deletion, not nothing.
+	require.Equal(t, http.StatusNoContent, call(s, http.MethodDelete, "/devices/sim-000002"+apiV, "", rw).Code)
+	identityDoc(t, call(s, http.MethodPut, "/devices/sim-000002"+apiV, `{}`, rw))
+	require.Equal(t, http.StatusNoContent, call(s, http.MethodDelete, "/devices/sim-000002"+apiV, "", rw).Code)
 	require.NoError(t, s.Shutdown(context.Background()))
 
 	b, err := os.ReadFile(filepath.Join(dir, IdentitiesFile))
@@ -227,7 +232,9 @@ func TestRegistryIdentityPersisted(t *testing.T) {
 	assert.Equal(t, "disabled", regAgain["status"])
 	assert.Equal(t, reg["authentication"], regAgain["authentication"])
 	requireCode(t, call(s2, http.MethodGet, "/devices/sim-000001"+apiV, "", rw), codeDeviceNotFound)
-	identityDoc(t, call(s2, http.MethodGet, "/devices/sim-000002"+apiV, "", rw))
+	requireCode(t, call(s2, http.MethodGet, "/devices/sim-000002"+apiV, "", rw), codeDeviceNotFound)
+	n, _ := s2.Registry().Count()
+	assert.Equal(t, 3, n, "reg-1, made-1 and cam-1; both fleet devices deleted")
 	a, ok := s2.Registry().Auth("cam-1", "")
 	require.True(t, ok)
 	assert.Equal(t, "certificateAuthority", a.Type, "an X.509 identity stays X.509")
