@@ -106,17 +106,17 @@ type identityBody struct {
 	ModuleID       *string `json:"moduleId"`
 	Status         *string `json:"status"`
 	StatusReason   *string `json:"statusReason"`
-	Authentication *struct {
-		Type         *string `json:"type"`
-		SymmetricKey *struct {
-			PrimaryKey   *string `json:"primaryKey"`
-			SecondaryKey *string `json:"secondaryKey"`
-		} `json:"symmetricKey"`
-		X509Thumbprint *struct {
-			PrimaryThumbprint   *string `json:"primaryThumbprint"`
-			SecondaryThumbprint *string `json:"secondaryThumbprint"`
-		} `json:"x509Thumbprint"`
-	} `json:"authentication"`
+	// Authentication is read twice: type and thumbprints by devices.Auth,
+	// the symmetric keys here.
+	Authentication json.RawMessage `json:"authentication"`
+}
+
+// symmetricKeys is the authentication object's symmetricKey.
+type symmetricKeys struct {
+	SymmetricKey *struct {
+		PrimaryKey   *string `json:"primaryKey"`
+		SecondaryKey *string `json:"secondaryKey"`
+	} `json:"symmetricKey"`
 }
 
 // writeIdentity serves PUT and DELETE of a device or module identity.
@@ -188,20 +188,20 @@ func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hu
 			spec.StatusReason = *b.StatusReason
 		}
 	}
-	if a := b.Authentication; a != nil {
-		auth := devices.Auth{Type: devices.AuthSAS}
-		if a.Type != nil {
-			auth.Type = *a.Type
+	if len(b.Authentication) > 0 && string(b.Authentication) != "null" {
+		var auth devices.Auth
+		var keys symmetricKeys
+		if err := json.Unmarshal(b.Authentication, &auth); err != nil {
+			return spec, newError(codeIotHubFormatError, "The authentication object is not valid: "+jsonErrorText(err))
 		}
-		if tp := a.X509Thumbprint; tp != nil {
-			if tp.PrimaryThumbprint != nil {
-				auth.PrimaryThumbprint = *tp.PrimaryThumbprint
-			}
-			if tp.SecondaryThumbprint != nil {
-				auth.SecondaryThumbprint = *tp.SecondaryThumbprint
-			}
-			if auth.Type == devices.AuthSAS && a.Type == nil && auth.PrimaryThumbprint != "" {
-				auth.Type = devices.AuthSelfSigned // as Microsoft's SDKs normalise it
+		if err := json.Unmarshal(b.Authentication, &keys); err != nil {
+			return spec, newError(codeIotHubFormatError, "The authentication object is not valid: "+jsonErrorText(err))
+		}
+		if auth.Type == "" {
+			// As Microsoft's SDKs normalise it: a thumbprint makes it selfSigned.
+			auth.Type = devices.AuthSAS
+			if auth.PrimaryThumbprint != "" {
+				auth.Type = devices.AuthSelfSigned
 			}
 		}
 		if auth.Type == devices.AuthSAS {
@@ -211,7 +211,7 @@ func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hu
 			return spec, newError(codeArgumentInvalid, "Authentication: "+err.Error()+".")
 		}
 		spec.Auth = &auth
-		if k := a.SymmetricKey; k != nil {
+		if k := keys.SymmetricKey; k != nil {
 			for _, f := range []struct {
 				name string
 				v    *string
@@ -221,10 +221,10 @@ func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hu
 					continue
 				}
 				key, err := base64.StdEncoding.DecodeString(*f.v)
-				if err != nil || len(key) < 16 || len(key) > 64 {
-					return spec, newError(codeArgumentInvalid, "The symmetric key "+f.name+" must be base64 of 16 to 64 bytes.")
+				if err != nil {
+					return spec, newError(codeArgumentInvalid, "The symmetric key "+f.name+" is not base64.")
 				}
-				*f.dst = key
+				*f.dst = key // its length is the registry's to check
 			}
 		}
 	}

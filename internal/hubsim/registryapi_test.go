@@ -156,7 +156,10 @@ func TestRegistryIdentityWrite(t *testing.T) {
 	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"other"}`, rw), codeArgumentInvalid)
 	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":`, rw), codeIotHubFormatError)
 	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"status":"paused"}`, rw), codeArgumentInvalid)
-	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":{"symmetricKey":{"primaryKey":"c2hvcnQ="}}}`, rw), codeArgumentInvalid)
+	e := requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":{"symmetricKey":{"primaryKey":"c2hvcnQ="}}}`, rw), codeArgumentInvalid)
+	assert.Contains(t, e.Message, "primary symmetric key must be 16 to 64 bytes")
+	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":{"symmetricKey":{"secondaryKey":"not base64!"}}}`, rw), codeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":"sas"}`, rw), codeIotHubFormatError)
 
 	assert.Equal(t, http.StatusNoContent, call(s, http.MethodDelete, "/devices/made-1/modules/m1"+apiV, "", withHeader(rw, "If-Match", `"*"`)).Code)
 	requireCode(t, call(s, http.MethodGet, "/devices/made-1/modules/m1"+apiV, "", rw), codeModuleNotFound)

@@ -186,9 +186,9 @@ func (r *Registry) putIdentity(spec IdentitySpec, restoring bool, revision, gene
 			return false, nil, fmt.Errorf("%w: %v", ErrInvalidIdentity, ErrModuleX509)
 		}
 	}
-	for _, k := range [][]byte{spec.PrimaryKey, spec.SecondaryKey} {
+	for i, k := range [][]byte{spec.PrimaryKey, spec.SecondaryKey} {
 		if k != nil && (len(k) < 16 || len(k) > 64) {
-			return false, nil, fmt.Errorf("%w: a symmetric key must be 16 to 64 bytes (base64), not %d", ErrInvalidIdentity, len(k))
+			return false, nil, fmt.Errorf("%w: the %s symmetric key must be 16 to 64 bytes (base64), not %d", ErrInvalidIdentity, [2]string{"primary", "secondary"}[i], len(k))
 		}
 	}
 	r.structMu.Lock()
