@@ -102,10 +102,10 @@ func (s *Server) writeIdentityDoc(w http.ResponseWriter, reqID string, res resou
 
 // identityBody is the part of a Device or Module object a PUT may set.
 type identityBody struct {
-	DeviceID       *string `json:"deviceId"`
-	ModuleID       *string `json:"moduleId"`
-	Status         *string `json:"status"`
-	StatusReason   *string `json:"statusReason"`
+	DeviceID     *string `json:"deviceId"`
+	ModuleID     *string `json:"moduleId"`
+	Status       *string `json:"status"`
+	StatusReason *string `json:"statusReason"`
 	// Authentication is read twice: type and thumbprints by devices.Auth,
 	// the symmetric keys here.
 	Authentication json.RawMessage `json:"authentication"`
