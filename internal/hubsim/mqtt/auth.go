@@ -80,10 +80,11 @@ type authFunc func(deviceID, moduleID string) (devices.Auth, bool)
 // for an X.509 identity, the client certificate of the TLS handshake and no
 // password.
 type authenticator struct {
-	hosts []string // the hub host name with and without its port
-	key   keyFunc
-	auth  authFunc       // nil: every identity is SAS
-	roots *x509.CertPool // CAs trusted for certificateAuthority devices (nil: none)
+	hosts   []string // the hub host name with and without its port
+	key     keyFunc
+	auth    authFunc                             // nil: every identity is SAS
+	roots   *x509.CertPool                       // CAs trusted for certificateAuthority devices (nil: none)
+	enabled func(deviceID, moduleID string) bool // nil: every identity is enabled
 }
 
 func newAuthenticator(hostName string, key keyFunc) *authenticator {
@@ -109,8 +110,18 @@ func (a *authenticator) hostPrefix(s string) int {
 // check verifies a CONNECT's client id, username and password, and the
 // client certificates of its TLS connection (chain, leaf first; nil when
 // none), at now. It returns the identity and the expiry of its token (zero
-// for X.509). Errors are *AuthError.
+// for X.509). A disabled device (or a module of one) is refused once its
+// credentials are right, so only its holder learns it is disabled. Errors
+// are *AuthError.
 func (a *authenticator) check(clientID, username string, password []byte, chain []*x509.Certificate, now time.Time) (Identity, time.Time, error) {
+	id, expiry, err := a.checkCredentials(clientID, username, password, chain, now)
+	if err == nil && a.enabled != nil && !a.enabled(id.DeviceID, id.ModuleID) {
+		return Identity{}, time.Time{}, authErrorf("device %q is disabled", id.DeviceID)
+	}
+	return id, expiry, err
+}
+
+func (a *authenticator) checkCredentials(clientID, username string, password []byte, chain []*x509.Certificate, now time.Time) (Identity, time.Time, error) {
 	id, err := ParseClientID(clientID)
 	if err != nil {
 		return Identity{}, time.Time{}, err

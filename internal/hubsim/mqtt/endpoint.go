@@ -189,7 +189,7 @@ func New(cfg Config) (*Endpoint, error) {
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	cfg.Registry.OnRevoked(e.revoke)
-	e.auth.auth, e.auth.roots = cfg.Registry.Auth, cfg.ClientCAs
+	e.auth.auth, e.auth.roots, e.auth.enabled = cfg.Registry.Auth, cfg.ClientCAs, cfg.Registry.Enabled
 	if err := e.srv.AddHook(&hook{ep: e}, nil); err != nil {
 		return nil, err
 	}

@@ -583,6 +583,10 @@ func TestRevokedIdentities(t *testing.T) {
 	assert.Equal(t, byte(5), c2.connect("dev1", username(dev1), token(dev1, f.key(dev1), time.Hour)), "a disabled device is not authorized")
 	c2.expectClosed()
 	assert.Contains(t, f.logs.String(), `device "dev1" is disabled`)
+	c4 := f.dial()
+	assert.Equal(t, byte(5), c4.connect("dev1", username(dev1), token(dev1, make([]byte, 32), time.Hour)))
+	c4.expectClosed()
+	assert.Equal(t, 1, strings.Count(f.logs.String(), `is disabled`), "a wrong key learns nothing of the status")
 	r := waitResult(t, f.invokeAsync(dev1, "reboot", nil, 0, time.Second))
 	assert.ErrorIs(t, r.err, devices.ErrDeviceNotOnline)
 

@@ -128,10 +128,7 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 // client certificate of an X.509 identity. A refusal makes mochi answer
 // CONNACK 5 (not authorized) to MQTT 3.1.1.
 func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	id, _, err := h.ep.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, peerCertificates(cl.Net.Conn), h.ep.now())
-	if err == nil && !h.ep.reg.Enabled(id.DeviceID, id.ModuleID) {
-		err = authErrorf("device %q is disabled", id.DeviceID)
-	}
+	_, _, err := h.ep.auth.check(pk.Connect.ClientIdentifier, string(pk.Connect.Username), pk.Connect.Password, peerCertificates(cl.Net.Conn), h.ep.now())
 	if err != nil {
 		h.ep.stats.refused.Add(1)
 		h.ep.logf("refused CONNECT from %s: %v", cl.Net.Remote, err)
