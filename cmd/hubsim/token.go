@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -79,14 +74,11 @@ a secret: it goes to stdout only.`,
 // deviceToken reads the identity's primary key from the hub's registry and
 // signs a token for it.
 func deviceToken(ctx context.Context, dir, device, module string, ttl time.Duration) (string, error) {
-	envPath := filepath.Join(dir, hubsim.EnvFile)
-	vars, err := hubsim.ReadEnvFile(envPath)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("%s does not exist (is `hubsim --dir %s` running?)", envPath, dir)
-	}
+	env, err := hubsim.LoadHubEnv(filepath.Join(dir, hubsim.EnvFile))
 	if err != nil {
 		return "", err
 	}
+	envPath, vars := env.Path, env.Vars
 	cs, err := connstr.ParseService(vars["HUBSIM_REGISTRY_READ_CONNECTION_STRING"])
 	if err != nil {
 		return "", fmt.Errorf("HUBSIM_REGISTRY_READ_CONNECTION_STRING in %s: %v", envPath, err)
@@ -94,14 +86,6 @@ func deviceToken(ctx context.Context, dir, device, module string, ttl time.Durat
 	policyKey, err := sas.DecodeKey(cs.SharedAccessKey)
 	if err != nil {
 		return "", fmt.Errorf("HUBSIM_REGISTRY_READ_CONNECTION_STRING in %s: the key is not base64", envPath)
-	}
-	pem, err := os.ReadFile(vars["HUBSIM_CA_FILE"])
-	if err != nil {
-		return "", fmt.Errorf("read the CA named in %s: %w", envPath, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return "", fmt.Errorf("HUBSIM_CA_FILE in %s holds no PEM certificate", envPath)
 	}
 	resource := "devices/" + url.PathEscape(device)
 	if module != "" {
@@ -115,11 +99,7 @@ func deviceToken(ctx context.Context, dir, device, module string, ttl time.Durat
 	}
 	req.Host = cs.HostName
 	req.Header.Set("Authorization", sas.NewToken(cs.HostName, cs.SharedAccessKeyName, policyKey, time.Now().Add(5*time.Minute)))
-	serverName := cs.HostName
-	if h, _, err := net.SplitHostPort(cs.HostName); err == nil {
-		serverName = h
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: serverName}}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: env.TLS}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("read %s from the hub at %s: %v", resource, vars["HUBSIM_HTTPS_ADDR"], err)

@@ -51,41 +51,60 @@ func WaitReady(ctx context.Context, dir string, timeout time.Duration) (string, 
 	}
 }
 
-// probeReady reads the env file and completes one TLS handshake with the
-// address it names.
-func probeReady(ctx context.Context, envPath string) (string, error) {
+// HubEnv is the running hub a DIR/hubsim.env names: its variables and a
+// TLS configuration that trusts its CA for its host name.
+type HubEnv struct {
+	Path string            // DIR/hubsim.env
+	Vars map[string]string // HUBSIM_*, IOTHUB_CONNECTION_STRING, ...
+	TLS  *tls.Config       // RootCAs = HUBSIM_CA_FILE, ServerName = HUBSIM_HOST without its port
+}
+
+// LoadHubEnv reads envPath (DIR/hubsim.env) and the CA it names. Errors
+// say which file or variable is wrong.
+func LoadHubEnv(envPath string) (*HubEnv, error) {
 	vars, err := ReadEnvFile(envPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("%s does not exist (is `hubsim --dir %s` running?)", envPath, filepath.Dir(envPath))
+		return nil, fmt.Errorf("%s does not exist (is `hubsim --dir %s` running?)", envPath, filepath.Dir(envPath))
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	addr, host, caFile := vars["HUBSIM_HTTPS_ADDR"], vars["HUBSIM_HOST"], vars["HUBSIM_CA_FILE"]
 	if addr == "" || host == "" || caFile == "" {
-		return "", fmt.Errorf("%s lacks HUBSIM_HTTPS_ADDR, HUBSIM_HOST or HUBSIM_CA_FILE", envPath)
+		return nil, fmt.Errorf("%s lacks HUBSIM_HTTPS_ADDR, HUBSIM_HOST or HUBSIM_CA_FILE", envPath)
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
-		return "", fmt.Errorf("read the CA named in %s: %w", envPath, err)
+		return nil, fmt.Errorf("read the CA named in %s: %w", envPath, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return "", fmt.Errorf("%s (HUBSIM_CA_FILE in %s) holds no PEM certificate", caFile, envPath)
+		return nil, fmt.Errorf("%s (HUBSIM_CA_FILE in %s) holds no PEM certificate", caFile, envPath)
 	}
-	serverName, _, err := net.SplitHostPort(host)
+	serverName := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		serverName = h // HostName has no port on 443
+	}
+	return &HubEnv{Path: envPath, Vars: vars, TLS: &tls.Config{RootCAs: pool, ServerName: strings.Trim(serverName, "[]"), MinVersion: tls.VersionTLS12}}, nil
+}
+
+// probeReady reads the env file and completes one TLS handshake with the
+// address it names.
+func probeReady(ctx context.Context, envPath string) (string, error) {
+	env, err := LoadHubEnv(envPath)
 	if err != nil {
-		return "", fmt.Errorf("HUBSIM_HOST %q in %s: %v", host, envPath, err)
+		return "", err
 	}
+	addr := env.Vars["HUBSIM_HTTPS_ADDR"]
 	dctx, cancel := context.WithTimeout(ctx, waitDialTimeout)
 	defer cancel()
-	d := &tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}}
+	d := &tls.Dialer{Config: env.TLS}
 	conn, err := d.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return "", fmt.Errorf("https://%s (from %s) does not accept TLS connections: %v", addr, envPath, err)
 	}
 	_ = conn.Close()
-	return host, nil
+	return env.Vars["HUBSIM_HOST"], nil
 }
 
 // ReadEnvFile parses the `export NAME='value'` lines WriteEnv writes.
