@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/dmctl/dmctl/internal/flagguard"
 	"github.com/dmctl/dmctl/internal/hubsim"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 )
@@ -48,6 +49,7 @@ func Main(args []string) int {
 // Run is Main with explicit streams and a context whose end stops the hub.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := newRootCmd(stdout, stderr)
+	flagguard.Guard(cmd) // empty values and repeated one-value flags are bad input, as in dmctl
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
@@ -60,6 +62,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// flagError makes a flag parse error a usage error (exit 2) whose message
+// names the flag and never quotes its value.
+func flagError(_ *cobra.Command, err error) error {
+	if msg, ok := flagguard.Describe(err); ok {
+		return &usageError{errors.New(msg)}
+	}
+	return &usageError{err}
 }
 
 // noArgs refuses positional arguments as a usage error.
@@ -115,7 +126,7 @@ SIGTERM stop it.`,
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	cmd.CompletionOptions.DisableDefaultCmd = true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	cmd.SetFlagErrorFunc(flagError)
 
 	fl := cmd.Flags()
 	fl.SortFlags = false

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,11 +41,6 @@ a secret: it goes to stdout only.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, f := range []struct{ name, v string }{{"dir", dir}, {"device", device}, {"module", module}} {
-				if cmd.Flags().Changed(f.name) && strings.TrimSpace(f.v) == "" {
-					return usagef("--%s: empty value", f.name)
-				}
-			}
 			if !cmd.Flags().Changed("dir") || !cmd.Flags().Changed("device") {
 				return usagef("--dir and --device are required")
 			}
@@ -61,7 +55,7 @@ a secret: it goes to stdout only.`,
 			return err
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	cmd.SetFlagErrorFunc(flagError)
 	fl := cmd.Flags()
 	fl.SortFlags = false
 	fl.StringVar(&dir, "dir", "", "the `DIR` the running hubsim was started with (--dir)")

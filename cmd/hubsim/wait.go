@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 
 	"github.com/dmctl/dmctl/internal/hubsim"
 	"github.com/spf13/cobra"
@@ -46,9 +45,6 @@ in the background, then wait:
 			if !cmd.Flags().Changed("dir") {
 				return usagef("--dir is required: the directory the hubsim to wait for was started with")
 			}
-			if strings.TrimSpace(dir) == "" {
-				return usagef("--dir: empty value; give the directory hubsim was started with")
-			}
 			if timeout <= 0 {
 				return usagef("--timeout %s: must be more than 0", timeout)
 			}
@@ -60,7 +56,7 @@ in the background, then wait:
 			return nil
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	cmd.SetFlagErrorFunc(flagError)
 	fl := cmd.Flags()
 	fl.SortFlags = false
 	fl.StringVar(&dir, "dir", "", "the `DIR` the hubsim to wait for was started with (--dir)")

@@ -23,7 +23,7 @@ func TestWaitBadFlagsExit2(t *testing.T) {
 		want string
 	}{
 		{[]string{"wait"}, "--dir is required"},
-		{[]string{"wait", "--dir", ""}, "--dir: empty value"},
+		{[]string{"wait", "--dir", ""}, "--dir: the value is empty"},
 		{[]string{"wait", "--dir", t.TempDir(), "--timeout", "0s"}, "--timeout 0s"},
 		{[]string{"wait", "--dir", t.TempDir(), "--timeout", "-1s"}, "--timeout"},
 		{[]string{"wait", "--dir", t.TempDir(), "--timeout", "soon"}, "--timeout"},
