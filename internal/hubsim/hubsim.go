@@ -5,7 +5,7 @@
 //
 // The registry, simulated fleet and twins live in internal/hubsim/devices,
 // the query engine in internal/hubsim/query and the throttle arithmetic in
-// internal/hubsim/throttle, the device endpoint in internal/hubsim/mqtt, SAS
+// internal/hubsim/throttle, the device endpoint in internal/hubsim/transport/mqtt, SAS
 // and X.509 checks in internal/hubsim/identity; this package is the server
 // around them (lifecycle, --dir state, the REST handlers). The command line
 // (flags -> Config, `hubsim device`, `wait`, `token`, `bench`) is cmd/hubsim.
@@ -85,7 +85,7 @@ type Config struct {
 	// Now is the clock for tokens and timestamps (nil = time.Now).
 	Now func() time.Time
 	// NewDeviceEndpoint, when set, replaces the device endpoint served on
-	// the MQTT listener. nil = the MQTT endpoint (internal/hubsim/mqtt).
+	// the MQTT listener. nil = the MQTT endpoint (internal/hubsim/transport/mqtt).
 	NewDeviceEndpoint func(DeviceEndpointConfig) (DeviceEndpoint, error)
 }
 

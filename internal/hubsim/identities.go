@@ -10,7 +10,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/atomicfile"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
-	"github.com/dmctl/dmctl/internal/hubsim/mqtt"
+	"github.com/dmctl/dmctl/internal/hubsim/transport/mqtt"
 )
 
 // IdentitiesFile keeps in --dir what the registry API changed (identities

@@ -15,7 +15,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
-	hubmqtt "github.com/dmctl/dmctl/internal/hubsim/mqtt"
+	hubmqtt "github.com/dmctl/dmctl/internal/hubsim/transport/mqtt"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
 
