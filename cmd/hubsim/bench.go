@@ -24,6 +24,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/rest"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -68,7 +70,7 @@ const benchMethod = "ping"
 // POST /twins/{id}/methods over keep-alive HTTPS connections with one SAS
 // token signed up front, then reports throughput and latency percentiles.
 func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
-	if o.Concurrency < 1 || o.Devices < 1 || o.Duration <= 0 || o.PayloadBytes < 0 || o.PayloadBytes > hubsim.MaxMethodPayloadBytes-2 {
+	if o.Concurrency < 1 || o.Devices < 1 || o.Duration <= 0 || o.PayloadBytes < 0 || o.PayloadBytes > rest.MaxMethodPayloadBytes-2 {
 		return nil, fmt.Errorf("bench: invalid options %+v", o)
 	}
 	ok200 := 200
@@ -85,8 +87,8 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		return nil, err
 	}
 
-	key, _ := srv.PolicyKey(hubsim.PolicyService)
-	token := sas.NewToken(srv.HostName(), hubsim.PolicyService, key, time.Now().Add(2*time.Hour+o.Duration+o.Warmup))
+	key, _ := srv.PolicyKey(identity.PolicyService)
+	token := sas.NewToken(srv.HostName(), identity.PolicyService, key, time.Now().Add(2*time.Hour+o.Duration+o.Warmup))
 	ids := srv.Registry().DeviceIDs(false)
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("bench: the fleet has no devices")
@@ -297,8 +299,8 @@ Client and hub share the machine, so the figure is a lower bound for the hub.`,
 				return usagef("--concurrency %d: must be at least 1", o.Concurrency)
 			case o.Devices < 1 || o.Devices > 1_000_000:
 				return usagef("--devices %d: must be between 1 and 1000000", o.Devices)
-			case o.PayloadBytes < 0 || o.PayloadBytes > hubsim.MaxMethodPayloadBytes-2:
-				return usagef("--payload-bytes %d: must be between 0 and %d", o.PayloadBytes, hubsim.MaxMethodPayloadBytes-2)
+			case o.PayloadBytes < 0 || o.PayloadBytes > rest.MaxMethodPayloadBytes-2:
+				return usagef("--payload-bytes %d: must be between 0 and %d", o.PayloadBytes, rest.MaxMethodPayloadBytes-2)
 			}
 			_, _ = fmt.Fprintf(stderr, "hubsim bench: warming up %s, then measuring %s...\n", o.Warmup, o.Duration)
 			r, err := Bench(cmd.Context(), o)

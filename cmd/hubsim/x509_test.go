@@ -18,6 +18,7 @@ import (
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/hubsim"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/sas"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
@@ -123,9 +124,9 @@ groups:
 	require.NoError(t, err)
 	assert.NotEmpty(t, sasCS.SharedAccessKey, "SAS devices keep their key")
 
-	key, ok := s.PolicyKey(hubsim.PolicyRegistryRead)
+	key, ok := s.PolicyKey(identity.PolicyRegistryRead)
 	require.True(t, ok)
-	tok := sas.NewToken(s.HostName(), hubsim.PolicyRegistryRead, key, time.Now().Add(time.Hour))
+	tok := sas.NewToken(s.HostName(), identity.PolicyRegistryRead, key, time.Now().Add(time.Hour))
 	get := func(path string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, "https://"+s.HostName()+path, nil)
 		req.Host = s.HostName()

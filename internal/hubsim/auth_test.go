@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,6 +24,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/rest"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -43,20 +46,20 @@ func TestSASPolicies(t *testing.T) {
 		policy                    string
 		invokeOK, readOK, writeOK bool
 	}{
-		{PolicyOwner, true, true, true},
-		{PolicyService, true, true, true},
-		{PolicyRegistryRead, false, true, false},
-		{PolicyRegistryReadWrite, false, true, true},
-		{PolicyDevice, false, false, false},
+		{identity.PolicyOwner, true, true, true},
+		{identity.PolicyService, true, true, true},
+		{identity.PolicyRegistryRead, false, true, false},
+		{identity.PolicyRegistryReadWrite, false, true, true},
+		{identity.PolicyDevice, false, false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.policy, func(t *testing.T) {
 			tok := token(t, s, c.policy, "", time.Hour)
 			check := func(what string, got *wireErrorOrOK, ok bool) {
 				if ok {
-					assert.Equal(t, codeDeviceNotFound, got.code, "%s with %s should pass auth: %s", what, c.policy, got.message)
+					assert.Equal(t, rest.CodeDeviceNotFound, got.code, "%s with %s should pass auth: %s", what, c.policy, got.message)
 				} else {
-					assert.Equal(t, codeUnauthorized, got.code, "%s with %s should be refused: %s", what, c.policy, got.message)
+					assert.Equal(t, rest.CodeUnauthorized, got.code, "%s with %s should be refused: %s", what, c.policy, got.message)
 					assert.Equal(t, http.StatusUnauthorized, got.status)
 				}
 			}
@@ -66,7 +69,7 @@ func TestSASPolicies(t *testing.T) {
 		})
 	}
 	t.Run("registryRead invoking names the rule", func(t *testing.T) {
-		got := invoke(token(t, s, PolicyRegistryRead, "", time.Hour))
+		got := invoke(token(t, s, identity.PolicyRegistryRead, "", time.Hour))
 		assert.Contains(t, got.message, "registryRead")
 		assert.Equal(t, "IotHubUnauthorized", got.name)
 	})
@@ -99,8 +102,9 @@ func outcome(t testing.TB, rec *httptest.ResponseRecorder) *wireErrorOrOK {
 func TestSASTokenChecks(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true})
 	host := s.HostName()
-	hostNoPort, _ := stripPort(host)
-	key, _ := s.PolicyKey(PolicyService)
+	hostNoPort, _, err := net.SplitHostPort(host)
+	require.NoError(t, err)
+	key, _ := s.PolicyKey(identity.PolicyService)
 	otherKey := make([]byte, 32)
 	_, _ = rand.Read(otherKey)
 
@@ -109,22 +113,22 @@ func TestSASTokenChecks(t *testing.T) {
 		hdr  string
 		code int
 	}{
-		{"sr with port", sas.NewToken(host, PolicyService, key, time.Now().Add(time.Hour)), codeDeviceNotFound},
-		{"sr without port", sas.NewToken(hostNoPort, PolicyService, key, time.Now().Add(time.Hour)), codeDeviceNotFound},
-		{"sr upper case", sas.NewToken(strings.ToUpper(hostNoPort), PolicyService, key, time.Now().Add(time.Hour)), codeDeviceNotFound},
-		{"sr devices prefix", sas.NewToken(host+"/devices", PolicyService, key, time.Now().Add(time.Hour)), codeDeviceNotFound},
-		{"sr exact device", sas.NewToken(host+"/devices/nope", PolicyService, key, time.Now().Add(time.Hour)), codeDeviceNotFound},
-		{"sr partial segment", sas.NewToken(host+"/dev", PolicyService, key, time.Now().Add(time.Hour)), codeUnauthorizedAccess},
-		{"sr other device", sas.NewToken(host+"/devices/other", PolicyService, key, time.Now().Add(time.Hour)), codeUnauthorizedAccess},
-		{"sr other host", sas.NewToken("otherhub.azure-devices.net", PolicyService, key, time.Now().Add(time.Hour)), codeUnauthorizedAccess},
-		{"wrong key", sas.NewToken(host, PolicyService, otherKey, time.Now().Add(time.Hour)), codeUnauthorizedAccess},
-		{"other policy's key", sas.NewToken(host, PolicyOwner, key, time.Now().Add(time.Hour)), codeUnauthorizedAccess},
-		{"expired", sas.NewToken(host, PolicyService, key, time.Now().Add(-time.Minute)), codeUnauthorizedAccess},
-		{"unknown policy", sas.NewToken(host, "nobody", key, time.Now().Add(time.Hour)), codeUnauthorizedAccess},
-		{"device token (no skn)", sas.NewToken(host+"/devices/nope", "", key, time.Now().Add(time.Hour)), codeUnauthorizedAccess},
-		{"garbage", "SharedAccessSignature nonsense", codeUnauthorizedAccess},
-		{"basic auth", "Basic dXNlcjpwYXNz", codeUnauthorizedAccess},
-		{"missing", "", codeUnauthorized},
+		{"sr with port", sas.NewToken(host, identity.PolicyService, key, time.Now().Add(time.Hour)), rest.CodeDeviceNotFound},
+		{"sr without port", sas.NewToken(hostNoPort, identity.PolicyService, key, time.Now().Add(time.Hour)), rest.CodeDeviceNotFound},
+		{"sr upper case", sas.NewToken(strings.ToUpper(hostNoPort), identity.PolicyService, key, time.Now().Add(time.Hour)), rest.CodeDeviceNotFound},
+		{"sr devices prefix", sas.NewToken(host+"/devices", identity.PolicyService, key, time.Now().Add(time.Hour)), rest.CodeDeviceNotFound},
+		{"sr exact device", sas.NewToken(host+"/devices/nope", identity.PolicyService, key, time.Now().Add(time.Hour)), rest.CodeDeviceNotFound},
+		{"sr partial segment", sas.NewToken(host+"/dev", identity.PolicyService, key, time.Now().Add(time.Hour)), rest.CodeUnauthorizedAccess},
+		{"sr other device", sas.NewToken(host+"/devices/other", identity.PolicyService, key, time.Now().Add(time.Hour)), rest.CodeUnauthorizedAccess},
+		{"sr other host", sas.NewToken("otherhub.azure-devices.net", identity.PolicyService, key, time.Now().Add(time.Hour)), rest.CodeUnauthorizedAccess},
+		{"wrong key", sas.NewToken(host, identity.PolicyService, otherKey, time.Now().Add(time.Hour)), rest.CodeUnauthorizedAccess},
+		{"other policy's key", sas.NewToken(host, identity.PolicyOwner, key, time.Now().Add(time.Hour)), rest.CodeUnauthorizedAccess},
+		{"expired", sas.NewToken(host, identity.PolicyService, key, time.Now().Add(-time.Minute)), rest.CodeUnauthorizedAccess},
+		{"unknown policy", sas.NewToken(host, "nobody", key, time.Now().Add(time.Hour)), rest.CodeUnauthorizedAccess},
+		{"device token (no skn)", sas.NewToken(host+"/devices/nope", "", key, time.Now().Add(time.Hour)), rest.CodeUnauthorizedAccess},
+		{"garbage", "SharedAccessSignature nonsense", rest.CodeUnauthorizedAccess},
+		{"basic auth", "Basic dXNlcjpwYXNz", rest.CodeUnauthorizedAccess},
+		{"missing", "", rest.CodeUnauthorized},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,28 +138,28 @@ func TestSASTokenChecks(t *testing.T) {
 			}
 			rec := call(s, http.MethodPost, "/twins/nope/methods"+apiV, `{"methodName":"m"}`, hdr)
 			e := requireCode(t, rec, c.code)
-			if c.code != codeDeviceNotFound {
+			if c.code != rest.CodeDeviceNotFound {
 				assert.Equal(t, http.StatusUnauthorized, e.Status)
 				assert.NotContains(t, e.Message, "sig=", "messages never quote the token")
 			}
 		})
 	}
 	t.Run("missing header message", func(t *testing.T) {
-		e := requireCode(t, call(s, http.MethodPost, "/twins/nope/methods"+apiV, `{"methodName":"m"}`, nil), codeUnauthorized)
+		e := requireCode(t, call(s, http.MethodPost, "/twins/nope/methods"+apiV, `{"methodName":"m"}`, nil), rest.CodeUnauthorized)
 		assert.Equal(t, "Authorization header missing.", e.Message)
 		assert.Equal(t, "IotHubUnauthorized", e.Name)
 	})
 	t.Run("expired message", func(t *testing.T) {
 		e := requireCode(t, call(s, http.MethodPost, "/twins/nope/methods"+apiV, `{"methodName":"m"}`,
-			authz(sas.NewToken(host, PolicyService, key, time.Now().Add(-time.Minute)))), codeUnauthorizedAccess)
+			authz(sas.NewToken(host, identity.PolicyService, key, time.Now().Add(-time.Minute)))), rest.CodeUnauthorizedAccess)
 		assert.Contains(t, e.Message, "expired")
 		assert.Equal(t, "IotHubUnauthorizedAccess", e.Name)
 	})
 	t.Run("sr host as the client addressed the hub", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, "https://localhost/twins/nope/methods"+apiV, strings.NewReader(`{"methodName":"m"}`))
 		req.Host = "localhost"
-		req.Header.Set("Authorization", sas.NewToken("localhost", PolicyService, key, time.Now().Add(time.Hour)))
-		assert.Equal(t, codeDeviceNotFound, outcome(t, serve1(s, req)).code)
+		req.Header.Set("Authorization", sas.NewToken("localhost", identity.PolicyService, key, time.Now().Add(time.Hour)))
+		assert.Equal(t, rest.CodeDeviceNotFound, outcome(t, serve1(s, req)).code)
 	})
 }
 
@@ -169,45 +173,15 @@ func TestSASCacheHonoursExpiry(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { return now }
 	s := newTestServer(t, Config{NoThrottle: true, Now: clock})
-	key, _ := s.PolicyKey(PolicyService)
-	tok := sas.NewToken(s.HostName(), PolicyService, key, now.Add(time.Minute))
+	key, _ := s.PolicyKey(identity.PolicyService)
+	tok := sas.NewToken(s.HostName(), identity.PolicyService, key, now.Add(time.Minute))
 	for range 3 {
-		assert.Equal(t, codeDeviceNotFound, outcome(t, call(s, http.MethodPost, "/twins/nope/methods"+apiV, `{"methodName":"m"}`, authz(tok))).code)
+		assert.Equal(t, rest.CodeDeviceNotFound, outcome(t, call(s, http.MethodPost, "/twins/nope/methods"+apiV, `{"methodName":"m"}`, authz(tok))).code)
 	}
 	now = now.Add(2 * time.Minute) // the cached token has expired meanwhile
 	e := outcome(t, call(s, http.MethodPost, "/twins/nope/methods"+apiV, `{"methodName":"m"}`, authz(tok)))
-	assert.Equal(t, codeUnauthorizedAccess, e.code)
+	assert.Equal(t, rest.CodeUnauthorizedAccess, e.code)
 	assert.Contains(t, e.message, "expired")
-}
-
-func TestSrCovers(t *testing.T) {
-	a := &authenticator{hosts: hostVariants("127.0.0.1:8443")}
-	cases := []struct {
-		sr, reqHost string
-		res         resource
-		want        bool
-	}{
-		{"127.0.0.1:8443", "", resource{"d", ""}, true},
-		{"127.0.0.1", "", resource{"d", ""}, true},
-		{"127.0.0.1/", "", resource{"d", ""}, true},
-		{"https://127.0.0.1", "", resource{"d", ""}, true},
-		{"127.0.0.1:9999", "", resource{"d", ""}, false},
-		{"127.0.0.1/devices", "", resource{"d", ""}, true},
-		{"127.0.0.1/DEVICES/d", "", resource{"d", ""}, true},
-		{"127.0.0.1/devices/d/modules/m", "", resource{"d", ""}, false},
-		{"127.0.0.1/devices/d", "", resource{"d", "m"}, true},
-		{"127.0.0.1/devices/dx", "", resource{"d", ""}, false},
-		{"127.0.0.1/devices/d", "", resource{"dx", ""}, false},
-		{"myhub.azure-devices.net", "myhub.azure-devices.net", resource{"d", ""}, true},
-		{"myhub.azure-devices.net", "myhub.azure-devices.net:443", resource{"d", ""}, true},
-		{"myhub.azure-devices.net", "other", resource{"d", ""}, false},
-		{"127.0.0.1/devices", "", resource{}, true},
-		{"127.0.0.1/devices/query", "", resource{}, true},
-		{"127.0.0.1/devices/d", "", resource{}, false},
-	}
-	for _, c := range cases {
-		assert.Equal(t, c.want, a.srCovers(c.sr, c.reqHost, c.res), "sr=%q host=%q resource=%v", c.sr, c.reqHost, c.res)
-	}
 }
 
 // bearer returns a token issued by s's authority for the principal named name.
@@ -237,24 +211,24 @@ func TestBearerTokens(t *testing.T) {
 	}
 
 	contributor := bearer(t, s, "contributor", time.Hour)
-	assert.Equal(t, codeDeviceNotFound, invoke(contributor).code)
+	assert.Equal(t, rest.CodeDeviceNotFound, invoke(contributor).code)
 	assert.Equal(t, http.StatusOK, queryAll(contributor).status)
-	assert.Equal(t, codeDeviceNotFound, patch(contributor).code)
+	assert.Equal(t, rest.CodeDeviceNotFound, patch(contributor).code)
 
 	reader := bearer(t, s, "reader", time.Hour)
 	got := invoke(reader)
-	assert.Equal(t, codeUnauthorized, got.code, "a reader may not invoke: %s", got.message)
+	assert.Equal(t, rest.CodeUnauthorized, got.code, "a reader may not invoke: %s", got.message)
 	assert.Contains(t, got.message, "due to no assigned permissions")
 	assert.Equal(t, http.StatusOK, queryAll(reader).status, "a reader may query")
-	assert.Equal(t, codeUnauthorized, patch(reader).code, "a reader may not patch")
+	assert.Equal(t, rest.CodeUnauthorized, patch(reader).code, "a reader may not patch")
 
 	norole := bearer(t, s, "norole", time.Hour)
-	assert.Equal(t, codeUnauthorized, invoke(norole).code)
-	assert.Equal(t, codeUnauthorized, queryAll(norole).code)
+	assert.Equal(t, rest.CodeUnauthorized, invoke(norole).code)
+	assert.Equal(t, rest.CodeUnauthorized, queryAll(norole).code)
 
 	t.Run("expired", func(t *testing.T) {
 		e := invoke(bearer(t, s, "contributor", -time.Minute))
-		assert.Equal(t, codeUnauthorizedAccess, e.code)
+		assert.Equal(t, rest.CodeUnauthorizedAccess, e.code)
 		assert.Contains(t, e.message, "expired")
 	})
 	t.Run("wrong audience", func(t *testing.T) {
@@ -262,7 +236,7 @@ func TestBearerTokens(t *testing.T) {
 			"aud": "https://management.azure.com", "tid": s.state.Entra.TenantID, "oid": s.state.Entra.Principals[0].ObjectID,
 			"exp": time.Now().Add(time.Hour).Unix(),
 		}))
-		assert.Equal(t, codeUnauthorizedAccess, e.code)
+		assert.Equal(t, rest.CodeUnauthorizedAccess, e.code)
 		assert.Contains(t, e.message, "audience")
 	})
 	t.Run("foreign signing key", func(t *testing.T) {
@@ -272,13 +246,13 @@ func TestBearerTokens(t *testing.T) {
 			"aud": entra.Audience, "tid": s.state.Entra.TenantID, "oid": s.state.Entra.Principals[0].ObjectID,
 			"exp": time.Now().Add(time.Hour).Unix(),
 		}))
-		assert.Equal(t, codeUnauthorizedAccess, e.code)
+		assert.Equal(t, rest.CodeUnauthorizedAccess, e.code)
 	})
 	t.Run("no expiry", func(t *testing.T) {
 		e := invoke("Bearer " + signWith(t, s.authorityKey(t), jwt.MapClaims{
 			"aud": entra.Audience, "tid": s.state.Entra.TenantID, "oid": s.state.Entra.Principals[0].ObjectID,
 		}))
-		assert.Equal(t, codeUnauthorizedAccess, e.code)
+		assert.Equal(t, rest.CodeUnauthorizedAccess, e.code)
 	})
 	t.Run("alg none", func(t *testing.T) {
 		tok, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
@@ -286,11 +260,11 @@ func TestBearerTokens(t *testing.T) {
 			"exp": time.Now().Add(time.Hour).Unix(),
 		}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 		require.NoError(t, err)
-		assert.Equal(t, codeUnauthorizedAccess, invoke("Bearer "+tok).code)
+		assert.Equal(t, rest.CodeUnauthorizedAccess, invoke("Bearer "+tok).code)
 	})
 	t.Run("garbage", func(t *testing.T) {
-		assert.Equal(t, codeUnauthorizedAccess, invoke("Bearer not.a.jwt").code)
-		assert.Equal(t, codeUnauthorizedAccess, invoke("Bearer ").code)
+		assert.Equal(t, rest.CodeUnauthorizedAccess, invoke("Bearer not.a.jwt").code)
+		assert.Equal(t, rest.CodeUnauthorizedAccess, invoke("Bearer ").code)
 	})
 }
 

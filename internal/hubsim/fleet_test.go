@@ -20,6 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/rest"
 )
 
 // answeringFleet is n devices answering every method with status and payload at 0 ms.
@@ -38,27 +40,27 @@ func invokeBody(method string, extra string) string {
 
 func TestInvokeSimulatedDevice(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: answeringFleet(3, 200, `{"echo":true}`)})
-	tok := authz(token(t, s, PolicyService, "", time.Hour))
+	tok := authz(token(t, s, identity.PolicyService, "", time.Hour))
 	rec := call(s, http.MethodPost, "/twins/sim-000002/methods"+apiV, invokeBody("ping", ""), tok)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.Equal(t, "application/json; charset=utf-8", rec.Header().Get("Content-Type"))
 	assert.NotEmpty(t, rec.Header().Get("x-ms-request-id"))
 	assert.JSONEq(t, `{"status":200,"payload":{"echo":true}}`, rec.Body.String())
-	assert.Equal(t, int64(1), s.counters.delivered.Load())
+	assert.Equal(t, int64(1), countersOf(t, s).Delivered)
 
 	t.Run("module", func(t *testing.T) {
 		s := newTestServer(t, Config{NoThrottle: true, Fleet: answeringFleet(2, 200, `1`, "agent")})
-		tok := authz(token(t, s, PolicyService, "", time.Hour))
+		tok := authz(token(t, s, identity.PolicyService, "", time.Hour))
 		rec := call(s, http.MethodPost, "/twins/sim-000001/modules/agent/methods"+apiV, invokeBody("ping", ""), tok)
 		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 		assert.JSONEq(t, `{"status":200,"payload":1}`, rec.Body.String())
-		e := requireCode(t, call(s, http.MethodPost, "/twins/sim-000001/modules/nope/methods"+apiV, invokeBody("ping", ""), tok), codeModuleNotFound)
+		e := requireCode(t, call(s, http.MethodPost, "/twins/sim-000001/modules/nope/methods"+apiV, invokeBody("ping", ""), tok), rest.CodeModuleNotFound)
 		assert.Equal(t, "ModuleNotFound", e.Name)
-		requireCode(t, call(s, http.MethodPost, "/twins/nobody/modules/agent/methods"+apiV, invokeBody("ping", ""), tok), codeDeviceNotFound)
+		requireCode(t, call(s, http.MethodPost, "/twins/nobody/modules/agent/methods"+apiV, invokeBody("ping", ""), tok), rest.CodeDeviceNotFound)
 	})
 	t.Run("device status is data", func(t *testing.T) {
 		s := newTestServer(t, Config{NoThrottle: true, Fleet: answeringFleet(1, 500, `{"err":"boom"}`)})
-		rec := call(s, http.MethodPost, "/twins/sim-000001/methods"+apiV, invokeBody("ping", ""), authz(token(t, s, PolicyService, "", time.Hour)))
+		rec := call(s, http.MethodPost, "/twins/sim-000001/methods"+apiV, invokeBody("ping", ""), authz(token(t, s, identity.PolicyService, "", time.Hour)))
 		require.Equal(t, http.StatusOK, rec.Code)
 		assert.JSONEq(t, `{"status":500,"payload":{"err":"boom"}}`, rec.Body.String())
 	})
@@ -66,17 +68,17 @@ func TestInvokeSimulatedDevice(t *testing.T) {
 
 func TestOfflineRegisteredDevice(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Register: []string{"reg-1"}})
-	tok := authz(token(t, s, PolicyService, "", time.Hour))
-	e := requireCode(t, call(s, http.MethodPost, "/twins/reg-1/methods"+apiV, invokeBody("reboot", ""), tok), codeDeviceNotOnline)
+	tok := authz(token(t, s, identity.PolicyService, "", time.Hour))
+	e := requireCode(t, call(s, http.MethodPost, "/twins/reg-1/methods"+apiV, invokeBody("reboot", ""), tok), rest.CodeDeviceNotOnline)
 	assert.Equal(t, "DeviceNotOnline", e.Name)
 	assert.Equal(t, map[string]any{"timeout": "00:00:00"}, e.Info)
 	assert.Contains(t, e.Message, "https://aka.ms/iothub404103")
 
 	start := time.Now()
-	e = requireCode(t, call(s, http.MethodPost, "/twins/reg-1/methods"+apiV, invokeBody("reboot", `,"connectTimeoutInSeconds":1`), tok), codeDeviceNotOnline)
+	e = requireCode(t, call(s, http.MethodPost, "/twins/reg-1/methods"+apiV, invokeBody("reboot", `,"connectTimeoutInSeconds":1`), tok), rest.CodeDeviceNotOnline)
 	assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "the hub waited for the device to connect")
 	assert.Equal(t, map[string]any{"timeout": "00:00:01"}, e.Info)
-	assert.Equal(t, int64(0), s.counters.delivered.Load())
+	assert.Equal(t, int64(0), countersOf(t, s).Delivered)
 
 	assert.Contains(t, s.Ready().DeviceConnectionStrings, "reg-1")
 }
@@ -93,7 +95,7 @@ func TestAttachedDeviceAndMethodLog(t *testing.T) {
 	})
 	require.NoError(t, err)
 	defer detach()
-	tok := authz(token(t, s, PolicyService, "", time.Hour))
+	tok := authz(token(t, s, identity.PolicyService, "", time.Hour))
 
 	rec := call(s, http.MethodPost, "/twins/real-1/methods"+apiV, invokeBody("setTemp", ""), tok)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -101,7 +103,7 @@ func TestAttachedDeviceAndMethodLog(t *testing.T) {
 	rid := rec.Header().Get("x-ms-request-id")
 
 	start := time.Now()
-	e := requireCode(t, call(s, http.MethodPost, "/twins/real-1/methods"+apiV, invokeBody("slow", `,"responseTimeoutInSeconds":5`), tok), codeGatewayTimeout)
+	e := requireCode(t, call(s, http.MethodPost, "/twins/real-1/methods"+apiV, invokeBody("slow", `,"responseTimeoutInSeconds":5`), tok), rest.CodeGatewayTimeout)
 	assert.GreaterOrEqual(t, time.Since(start), 4900*time.Millisecond)
 	assert.Equal(t, "GatewayTimeout", e.Name)
 	assert.Equal(t, "Timed out waiting for the response from device.", e.Message)
@@ -143,7 +145,7 @@ type queryPage struct {
 
 func queryOnce(t *testing.T, s *Server, sql string, pageSize int, cont string) queryPage {
 	t.Helper()
-	hdr := authz(token(t, s, PolicyRegistryRead, "", time.Hour))
+	hdr := authz(token(t, s, identity.PolicyRegistryRead, "", time.Hour))
 	if pageSize > 0 {
 		hdr["x-ms-max-item-count"] = fmt.Sprint(pageSize)
 	}
@@ -219,27 +221,27 @@ func TestQueryPagingOver1000Devices(t *testing.T) {
 		assert.False(t, p.hasNext)
 	})
 	t.Run("errors", func(t *testing.T) {
-		tok := token(t, s, PolicyRegistryRead, "", time.Hour)
-		e := requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELEKT * FROM devices"}`, authz(tok)), codeArgumentInvalid)
+		tok := token(t, s, identity.PolicyRegistryRead, "", time.Hour)
+		e := requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELEKT * FROM devices"}`, authz(tok)), rest.CodeArgumentInvalid)
 		assert.Contains(t, strings.ToLower(e.Message), "position")
-		requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":`, authz(tok)), codeIotHubFormatError)
-		requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{}`, authz(tok)), codeArgumentInvalid)
+		requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":`, authz(tok)), rest.CodeIotHubFormatError)
+		requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{}`, authz(tok)), rest.CodeArgumentInvalid)
 		hdr := authz(tok)
 		hdr["x-ms-continuation"] = "garbage!"
-		requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELECT * FROM devices"}`, hdr), codeArgumentInvalid)
+		requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELECT * FROM devices"}`, hdr), rest.CodeArgumentInvalid)
 		p := queryOnce(t, s, "SELECT * FROM devices", 10, "")
 		hdr["x-ms-continuation"] = p.next
-		e = requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELECT deviceId FROM devices"}`, hdr), codeArgumentInvalid)
+		e = requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELECT deviceId FROM devices"}`, hdr), rest.CodeArgumentInvalid)
 		assert.Contains(t, e.Message, "continuation")
 		hdr = authz(tok)
 		hdr["x-ms-max-item-count"] = "zero"
-		requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELECT * FROM devices"}`, hdr), codeArgumentInvalid)
+		requireCode(t, call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELECT * FROM devices"}`, hdr), rest.CodeArgumentInvalid)
 	})
 }
 
 func TestTwins(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: answeringFleet(2, 200, `null`, "agent")})
-	tok := authz(token(t, s, PolicyService, "", time.Hour))
+	tok := authz(token(t, s, identity.PolicyService, "", time.Hour))
 	get := func(path string) (map[string]any, string) {
 		rec := call(s, http.MethodGet, path+apiV, "", tok)
 		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -257,7 +259,7 @@ func TestTwins(t *testing.T) {
 	assert.Equal(t, "agent", mt["moduleId"])
 
 	hdr := map[string]string{"Authorization": tok["Authorization"], "If-Match": `"not-the-etag"`}
-	e := requireCode(t, call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `{"tags":{"site":"a"}}`, hdr), codePreconditionFailed)
+	e := requireCode(t, call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `{"tags":{"site":"a"}}`, hdr), rest.CodePreconditionFailed)
 	assert.Equal(t, "PreconditionFailed", e.Name)
 
 	hdr["If-Match"] = etag
@@ -271,11 +273,11 @@ func TestTwins(t *testing.T) {
 	rec = call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `{"tags":{"site":"b"}}`, map[string]string{"Authorization": tok["Authorization"], "If-Match": "*"})
 	assert.Equal(t, http.StatusOK, rec.Code)
 
-	requireCode(t, call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `{"properties":{"reported":{"x":1}}}`, tok), codeArgumentInvalid)
-	requireCode(t, call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `{"tags":`, tok), codeIotHubFormatError)
-	requireCode(t, call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `null`, tok), codeArgumentInvalid)
-	requireCode(t, call(s, http.MethodGet, "/twins/nobody"+apiV, "", tok), codeDeviceNotFound)
-	requireCode(t, call(s, http.MethodGet, "/twins/sim-000001/modules/nope"+apiV, "", tok), codeModuleNotFound)
+	requireCode(t, call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `{"properties":{"reported":{"x":1}}}`, tok), rest.CodeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `{"tags":`, tok), rest.CodeIotHubFormatError)
+	requireCode(t, call(s, http.MethodPatch, "/twins/sim-000001"+apiV, `null`, tok), rest.CodeArgumentInvalid)
+	requireCode(t, call(s, http.MethodGet, "/twins/nobody"+apiV, "", tok), rest.CodeDeviceNotFound)
+	requireCode(t, call(s, http.MethodGet, "/twins/sim-000001/modules/nope"+apiV, "", tok), rest.CodeModuleNotFound)
 
 	rec = call(s, http.MethodPut, "/twins/sim-000002"+apiV, `{"tags":{"only":"this"}}`, tok)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -301,7 +303,7 @@ func TestThrottlingF1Methods(t *testing.T) {
 	frozen := time.Now()
 	s := newTestServer(t, Config{Tier: "F1", Units: 1, Now: func() time.Time { return frozen }, Fleet: answeringFleet(1, 200, `null`)})
 	waits := recordSleeps(s)
-	tok := authz(token(t, s, PolicyService, "", time.Hour))
+	tok := authz(token(t, s, identity.PolicyService, "", time.Hour))
 	// 160 KB/s metered in 4 KB: a burst of 40 calls, then 2 s of shaping
 	// (80 more calls, delayed), then 429001.
 	ok, throttled := 0, 0
@@ -312,7 +314,7 @@ func TestThrottlingF1Methods(t *testing.T) {
 			ok++
 			continue
 		}
-		last = requireCode(t, rec, codeThrottling)
+		last = requireCode(t, rec, rest.CodeThrottling)
 		throttled++
 	}
 	assert.Equal(t, 120, ok)
@@ -320,15 +322,15 @@ func TestThrottlingF1Methods(t *testing.T) {
 	assert.Len(t, *waits, 80, "calls 41..120 were shaped")
 	assert.Equal(t, "ThrottlingException", last.Name)
 	assert.Equal(t, http.StatusTooManyRequests, last.Status)
-	assert.Equal(t, int64(10), s.counters.throttled.Load())
-	assert.Equal(t, int64(120), s.counters.delivered.Load(), "refused calls are not delivered")
+	assert.Equal(t, int64(10), countersOf(t, s).Throttled)
+	assert.Equal(t, int64(120), countersOf(t, s).Delivered, "refused calls are not delivered")
 }
 
 func TestThrottlingS1Queries(t *testing.T) {
 	frozen := time.Now()
 	s := newTestServer(t, Config{Now: func() time.Time { return frozen }, Devices: 3})
 	waits := recordSleeps(s)
-	tok := authz(token(t, s, PolicyService, "", time.Hour))
+	tok := authz(token(t, s, identity.PolicyService, "", time.Hour))
 	codes := map[int]int{}
 	for range 25 {
 		rec := call(s, http.MethodPost, "/devices/query"+apiV, `{"query":"SELECT * FROM devices"}`, tok)
@@ -345,18 +347,18 @@ func TestFaults(t *testing.T) {
 		code   int
 		fault  string
 	}{
-		{"throttle", devices.FaultRates{Throttle: 1}, codeThrottling, "throttle"},
-		{"server error", devices.FaultRates{ServerError: 1}, codeServerError, "serverError"},
-		{"unavailable", devices.FaultRates{Unavailable: 1}, codeServiceUnavailable, "unavailable"},
-		{"gateway timeout", devices.FaultRates{GatewayTimeout: 1}, codeGatewayTimeout, "gatewayTimeout"},
+		{"throttle", devices.FaultRates{Throttle: 1}, rest.CodeThrottling, "throttle"},
+		{"server error", devices.FaultRates{ServerError: 1}, rest.CodeServerError, "serverError"},
+		{"unavailable", devices.FaultRates{Unavailable: 1}, rest.CodeServiceUnavailable, "unavailable"},
+		{"gateway timeout", devices.FaultRates{GatewayTimeout: 1}, rest.CodeGatewayTimeout, "gatewayTimeout"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := newTestServer(t, Config{NoThrottle: true, Faults: c.faults, Fleet: answeringFleet(2, 200, `null`)})
-			rec := call(s, http.MethodPost, "/twins/sim-000001/methods"+apiV, invokeBody("ping", ""), authz(token(t, s, PolicyService, "", time.Hour)))
+			rec := call(s, http.MethodPost, "/twins/sim-000001/methods"+apiV, invokeBody("ping", ""), authz(token(t, s, identity.PolicyService, "", time.Hour)))
 			requireCode(t, rec, c.code)
 			assert.Equal(t, c.fault, rec.Header().Get("x-hubsim-fault"))
-			assert.Equal(t, int64(0), s.counters.delivered.Load(), "answered without delivering")
+			assert.Equal(t, int64(0), countersOf(t, s).Delivered, "answered without delivering")
 		})
 	}
 }
@@ -366,8 +368,8 @@ func TestFleetGroupFaults(t *testing.T) {
 	spec := answeringFleet(2, 200, `null`)
 	spec.Groups[0].Faults = &devices.FaultSpec{Unavailable: &one}
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: spec})
-	rec := call(s, http.MethodPost, "/twins/sim-000002/methods"+apiV, invokeBody("ping", ""), authz(token(t, s, PolicyService, "", time.Hour)))
-	requireCode(t, rec, codeServiceUnavailable)
+	rec := call(s, http.MethodPost, "/twins/sim-000002/methods"+apiV, invokeBody("ping", ""), authz(token(t, s, identity.PolicyService, "", time.Hour)))
+	requireCode(t, rec, rest.CodeServiceUnavailable)
 	assert.Equal(t, "unavailable", rec.Header().Get("x-hubsim-fault"))
 }
 
@@ -377,7 +379,7 @@ func TestFleetGroupFaults(t *testing.T) {
 func TestStatsFlushesTheMethodLog(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "methods.jsonl")
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: answeringFleet(1, 200, `null`), MethodLog: logPath})
-	tok := authz(token(t, s, PolicyService, "", time.Hour))
+	tok := authz(token(t, s, identity.PolicyService, "", time.Hour))
 	for range 3 {
 		rec := call(s, http.MethodPost, "/twins/sim-000001/methods"+apiV, invokeBody("ping", ""), tok)
 		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -394,7 +396,7 @@ func TestFaultDropDeliversThenClosesTheConnection(t *testing.T) {
 	s := startTestServer(t, Config{NoThrottle: true, Faults: devices.FaultRates{Drop: 1}, Fleet: answeringFleet(1, 200, `null`), MethodLog: logPath})
 	req, err := http.NewRequest(http.MethodPost, "https://"+s.HostName()+"/twins/sim-000001/methods"+apiV, strings.NewReader(invokeBody("ping", "")))
 	require.NoError(t, err)
-	req.Header.Set("Authorization", token(t, s, PolicyService, "", time.Hour))
+	req.Header.Set("Authorization", token(t, s, identity.PolicyService, "", time.Hour))
 	resp, err := clientFor(s).Do(req)
 	if err == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -402,7 +404,7 @@ func TestFaultDropDeliversThenClosesTheConnection(t *testing.T) {
 		t.Fatalf("expected the connection to be dropped, got HTTP %d", resp.StatusCode)
 	}
 	assert.True(t, errors.Is(err, io.EOF) || strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "reset"), "err: %v", err)
-	assert.Equal(t, int64(1), s.counters.delivered.Load(), "the device got the method")
+	assert.Equal(t, int64(1), countersOf(t, s).Delivered, "the device got the method")
 	require.NoError(t, s.Shutdown(context.Background()))
 	b, err := os.ReadFile(logPath)
 	require.NoError(t, err)

@@ -127,3 +127,19 @@ func requireCode(t testing.TB, rec *httptest.ResponseRecorder, code int) wireErr
 	require.Equal(t, code, e.Code, "message: %s", e.Message)
 	return e
 }
+
+// hubCounters are the counters of GET /hubsim/stats the tests compare.
+type hubCounters struct {
+	Delivered int64 `json:"methodsDelivered"`
+	Throttled int64 `json:"throttled"`
+}
+
+// countersOf reads s's counters through GET /hubsim/stats.
+func countersOf(t testing.TB, s *Server) hubCounters {
+	t.Helper()
+	rec := call(s, http.MethodGet, "/hubsim/stats", "", nil)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	var c hubCounters
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &c))
+	return c
+}

@@ -19,8 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/atomicfile"
-	"github.com/dmctl/dmctl/internal/ctxtime"
 	"io"
 	"log"
 	"net"
@@ -31,10 +29,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dmctl/dmctl/internal/atomicfile"
+	"github.com/dmctl/dmctl/internal/ctxtime"
+
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/hubsim/jobs"
+	"github.com/dmctl/dmctl/internal/hubsim/rest"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
 )
 
@@ -140,19 +143,16 @@ type Server struct {
 	state      *state
 	certs      *certs.Bundle
 	authority  *entra.Authority
-	auth       *authenticator
+	api        *rest.Handler // the service REST API
 	reg        *devices.Registry
-	jobs       *jobs.Engine // jobs v2 (jobsapi.go)
+	jobs       *jobs.Engine // jobs v2
 	limiter    *throttle.Limiter
 	limits     throttle.Limits
 	tierDesc   string
 	mlog       *methodLog
-	counters   counters
-	ids        idGen
 	hostName   string
 	seed       int64
 	sleep      func(ctx context.Context, d time.Duration) bool // traffic-shaping delay (tests replace it)
-	faulty     bool                                            // some fault share is set (flags or fleet groups)
 	registered []string
 	clientCAs  *x509.CertPool // CAs trusted for certificateAuthority devices (nil: none)
 
@@ -185,7 +185,6 @@ func New(cfg Config) (*Server, error) {
 		cfg.MQTTAddr = DefaultAddr
 	}
 	s := &Server{cfg: cfg, now: cfg.Now, log: log.New(cfg.Log, "hubsim: ", 0), serveErr: make(chan error, 2), sleep: ctxtime.SleepOK}
-	s.ids.init()
 	ready := false
 	defer func() {
 		if !ready {
@@ -258,20 +257,21 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.hostName = hostName(cfg.HTTPSAddr, s.httpsLn.Addr())
 
-	host, _ := stripPort(s.hostName)
+	host := s.hostName
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
 	if s.certs, err = certs.LoadOrCreate(s.dir, []string{strings.Trim(host, "[]")}, s.now()); err != nil {
 		return nil, err
 	}
 	if s.authority, err = entra.New(s.state.Entra, s.now); err != nil {
 		return nil, fmt.Errorf("%s: %w", StateFile, err)
 	}
-	s.auth = newAuthenticator(s.state, s.authority, s.hostName, s.now)
-
-	s.faulty = cfg.Faults != (devices.FaultRates{})
+	faulty := cfg.Faults != (devices.FaultRates{}) // some fault share is set (flags or fleet groups)
 	for _, spec := range specs {
 		for _, g := range spec.Groups {
 			if g.Faults != nil {
-				s.faulty = true
+				faulty = true
 			}
 		}
 	}
@@ -313,16 +313,29 @@ func New(cfg Config) (*Server, error) {
 			return nil, &InputError{"--method-log", err}
 		}
 	}
+	// The job engine runs device operations through the registry, paced by
+	// the jobs device-operation throttle, with the tier's limit on active
+	// jobs (none when unthrottled).
+	s.jobs = jobs.New(jobs.Options{
+		Registry: s.reg, Limiter: s.limiter, MaxConcurrentJobs: s.limits.MaxConcurrentJobs, Now: s.now, Log: s.log,
+	})
+	s.api = rest.New(rest.Config{
+		Registry: s.reg, Jobs: s.jobs,
+		Limiter: s.limiter, Tier: s.tierDesc, MaxConcurrentJobs: s.limits.MaxConcurrentJobs,
+		Authority: s.authority, PolicyKeys: s.state.policyKeys, HostName: s.hostName,
+		Now: s.now, Log: s.log, Verbose: cfg.Verbose, Faulty: faulty,
+		Sleep:           func(ctx context.Context, d time.Duration) bool { return s.sleep(ctx, d) },
+		FlushMethodLog:  s.flushMethodLog,
+		IdentityChanged: s.recordIdentity,
+	})
 	s.reg.OnDelivered(s.onDelivered)
-	s.jobs = s.newJobEngine()
-	s.counters.started = s.now()
 
 	errLog := io.Discard
 	if cfg.Verbose {
 		errLog = cfg.Log
 	}
 	s.httpSrv = &http.Server{
-		Handler:           s,
+		Handler:           s.api,
 		TLSConfig:         s.certs.TLSConfig(),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
@@ -425,11 +438,21 @@ func hostName(configured string, bound net.Addr) string {
 }
 
 func (s *Server) onDelivered(d devices.Delivery) {
-	s.counters.delivered.Add(1)
+	s.api.CountDelivered()
 	if s.mlog != nil {
 		s.mlog.record(d)
 	}
 }
+
+func (s *Server) flushMethodLog() {
+	if s.mlog != nil {
+		s.mlog.flush()
+	}
+}
+
+// ServeHTTP serves the hub's REST API (package rest); tests drive it
+// without a listener.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.api.ServeHTTP(w, r) }
 
 // Start serves HTTPS and the device endpoint in the background. When it
 // returns, both listeners accept connections.
@@ -574,10 +597,10 @@ func (s *Server) Ready() Ready {
 		CAFile:                            s.certs.CAFile,
 		HostName:                          s.hostName,
 		HubName:                           HubName,
-		ServiceConnectionString:           s.ServiceConnectionString(PolicyService),
-		OwnerConnectionString:             s.ServiceConnectionString(PolicyOwner),
-		RegistryReadConnectionString:      s.ServiceConnectionString(PolicyRegistryRead),
-		RegistryReadWriteConnectionString: s.ServiceConnectionString(PolicyRegistryReadWrite),
+		ServiceConnectionString:           s.ServiceConnectionString(identity.PolicyService),
+		OwnerConnectionString:             s.ServiceConnectionString(identity.PolicyOwner),
+		RegistryReadConnectionString:      s.ServiceConnectionString(identity.PolicyRegistryRead),
+		RegistryReadWriteConnectionString: s.ServiceConnectionString(identity.PolicyRegistryReadWrite),
 		DeviceConnectionStrings:           map[string]string{},
 		Entra: ReadyEntra{
 			AuthorityHost: "https://" + s.hostName + "/",

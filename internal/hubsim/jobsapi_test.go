@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/rest"
 )
 
 // jobsFleet: 5 devices tagged plant-a (pa-1..pa-5), 3 tagged plant-b whose
@@ -73,7 +75,7 @@ func waitJob(t *testing.T, s *Server, hdr map[string]string, id, want string) jo
 
 func TestJobsCreateGetAndDeviceJobs(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: jobsFleet()})
-	svc := authz(token(t, s, PolicyService, "", time.Hour))
+	svc := authz(token(t, s, identity.PolicyService, "", time.Hour))
 	deliveries := make(chan devices.Delivery, 100)
 	s.Registry().OnDelivered(func(d devices.Delivery) { deliveries <- d })
 
@@ -109,7 +111,7 @@ func TestJobsCreateGetAndDeviceJobs(t *testing.T) {
 		"the registry delivered the job's calls (offline devices get none)")
 
 	// Per-device results through POST /devices/query, in pages of 4.
-	reader := authz(token(t, s, PolicyRegistryRead, "", time.Hour))
+	reader := authz(token(t, s, identity.PolicyRegistryRead, "", time.Hour))
 	var docs []map[string]any
 	cont := ""
 	pages := 0
@@ -155,24 +157,24 @@ func TestJobsCreateGetAndDeviceJobs(t *testing.T) {
 	rec = call(s, http.MethodGet, "/jobs/v2/job-1"+apiV, "", reader)
 	assert.Equal(t, http.StatusOK, rec.Code)
 	rec = call(s, http.MethodPut, "/jobs/v2/job-1"+apiV, nodeJob("job-1", "check", "*"), svc)
-	e := requireCode(t, rec, codeJobAlreadyExists)
+	e := requireCode(t, rec, rest.CodeJobAlreadyExists)
 	assert.Equal(t, "JobAlreadyExists", e.Name)
 }
 
 func TestJobsPermissions(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: jobsFleet()})
-	reader := authz(token(t, s, PolicyRegistryRead, "", time.Hour))
+	reader := authz(token(t, s, identity.PolicyRegistryRead, "", time.Hour))
 	rec := call(s, http.MethodPut, "/jobs/v2/j"+apiV, nodeJob("j", "check", "*"), reader)
-	e := requireCode(t, rec, codeUnauthorized)
+	e := requireCode(t, rec, rest.CodeUnauthorized)
 	assert.Contains(t, e.Message, "ServiceConnect")
 	rec = call(s, http.MethodPost, "/jobs/v2/j/cancel"+apiV, "", reader)
-	requireCode(t, rec, codeUnauthorized)
+	requireCode(t, rec, rest.CodeUnauthorized)
 	rec = call(s, http.MethodGet, "/jobs/v2/query"+apiV, "", reader)
 	assert.Equal(t, http.StatusOK, rec.Code, "listing is a read")
 	rec = call(s, http.MethodGet, "/jobs/v2/query"+apiV, "", nil)
-	requireCode(t, rec, codeUnauthorized)
+	requireCode(t, rec, rest.CodeUnauthorized)
 	rec = call(s, http.MethodGet, "/jobs/v2/nope"+apiV, "", reader)
-	e = requireCode(t, rec, codeJobNotFound)
+	e = requireCode(t, rec, rest.CodeJobNotFound)
 	assert.Equal(t, "JobNotFound", e.Name)
 }
 
@@ -180,18 +182,18 @@ func TestJobsPermissions(t *testing.T) {
 // beside /jobs/v2/query, answers the hub's import/export jobs: none.
 func TestImportExportJobsList(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: jobsFleet()})
-	reader := authz(token(t, s, PolicyRegistryRead, "", time.Hour))
+	reader := authz(token(t, s, identity.PolicyRegistryRead, "", time.Hour))
 	rec := call(s, http.MethodGet, "/jobs"+apiV, "", reader)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	assert.JSONEq(t, `[]`, rec.Body.String())
 	assert.Contains(t, rec.Header().Get("Content-Type"), "application/json")
-	requireCode(t, call(s, http.MethodGet, "/jobs"+apiV, "", nil), codeUnauthorized)
+	requireCode(t, call(s, http.MethodGet, "/jobs"+apiV, "", nil), rest.CodeUnauthorized)
 	assert.Equal(t, http.StatusMethodNotAllowed, call(s, http.MethodPost, "/jobs"+apiV, "", reader).Code)
 }
 
 func TestJobsConcurrencyLimitAndCancel(t *testing.T) {
 	s := newTestServer(t, Config{Tier: "S1", Fleet: jobsFleet()})
-	svc := authz(token(t, s, PolicyService, "", time.Hour))
+	svc := authz(token(t, s, identity.PolicyService, "", time.Hour))
 	start := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	body := `{"jobId":"later","type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"check","responseTimeoutInSeconds":10,"connectTimeoutInSeconds":60},` +
 		`"queryCondition":"*","startTime":"` + start + `","maxExecutionTimeInSeconds":600}`
@@ -206,7 +208,7 @@ func TestJobsConcurrencyLimitAndCancel(t *testing.T) {
 	assert.EqualValues(t, 60, j.CloudToDeviceMethod["connectTimeoutInSeconds"], "a connect timeout that is sent is kept")
 
 	rec = call(s, http.MethodPut, "/jobs/v2/second"+apiV, nodeJob("second", "check", "*"), svc)
-	e := requireCode(t, rec, codeMaxActiveJobCount)
+	e := requireCode(t, rec, rest.CodeMaxActiveJobCount)
 	assert.Equal(t, http.StatusTooManyRequests, e.Status)
 	assert.Equal(t, "ThrottlingMaxActiveJobCountExceeded", e.Name)
 	assert.Contains(t, e.Message, "S1")
@@ -251,33 +253,33 @@ func TestJobsConcurrencyLimitAndCancel(t *testing.T) {
 	assert.Empty(t, rec.Header().Get("x-ms-continuation"))
 
 	rec = call(s, http.MethodGet, "/jobs/v2/query"+apiV+"&jobStatus=done", "", svc)
-	requireCode(t, rec, codeArgumentInvalid)
+	requireCode(t, rec, rest.CodeArgumentInvalid)
 }
 
 func TestJobsBadRequests(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: jobsFleet()})
-	svc := authz(token(t, s, PolicyService, "", time.Hour))
+	svc := authz(token(t, s, identity.PolicyService, "", time.Hour))
 	method := `"cloudToDeviceMethod":{"methodName":"check"}`
 	cases := []struct {
 		name, path, body string
 		code             int
 		msg              string
 	}{
-		{"empty body", "/jobs/v2/a", ``, codeIotHubFormatError, "empty"},
-		{"not JSON", "/jobs/v2/a", `{`, codeIotHubFormatError, "not a valid JobRequest"},
-		{"id mismatch", "/jobs/v2/a", `{"jobId":"b","type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*"}`, codeArgumentInvalid, "differs"},
-		{"no type", "/jobs/v2/a", `{` + method + `,"queryCondition":"*"}`, codeArgumentInvalid, "type is required"},
-		{"export type", "/jobs/v2/a", `{"type":"export",` + method + `,"queryCondition":"*"}`, codeArgumentInvalid, "not supported"},
-		{"no method", "/jobs/v2/a", `{"type":"scheduleDeviceMethod","queryCondition":"*"}`, codeArgumentInvalid, "cloudToDeviceMethod is required"},
-		{"timeout out of range", "/jobs/v2/a", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"m","responseTimeoutInSeconds":301},"queryCondition":"*"}`, codeArgumentInvalid, "responseTimeoutInSeconds must be within [5; 300]"},
-		{"connect out of range", "/jobs/v2/a", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"m","connectTimeoutInSeconds":-1},"queryCondition":"*"}`, codeArgumentInvalid, "connectTimeoutInSeconds"},
-		{"bad method name", "/jobs/v2/a", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"a b"},"queryCondition":"*"}`, codeArgumentInvalid, "methodName"},
-		{"no condition", "/jobs/v2/a", `{"type":"scheduleDeviceMethod",` + method + `}`, codeArgumentInvalid, "queryCondition is required"},
-		{"bad condition", "/jobs/v2/a", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"tags.x ="}`, codeArgumentInvalid, "queryCondition: syntax error"},
-		{"bad start", "/jobs/v2/a", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*","startTime":"tomorrow"}`, codeArgumentInvalid, "startTime"},
-		{"bad max execution", "/jobs/v2/a", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*","maxExecutionTimeInSeconds":0}`, codeArgumentInvalid, "maxExecutionTimeInSeconds"},
-		{"bad id", "/jobs/v2/a%20b", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*"}`, codeArgumentInvalid, "job id contains"},
-		{"twin job without patch", "/jobs/v2/a", `{"type":"scheduleUpdateTwin","queryCondition":"*"}`, codeArgumentInvalid, "updateTwin is required"},
+		{"empty body", "/jobs/v2/a", ``, rest.CodeIotHubFormatError, "empty"},
+		{"not JSON", "/jobs/v2/a", `{`, rest.CodeIotHubFormatError, "not a valid JobRequest"},
+		{"id mismatch", "/jobs/v2/a", `{"jobId":"b","type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*"}`, rest.CodeArgumentInvalid, "differs"},
+		{"no type", "/jobs/v2/a", `{` + method + `,"queryCondition":"*"}`, rest.CodeArgumentInvalid, "type is required"},
+		{"export type", "/jobs/v2/a", `{"type":"export",` + method + `,"queryCondition":"*"}`, rest.CodeArgumentInvalid, "not supported"},
+		{"no method", "/jobs/v2/a", `{"type":"scheduleDeviceMethod","queryCondition":"*"}`, rest.CodeArgumentInvalid, "cloudToDeviceMethod is required"},
+		{"timeout out of range", "/jobs/v2/a", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"m","responseTimeoutInSeconds":301},"queryCondition":"*"}`, rest.CodeArgumentInvalid, "responseTimeoutInSeconds must be within [5; 300]"},
+		{"connect out of range", "/jobs/v2/a", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"m","connectTimeoutInSeconds":-1},"queryCondition":"*"}`, rest.CodeArgumentInvalid, "connectTimeoutInSeconds"},
+		{"bad method name", "/jobs/v2/a", `{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"a b"},"queryCondition":"*"}`, rest.CodeArgumentInvalid, "methodName"},
+		{"no condition", "/jobs/v2/a", `{"type":"scheduleDeviceMethod",` + method + `}`, rest.CodeArgumentInvalid, "queryCondition is required"},
+		{"bad condition", "/jobs/v2/a", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"tags.x ="}`, rest.CodeArgumentInvalid, "queryCondition: syntax error"},
+		{"bad start", "/jobs/v2/a", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*","startTime":"tomorrow"}`, rest.CodeArgumentInvalid, "startTime"},
+		{"bad max execution", "/jobs/v2/a", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*","maxExecutionTimeInSeconds":0}`, rest.CodeArgumentInvalid, "maxExecutionTimeInSeconds"},
+		{"bad id", "/jobs/v2/a%20b", `{"type":"scheduleDeviceMethod",` + method + `,"queryCondition":"*"}`, rest.CodeArgumentInvalid, "job id contains"},
+		{"twin job without patch", "/jobs/v2/a", `{"type":"scheduleUpdateTwin","queryCondition":"*"}`, rest.CodeArgumentInvalid, "updateTwin is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -287,20 +289,20 @@ func TestJobsBadRequests(t *testing.T) {
 		})
 	}
 	rec := call(s, http.MethodPut, "/jobs/v2/a", `{}`, svc)
-	requireCode(t, rec, codeInvalidProtocolVersion)
+	requireCode(t, rec, rest.CodeInvalidProtocolVersion)
 	rec = call(s, http.MethodDelete, "/jobs/v2/a"+apiV, "", svc)
-	requireCode(t, rec, codeGenericMethodNotAllowed)
+	requireCode(t, rec, rest.CodeGenericMethodNotAllowed)
 	rec = call(s, http.MethodGet, "/jobs/v2/a/cancel"+apiV, "", svc)
-	requireCode(t, rec, codeGenericMethodNotAllowed)
+	requireCode(t, rec, rest.CodeGenericMethodNotAllowed)
 	rec = call(s, http.MethodPost, "/jobs/v2/a/other"+apiV, "", svc)
-	requireCode(t, rec, codeGenericNotFound)
+	requireCode(t, rec, rest.CodeGenericNotFound)
 	rec = call(s, http.MethodPut, "/jobs/v2/query"+apiV, "", svc)
-	requireCode(t, rec, codeGenericMethodNotAllowed)
+	requireCode(t, rec, rest.CodeGenericMethodNotAllowed)
 }
 
 func TestJobsUpdateTwinAndStats(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: jobsFleet()})
-	svc := authz(token(t, s, PolicyOwner, "", time.Hour))
+	svc := authz(token(t, s, identity.PolicyOwner, "", time.Hour))
 	body := `{"jobId":"tw","type":"scheduleUpdateTwin","updateTwin":{"etag":"*","tags":{"wave":2}},"queryCondition":"tags.site = 'plant-b'","startTime":"` +
 		time.Now().UTC().Format(time.RFC3339Nano) + `","maxExecutionTimeInSeconds":3600}`
 	rec := call(s, http.MethodPut, "/jobs/v2/tw"+apiV, body, svc)

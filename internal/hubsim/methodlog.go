@@ -3,11 +3,12 @@ package hubsim
 import (
 	"bufio"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/jsontext"
 	"os"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/jsontext"
 
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 )

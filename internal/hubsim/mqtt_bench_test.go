@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -48,9 +49,9 @@ func BenchmarkMQTTMethodRoundTrip(b *testing.B) {
 	st := s.Registry().Stats()
 	require.Equal(b, benchDevices, st.Attached, "every device attached")
 
-	key, ok := s.PolicyKey(PolicyService)
+	key, ok := s.PolicyKey(identity.PolicyService)
 	require.True(b, ok)
-	auth := sas.NewToken(r.HostName, PolicyService, key, time.Now().Add(2*time.Hour))
+	auth := sas.NewToken(r.HostName, identity.PolicyService, key, time.Now().Add(2*time.Hour))
 	httpc := &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: s.Certs().Pool, MinVersion: tls.VersionTLS12},
 		MaxIdleConnsPerHost: 256,

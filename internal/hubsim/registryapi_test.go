@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/connstr"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/rest"
 )
 
 // TestRegistryIdentityRead: GET /devices/{id}, its modules, the device list
@@ -24,7 +26,7 @@ import (
 // them, an unknown device is 404001.
 func TestRegistryIdentityRead(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Devices: 2, Register: []string{"gw-1", "gw-1/mod-1"}})
-	reader := authz(token(t, s, PolicyRegistryRead, "", time.Hour))
+	reader := authz(token(t, s, identity.PolicyRegistryRead, "", time.Hour))
 
 	rec := call(s, http.MethodGet, "/devices/gw-1"+apiV, "", reader)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
@@ -44,7 +46,7 @@ func TestRegistryIdentityRead(t *testing.T) {
 	assert.NotEmpty(t, keys["secondaryKey"])
 	assert.NotEqual(t, keys["primaryKey"], keys["secondaryKey"])
 
-	twin := call(s, http.MethodGet, "/twins/gw-1"+apiV, "", authz(token(t, s, PolicyService, "", time.Hour)))
+	twin := call(s, http.MethodGet, "/twins/gw-1"+apiV, "", authz(token(t, s, identity.PolicyService, "", time.Hour)))
 	require.Equal(t, http.StatusOK, twin.Code)
 	var tw map[string]any
 	require.NoError(t, json.Unmarshal(twin.Body.Bytes(), &tw))
@@ -76,12 +78,12 @@ func TestRegistryIdentityRead(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code)
 	assert.JSONEq(t, `{"totalDeviceCount":3,"enabledDeviceCount":3,"disabledDeviceCount":0}`, rec.Body.String())
 
-	e := requireCode(t, call(s, http.MethodGet, "/devices/nope"+apiV, "", reader), codeDeviceNotFound)
+	e := requireCode(t, call(s, http.MethodGet, "/devices/nope"+apiV, "", reader), rest.CodeDeviceNotFound)
 	assert.Contains(t, e.Message, "nope")
-	requireCode(t, call(s, http.MethodGet, "/devices/gw-1/modules/nope"+apiV, "", reader), codeModuleNotFound)
-	requireCode(t, call(s, http.MethodGet, "/devices/gw-1"+apiV, "", nil), codeUnauthorized)
-	requireCode(t, call(s, http.MethodGet, "/devices?top=0&api-version=2021-04-12", "", reader), codeArgumentInvalid)
-	requireCode(t, call(s, http.MethodPut, "/devices/new-1"+apiV, `{"deviceId":"new-1"}`, reader), codeUnauthorized)
+	requireCode(t, call(s, http.MethodGet, "/devices/gw-1/modules/nope"+apiV, "", reader), rest.CodeModuleNotFound)
+	requireCode(t, call(s, http.MethodGet, "/devices/gw-1"+apiV, "", nil), rest.CodeUnauthorized)
+	requireCode(t, call(s, http.MethodGet, "/devices?top=0&api-version=2021-04-12", "", reader), rest.CodeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/new-1"+apiV, `{"deviceId":"new-1"}`, reader), rest.CodeUnauthorized)
 	assert.Equal(t, http.StatusMethodNotAllowed, call(s, http.MethodPost, "/devices/gw-1"+apiV, `{}`, reader).Code)
 }
 
@@ -109,10 +111,10 @@ func withHeader(h map[string]string, k, v string) map[string]string {
 // and removes a device with its modules. Only RegistryWrite may write.
 func TestRegistryIdentityWrite(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Devices: 1})
-	rw := authz(token(t, s, PolicyRegistryReadWrite, "", time.Hour))
-	svc := authz(token(t, s, PolicyService, "", time.Hour))
+	rw := authz(token(t, s, identity.PolicyRegistryReadWrite, "", time.Hour))
+	svc := authz(token(t, s, identity.PolicyService, "", time.Hour))
 
-	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"made-1"}`, svc), codeUnauthorized)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"made-1"}`, svc), rest.CodeUnauthorized)
 	body := `{"deviceId":"made-1","authentication":{"type":"sas","symmetricKey":{"primaryKey":"","secondaryKey":""}}}`
 	dev := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV, body, rw))
 	assert.Equal(t, "made-1", dev["deviceId"])
@@ -127,10 +129,10 @@ func TestRegistryIdentityWrite(t *testing.T) {
 	assert.Equal(t, k1, pk, "the device endpoint checks tokens against the answered key")
 	assert.Equal(t, keys["secondaryKey"], base64.StdEncoding.EncodeToString(sk))
 
-	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, body, rw), codeDeviceAlreadyExists)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, body, rw), rest.CodeDeviceAlreadyExists)
 	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"made-1","status":"disabled"}`,
-		withHeader(rw, "If-Match", `"bm90LXRoZS1ldGFn"`)), codePreconditionFailed)
-	requireCode(t, call(s, http.MethodPut, "/devices/none-1"+apiV, `{"deviceId":"none-1"}`, withHeader(rw, "If-Match", `"*"`)), codeDeviceNotFound)
+		withHeader(rw, "If-Match", `"bm90LXRoZS1ldGFn"`)), rest.CodePreconditionFailed)
+	requireCode(t, call(s, http.MethodPut, "/devices/none-1"+apiV, `{"deviceId":"none-1"}`, withHeader(rw, "If-Match", `"*"`)), rest.CodeDeviceNotFound)
 
 	given := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
 	upd := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV,
@@ -151,27 +153,27 @@ func TestRegistryIdentityWrite(t *testing.T) {
 
 	mod := identityDoc(t, call(s, http.MethodPut, "/devices/made-1/modules/m1"+apiV, `{"deviceId":"made-1","moduleId":"m1"}`, rw))
 	assert.Equal(t, "m1", mod["moduleId"])
-	requireCode(t, call(s, http.MethodPut, "/devices/made-1/modules/m1"+apiV, `{"moduleId":"m1"}`, rw), codeModuleAlreadyExists)
-	requireCode(t, call(s, http.MethodPut, "/devices/none-1/modules/m1"+apiV, `{"moduleId":"m1"}`, rw), codeDeviceNotFound)
-	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"other"}`, rw), codeArgumentInvalid)
-	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":`, rw), codeIotHubFormatError)
-	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"status":"paused"}`, rw), codeArgumentInvalid)
-	e := requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":{"symmetricKey":{"primaryKey":"c2hvcnQ="}}}`, rw), codeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1/modules/m1"+apiV, `{"moduleId":"m1"}`, rw), rest.CodeModuleAlreadyExists)
+	requireCode(t, call(s, http.MethodPut, "/devices/none-1/modules/m1"+apiV, `{"moduleId":"m1"}`, rw), rest.CodeDeviceNotFound)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":"other"}`, rw), rest.CodeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{"deviceId":`, rw), rest.CodeIotHubFormatError)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"status":"paused"}`, rw), rest.CodeArgumentInvalid)
+	e := requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":{"symmetricKey":{"primaryKey":"c2hvcnQ="}}}`, rw), rest.CodeArgumentInvalid)
 	assert.Contains(t, e.Message, "primary symmetric key must be 16 to 64 bytes")
-	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":{"symmetricKey":{"secondaryKey":"not base64!"}}}`, rw), codeArgumentInvalid)
-	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":"sas"}`, rw), codeIotHubFormatError)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":{"symmetricKey":{"secondaryKey":"not base64!"}}}`, rw), rest.CodeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/made-2"+apiV, `{"authentication":"sas"}`, rw), rest.CodeIotHubFormatError)
 
 	assert.Equal(t, http.StatusNoContent, call(s, http.MethodDelete, "/devices/made-1/modules/m1"+apiV, "", withHeader(rw, "If-Match", `"*"`)).Code)
-	requireCode(t, call(s, http.MethodGet, "/devices/made-1/modules/m1"+apiV, "", rw), codeModuleNotFound)
-	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", withHeader(rw, "If-Match", `"`+dev["etag"].(string)+`"`)), codePreconditionFailed)
+	requireCode(t, call(s, http.MethodGet, "/devices/made-1/modules/m1"+apiV, "", rw), rest.CodeModuleNotFound)
+	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", withHeader(rw, "If-Match", `"`+dev["etag"].(string)+`"`)), rest.CodePreconditionFailed)
 	identityDoc(t, call(s, http.MethodPut, "/devices/made-1/modules/m2"+apiV, `{}`, rw))
-	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", svc), codeUnauthorized)
+	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", svc), rest.CodeUnauthorized)
 	rec := call(s, http.MethodDelete, "/devices/made-1"+apiV, "", withHeader(rw, "If-Match", `"`+upd["etag"].(string)+`"`))
 	require.Equal(t, http.StatusNoContent, rec.Code, rec.Body.String())
 	assert.Empty(t, rec.Body.String())
-	requireCode(t, call(s, http.MethodGet, "/devices/made-1"+apiV, "", rw), codeDeviceNotFound)
-	requireCode(t, call(s, http.MethodGet, "/devices/made-1/modules/m2"+apiV, "", rw), codeDeviceNotFound)
-	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", rw), codeDeviceNotFound)
+	requireCode(t, call(s, http.MethodGet, "/devices/made-1"+apiV, "", rw), rest.CodeDeviceNotFound)
+	requireCode(t, call(s, http.MethodGet, "/devices/made-1/modules/m2"+apiV, "", rw), rest.CodeDeviceNotFound)
+	requireCode(t, call(s, http.MethodDelete, "/devices/made-1"+apiV, "", rw), rest.CodeDeviceNotFound)
 	n, m := s.Registry().Count()
 	assert.Equal(t, [2]int{1, 0}, [2]int{n, m}, "the device and its module are gone")
 
@@ -186,9 +188,9 @@ func TestRegistryIdentityWrite(t *testing.T) {
 	assert.True(t, a.X509(), "the device endpoint asks cam-1 for its certificate")
 	ca := identityDoc(t, call(s, http.MethodPut, "/devices/cam-2"+apiV, `{"authentication":{"type":"certificateAuthority"}}`, rw))
 	assert.Equal(t, "certificateAuthority", ca["authentication"].(map[string]any)["type"])
-	requireCode(t, call(s, http.MethodPut, "/devices/cam-3"+apiV, `{"authentication":{"type":"selfSigned"}}`, rw), codeArgumentInvalid)
-	requireCode(t, call(s, http.MethodPut, "/devices/cam-3"+apiV, `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"xyz"}}}`, rw), codeArgumentInvalid)
-	requireCode(t, call(s, http.MethodPut, "/devices/cam-1/modules/m"+apiV, `{"authentication":{"type":"certificateAuthority"}}`, rw), codeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/cam-3"+apiV, `{"authentication":{"type":"selfSigned"}}`, rw), rest.CodeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/cam-3"+apiV, `{"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"xyz"}}}`, rw), rest.CodeArgumentInvalid)
+	requireCode(t, call(s, http.MethodPut, "/devices/cam-1/modules/m"+apiV, `{"authentication":{"type":"certificateAuthority"}}`, rw), rest.CodeArgumentInvalid)
 
 	again := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{}`, rw))
 	assert.NotEqual(t, dev["generationId"], again["generationId"], "created again: a new generation")
@@ -203,7 +205,7 @@ func TestRegistryIdentityPersisted(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Dir: dir, NoThrottle: true, Devices: 2, Register: []string{"reg-1"}}
 	s := newTestServer(t, cfg)
-	rw := authz(token(t, s, PolicyRegistryReadWrite, "", time.Hour))
+	rw := authz(token(t, s, identity.PolicyRegistryReadWrite, "", time.Hour))
 	made := identityDoc(t, call(s, http.MethodPut, "/devices/made-1"+apiV, `{}`, rw))
 	identityDoc(t, call(s, http.MethodPut, "/devices/made-1/modules/m1"+apiV, `{}`, rw))
 	reg := identityDoc(t, call(s, http.MethodGet, "/devices/reg-1"+apiV, "", rw))
@@ -225,7 +227,7 @@ func TestRegistryIdentityPersisted(t *testing.T) {
 	assert.Contains(t, string(b), `"made-1"`)
 
 	s2 := newTestServer(t, cfg)
-	rw = authz(token(t, s2, PolicyRegistryReadWrite, "", time.Hour))
+	rw = authz(token(t, s2, identity.PolicyRegistryReadWrite, "", time.Hour))
 	again := identityDoc(t, call(s2, http.MethodGet, "/devices/made-1"+apiV, "", rw))
 	assert.Equal(t, made["authentication"], again["authentication"], "the same keys")
 	assert.Equal(t, made["generationId"], again["generationId"])
@@ -234,8 +236,8 @@ func TestRegistryIdentityPersisted(t *testing.T) {
 	regAgain := identityDoc(t, call(s2, http.MethodGet, "/devices/reg-1"+apiV, "", rw))
 	assert.Equal(t, "disabled", regAgain["status"])
 	assert.Equal(t, reg["authentication"], regAgain["authentication"])
-	requireCode(t, call(s2, http.MethodGet, "/devices/sim-000001"+apiV, "", rw), codeDeviceNotFound)
-	requireCode(t, call(s2, http.MethodGet, "/devices/sim-000002"+apiV, "", rw), codeDeviceNotFound)
+	requireCode(t, call(s2, http.MethodGet, "/devices/sim-000001"+apiV, "", rw), rest.CodeDeviceNotFound)
+	requireCode(t, call(s2, http.MethodGet, "/devices/sim-000002"+apiV, "", rw), rest.CodeDeviceNotFound)
 	n, _ := s2.Registry().Count()
 	assert.Equal(t, 3, n, "reg-1, made-1 and cam-1; both fleet devices deleted")
 	a, ok := s2.Registry().Auth("cam-1", "")

@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dmctl/dmctl/internal/atomicfile"
 	"os"
 	"path/filepath"
 
+	"github.com/dmctl/dmctl/internal/atomicfile"
+
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/hubsim/identity"
 )
 
 // StateFile is the name of the file in --dir that keeps hubsim's secrets
@@ -21,60 +23,6 @@ import (
 const StateFile = "state.json"
 
 const stateVersion = 1
-
-// Shared access policy names, as on a new IoT hub.
-const (
-	PolicyOwner             = "iothubowner"
-	PolicyService           = "service"
-	PolicyDevice            = "device"
-	PolicyRegistryRead      = "registryRead"
-	PolicyRegistryReadWrite = "registryReadWrite"
-)
-
-// perm is a set of IoT Hub shared-access permissions.
-type perm uint8
-
-const (
-	permRegistryRead perm = 1 << iota
-	permRegistryWrite
-	permServiceConnect
-	permDeviceConnect
-)
-
-func (p perm) String() string {
-	var s string
-	add := func(name string) {
-		if s != "" {
-			s += ", "
-		}
-		s += name
-	}
-	if p&permRegistryRead != 0 {
-		add("RegistryRead")
-	}
-	if p&permRegistryWrite != 0 {
-		add("RegistryWrite")
-	}
-	if p&permServiceConnect != 0 {
-		add("ServiceConnect")
-	}
-	if p&permDeviceConnect != 0 {
-		add("DeviceConnect")
-	}
-	return s
-}
-
-// policyPerms are the permissions of the default policies of a new hub.
-var policyPerms = map[string]perm{
-	PolicyOwner:             permRegistryRead | permRegistryWrite | permServiceConnect | permDeviceConnect,
-	PolicyService:           permServiceConnect,
-	PolicyDevice:            permDeviceConnect,
-	PolicyRegistryRead:      permRegistryRead,
-	PolicyRegistryReadWrite: permRegistryRead | permRegistryWrite,
-}
-
-// policyOrder lists the policies in a stable order.
-var policyOrder = []string{PolicyOwner, PolicyService, PolicyDevice, PolicyRegistryRead, PolicyRegistryReadWrite}
 
 // state is what hubsim persists in DIR/state.json.
 type state struct {
@@ -113,7 +61,8 @@ func loadState(dir string) (*state, error) {
 		st.Policies = map[string]string{}
 	}
 	st.policyKeys = map[string][]byte{}
-	for _, name := range policyOrder {
+	for _, pol := range identity.Policies {
+		name := pol.Name
 		k, err := base64.StdEncoding.DecodeString(st.Policies[name])
 		if st.Policies[name] == "" || err != nil || len(k) == 0 {
 			k = randomBytes(32)

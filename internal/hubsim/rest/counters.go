@@ -1,4 +1,4 @@
-package hubsim
+package rest
 
 import (
 	"strconv"

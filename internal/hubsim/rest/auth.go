@@ -1,4 +1,4 @@
-package hubsim
+package rest
 
 import (
 	"errors"
@@ -17,7 +17,8 @@ import (
 type access int
 
 const (
-	accessInvoke        access = iota // direct methods: ServiceConnect; Entra: directMethods/invoke
+	accessNone          access = iota // open: no api-version, no authentication (hubsim's stats, the Entra endpoints)
+	accessInvoke                      // direct methods: ServiceConnect; Entra: directMethods/invoke
 	accessRead                        // query, twin GET: RegistryRead or ServiceConnect; Entra: */read
 	accessTwinWrite                   // twin PATCH/PUT: ServiceConnect or RegistryWrite; Entra: twins/write
 	accessRegistryWrite               // identity PUT/DELETE: RegistryWrite; Entra: devices/write, devices/delete
@@ -37,16 +38,16 @@ func (a access) String() string {
 }
 
 // sasAllows says whether a policy's permissions allow a.
-func sasAllows(p perm, a access) bool {
+func sasAllows(p identity.Perm, a access) bool {
 	switch a {
 	case accessInvoke:
-		return p&permServiceConnect != 0
+		return p&identity.PermServiceConnect != 0
 	case accessRead:
-		return p&(permRegistryRead|permServiceConnect) != 0
+		return p&(identity.PermRegistryRead|identity.PermServiceConnect) != 0
 	case accessTwinWrite:
-		return p&(permServiceConnect|permRegistryWrite) != 0
+		return p&(identity.PermServiceConnect|identity.PermRegistryWrite) != 0
 	case accessRegistryWrite:
-		return p&permRegistryWrite != 0
+		return p&identity.PermRegistryWrite != 0
 	}
 	return false
 }
@@ -71,7 +72,7 @@ func roleAllows(role string, a access) bool {
 type sasEntry struct {
 	token    string // the whole Authorization header
 	policy   string
-	perms    perm
+	perms    identity.Perm
 	resource string // sr, decoded
 	expiry   time.Time
 }
@@ -83,7 +84,7 @@ const maxCachedSAS = 8192
 // by their exact text until they expire, so a client that reuses a token
 // costs one map lookup per request instead of an HMAC.
 type authenticator struct {
-	policies  map[string]perm
+	policies  map[string]identity.Perm
 	keys      map[string][]byte
 	authority *entra.Authority
 	hosts     []string // the hub host with and without port
@@ -108,18 +109,18 @@ func (r resource) path() string {
 	return "devices/" + r.device + "/modules/" + r.module
 }
 
-func newAuthenticator(st *state, authority *entra.Authority, hostName string, now func() time.Time) *authenticator {
+func newAuthenticator(keys map[string][]byte, authority *entra.Authority, hostName string, now func() time.Time) *authenticator {
 	a := &authenticator{
-		policies:  map[string]perm{},
+		policies:  map[string]identity.Perm{},
 		keys:      map[string][]byte{},
 		authority: authority,
 		hosts:     hostVariants(hostName),
 		now:       now,
 		cache:     map[string]*sasEntry{},
 	}
-	for name, p := range policyPerms {
-		a.policies[name] = p
-		a.keys[name] = st.policyKeys[name]
+	for _, p := range identity.Policies {
+		a.policies[p.Name] = p.Perms
+		a.keys[p.Name] = keys[p.Name]
 	}
 	return a
 }
@@ -148,7 +149,7 @@ func stripPort(host string) (string, bool) {
 func (a *authenticator) authorize(r *http.Request, want access, res resource) *hubError {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return newError(codeUnauthorized, "Authorization header missing.")
+		return newError(CodeUnauthorized, "Authorization header missing.")
 	}
 	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		return a.authorizeBearer(r, strings.TrimSpace(tok), want)
@@ -158,10 +159,10 @@ func (a *authenticator) authorize(r *http.Request, want access, res resource) *h
 		return herr
 	}
 	if !a.srCovers(e.resource, r.Host, res) {
-		return newError(codeUnauthorizedAccess, "Unauthorized: the token's resource (sr) does not cover this hub or this request's resource.")
+		return newError(CodeUnauthorizedAccess, "Unauthorized: the token's resource (sr) does not cover this hub or this request's resource.")
 	}
 	if !sasAllows(e.perms, want) {
-		return newError(codeUnauthorized, "Authorization rule '"+e.policy+"' does not allow access for '"+want.String()+"'.")
+		return newError(CodeUnauthorized, "Authorization rule '"+e.policy+"' does not allow access for '"+want.String()+"'.")
 	}
 	return nil
 }
@@ -181,17 +182,17 @@ func (a *authenticator) verifySAS(h string) (*sasEntry, *hubError) {
 		if now.Before(e.expiry) {
 			return e, nil
 		}
-		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the shared access signature has expired.")
+		return nil, newError(CodeUnauthorizedAccess, "Unauthorized: the shared access signature has expired.")
 	}
 	if !strings.HasPrefix(strings.TrimSpace(h), sas.Prefix) {
-		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the Authorization header is neither a SharedAccessSignature nor a Bearer token.")
+		return nil, newError(CodeUnauthorizedAccess, "Unauthorized: the Authorization header is neither a SharedAccessSignature nor a Bearer token.")
 	}
 	tok, err := sas.Parse(h)
 	if err != nil {
-		return nil, newError(codeUnauthorizedAccess, "Unauthorized: "+err.Error()+".")
+		return nil, newError(CodeUnauthorizedAccess, "Unauthorized: "+err.Error()+".")
 	}
 	if tok.KeyName == "" {
-		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the token has no shared access policy name (skn); device credentials cannot call service APIs.")
+		return nil, newError(CodeUnauthorizedAccess, "Unauthorized: the token has no shared access policy name (skn); device credentials cannot call service APIs.")
 	}
 	policy := tok.KeyName
 	key, ok := a.keys[policy]
@@ -204,17 +205,17 @@ func (a *authenticator) verifySAS(h string) (*sasEntry, *hubError) {
 		}
 	}
 	if !ok {
-		return nil, newError(codeUnauthorizedAccess, "Unauthorized: unknown shared access policy '"+displayID(tok.KeyName)+"'.")
+		return nil, newError(CodeUnauthorizedAccess, "Unauthorized: unknown shared access policy '"+displayID(tok.KeyName)+"'.")
 	}
 	perms := a.policies[policy]
-	if perms&(permRegistryRead|permRegistryWrite|permServiceConnect) == 0 {
-		return nil, newError(codeUnauthorized, "Authorization rule '"+policy+"' does not allow access to service APIs.")
+	if perms&(identity.PermRegistryRead|identity.PermRegistryWrite|identity.PermServiceConnect) == 0 {
+		return nil, newError(CodeUnauthorized, "Authorization rule '"+policy+"' does not allow access to service APIs.")
 	}
 	switch err := tok.Verify(key, now); {
 	case errors.Is(err, sas.ErrExpired):
-		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the shared access signature has expired.")
+		return nil, newError(CodeUnauthorizedAccess, "Unauthorized: the shared access signature has expired.")
 	case err != nil:
-		return nil, newError(codeUnauthorizedAccess, "Unauthorized: the shared access signature does not match the key of policy '"+policy+"'.")
+		return nil, newError(CodeUnauthorizedAccess, "Unauthorized: the shared access signature does not match the key of policy '"+policy+"'.")
 	}
 	e = &sasEntry{token: h, policy: policy, perms: perms, resource: tok.Resource, expiry: tok.Expiry}
 	a.mu.Lock()
@@ -252,15 +253,15 @@ func (a *authenticator) hostMatches(host, requestHost string) bool {
 
 func (a *authenticator) authorizeBearer(r *http.Request, tok string, want access) *hubError {
 	if a.authority == nil || tok == "" {
-		return newError(codeUnauthorizedAccess, "Unauthorized: the bearer token is not valid.")
+		return newError(CodeUnauthorizedAccess, "Unauthorized: the bearer token is not valid.")
 	}
 	id, err := a.authority.Verify(tok)
 	if err != nil {
-		return newError(codeUnauthorizedAccess, "Unauthorized: "+err.Error()+".")
+		return newError(CodeUnauthorizedAccess, "Unauthorized: "+err.Error()+".")
 	}
 	if !roleAllows(id.Principal.Role, want) {
 		// A real hub answers 401 IotHubUnauthorized here, not 403.
-		return newError(codeUnauthorized, "Principal "+id.Principal.ObjectID+" is not authorized for "+r.Method+" on "+displayID(r.URL.Path)+" due to no assigned permissions")
+		return newError(CodeUnauthorized, "Principal "+id.Principal.ObjectID+" is not authorized for "+r.Method+" on "+displayID(r.URL.Path)+" due to no assigned permissions")
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package hubsim
+package rest
 
 import (
 	"bytes"
@@ -51,71 +51,88 @@ func decodeContinuation(tok string) (continuation, bool) {
 	return c, true
 }
 
-// handleQuery serves POST /devices/query: body {"query":"<SQL>"}, a bare
-// JSON array of items, paged with x-ms-max-item-count and x-ms-continuation
-// (absent on the last page), item kind in x-ms-item-type.
-func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, reqID string) int {
-	if herr := checkAPIVersion(r); herr != nil {
-		return s.fail(w, reqID, herr)
-	}
-	if herr := s.auth.authorize(r, accessRead, resource{}); herr != nil {
-		return s.fail(w, reqID, herr)
-	}
+// queryRequest is a decoded POST /devices/query.
+type queryRequest struct {
+	sql      string
+	q        *query.Query
+	pageSize int
+	cont     continuation
+}
+
+// decodeQuery reads the QuerySpecification, the page size and the
+// continuation token.
+func decodeQuery(_ *Handler, c *call) *hubError {
+	r := c.r
 	body, err := readBody(r)
 	if err != nil {
-		return s.fail(w, reqID, bodyError(err))
+		return bodyError(err)
 	}
 	var spec struct {
 		Query *string `json:"query"`
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return s.fail(w, reqID, newError(codeIotHubFormatError, `The request body is empty; expected {"query":"SELECT ..."}.`))
+		return newError(CodeIotHubFormatError, `The request body is empty; expected {"query":"SELECT ..."}.`)
 	}
 	if err := json.Unmarshal(body, &spec); err != nil {
-		return s.fail(w, reqID, newError(codeIotHubFormatError, "The request body is not a valid QuerySpecification JSON object: "+jsonErrorText(err)))
+		return newError(CodeIotHubFormatError, "The request body is not a valid QuerySpecification JSON object: "+jsonErrorText(err))
 	}
 	if spec.Query == nil || strings.TrimSpace(*spec.Query) == "" {
-		return s.fail(w, reqID, newError(codeArgumentInvalid, "The query is required."))
+		return newError(CodeArgumentInvalid, "The query is required.")
 	}
 	sql := *spec.Query
 	q, err := query.Parse(sql)
 	if err != nil {
 		var qe *query.Error
 		if errors.As(err, &qe) {
-			return s.fail(w, reqID, newError(codeArgumentInvalid, capitalize(qe.Error())))
+			return newError(CodeArgumentInvalid, capitalize(qe.Error()))
 		}
-		return s.fail(w, reqID, newError(codeArgumentInvalid, capitalize(err.Error())))
+		return newError(CodeArgumentInvalid, capitalize(err.Error()))
 	}
-
-	pageSize := defaultPageSize
-	if v := r.Header.Get("x-ms-max-item-count"); v != "" {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 1 {
-			return s.fail(w, reqID, newError(codeArgumentInvalid, "The x-ms-max-item-count header must be a whole number of at least 1."))
-		}
-		pageSize = min(n, maxPageSize)
+	pageSize, herr := maxItemCount(r)
+	if herr != nil {
+		return herr
 	}
 	hash := queryHash(sql)
 	cont := continuation{Query: hash}
 	if v := r.Header.Get("x-ms-continuation"); v != "" {
 		c, ok := decodeContinuation(v)
 		if !ok || c.Query != hash {
-			return s.fail(w, reqID, newError(codeArgumentInvalid, "The x-ms-continuation token is not valid for this query."))
+			return newError(CodeArgumentInvalid, "The x-ms-continuation token is not valid for this query.")
 		}
 		cont = c
 	}
+	c.in = queryRequest{sql: sql, q: q, pageSize: pageSize, cont: cont}
+	return nil
+}
 
-	if st, ok := s.throttleWait(r, reqID, w, s.limiter.AllowQuery, "queries"); !ok {
-		return st
+// maxItemCount is the page size a client asks with x-ms-max-item-count.
+func maxItemCount(r *http.Request) (int, *hubError) {
+	pageSize := defaultPageSize
+	if v := r.Header.Get("x-ms-max-item-count"); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 1 {
+			return 0, newError(CodeArgumentInvalid, "The x-ms-max-item-count header must be a whole number of at least 1.")
+		}
+		pageSize = min(n, maxPageSize)
 	}
+	return pageSize, nil
+}
+
+// serveQuery serves POST /devices/query: body {"query":"<SQL>"}, a bare
+// JSON array of items, paged with x-ms-max-item-count and x-ms-continuation
+// (absent on the last page), item kind in x-ms-item-type.
+func (h *Handler) serveQuery(c *call) int {
+	in := c.in.(queryRequest)
+	sql, q, pageSize, cont := in.sql, in.q, in.pageSize, in.cont
+	hash := cont.Query
 
 	itemType := "raw"
 	if selectStar.MatchString(sql) {
 		itemType = "twin"
 	}
-	each := s.reg.Each
+	each := h.reg.Each
 	if q.From() == query.DevicesJobs {
-		each = s.eachDeviceJob // device-job records of the job engine
+		each = h.eachDeviceJob // device-job records of the job engine
 		itemType = "deviceJob"
 	}
 	var buf bytes.Buffer
@@ -140,8 +157,8 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, reqID strin
 			}
 		}
 		if err != nil {
-			s.log.Printf("query %q: %v", sql, err)
-			return s.fail(w, reqID, newError(codeServerError, "An internal server error occurred."))
+			h.log.Printf("query %q: %v", sql, err)
+			return h.fail(c, newError(CodeServerError, "An internal server error occurred."))
 		}
 		itemType = "raw"
 	default:
@@ -176,8 +193,8 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, reqID strin
 			})
 		}
 		if encErr != nil {
-			s.log.Printf("query %q: %v", sql, encErr)
-			return s.fail(w, reqID, newError(codeServerError, "An internal server error occurred."))
+			h.log.Printf("query %q: %v", sql, encErr)
+			return h.fail(c, newError(CodeServerError, "An internal server error occurred."))
 		}
 		if hasTop && cont.Sent+count >= top {
 			more = false
@@ -188,15 +205,9 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, reqID strin
 	}
 	buf.WriteByte(']')
 
-	h := w.Header()
-	h["Content-Type"] = contentTypeJSONValue
-	h["X-Ms-Request-Id"] = []string{reqID}
-	h["X-Ms-Item-Type"] = []string{itemType}
+	extra := http.Header{"X-Ms-Item-Type": {itemType}}
 	if next != "" {
-		h["X-Ms-Continuation"] = []string{next}
+		extra["X-Ms-Continuation"] = []string{next}
 	}
-	h["Content-Length"] = []string{strconv.Itoa(buf.Len())}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
-	return http.StatusOK
+	return writeBody(c, buf.Bytes(), extra)
 }

@@ -1,53 +1,54 @@
-package hubsim
+package rest
 
 import (
-	"github.com/dmctl/dmctl/internal/jsontext"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/jsontext"
 )
 
 // IoT Hub error codes hubsim answers with (iothub-contract.md §1.6).
 const (
-	codeInvalidProtocolVersion  = 400001
-	codeArgumentInvalid         = 400004
-	codeIotHubFormatError       = 400006
-	codeUnauthorizedAccess      = 401002
-	codeUnauthorized            = 401003
-	codeGenericNotFound         = 404000
-	codeDeviceNotFound          = 404001
-	codeModuleNotFound          = 404010
-	codeDeviceNotOnline         = 404103
-	codeGenericMethodNotAllowed = 405000
-	codeDeviceAlreadyExists     = 409001
-	codeModuleAlreadyExists     = 409301
-	codePreconditionFailed      = 412001
-	codeThrottling              = 429001
-	codeServerError             = 500001
-	codeServiceUnavailable      = 503001
-	codeGatewayTimeout          = 504101
+	CodeInvalidProtocolVersion  = 400001
+	CodeArgumentInvalid         = 400004
+	CodeIotHubFormatError       = 400006
+	CodeUnauthorizedAccess      = 401002
+	CodeUnauthorized            = 401003
+	CodeGenericNotFound         = 404000
+	CodeDeviceNotFound          = 404001
+	CodeModuleNotFound          = 404010
+	CodeDeviceNotOnline         = 404103
+	CodeGenericMethodNotAllowed = 405000
+	CodeDeviceAlreadyExists     = 409001
+	CodeModuleAlreadyExists     = 409301
+	CodePreconditionFailed      = 412001
+	CodeThrottling              = 429001
+	CodeServerError             = 500001
+	CodeServiceUnavailable      = 503001
+	CodeGatewayTimeout          = 504101
 )
 
 // errorNames are the iothub-errorcode header values.
 var errorNames = map[int]string{
-	codeInvalidProtocolVersion:  "InvalidProtocolVersion",
-	codeArgumentInvalid:         "ArgumentInvalid",
-	codeIotHubFormatError:       "IotHubFormatError",
-	codeUnauthorizedAccess:      "IotHubUnauthorizedAccess",
-	codeUnauthorized:            "IotHubUnauthorized",
-	codeGenericNotFound:         "GenericNotFound",
-	codeDeviceNotFound:          "DeviceNotFound",
-	codeModuleNotFound:          "ModuleNotFound",
-	codeDeviceNotOnline:         "DeviceNotOnline",
-	codeGenericMethodNotAllowed: "GenericMethodNotAllowed",
-	codeDeviceAlreadyExists:     "DeviceAlreadyExists",
-	codeModuleAlreadyExists:     "ModuleAlreadyExistsOnDevice",
-	codePreconditionFailed:      "PreconditionFailed",
-	codeThrottling:              "ThrottlingException",
-	codeServerError:             "ServerError",
-	codeServiceUnavailable:      "ServiceUnavailable",
-	codeGatewayTimeout:          "GatewayTimeout",
+	CodeInvalidProtocolVersion:  "InvalidProtocolVersion",
+	CodeArgumentInvalid:         "ArgumentInvalid",
+	CodeIotHubFormatError:       "IotHubFormatError",
+	CodeUnauthorizedAccess:      "IotHubUnauthorizedAccess",
+	CodeUnauthorized:            "IotHubUnauthorized",
+	CodeGenericNotFound:         "GenericNotFound",
+	CodeDeviceNotFound:          "DeviceNotFound",
+	CodeModuleNotFound:          "ModuleNotFound",
+	CodeDeviceNotOnline:         "DeviceNotOnline",
+	CodeGenericMethodNotAllowed: "GenericMethodNotAllowed",
+	CodeDeviceAlreadyExists:     "DeviceAlreadyExists",
+	CodeModuleAlreadyExists:     "ModuleAlreadyExistsOnDevice",
+	CodePreconditionFailed:      "PreconditionFailed",
+	CodeThrottling:              "ThrottlingException",
+	CodeServerError:             "ServerError",
+	CodeServiceUnavailable:      "ServiceUnavailable",
+	CodeGatewayTimeout:          "GatewayTimeout",
 }
 
 // hubError is an answer in IoT Hub's error shape. The HTTP status is the

@@ -1,4 +1,4 @@
-package hubsim
+package rest
 
 import (
 	"bytes"
@@ -177,20 +177,20 @@ func skipString(b []byte, i int) int {
 // method, payload (never empty: JSON null when absent) and timeouts.
 func parseMethodRequest(body []byte) (name string, payload json.RawMessage, connect, response time.Duration, herr *hubError) {
 	if len(body) == 0 {
-		return "", nil, 0, 0, newError(codeIotHubFormatError, "The request body is empty; expected a CloudToDeviceMethod JSON object.")
+		return "", nil, 0, 0, newError(CodeIotHubFormatError, "The request body is empty; expected a CloudToDeviceMethod JSON object.")
 	}
 	var req methodRequest
 	if !req.parseFast(body) {
 		req = methodRequest{}
 		if err := json.Unmarshal(body, &req); err != nil {
-			return "", nil, 0, 0, newError(codeIotHubFormatError, "The request body is not a valid CloudToDeviceMethod JSON object: "+jsonErrorText(err))
+			return "", nil, 0, 0, newError(CodeIotHubFormatError, "The request body is not a valid CloudToDeviceMethod JSON object: "+jsonErrorText(err))
 		}
 	}
 	if req.MethodName == "" {
-		return "", nil, 0, 0, newError(codeArgumentInvalid, "methodName is required.")
+		return "", nil, 0, 0, newError(CodeArgumentInvalid, "methodName is required.")
 	}
 	if bad := badMethodNameChar(req.MethodName); bad >= 0 {
-		return "", nil, 0, 0, newError(codeArgumentInvalid, fmt.Sprintf(
+		return "", nil, 0, 0, newError(CodeArgumentInvalid, fmt.Sprintf(
 			"methodName '%s' contains %q: method names may use printable US-ASCII characters except $ ( ) < > @ , ; : \\ \" / [ ] ? = { } and space.",
 			displayID(req.MethodName), rune(bad)))
 	}
@@ -199,15 +199,15 @@ func parseMethodRequest(body []byte) (name string, payload json.RawMessage, conn
 		payload = jsonNull
 	}
 	if len(payload) > MaxMethodPayloadBytes {
-		return "", nil, 0, 0, newError(codeArgumentInvalid, fmt.Sprintf("'payload' size should be less than %d bytes.", MaxMethodPayloadBytes))
+		return "", nil, 0, 0, newError(CodeArgumentInvalid, fmt.Sprintf("'payload' size should be less than %d bytes.", MaxMethodPayloadBytes))
 	}
 	rt, ok := parseSeconds(req.ResponseTimeoutInSeconds, defaultResponseTimeout)
 	if !ok || rt < minResponseTimeout || rt > maxResponseTimeout {
-		return "", nil, 0, 0, newError(codeArgumentInvalid, "responseTimeoutInSeconds must be within [5; 300].")
+		return "", nil, 0, 0, newError(CodeArgumentInvalid, "responseTimeoutInSeconds must be within [5; 300].")
 	}
 	ct, ok := parseSeconds(req.ConnectTimeoutInSeconds, 0)
 	if !ok || ct < 0 || ct > maxConnectTimeout {
-		return "", nil, 0, 0, newError(codeArgumentInvalid, "connectTimeoutInSeconds must be within [0; 300].")
+		return "", nil, 0, 0, newError(CodeArgumentInvalid, "connectTimeoutInSeconds must be within [0; 300].")
 	}
 	return req.MethodName, payload, time.Duration(ct) * time.Second, time.Duration(rt) * time.Second, nil
 }
@@ -259,67 +259,46 @@ func jsonErrorText(err error) string {
 	return err.Error() + "."
 }
 
-// handleInvoke serves POST /twins/{id}/methods and
-// POST /twins/{id}/modules/{mid}/methods.
-func (s *Server) handleInvoke(w http.ResponseWriter, r *http.Request, reqID, deviceID, moduleID string) int {
-	if herr := s.auth.authorize(r, accessInvoke, resource{deviceID, moduleID}); herr != nil {
-		return s.fail(w, reqID, herr)
-	}
-	body, err := readBody(r)
+// invokeRequest is a decoded direct method call.
+type invokeRequest struct {
+	payload           json.RawMessage
+	connect, response time.Duration
+}
+
+// decodeInvoke reads the CloudToDeviceMethod body of POST
+// /twins/{id}[/modules/{mid}]/methods.
+func decodeInvoke(_ *Handler, c *call) *hubError {
+	body, err := readBody(c.r)
 	if err != nil {
-		return s.fail(w, reqID, bodyError(err))
+		return bodyError(err)
 	}
 	method, payload, connect, response, herr := parseMethodRequest(body)
 	if herr != nil {
-		return s.fail(w, reqID, herr)
+		return herr
 	}
-	// Unknown devices and modules are answered by InvokeMethod (404001,
-	// 404010): Fault never hits them, and like a hub's front door the
-	// throttle counts the call anyway.
-	ctx := r.Context()
-	wait, ok := s.limiter.AllowMethod(len(payload))
-	if !ok {
-		s.counters.throttled.Add(1)
-		return s.fail(w, reqID, throttleError("direct methods", s.tierDesc))
-	}
-	if wait > 0 {
-		s.counters.shaped.Add(1)
-		if !s.sleep(ctx, wait) {
-			return statusClientClosed
-		}
-	}
+	c.method, c.cost = method, len(payload)
+	c.in = invokeRequest{payload: payload, connect: connect, response: response}
+	return nil
+}
 
-	fault := devices.FaultNone
-	if s.faulty {
-		fault = s.reg.Fault(deviceID, moduleID, method)
-	}
-	if fault != devices.FaultNone && int(fault) < len(s.counters.faults) {
-		s.counters.faults[fault].Add(1)
-	}
-	switch fault {
-	case devices.FaultThrottle:
-		e := throttleError("direct methods", s.tierDesc)
-		e.fault = fault.String()
-		return s.fail(w, reqID, e)
-	case devices.FaultServerError:
-		return s.fail(w, reqID, &hubError{code: codeServerError, message: "An internal server error occurred.", fault: fault.String()})
-	case devices.FaultUnavailable:
-		return s.fail(w, reqID, &hubError{code: codeServiceUnavailable, message: "The service is temporarily unavailable. Retry the request later.", fault: fault.String()})
-	case devices.FaultGatewayTimeout:
-		return s.fail(w, reqID, &hubError{code: codeGatewayTimeout, message: "Timed out waiting for the response from device.", fault: fault.String()})
-	}
-
-	status, resp, err := s.reg.InvokeMethod(devices.WithRequestID(ctx, reqID), deviceID, moduleID, method, payload, connect, response)
-	if fault == devices.FaultDrop {
-		s.counters.dropped.Add(1)
-		dropConnection(w)
+// serveInvoke delivers the method. Unknown devices and modules are answered
+// by InvokeMethod (404001, 404010): like a hub's front door the throttle
+// has counted the call anyway.
+func (h *Handler) serveInvoke(c *call) int {
+	in := c.in.(invokeRequest)
+	ctx := c.r.Context()
+	deviceID, moduleID := c.res.device, c.res.module
+	status, resp, err := h.reg.InvokeMethod(devices.WithRequestID(ctx, c.id), deviceID, moduleID, c.method, in.payload, in.connect, in.response)
+	if c.fault == devices.FaultDrop {
+		h.counters.dropped.Add(1)
+		dropConnection(c.w)
 		return statusClientClosed
 	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return statusClientClosed
 		}
-		return s.fail(w, reqID, s.invokeError(err, deviceID, moduleID, connect))
+		return h.fail(c, h.invokeError(err, deviceID, moduleID, in.connect))
 	}
 	if len(resp) == 0 {
 		resp = jsonNull
@@ -330,30 +309,24 @@ func (s *Server) handleInvoke(w http.ResponseWriter, r *http.Request, reqID, dev
 	out = append(out, `,"payload":`...)
 	out = append(out, resp...)
 	out = append(out, '}')
-	h := w.Header()
-	h["Content-Type"] = contentTypeJSONValue
-	h["X-Ms-Request-Id"] = []string{reqID}
-	h["Content-Length"] = []string{strconv.Itoa(len(out))}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(out)
-	return http.StatusOK
+	return writeBody(c, out, nil)
 }
 
 var contentTypeJSONValue = []string{contentTypeJSON}
 
 func deviceNotFound(deviceID string) *hubError {
-	return newError(codeDeviceNotFound, "Device "+displayID(deviceID)+" not registered. To learn more, see https://aka.ms/iothub404001")
+	return newError(CodeDeviceNotFound, "Device "+displayID(deviceID)+" not registered. To learn more, see https://aka.ms/iothub404001")
 }
 
 func moduleNotFound(deviceID, moduleID string) *hubError {
-	return newError(codeModuleNotFound, "Module "+displayID(moduleID)+" on device "+displayID(deviceID)+" not registered.")
+	return newError(CodeModuleNotFound, "Module "+displayID(moduleID)+" on device "+displayID(deviceID)+" not registered.")
 }
 
 func throttleError(what, tier string) *hubError {
-	return newError(codeThrottling, "IoT hub throttling limit for "+what+" exceeded ("+tier+"). Back off and retry. To learn more, see https://aka.ms/iothub429001")
+	return newError(CodeThrottling, "IoT hub throttling limit for "+what+" exceeded ("+tier+"). Back off and retry. To learn more, see https://aka.ms/iothub429001")
 }
 
-func (s *Server) invokeError(err error, deviceID, moduleID string, connect time.Duration) *hubError {
+func (h *Handler) invokeError(err error, deviceID, moduleID string, connect time.Duration) *hubError {
 	switch {
 	case errors.Is(err, devices.ErrDeviceNotFound):
 		return deviceNotFound(deviceID)
@@ -361,15 +334,15 @@ func (s *Server) invokeError(err error, deviceID, moduleID string, connect time.
 		return moduleNotFound(deviceID, moduleID)
 	case errors.Is(err, devices.ErrDeviceNotOnline):
 		return &hubError{
-			code:    codeDeviceNotOnline,
+			code:    CodeDeviceNotOnline,
 			message: "The operation failed because the requested device isn't online or hasn't registered the direct method callback. To learn more, see https://aka.ms/iothub404103",
 			info:    [][2]string{{"timeout", durationHMS(connect)}},
 		}
 	case errors.Is(err, devices.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return newError(codeGatewayTimeout, "Timed out waiting for the response from device.")
+		return newError(CodeGatewayTimeout, "Timed out waiting for the response from device.")
 	}
-	s.log.Printf("invoke on %q/%q failed: %v", deviceID, moduleID, err)
-	return newError(codeServerError, "An internal server error occurred.")
+	h.log.Printf("invoke on %q/%q failed: %v", deviceID, moduleID, err)
+	return newError(CodeServerError, "An internal server error occurred.")
 }
 
 // dropConnection closes the client's connection without an answer (the
