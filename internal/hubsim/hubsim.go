@@ -1,19 +1,28 @@
-// Package hubsim is a local Azure IoT Hub: the service REST API (direct
-// methods, device query, twins) over HTTPS with SAS and Entra ID
-// authentication as a hub does it, a local Entra token endpoint, throttling by
-// tier, fault injection, and the ground truth tests need (method log, stats).
+// Package hubsim is a local Azure IoT Hub. This package is the server: it
+// turns a Config into a running hub (the --dir state and its secrets, the
+// certificates, the listeners, the registry and fleet, the job engine), wires
+// the layers together, and describes the result in the ready line and
+// hubsim.env.
 //
-// The registry, simulated fleet and twins live in internal/hubsim/devices,
-// the query engine in internal/hubsim/query and the throttle arithmetic in
-// internal/hubsim/throttle, the device endpoint in internal/hubsim/transport/mqtt, SAS
-// and X.509 checks in internal/hubsim/identity; this package is the server
-// around them (lifecycle, --dir state, the REST handlers). The command line
-// (flags -> Config, `hubsim device`, `wait`, `token`, `bench`) is cmd/hubsim.
+// The layers it wires (design.md section 2):
+//   - rest: the service REST API, a route table and one
+//     auth -> throttle -> fault chain;
+//   - identity: the SAS policies, the one sr matcher and the X.509 checks,
+//     for REST and every device transport alike;
+//   - devices: the registry (identities, keys, twins) and the simulated
+//     devices' life cycles, over the fleet descriptions of sim;
+//   - query, jobs, throttle, entra (the local tenant), certs;
+//   - transport: the device endpoints, each on its own listener (the list
+//     in New); transport/mqtt is MQTT over TLS or WebSocket. An AMQP
+//     endpoint would be a package transport/amqp with a transport.New, one
+//     entry in that list and its listen address in Config.
+//
+// The command line (flags -> Config, `hubsim device`, `wait`, `token`,
+// `bench`) is cmd/hubsim.
 package hubsim
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -39,6 +48,8 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/jobs"
 	"github.com/dmctl/dmctl/internal/hubsim/rest"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
+	"github.com/dmctl/dmctl/internal/hubsim/transport"
+	hubmqtt "github.com/dmctl/dmctl/internal/hubsim/transport/mqtt"
 )
 
 // HubName is the hub's name in the ready line.
@@ -87,38 +98,19 @@ type Config struct {
 	Verbose bool
 	// Now is the clock for tokens and timestamps (nil = time.Now).
 	Now func() time.Time
-	// NewDeviceEndpoint, when set, replaces the device endpoint served on
-	// the MQTT listener. nil = the MQTT endpoint (internal/hubsim/transport/mqtt).
-	NewDeviceEndpoint func(DeviceEndpointConfig) (DeviceEndpoint, error)
 }
 
-// DeviceEndpoint serves devices (MQTT over TLS) on the listener reserved
-// for Config.MQTTAddr.
-type DeviceEndpoint interface {
-	// Serve accepts connections on l until l is closed.
-	Serve(l net.Listener) error
-	// Close stops the endpoint and drops its connections.
-	Close() error
+// deviceEndpoint is one device endpoint the server serves: a transport on
+// its own listener. New lists them (today MQTT on MQTTAddr); a transport
+// added under internal/hubsim/transport joins the list with its address.
+type deviceEndpoint struct {
+	name string // the transport, in errors ("mqtt")
+	flag string // the flag of its address, in input errors ("--mqtt-addr")
+	addr string
+	make transport.New
+	ln   net.Listener
+	ep   transport.Endpoint
 }
-
-// DeviceEndpointConfig is what a DeviceEndpoint gets to work with.
-type DeviceEndpointConfig struct {
-	Registry *devices.Registry
-	TLS      *tls.Config // the hub's server certificate
-	HostName string      // the hub host name devices put in their username and sr
-	Log      *log.Logger
-	Verbose  bool
-	// SessionStore, when set, is the file that keeps the MQTT sessions of
-	// clients that connect with clean session 0 across restarts (in --dir),
-	// as a hub keeps them.
-	SessionStore string
-	// ClientCAs are the CA certificates trusted for certificateAuthority
-	// devices (nil: none).
-	ClientCAs *x509.CertPool
-}
-
-// SessionStoreFile is the file in --dir that keeps MQTT sessions.
-const SessionStoreFile = "mqtt-sessions.db"
 
 // InputError is a Config value hubsim cannot use (bad fleet file, bad
 // --register id, bad tier...). Main exits 2 for it.
@@ -159,10 +151,9 @@ type Server struct {
 	identitiesMu sync.Mutex
 	identities   map[string]devices.IdentityRecord // registry API changes (identities.go)
 
-	httpsLn  net.Listener
-	mqttLn   net.Listener
-	httpSrv  *http.Server
-	endpoint DeviceEndpoint
+	httpsLn   net.Listener
+	httpSrv   *http.Server
+	endpoints []*deviceEndpoint // the device endpoints; endpoints[0] is MQTT (GatewayHostName, mqttAddr)
 
 	startOnce    sync.Once
 	shutdownOnce sync.Once
@@ -252,8 +243,13 @@ func New(cfg Config) (*Server, error) {
 	if s.httpsLn, err = net.Listen("tcp", cfg.HTTPSAddr); err != nil {
 		return nil, &InputError{"--https-addr", err}
 	}
-	if s.mqttLn, err = net.Listen("tcp", cfg.MQTTAddr); err != nil {
-		return nil, &InputError{"--mqtt-addr", err}
+	s.endpoints = []*deviceEndpoint{
+		{name: "mqtt", flag: "--mqtt-addr", addr: cfg.MQTTAddr, make: hubmqtt.NewEndpoint},
+	}
+	for _, e := range s.endpoints {
+		if e.ln, err = net.Listen("tcp", e.addr); err != nil {
+			return nil, &InputError{e.flag, err}
+		}
 	}
 	s.hostName = hostName(cfg.HTTPSAddr, s.httpsLn.Addr())
 
@@ -459,30 +455,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.api.Serve
 func (s *Server) Start() error {
 	var err error
 	s.startOnce.Do(func() {
-		newEndpoint := s.cfg.NewDeviceEndpoint
-		if newEndpoint == nil {
-			newEndpoint = newMQTTEndpoint
+		for _, d := range s.endpoints {
+			ep, e := d.make(transport.Config{
+				Registry: s.reg, TLS: s.certs.TLSConfig(), HostName: s.hostName, Log: s.log, Verbose: s.cfg.Verbose,
+				Dir: s.dir, ClientCAs: s.clientCAs,
+			})
+			if e != nil {
+				// No endpoint: Shutdown must not close a typed nil one.
+				err = fmt.Errorf("%s device endpoint: %w", d.name, e)
+				return
+			}
+			d.ep = ep
 		}
-		ep, e := newEndpoint(DeviceEndpointConfig{
-			Registry: s.reg, TLS: s.certs.TLSConfig(), HostName: s.hostName, Log: s.log, Verbose: s.cfg.Verbose,
-			SessionStore: filepath.Join(s.dir, SessionStoreFile), ClientCAs: s.clientCAs,
-		})
-		if e != nil {
-			// No endpoint: Shutdown must not close a typed nil one.
-			err = fmt.Errorf("device endpoint: %w", e)
-			return
-		}
-		s.endpoint = ep
 		go func() {
 			if e := s.httpSrv.ServeTLS(s.httpsLn, "", ""); e != nil && !errors.Is(e, http.ErrServerClosed) {
 				s.serveErr <- fmt.Errorf("https: %w", e)
 			}
 		}()
-		go func() {
-			if e := s.endpoint.Serve(s.mqttLn); e != nil && !errors.Is(e, net.ErrClosed) {
-				s.serveErr <- fmt.Errorf("device endpoint: %w", e)
-			}
-		}()
+		for _, d := range s.endpoints {
+			go func() {
+				if e := d.ep.Serve(d.ln); e != nil && !errors.Is(e, net.ErrClosed) {
+					s.serveErr <- fmt.Errorf("%s device endpoint: %w", d.name, e)
+				}
+			}()
+		}
 	})
 	return err
 }
@@ -521,8 +517,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if s.jobs != nil {
 			s.jobs.Close()
 		}
-		if s.endpoint != nil {
-			_ = s.endpoint.Close()
+		for _, d := range s.endpoints {
+			if d.ep != nil {
+				_ = d.ep.Close()
+			}
 		}
 		err = s.cleanup()
 	})
@@ -534,8 +532,10 @@ func (s *Server) cleanup() error {
 	if s.httpsLn != nil {
 		_ = s.httpsLn.Close()
 	}
-	if s.mqttLn != nil {
-		_ = s.mqttLn.Close()
+	for _, d := range s.endpoints {
+		if d.ln != nil {
+			_ = d.ln.Close()
+		}
 	}
 	if s.mlog != nil {
 		if e := s.mlog.Close(); e != nil {
@@ -593,7 +593,7 @@ func (s *Server) Ready() Ready {
 	nd, nm := s.reg.Count()
 	r := Ready{
 		HTTPSAddr:                         s.httpsLn.Addr().String(),
-		MQTTAddr:                          s.mqttLn.Addr().String(),
+		MQTTAddr:                          s.endpoints[0].ln.Addr().String(),
 		CAFile:                            s.certs.CAFile,
 		HostName:                          s.hostName,
 		HubName:                           HubName,
@@ -644,7 +644,7 @@ func (s *Server) DeviceConnectionString(deviceID, moduleID string) string {
 	if moduleID != "" {
 		cs += ";ModuleId=" + moduleID
 	}
-	cs += ";GatewayHostName=" + hostName(s.cfg.MQTTAddr, s.mqttLn.Addr())
+	cs += ";GatewayHostName=" + hostName(s.cfg.MQTTAddr, s.endpoints[0].ln.Addr())
 	if a, ok := s.reg.Auth(deviceID, moduleID); ok && a.X509() {
 		return cs + ";x509=true"
 	}

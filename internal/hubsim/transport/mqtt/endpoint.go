@@ -54,6 +54,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/transport"
 )
 
 // DefaultHandshakeTimeout bounds the TLS handshake plus the CONNECT packet.
@@ -121,7 +123,7 @@ type counters struct {
 	twinGets, reportedPatches, desiredPushes, telemetry atomic.Int64
 }
 
-// Endpoint is the MQTT device endpoint. It satisfies hubsim's DeviceEndpoint.
+// Endpoint is the MQTT device endpoint. It is a transport.Endpoint.
 type Endpoint struct {
 	cfg  Config
 	reg  *devices.Registry
@@ -321,4 +323,20 @@ func (e *Endpoint) revoke(deviceID, moduleID, reason string) {
 		e.logf("device %s: %s, closing the connection", c.id.ClientID(), reason)
 		c.cl.Stop(errRevoked)
 	}
+}
+
+// SessionsFile is the file in the hub's state directory that keeps the
+// sessions of clean-session-0 clients.
+const SessionsFile = "mqtt-sessions.db"
+
+// NewEndpoint is the MQTT transport of hubsim's server: New over a
+// transport.Config, with the sessions kept in its Dir.
+func NewEndpoint(c transport.Config) (transport.Endpoint, error) {
+	cfg := Config{
+		Registry: c.Registry, TLS: c.TLS, HostName: c.HostName, Log: c.Log, Verbose: c.Verbose, ClientCAs: c.ClientCAs,
+	}
+	if c.Dir != "" {
+		cfg.Sessions = filepath.Join(c.Dir, SessionsFile)
+	}
+	return New(cfg)
 }
