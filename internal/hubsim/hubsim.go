@@ -3,8 +3,10 @@
 // authentication as a hub does it, a local Entra token endpoint, throttling by
 // tier, fault injection, and the ground truth tests need (method log, stats).
 //
-// The registry, simulated fleet and twins live in internal/hubsim/devices,
-// the query engine in internal/hubsim/query and the throttle arithmetic in
+// The registry (identities, twins, the simulated devices' life cycles)
+// lives in internal/hubsim/devices, the description of the simulated fleet
+// (fleet files, fault shares) in internal/hubsim/sim, the query engine in
+// internal/hubsim/query and the throttle arithmetic in
 // internal/hubsim/throttle, the device endpoint in internal/hubsim/transport/mqtt, SAS
 // and X.509 checks in internal/hubsim/identity; this package is the server
 // around them (lifecycle, --dir state, the REST handlers). The command line
@@ -35,6 +37,7 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
 	"github.com/dmctl/dmctl/internal/hubsim/jobs"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
 )
 
@@ -57,7 +60,7 @@ type Config struct {
 	// (sim-000001...). FleetFile and Fleet add more.
 	Devices   int
 	FleetFile string
-	Fleet     *devices.FleetSpec
+	Fleet     *sim.FleetSpec
 	// Register adds identities without simulation (offline until a real
 	// device connects); their connection strings are in the ready line. An
 	// entry is "ID" (SAS keys), "ID:x509=PRIMARY[+SECONDARY]" (a self-signed
@@ -78,7 +81,7 @@ type Config struct {
 	// (random on first start), so a restart with the same Dir behaves the same.
 	Seed int64
 	// Faults are the global fault shares (0..1 each).
-	Faults devices.FaultRates
+	Faults sim.FaultRates
 	// Log receives diagnostics (nil = discarded); Verbose adds one line per request.
 	Log     io.Writer
 	Verbose bool
@@ -198,15 +201,15 @@ func New(cfg Config) (*Server, error) {
 	if err := s.setupThrottle(); err != nil {
 		return nil, err
 	}
-	var specs []*devices.FleetSpec
+	var specs []*sim.FleetSpec
 	if cfg.Devices < 0 {
 		return nil, &InputError{"--devices", errors.New("must be 0 or more")}
 	}
 	if cfg.Devices > 0 {
-		specs = append(specs, devices.GenerateFleet(cfg.Devices))
+		specs = append(specs, sim.GenerateFleet(cfg.Devices))
 	}
 	if cfg.FleetFile != "" {
-		spec, err := devices.LoadFleetFile(cfg.FleetFile)
+		spec, err := sim.LoadFleetFile(cfg.FleetFile)
 		if err != nil {
 			return nil, &InputError{"--fleet", err}
 		}
@@ -267,7 +270,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.auth = newAuthenticator(s.state, s.authority, s.hostName, s.now)
 
-	s.faulty = cfg.Faults != (devices.FaultRates{})
+	s.faulty = cfg.Faults != (sim.FaultRates{})
 	for _, spec := range specs {
 		for _, g := range spec.Groups {
 			if g.Faults != nil {
