@@ -23,9 +23,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/hubsim/rest"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -74,9 +74,9 @@ func Bench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		return nil, fmt.Errorf("bench: invalid options %+v", o)
 	}
 	ok200 := 200
-	spec := devices.GenerateFleet(o.Devices)
+	spec := sim.GenerateFleet(o.Devices)
 	for i := range spec.Groups {
-		spec.Groups[i].Methods = map[string]devices.MethodSpec{"*": {Status: &ok200}}
+		spec.Groups[i].Methods = map[string]sim.MethodSpec{"*": {Status: &ok200}}
 	}
 	srv, err := hubsim.New(hubsim.Config{NoThrottle: true, Fleet: spec})
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/flagguard"
 	"github.com/dmctl/dmctl/internal/hubsim"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // Exit codes of the hubsim command.
@@ -201,7 +201,7 @@ func (f *serveFlags) check(cmd *cobra.Command) error {
 	return nil
 }
 
-func checkFaults(fr devices.FaultRates) error {
+func checkFaults(fr sim.FaultRates) error {
 	sum := 0.0
 	for _, s := range []struct {
 		flag string

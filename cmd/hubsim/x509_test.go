@@ -17,8 +17,8 @@ import (
 
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/hubsim"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/sas"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
@@ -54,7 +54,7 @@ func TestX509InputErrors(t *testing.T) {
 		{"--ca-cert not PEM", hubsim.Config{CACerts: []string{notPEM}}, "--ca-cert", notPEM + ": no PEM certificate in it"},
 		{"--ca-cert not a CA", hubsim.Config{CACerts: []string{caFile, leafFile}}, "--ca-cert", leafFile + `: certificate 1 (subject "CN=dev") is not a CA certificate`},
 		{"fleet caCerts not PEM", hubsim.Config{FleetFile: fleet}, "--fleet", "fleet.yaml: caCerts[0] (" + filepath.Join(fleetDir, "notes.pem") + "): no PEM certificate in it"},
-		{"hubsim.Config.Fleet caCerts missing", hubsim.Config{Fleet: &devices.FleetSpec{CACerts: []string{missing}, Groups: []devices.Group{{IDPattern: "x-%d", Count: 1}}}}, "fleet", "caCerts[0] (" + missing + "): no such file"},
+		{"hubsim.Config.Fleet caCerts missing", hubsim.Config{Fleet: &sim.FleetSpec{CACerts: []string{missing}, Groups: []sim.Group{{IDPattern: "x-%d", Count: 1}}}}, "fleet", "caCerts[0] (" + missing + "): no such file"},
 		{"bad thumbprint", hubsim.Config{Register: []string{"ok", "cam:x509=123"}}, "--register", `"cam:x509=123": the primary thumbprint`},
 		{"module x509", hubsim.Config{Register: []string{"gw/m:x509ca"}}, "--register", "modules authenticate with SAS keys only"},
 	} {

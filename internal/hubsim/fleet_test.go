@@ -19,16 +19,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/hubsim/rest"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // answeringFleet is n devices answering every method with status and payload at 0 ms.
-func answeringFleet(n int, status int, payload string, modules ...string) *devices.FleetSpec {
-	spec := devices.GenerateFleet(n)
+func answeringFleet(n int, status int, payload string, modules ...string) *sim.FleetSpec {
+	spec := sim.GenerateFleet(n)
 	for i := range spec.Groups {
-		spec.Groups[i].Methods = map[string]devices.MethodSpec{"*": {Status: &status, Payload: json.RawMessage(payload)}}
+		spec.Groups[i].Methods = map[string]sim.MethodSpec{"*": {Status: &status, Payload: json.RawMessage(payload)}}
 		spec.Groups[i].Modules = modules
 	}
 	return spec
@@ -343,14 +343,14 @@ func TestThrottlingS1Queries(t *testing.T) {
 func TestFaults(t *testing.T) {
 	cases := []struct {
 		name   string
-		faults devices.FaultRates
+		faults sim.FaultRates
 		code   int
 		fault  string
 	}{
-		{"throttle", devices.FaultRates{Throttle: 1}, rest.CodeThrottling, "throttle"},
-		{"server error", devices.FaultRates{ServerError: 1}, rest.CodeServerError, "serverError"},
-		{"unavailable", devices.FaultRates{Unavailable: 1}, rest.CodeServiceUnavailable, "unavailable"},
-		{"gateway timeout", devices.FaultRates{GatewayTimeout: 1}, rest.CodeGatewayTimeout, "gatewayTimeout"},
+		{"throttle", sim.FaultRates{Throttle: 1}, rest.CodeThrottling, "throttle"},
+		{"server error", sim.FaultRates{ServerError: 1}, rest.CodeServerError, "serverError"},
+		{"unavailable", sim.FaultRates{Unavailable: 1}, rest.CodeServiceUnavailable, "unavailable"},
+		{"gateway timeout", sim.FaultRates{GatewayTimeout: 1}, rest.CodeGatewayTimeout, "gatewayTimeout"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -366,7 +366,7 @@ func TestFaults(t *testing.T) {
 func TestFleetGroupFaults(t *testing.T) {
 	one := 1.0
 	spec := answeringFleet(2, 200, `null`)
-	spec.Groups[0].Faults = &devices.FaultSpec{Unavailable: &one}
+	spec.Groups[0].Faults = &sim.FaultSpec{Unavailable: &one}
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: spec})
 	rec := call(s, http.MethodPost, "/twins/sim-000002/methods"+apiV, invokeBody("ping", ""), authz(token(t, s, identity.PolicyService, "", time.Hour)))
 	requireCode(t, rec, rest.CodeServiceUnavailable)
@@ -393,7 +393,7 @@ func TestStatsFlushesTheMethodLog(t *testing.T) {
 
 func TestFaultDropDeliversThenClosesTheConnection(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "m.jsonl")
-	s := startTestServer(t, Config{NoThrottle: true, Faults: devices.FaultRates{Drop: 1}, Fleet: answeringFleet(1, 200, `null`), MethodLog: logPath})
+	s := startTestServer(t, Config{NoThrottle: true, Faults: sim.FaultRates{Drop: 1}, Fleet: answeringFleet(1, 200, `null`), MethodLog: logPath})
 	req, err := http.NewRequest(http.MethodPost, "https://"+s.HostName()+"/twins/sim-000001/methods"+apiV, strings.NewReader(invokeBody("ping", "")))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", token(t, s, identity.PolicyService, "", time.Hour))

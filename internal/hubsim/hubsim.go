@@ -47,6 +47,7 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/hubsim/jobs"
 	"github.com/dmctl/dmctl/internal/hubsim/rest"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
 	"github.com/dmctl/dmctl/internal/hubsim/transport"
 	hubmqtt "github.com/dmctl/dmctl/internal/hubsim/transport/mqtt"
@@ -71,7 +72,7 @@ type Config struct {
 	// (sim-000001...). FleetFile and Fleet add more.
 	Devices   int
 	FleetFile string
-	Fleet     *devices.FleetSpec
+	Fleet     *sim.FleetSpec
 	// Register adds identities without simulation (offline until a real
 	// device connects); their connection strings are in the ready line. An
 	// entry is "ID" (SAS keys), "ID:x509=PRIMARY[+SECONDARY]" (a self-signed
@@ -92,7 +93,7 @@ type Config struct {
 	// (random on first start), so a restart with the same Dir behaves the same.
 	Seed int64
 	// Faults are the global fault shares (0..1 each).
-	Faults devices.FaultRates
+	Faults sim.FaultRates
 	// Log receives diagnostics (nil = discarded); Verbose adds one line per request.
 	Log     io.Writer
 	Verbose bool
@@ -188,15 +189,15 @@ func New(cfg Config) (*Server, error) {
 	if err := s.setupThrottle(); err != nil {
 		return nil, err
 	}
-	var specs []*devices.FleetSpec
+	var specs []*sim.FleetSpec
 	if cfg.Devices < 0 {
 		return nil, &InputError{"--devices", errors.New("must be 0 or more")}
 	}
 	if cfg.Devices > 0 {
-		specs = append(specs, devices.GenerateFleet(cfg.Devices))
+		specs = append(specs, sim.GenerateFleet(cfg.Devices))
 	}
 	if cfg.FleetFile != "" {
-		spec, err := devices.LoadFleetFile(cfg.FleetFile)
+		spec, err := sim.LoadFleetFile(cfg.FleetFile)
 		if err != nil {
 			return nil, &InputError{"--fleet", err}
 		}
@@ -263,7 +264,7 @@ func New(cfg Config) (*Server, error) {
 	if s.authority, err = entra.New(s.state.Entra, s.now); err != nil {
 		return nil, fmt.Errorf("%s: %w", StateFile, err)
 	}
-	faulty := cfg.Faults != (devices.FaultRates{}) // some fault share is set (flags or fleet groups)
+	faulty := cfg.Faults != (sim.FaultRates{}) // some fault share is set (flags or fleet groups)
 	for _, spec := range specs {
 		for _, g := range spec.Groups {
 			if g.Faults != nil {

@@ -13,19 +13,20 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/hubsim/rest"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // jobsFleet: 5 devices tagged plant-a (pa-1..pa-5), 3 tagged plant-b whose
 // "check" answers 500 (pb-1..pb-3), 2 offline (off-1, off-2).
-func jobsFleet() *devices.FleetSpec {
+func jobsFleet() *sim.FleetSpec {
 	s500 := 500
 	zero := 0.0
-	return &devices.FleetSpec{Groups: []devices.Group{
+	return &sim.FleetSpec{Groups: []sim.Group{
 		{Name: "pa", IDPattern: "pa-%d", Count: 5, Tags: map[string]any{"site": "plant-a"},
-			Methods: map[string]devices.MethodSpec{"check": {Payload: json.RawMessage(`{"ok":true}`)}}},
+			Methods: map[string]sim.MethodSpec{"check": {Payload: json.RawMessage(`{"ok":true}`)}}},
 		{Name: "pb", IDPattern: "pb-%d", Count: 3, Tags: map[string]any{"site": "plant-b"},
-			Methods: map[string]devices.MethodSpec{"check": {Status: &s500}}},
-		{Name: "off", IDPattern: "off-%d", Count: 2, Connection: devices.Connection{OnlineShare: &zero}},
+			Methods: map[string]sim.MethodSpec{"check": {Status: &s500}}},
+		{Name: "off", IDPattern: "off-%d", Count: 2, Connection: sim.Connection{OnlineShare: &zero}},
 	}}
 }
 

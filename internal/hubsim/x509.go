@@ -10,6 +10,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // X.509 devices: how --register declares them, and the CA certificates
@@ -106,7 +107,7 @@ func loadCACertificates(files []string, where func(i int) string, pool *x509.Cer
 // loads the CA certificates of --ca-cert and of the fleet files; it warns
 // when certificateAuthority devices exist but no CA is trusted (they cannot
 // connect, as on a hub without a verified CA).
-func (s *Server) setupX509(entries []registerEntry, specs []*devices.FleetSpec) error {
+func (s *Server) setupX509(entries []registerEntry, specs []*sim.FleetSpec) error {
 	caDevices := 0
 	for _, e := range entries {
 		if !e.auth.X509() {

@@ -275,7 +275,7 @@ func TestServiceSDKAgainstFleet(t *testing.T) {
 		result, ok := r.Out["result"].(map[string]any)
 		require.True(t, ok, "result should be the parsed {status,payload} object: %s", r.Stdout)
 		assert.EqualValues(t, 200, result["status"], "device status of reboot")
-		// The simulator's documented reboot payload (internal/hubsim/devices/fleetfile.md).
+		// The simulator's documented reboot payload (internal/hubsim/sim/fleetfile.md).
 		assert.Equal(t, map[string]any{"message": "Reboot started"}, result["payload"], "device payload")
 
 		// Ground truth: hubsim delivered exactly this call to the device.

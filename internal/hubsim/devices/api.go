@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // Options configure a Registry.
@@ -20,28 +22,19 @@ type Options struct {
 	Now func() time.Time
 	// Faults are the global fault shares (from flags). Fleet-file groups
 	// override them per group and per method.
-	Faults FaultRates
+	Faults sim.FaultRates
 	// SecondaryKey, when set, gives an identity's secondary key, derived
 	// when asked rather than kept per identity (a million devices would
 	// hold 32 MB more); nil means identities have none.
 	SecondaryKey func(deviceID, moduleID string) []byte
 }
 
-// FaultRates are the shares (0..1) of method calls hit by each injected
-// fault. Their sum must not exceed 1.
-type FaultRates struct {
-	Throttle       float64 `json:"throttle"`
-	ServerError    float64 `json:"serverError"`
-	Unavailable    float64 `json:"unavailable"`
-	GatewayTimeout float64 `json:"gatewayTimeout"`
-	Drop           float64 `json:"drop"`
-}
-
 // Fault is the outcome of Registry.Fault: which injected fault, if any, hits
 // a method call.
 type Fault int
 
-// Injected faults. The server answers the first four itself without calling
+// Injected faults, in the order of sim.FaultRates (sim.ResolvedFaults.Pick
+// returns int(f)). The server answers the first four itself without calling
 // InvokeMethod; for FaultDrop it calls InvokeMethod (the device receives the
 // method) and then closes the connection without answering.
 const (

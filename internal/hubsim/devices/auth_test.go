@@ -2,42 +2,19 @@ package devices
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 var (
 	tpSHA1   = strings.Repeat("0a", 20)
 	tpSHA256 = strings.Repeat("B1", 32)
 )
-
-func TestAuthCheck(t *testing.T) {
-	for _, ok := range []Auth{
-		{}, {Type: AuthSAS}, {Type: AuthCertificateAuthority},
-		{Type: AuthSelfSigned, PrimaryThumbprint: tpSHA1},
-		{Type: AuthSelfSigned, PrimaryThumbprint: tpSHA256, SecondaryThumbprint: tpSHA1},
-	} {
-		assert.NoError(t, ok.Check(), "%+v", ok)
-	}
-	for want, bad := range map[string]Auth{
-		`type: "x509" is not sas, selfSigned or certificateAuthority`:          {Type: "x509"},
-		"x509Thumbprint.primaryThumbprint: required for type selfSigned":       {Type: AuthSelfSigned},
-		"x509Thumbprint.primaryThumbprint: a thumbprint has 40":                {Type: AuthSelfSigned, PrimaryThumbprint: "abc"},
-		"x509Thumbprint.secondaryThumbprint: a thumbprint has hex digits":      {Type: AuthSelfSigned, PrimaryThumbprint: tpSHA1, SecondaryThumbprint: strings.Repeat("g", 40)},
-		"x509Thumbprint: only for type selfSigned, not certificateAuthority":   {Type: AuthCertificateAuthority, PrimaryThumbprint: tpSHA1},
-		"x509Thumbprint: only for type selfSigned, not sas":                    {SecondaryThumbprint: tpSHA1},
-		"x509Thumbprint.primaryThumbprint: a thumbprint is hex digits without": {Type: AuthSelfSigned, PrimaryThumbprint: "AB:CD"},
-	} {
-		err := bad.Check()
-		require.Error(t, err, "%+v", bad)
-		assert.Contains(t, err.Error(), want)
-	}
-}
 
 func TestSetAuthAndDocuments(t *testing.T) {
 	r := NewRegistry(Options{SecondaryKey: func(string, string) []byte { return []byte("second") }})
@@ -105,7 +82,7 @@ func TestSetAuthAndDocuments(t *testing.T) {
 }
 
 func TestGroupAuthentication(t *testing.T) {
-	spec, err := ParseFleet([]byte(`
+	spec, err := sim.ParseFleet([]byte(`
 caCerts: [ca.pem, /abs/other.pem]
 groups:
   - name: ca
@@ -154,52 +131,8 @@ groups:
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"`+tpSHA1+`","secondaryThumbprint":null}}`)
 	assert.Contains(t, string(b), `"caCerts":["ca.pem","/abs/other.pem"]`)
-	var back FleetSpec
+	var back sim.FleetSpec
 	require.NoError(t, json.Unmarshal(b, &back))
 	assert.Equal(t, spec.Groups[1].Authentication, back.Groups[1].Authentication)
 	assert.Equal(t, spec.CACerts, back.CACerts)
-}
-
-func TestFleetFileAuthenticationErrors(t *testing.T) {
-	group := func(extra string) string {
-		return `{"groups":[{"idPattern":"d-%d","count":2` + extra + `}]}`
-	}
-	for name, tc := range map[string]struct{ doc, want string }{
-		"not an object":     {group(`,"authentication":"x509"`), "groups[0].authentication: must be an object, not a string"},
-		"type missing":      {group(`,"authentication":{}`), "groups[0].authentication.type: required (sas, selfSigned or certificateAuthority)"},
-		"type unknown":      {group(`,"authentication":{"type":"x509"}`), `groups[0].authentication: type: "x509" is not sas`},
-		"unknown field":     {group(`,"authentication":{"type":"sas","thumbprint":"x"}`), "groups[0].authentication.thumbprint: unknown field"},
-		"no thumbprint":     {group(`,"authentication":{"type":"selfSigned"}`), "groups[0].authentication: x509Thumbprint.primaryThumbprint: required for type selfSigned"},
-		"bad thumbprint":    {group(`,"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"abc"}}`), "a thumbprint has 40 (SHA-1) or 64 (SHA-256) hex digits"},
-		"thumbprint number": {group(`,"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":5}}`), "groups[0].authentication.x509Thumbprint.primaryThumbprint: must be a string"},
-		"thumbprint for CA": {group(`,"authentication":{"type":"certificateAuthority","x509Thumbprint":{"primaryThumbprint":"` + tpSHA1 + `"}}`), "only for type selfSigned"},
-		"unknown tp field":  {group(`,"authentication":{"type":"selfSigned","x509Thumbprint":{"primary":"x"}}`), "groups[0].authentication.x509Thumbprint.primary: unknown field"},
-		"caCerts string":    {`{"caCerts":"ca.pem","groups":[{"idPattern":"d-%d","count":1}]}`, "caCerts: must be an array of PEM file paths, not a string"},
-		"caCerts number":    {`{"caCerts":[1],"groups":[{"idPattern":"d-%d","count":1}]}`, "caCerts[0]: must be a string"},
-		"caCerts empty":     {`{"caCerts":[""],"groups":[{"idPattern":"d-%d","count":1}]}`, "caCerts[0]: must not be empty"},
-	} {
-		_, err := ParseFleet([]byte(tc.doc), "")
-		require.Error(t, err, name)
-		assert.Contains(t, err.Error(), tc.want, name)
-	}
-}
-
-func TestLoadFleetFileCACertsRelativeToTheFile(t *testing.T) {
-	dir := t.TempDir()
-	sub := filepath.Join(dir, "fleets")
-	require.NoError(t, os.Mkdir(sub, 0o700))
-	p := filepath.Join(sub, "fleet.yaml")
-	require.NoError(t, os.WriteFile(p, []byte("caCerts: [ca.pem, ../root.pem, /etc/abs.pem]\ngroups:\n  - {idPattern: d-%d, count: 1}\n"), 0o600))
-	spec, err := LoadFleetFile(p)
-	require.NoError(t, err)
-	assert.Equal(t, []string{filepath.Join(sub, "ca.pem"), filepath.Join(dir, "root.pem"), "/etc/abs.pem"}, spec.CACerts)
-}
-
-func TestFleetDocumentMentionsAuthentication(t *testing.T) {
-	doc, err := os.ReadFile("fleetfile.md")
-	require.NoError(t, err)
-	for _, field := range []string{"authentication", "type", "x509Thumbprint", "primaryThumbprint", "secondaryThumbprint",
-		"sas", "selfSigned", "certificateAuthority", "caCerts"} {
-		assert.True(t, strings.Contains(string(doc), "`"+field+"`"), "fleetfile.md does not mention `%s`", field)
-	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 func heapInUse() uint64 {
@@ -26,10 +28,10 @@ func heapInUse() uint64 {
 // goroutines it leaves behind (none per device).
 func BenchmarkRegistry100k(b *testing.B) {
 	const n = 100_000
-	spec := func() *FleetSpec {
-		return &FleetSpec{Groups: []Group{{Name: "sim", IDPattern: "sim-%06d", Count: n,
+	spec := func() *sim.FleetSpec {
+		return &sim.FleetSpec{Groups: []sim.Group{{Name: "sim", IDPattern: "sim-%06d", Count: n,
 			Tags:    map[string]any{"site": "plant-a", "kind": "thermostat"},
-			Methods: map[string]MethodSpec{"reboot": {Downtime: dur(time.Millisecond)}, "*": {}}}}}
+			Methods: map[string]sim.MethodSpec{"reboot": {Downtime: dur(time.Millisecond)}, "*": {}}}}}
 	}
 	for i := 0; i < b.N; i++ {
 		before := heapInUse()
@@ -44,7 +46,7 @@ func BenchmarkRegistry100k(b *testing.B) {
 
 		ctx := context.Background()
 		for _, id := range r.DeviceIDs(false) {
-			if _, _, err := r.InvokeMethod(ctx, id, "", MethodReboot, nil, 0, time.Second); err != nil {
+			if _, _, err := r.InvokeMethod(ctx, id, "", sim.MethodReboot, nil, 0, time.Second); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -62,15 +64,15 @@ func BenchmarkInvoke(b *testing.B) {
 	for _, bc := range []struct {
 		name   string
 		method string
-		spec   MethodSpec
+		spec   sim.MethodSpec
 	}{
-		{"fixed-payload", "ping", MethodSpec{Payload: json.RawMessage(`{"ok":true}`)}},
-		{"echo", "ping", MethodSpec{}},
+		{"fixed-payload", "ping", sim.MethodSpec{Payload: json.RawMessage(`{"ok":true}`)}},
+		{"echo", "ping", sim.MethodSpec{}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := NewRegistry(Options{Seed: 1})
-			if err := r.Apply(&FleetSpec{Groups: []Group{{Name: "sim", IDPattern: "sim-%06d", Count: 10_000,
-				Methods: map[string]MethodSpec{bc.method: bc.spec}}}}); err != nil {
+			if err := r.Apply(&sim.FleetSpec{Groups: []sim.Group{{Name: "sim", IDPattern: "sim-%06d", Count: 10_000,
+				Methods: map[string]sim.MethodSpec{bc.method: bc.spec}}}}); err != nil {
 				b.Fatal(err)
 			}
 			var delivered atomic.Int64

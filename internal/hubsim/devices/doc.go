@@ -1,8 +1,16 @@
 // Package devices is hubsim's device registry: device and module identities
-// with their keys, twins (iothub-contract.md §4.2), the simulated fleet
-// (fleet files, --devices N), the device-management life cycles reported in
-// properties.reported.iothubDM (§4.3), fault injection, and the device side
-// that real devices (MQTT) or tests attach to.
+// with their keys and authentication, twins (iothub-contract.md §4.2), the
+// simulated devices a fleet description creates (Registry.Apply), the
+// device-management life cycles reported in properties.reported.iothubDM
+// (§4.3), method invocation with fault injection (Registry.Fault, the Fault
+// values), Delivery, stats, and the device side that real devices (MQTT) or
+// tests attach to. Everything that holds identity state is here.
+//
+// What a simulated fleet is, without any state, is package sim's: the
+// fleet-file types and their parsing and validation (sim.FleetSpec,
+// sim.LoadFleetFile), the global fault shares (sim.FaultRates) and their
+// resolution, the id and twin rules, and the counter-based random draws.
+// devices imports sim, never the reverse.
 //
 // Design notes:
 //
@@ -15,7 +23,8 @@
 //     bytes per device.
 //   - Lock-light invoke path. Device lookups go through 64 read-locked
 //     shards; each identity has its own mutex; counters are atomic; random
-//     draws are counter-based hashes (no shared RNG).
+//     draws are counter-based hashes (sim.Uniform and the like; no shared
+//     RNG).
 //   - Reproducible simulation. Every draw is a function of (seed, deviceId,
 //     moduleId, stream, per-identity counter): the offline set, latency,
 //     firmware failures, flapping periods and injected faults are the same
@@ -24,5 +33,6 @@
 //   - Time. Options.Now stamps twins and deliveries; delays always run on
 //     the real clock.
 //
-// The fleet-file format is documented on LoadFleetFile and in fleetfile.md.
+// The fleet-file format is documented on sim.LoadFleetFile and in
+// ../sim/fleetfile.md.
 package devices

@@ -7,14 +7,16 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 func ptr[T any](v T) *T { return &v }
 
-func dur(d time.Duration) *Duration { v := Duration(d); return &v }
+func dur(d time.Duration) *sim.Duration { v := sim.Duration(d); return &v }
 
 // newFleet applies a one-group fleet with the given methods.
-func newFleet(t *testing.T, opts Options, g Group) *Registry {
+func newFleet(t *testing.T, opts Options, g sim.Group) *Registry {
 	t.Helper()
 	if g.IDPattern == "" {
 		g.IDPattern = "dev-%03d"
@@ -23,7 +25,7 @@ func newFleet(t *testing.T, opts Options, g Group) *Registry {
 		g.Count = 3
 	}
 	r := NewRegistry(opts)
-	require.NoError(t, r.Apply(&FleetSpec{Groups: []Group{g}}))
+	require.NoError(t, r.Apply(&sim.FleetSpec{Groups: []sim.Group{g}}))
 	return r
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // identity is a device or a module: its key, twin and connection. Everything
@@ -99,7 +101,7 @@ func (id *identity) flapPeriod(up bool) int64 {
 		n = id.flap.n
 		id.flap.n++
 	}
-	d := float64(mean) * exponential(id.hkey, streamFlap, n)
+	d := float64(mean) * sim.Exponential(id.hkey, streamFlap, n)
 	if d < 1 {
 		d = 1
 	}
@@ -121,7 +123,7 @@ func (id *identity) flapOnlineLocked(now int64) (bool, int64) {
 		if now-f.next > 1000*cycle {
 			// Long idle: restart from the stationary distribution instead
 			// of replaying thousands of periods.
-			f.up = uniform(id.hkey, streamFlap, f.n) < float64(id.grp.flapUp)/float64(cycle)
+			f.up = sim.Uniform(id.hkey, streamFlap, f.n) < float64(id.grp.flapUp)/float64(cycle)
 			f.n++
 			f.next = now + id.flapPeriod(f.up)
 		}

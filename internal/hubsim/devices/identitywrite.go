@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // Device status values (the Device object's status).
@@ -164,11 +166,11 @@ func (r *Registry) PutIdentity(spec IdentitySpec) (created bool, err error) {
 }
 
 func (r *Registry) putIdentity(spec IdentitySpec, restoring bool, revision, generation uint64) (bool, [][2]string, error) {
-	if err := checkID(spec.DeviceID); err != nil {
+	if err := sim.CheckID(spec.DeviceID); err != nil {
 		return false, nil, fmt.Errorf("%w: device id %v", ErrInvalidIdentity, err)
 	}
 	if spec.ModuleID != "" {
-		if err := checkID(spec.ModuleID); err != nil {
+		if err := sim.CheckID(spec.ModuleID); err != nil {
 			return false, nil, fmt.Errorf("%w: module id %v", ErrInvalidIdentity, err)
 		}
 		if spec.Status != "" || spec.StatusReason != "" {
@@ -211,8 +213,8 @@ func (r *Registry) putIdentity(spec IdentitySpec, restoring bool, revision, gene
 		if spec.ModuleID != "" && d == nil {
 			return false, nil, fmt.Errorf("%w: %q", ErrDeviceNotFound, spec.DeviceID)
 		}
-		if int(r.nDevices.Load()+r.nModules.Load()) >= MaxFleetDevices {
-			return false, nil, fmt.Errorf("%w: a hub holds at most %d devices and modules", ErrInvalidIdentity, MaxFleetDevices)
+		if int(r.nDevices.Load()+r.nModules.Load()) >= sim.MaxFleetDevices {
+			return false, nil, fmt.Errorf("%w: a hub holds at most %d devices and modules", ErrInvalidIdentity, sim.MaxFleetDevices)
 		}
 		keys, err := randomKeys(2)
 		if err != nil {
@@ -222,7 +224,7 @@ func (r *Registry) putIdentity(spec IdentitySpec, restoring bool, revision, gene
 			generation = newGeneration()
 		}
 		id = &identity{deviceID: spec.DeviceID, moduleID: spec.ModuleID, parent: d, registered: true, created: now,
-			key: keys[:32:32], hkey: identityHash(r.opts.Seed, spec.DeviceID, spec.ModuleID) ^ generation,
+			key: keys[:32:32], hkey: sim.IdentityHash(r.opts.Seed, spec.DeviceID, spec.ModuleID) ^ generation,
 			meta: &identityMeta{runtime: true, statusUpdated: now, key2: keys[32:64:64]}}
 		id.initVersions()
 		applySpec(id, spec, now)
@@ -394,7 +396,7 @@ func (r *Registry) Record(deviceID, moduleID string) (IdentityRecord, bool) {
 		}
 	}
 	if rec.Created {
-		rec.Generation = id.hkey ^ identityHash(r.opts.Seed, deviceID, moduleID)
+		rec.Generation = id.hkey ^ sim.IdentityHash(r.opts.Seed, deviceID, moduleID)
 	}
 	if a := id.authLocked(); a.X509() {
 		rec.Auth = &a

@@ -13,10 +13,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 func TestUnknownMethodAndDefaults(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Methods: map[string]MethodSpec{
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Methods: map[string]sim.MethodSpec{
 		"getTemp": {Payload: raw(`{"celsius":21.5}`)},
 		"fail":    {Status: ptr(500), Payload: raw(`"boom"`)},
 		"echo":    {},
@@ -49,7 +51,7 @@ func TestUnknownMethodAndDefaults(t *testing.T) {
 }
 
 func TestStarMethod(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Methods: map[string]MethodSpec{
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Methods: map[string]sim.MethodSpec{
 		"*":      {Status: ptr(501), Payload: raw(`{"star":true}`)},
 		"reboot": {Downtime: dur(time.Millisecond)},
 		"own":    {Status: ptr(202)},
@@ -74,10 +76,10 @@ func TestStarMethod(t *testing.T) {
 }
 
 func TestLatencyAndTimeout(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 2, Methods: map[string]MethodSpec{
-		"slow":   {Latency: &Latency{Dist: "fixed", Value: Duration(40 * time.Millisecond)}},
-		"stuck":  {Latency: &Latency{Dist: "fixed", Value: Duration(time.Hour)}},
-		"reboot": {Latency: &Latency{Dist: "fixed", Value: Duration(60 * time.Millisecond)}, Downtime: dur(time.Hour)},
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 2, Methods: map[string]sim.MethodSpec{
+		"slow":   {Latency: &sim.Latency{Dist: "fixed", Value: sim.Duration(40 * time.Millisecond)}},
+		"stuck":  {Latency: &sim.Latency{Dist: "fixed", Value: sim.Duration(time.Hour)}},
+		"reboot": {Latency: &sim.Latency{Dist: "fixed", Value: sim.Duration(60 * time.Millisecond)}, Downtime: dur(time.Hour)},
 	}})
 	log := watch(r)
 	ctx := WithRequestID(context.Background(), "req-1")
@@ -88,7 +90,7 @@ func TestLatencyAndTimeout(t *testing.T) {
 	assert.Equal(t, 200, st)
 	assert.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond, "the latency is waited out")
 
-	// Latency beyond the response timeout: 504101 after the response
+	// sim.Latency beyond the response timeout: 504101 after the response
 	// timeout, but the device ran it.
 	_, _, err = r.InvokeMethod(ctx, "dev-002", "", "stuck", nil, 0, 20*time.Millisecond)
 	assert.ErrorIs(t, err, ErrTimeout)
@@ -114,12 +116,12 @@ func TestLatencyAndTimeout(t *testing.T) {
 }
 
 func TestLatencyDistributions(t *testing.T) {
-	r := newFleet(t, Options{Seed: 9}, Group{Name: "g", Count: 1})
+	r := newFleet(t, Options{Seed: 9}, sim.Group{Name: "g", Count: 1})
 	id := r.device("dev-001")
-	u := resolveLatency(&Latency{Dist: "uniform", Min: dur(10 * time.Millisecond), Max: dur(20 * time.Millisecond)})
-	n := resolveLatency(&Latency{Dist: "normal", Mean: dur(50 * time.Millisecond), StdDev: dur(10 * time.Millisecond), Min: dur(45 * time.Millisecond)})
-	nm := resolveLatency(&Latency{Dist: "normal", Min: dur(0), Max: dur(60 * time.Millisecond)})
-	f := resolveLatency(&Latency{Dist: "fixed", Value: Duration(7 * time.Millisecond)})
+	u := resolveLatency(&sim.Latency{Dist: "uniform", Min: dur(10 * time.Millisecond), Max: dur(20 * time.Millisecond)})
+	n := resolveLatency(&sim.Latency{Dist: "normal", Mean: dur(50 * time.Millisecond), StdDev: dur(10 * time.Millisecond), Min: dur(45 * time.Millisecond)})
+	nm := resolveLatency(&sim.Latency{Dist: "normal", Min: dur(0), Max: dur(60 * time.Millisecond)})
+	f := resolveLatency(&sim.Latency{Dist: "fixed", Value: sim.Duration(7 * time.Millisecond)})
 	var sumU, sumN float64
 	distinct := map[time.Duration]bool{}
 	for i := uint64(0); i < 2000; i++ {
@@ -144,7 +146,7 @@ func TestLatencyDistributions(t *testing.T) {
 }
 
 func TestCallerCancelStopsWaiting(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Methods: map[string]MethodSpec{"stuck": {Latency: &Latency{Dist: "fixed", Value: Duration(time.Hour)}}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Methods: map[string]sim.MethodSpec{"stuck": {Latency: &sim.Latency{Dist: "fixed", Value: sim.Duration(time.Hour)}}}})
 	require.NoError(t, r.Register("offline"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -322,7 +324,7 @@ func TestAttachedHandlerTimeoutsAndErrors(t *testing.T) {
 }
 
 func TestAttachToSimulatedDeviceSuspendsSimulation(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Connection: Connection{OnlineShare: ptr(0.0)}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Connection: sim.Connection{OnlineShare: ptr(0.0)}})
 	_, _, err := r.InvokeMethod(context.Background(), "dev-001", "", "reboot", nil, 0, time.Second)
 	require.ErrorIs(t, err, ErrDeviceNotOnline, "permanently offline")
 	detach, err := r.Attach("dev-001", "", func(context.Context, string, json.RawMessage) (int, json.RawMessage, error) {
@@ -353,12 +355,12 @@ func TestModuleAttach(t *testing.T) {
 }
 
 func TestFaultSequencesAreReproducible(t *testing.T) {
-	spec := func() *FleetSpec {
-		return &FleetSpec{Groups: []Group{{Name: "g", IDPattern: "d-%d", Count: 4,
-			Faults: &FaultSpec{Throttle: ptr(0.2), Drop: ptr(0.1), Methods: map[string]*FaultSpec{"reboot": {Throttle: ptr(0.0), ServerError: ptr(0.5)}}}}}}
+	spec := func() *sim.FleetSpec {
+		return &sim.FleetSpec{Groups: []sim.Group{{Name: "g", IDPattern: "d-%d", Count: 4,
+			Faults: &sim.FaultSpec{Throttle: ptr(0.2), Drop: ptr(0.1), Methods: map[string]*sim.FaultSpec{"reboot": {Throttle: ptr(0.0), ServerError: ptr(0.5)}}}}}}
 	}
 	sequence := func(seed int64, interleave bool) map[string][]Fault {
-		r := NewRegistry(Options{Seed: seed, Faults: FaultRates{Unavailable: 0.05}})
+		r := NewRegistry(Options{Seed: seed, Faults: sim.FaultRates{Unavailable: 0.05}})
 		require.NoError(t, r.Apply(spec()))
 		out := map[string][]Fault{}
 		if interleave {
@@ -418,11 +420,11 @@ func TestFaultSequencesAreReproducible(t *testing.T) {
 	assert.Equal(t, int64(mc[FaultServerError]), st.Faults["serverError"])
 
 	// Registered devices use the global shares; no shares, no faults.
-	r2 := NewRegistry(Options{Faults: FaultRates{GatewayTimeout: 1}})
+	r2 := NewRegistry(Options{Faults: sim.FaultRates{GatewayTimeout: 1}})
 	require.NoError(t, r2.Register("real"))
 	assert.Equal(t, FaultGatewayTimeout, r2.Fault("real", "", "x"))
 	assert.Equal(t, FaultNone, r2.Fault("unknown", "", "x"))
-	r3 := newFleet(t, Options{}, Group{Name: "g", Count: 1})
+	r3 := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1})
 	for i := 0; i < 100; i++ {
 		require.Equal(t, FaultNone, r3.Fault("dev-001", "", "x"))
 	}
@@ -430,8 +432,8 @@ func TestFaultSequencesAreReproducible(t *testing.T) {
 }
 
 func TestFaultSharesWithGlobalMustFit(t *testing.T) {
-	r := NewRegistry(Options{Faults: FaultRates{Throttle: 0.7}})
-	err := r.Apply(&FleetSpec{Groups: []Group{{Name: "g", IDPattern: "d-%d", Count: 1, Faults: &FaultSpec{Drop: ptr(0.5)}}}})
+	r := NewRegistry(Options{Faults: sim.FaultRates{Throttle: 0.7}})
+	err := r.Apply(&sim.FleetSpec{Groups: []sim.Group{{Name: "g", IDPattern: "d-%d", Count: 1, Faults: &sim.FaultSpec{Drop: ptr(0.5)}}}})
 	assert.ErrorContains(t, err, "groups[0].faults: fault shares (with the global ones) add up to 1.2")
 }
 

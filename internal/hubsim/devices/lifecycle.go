@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // Firmware-update states reported in iothubDM.firmwareUpdate.status
@@ -177,21 +179,21 @@ func (r *Registry) answerLocked(id *identity, method string, b *behavior, payloa
 	a := simAnswer{status: b.status, resp: b.payload}
 	ok2xx := b.status >= 200 && b.status < 300
 	switch method {
-	case MethodReboot:
+	case sim.MethodReboot:
 		if a.resp == nil {
 			a.resp = payloadRebootStarted
 		}
 		if ok2xx {
 			a.start = func() { r.startReboot(id, b.downtime) }
 		}
-	case MethodFactoryReset:
+	case sim.MethodFactoryReset:
 		if a.resp == nil {
 			a.resp = payloadResetStarted
 		}
 		if ok2xx {
 			a.start = func() { r.startFactoryReset(id, b.downtime) }
 		}
-	case MethodFirmwareUpdate:
+	case sim.MethodFirmwareUpdate:
 		uri, valid := fwPackageURI(payload)
 		if !valid {
 			return simAnswer{status: 400, resp: payloadBadURI}
@@ -200,8 +202,8 @@ func (r *Registry) answerLocked(id *identity, method string, b *behavior, payloa
 			a.resp = payloadFwStarted
 		}
 		if ok2xx {
-			fail := b.failureRate > 0 && uniform(id.hkey, streamFailure, n) < b.failureRate
-			inDownload := uniform(id.hkey, streamFailPhase, n) < 0.5
+			fail := b.failureRate > 0 && sim.Uniform(id.hkey, streamFailure, n) < b.failureRate
+			inDownload := sim.Uniform(id.hkey, streamFailPhase, n) < 0.5
 			a.start = func() { r.startFirmwareUpdate(id, uri, b.step, fail, inDownload) }
 		}
 	default:

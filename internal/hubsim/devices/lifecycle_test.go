@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 func parseTS(t *testing.T, v any) time.Time {
@@ -27,7 +29,7 @@ func reportedVersion(t *testing.T, r *Registry, dev string) float64 {
 }
 
 func TestRebootLifeCycle(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 2, Methods: map[string]MethodSpec{"reboot": {Downtime: dur(150 * time.Millisecond)}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 2, Methods: map[string]sim.MethodSpec{"reboot": {Downtime: dur(150 * time.Millisecond)}}})
 	ctx := context.Background()
 	v0 := reportedVersion(t, r, "dev-001")
 	tw0, _ := r.Twin("dev-001", "")
@@ -70,7 +72,7 @@ func TestRebootLifeCycle(t *testing.T) {
 }
 
 func TestRebootTakesModulesDown(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Modules: []string{"m"}, Methods: map[string]MethodSpec{"reboot": {Downtime: dur(time.Hour)}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Modules: []string{"m"}, Methods: map[string]sim.MethodSpec{"reboot": {Downtime: dur(time.Hour)}}})
 	_, _, err := r.InvokeMethod(context.Background(), "dev-001", "", "reboot", nil, 0, time.Second)
 	require.NoError(t, err)
 	_, _, err = r.InvokeMethod(context.Background(), "dev-001", "m", "ping", nil, 0, time.Second)
@@ -80,7 +82,7 @@ func TestRebootTakesModulesDown(t *testing.T) {
 }
 
 func TestModuleWaitsForDeviceReboot(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Modules: []string{"m"}, Methods: map[string]MethodSpec{"reboot": {Downtime: dur(40 * time.Millisecond)}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Modules: []string{"m"}, Methods: map[string]sim.MethodSpec{"reboot": {Downtime: dur(40 * time.Millisecond)}}})
 	_, _, err := r.InvokeMethod(context.Background(), "dev-001", "", "reboot", nil, 0, time.Second)
 	require.NoError(t, err)
 	st, _, err := r.InvokeMethod(context.Background(), "dev-001", "m", "ping", nil, 10*time.Second, time.Second)
@@ -116,7 +118,7 @@ func statusSequence(t *testing.T, r *Registry, dev string) []string {
 
 func TestFirmwareUpdateLifeCycle(t *testing.T) {
 	step := 25 * time.Millisecond
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Methods: map[string]MethodSpec{"firmwareUpdate": {StepDuration: dur(step)}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Methods: map[string]sim.MethodSpec{"firmwareUpdate": {StepDuration: dur(step)}}})
 	ctx := context.Background()
 	v0 := reportedVersion(t, r, "dev-001")
 
@@ -184,8 +186,8 @@ func indexOf(list []string, s string) int {
 
 func TestFirmwareFailuresAreSeededAndReproducible(t *testing.T) {
 	outcomes := func(seed int64) map[string]string {
-		r := newFleet(t, Options{Seed: seed}, Group{Name: "g", IDPattern: "d-%02d", Count: 40,
-			Methods: map[string]MethodSpec{"firmwareUpdate": {StepDuration: dur(time.Millisecond), FailureRate: ptr(0.5)}}})
+		r := newFleet(t, Options{Seed: seed}, sim.Group{Name: "g", IDPattern: "d-%02d", Count: 40,
+			Methods: map[string]sim.MethodSpec{"firmwareUpdate": {StepDuration: dur(time.Millisecond), FailureRate: ptr(0.5)}}})
 		for _, id := range r.DeviceIDs(false) {
 			st, _, err := r.InvokeMethod(context.Background(), id, "", "firmwareUpdate", raw(`{"fwPackageUri":"https://h/fw"}`), 0, time.Second)
 			require.NoError(t, err)
@@ -223,7 +225,7 @@ func TestFirmwareFailuresAreSeededAndReproducible(t *testing.T) {
 }
 
 func TestFactoryResetLifeCycle(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Methods: map[string]MethodSpec{"factoryReset": {Downtime: dur(100 * time.Millisecond)}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Methods: map[string]sim.MethodSpec{"factoryReset": {Downtime: dur(100 * time.Millisecond)}}})
 	ctx := context.Background()
 	st, resp, err := r.InvokeMethod(ctx, "dev-001", "", "factoryReset", nil, 0, time.Second)
 	require.NoError(t, err)
@@ -247,8 +249,8 @@ func TestFactoryResetLifeCycle(t *testing.T) {
 func TestLifeCycleSurvivesDeviceReportedPatch(t *testing.T) {
 	// A reported patch in the middle of a life cycle folds the compact
 	// life-cycle state into the twin's maps; the walk must carry on.
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Reported: map[string]any{"fw": "1.0"},
-		Methods: map[string]MethodSpec{"firmwareUpdate": {StepDuration: dur(20 * time.Millisecond)}, "reboot": {Downtime: dur(30 * time.Millisecond)}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Reported: map[string]any{"fw": "1.0"},
+		Methods: map[string]sim.MethodSpec{"firmwareUpdate": {StepDuration: dur(20 * time.Millisecond)}, "reboot": {Downtime: dur(30 * time.Millisecond)}}})
 	ctx := context.Background()
 	_, _, err := r.InvokeMethod(ctx, "dev-001", "", "reboot", nil, 0, time.Second)
 	require.NoError(t, err)
@@ -270,7 +272,7 @@ func TestLifeCycleSurvivesDeviceReportedPatch(t *testing.T) {
 
 func TestFleetWideRebootIsCheap(t *testing.T) {
 	// Many devices rebooting at once: timers, not goroutines.
-	r := newFleet(t, Options{}, Group{Name: "g", IDPattern: "d-%05d", Count: 2000, Methods: map[string]MethodSpec{"reboot": {Downtime: dur(50 * time.Millisecond)}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", IDPattern: "d-%05d", Count: 2000, Methods: map[string]sim.MethodSpec{"reboot": {Downtime: dur(50 * time.Millisecond)}}})
 	for i := 1; i <= 2000; i++ {
 		_, _, err := r.InvokeMethod(context.Background(), fmt.Sprintf("d-%05d", i), "", "reboot", nil, 0, time.Second)
 		require.NoError(t, err)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 const numShards = 64
@@ -33,7 +35,7 @@ type Registry struct {
 	nReg     atomic.Int64
 	nOff     atomic.Int64 // disabled devices
 
-	faults resolvedFaults // global fault shares
+	faults sim.ResolvedFaults // global fault shares
 
 	deliveredMu sync.Mutex
 	delivered   atomic.Pointer[[]func(Delivery)]
@@ -59,7 +61,7 @@ func NewRegistry(opts Options) *Registry {
 	}
 	empty := []string{}
 	r.ids.Store(&empty)
-	r.faults = resolveFaults(opts.Faults, nil, nil)
+	r.faults = sim.ResolveFaults(opts.Faults, nil, nil)
 	return r
 }
 
@@ -93,7 +95,7 @@ func (r *Registry) lookup(deviceID, moduleID string) (*identity, error) {
 // without changing the registry if spec is invalid or an id already exists.
 // Keys are 32 bytes from crypto/rand; the server may replace them with
 // SetKey.
-func (r *Registry) Apply(spec *FleetSpec) error {
+func (r *Registry) Apply(spec *sim.FleetSpec) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
@@ -126,10 +128,8 @@ func (r *Registry) Apply(spec *FleetSpec) error {
 		if err != nil {
 			return fmt.Errorf("groups[%d].%w", i, err)
 		}
-		verbs := strings.Count(strings.ReplaceAll(sg.IDPattern, "%%", ""), "%")
-		ids := make([]string, sg.Count)
-		for n := 1; n <= sg.Count; n++ {
-			id := expandID(sg.IDPattern, n, verbs)
+		ids := sg.DeviceIDs()
+		for _, id := range ids {
 			if other, dup := seen[id]; dup {
 				return fmt.Errorf("groups[%d].idPattern: device id %q is also produced by %s", i, id, other)
 			}
@@ -137,14 +137,13 @@ func (r *Registry) Apply(spec *FleetSpec) error {
 				return fmt.Errorf("groups[%d].idPattern: %w: %q", i, ErrAlreadyExists, id)
 			}
 			seen[id] = fmt.Sprintf("groups[%d]", i)
-			ids[n-1] = id
 		}
 		plan = append(plan, planned{g, ids})
 		total += len(ids)
 		totalMods += len(ids) * len(sg.Modules)
 	}
-	if n := int(r.nDevices.Load()+r.nModules.Load()) + total + totalMods; n > MaxFleetDevices {
-		return fmt.Errorf("groups: %d devices and modules in total; a hub holds at most %d", n, MaxFleetDevices)
+	if n := int(r.nDevices.Load()+r.nModules.Load()) + total + totalMods; n > sim.MaxFleetDevices {
+		return fmt.Errorf("groups: %d devices and modules in total; a hub holds at most %d", n, sim.MaxFleetDevices)
 	}
 
 	keys, err := randomKeys(total + totalMods)
@@ -158,7 +157,7 @@ func (r *Registry) Apply(spec *FleetSpec) error {
 			d := &identity{
 				deviceID: id,
 				grp:      g,
-				hkey:     identityHash(g.seed, id, ""),
+				hkey:     sim.IdentityHash(g.seed, id, ""),
 				created:  created,
 				key:      keys[:32:32],
 			}
@@ -174,7 +173,7 @@ func (r *Registry) Apply(spec *FleetSpec) error {
 				for j, mid := range g.modules {
 					m := &identity{
 						deviceID: id, moduleID: mid, parent: d, grp: g,
-						hkey:    identityHash(g.seed, id, mid),
+						hkey:    sim.IdentityHash(g.seed, id, mid),
 						created: created,
 						key:     keys[:32:32],
 					}
@@ -251,11 +250,11 @@ func (r *Registry) Register(ids ...string) error {
 	seen := map[string]bool{}
 	for _, raw := range ids {
 		dev, mod, _ := strings.Cut(raw, "/")
-		if err := checkID(dev); err != nil {
+		if err := sim.CheckID(dev); err != nil {
 			return fmt.Errorf("device id %w", err)
 		}
 		if strings.Contains(raw, "/") {
-			if err := checkID(mod); err != nil {
+			if err := sim.CheckID(mod); err != nil {
 				return fmt.Errorf("module id in %q: %w", raw, err)
 			}
 		}
@@ -268,8 +267,8 @@ func (r *Registry) Register(ids ...string) error {
 		}
 		items = append(items, item{dev, mod})
 	}
-	if int(r.nDevices.Load()+r.nModules.Load())+len(items) > MaxFleetDevices {
-		return fmt.Errorf("a hub holds at most %d devices and modules", MaxFleetDevices)
+	if int(r.nDevices.Load()+r.nModules.Load())+len(items) > sim.MaxFleetDevices {
+		return fmt.Errorf("a hub holds at most %d devices and modules", sim.MaxFleetDevices)
 	}
 	keys, err := randomKeys(2 * len(items))
 	if err != nil {
@@ -281,7 +280,7 @@ func (r *Registry) Register(ids ...string) error {
 		d := r.device(it.dev)
 		if d == nil {
 			d = &identity{deviceID: it.dev, registered: true, created: created, key: keys[:32:32],
-				hkey: identityHash(r.opts.Seed, it.dev, "")}
+				hkey: sim.IdentityHash(r.opts.Seed, it.dev, "")}
 			keys = keys[32:]
 			d.initVersions()
 			r.insert(d)
@@ -292,7 +291,7 @@ func (r *Registry) Register(ids ...string) error {
 			continue
 		}
 		m := &identity{deviceID: it.dev, moduleID: it.mod, parent: d, registered: true, created: created,
-			key: keys[:32:32], hkey: identityHash(r.opts.Seed, it.dev, it.mod)}
+			key: keys[:32:32], hkey: sim.IdentityHash(r.opts.Seed, it.dev, it.mod)}
 		keys = keys[32:]
 		m.initVersions()
 		r.addModuleLocked(d, m)
@@ -373,8 +372,8 @@ type group struct {
 	methods map[string]*behavior // listed methods and the DM built-ins
 	star    *behavior            // "*": any other method; nil = 404
 
-	faults       resolvedFaults
-	methodFaults map[string]resolvedFaults
+	faults       sim.ResolvedFaults
+	methodFaults map[string]sim.ResolvedFaults
 }
 
 // behavior is a method's resolved simulation.
@@ -396,7 +395,7 @@ type latency struct {
 	clipMax  bool
 }
 
-func newGroup(name string, sg *Group, seed, created int64, global FaultRates) (*group, error) {
+func newGroup(name string, sg *sim.Group, seed, created int64, global sim.FaultRates) (*group, error) {
 	g := &group{
 		name: name, seed: seed, created: created,
 		tags:     deepCopyMap(sg.Tags),
@@ -417,7 +416,7 @@ func newGroup(name string, sg *Group, seed, created int64, global FaultRates) (*
 	if f := sg.Connection.Flapping; f != nil {
 		g.flapUp, g.flapDown = time.Duration(f.MeanUp), time.Duration(f.MeanDown)
 	}
-	var star *MethodSpec
+	var star *sim.MethodSpec
 	if s, ok := sg.Methods["*"]; ok {
 		star = &s
 	}
@@ -429,7 +428,7 @@ func newGroup(name string, sg *Group, seed, created int64, global FaultRates) (*
 		ms := ms
 		g.methods[name] = resolveBehavior(&ms, star)
 	}
-	for _, name := range []string{MethodReboot, MethodFirmwareUpdate, MethodFactoryReset} {
+	for _, name := range []string{sim.MethodReboot, sim.MethodFirmwareUpdate, sim.MethodFactoryReset} {
 		if _, ok := g.methods[name]; !ok {
 			g.methods[name] = resolveBehavior(nil, star)
 		}
@@ -437,27 +436,27 @@ func newGroup(name string, sg *Group, seed, created int64, global FaultRates) (*
 	if star != nil {
 		g.star = resolveBehavior(nil, star)
 	}
-	g.faults = resolveFaults(global, sg.Faults, nil)
+	g.faults = sim.ResolveFaults(global, sg.Faults, nil)
 	if sg.Faults != nil && len(sg.Faults.Methods) > 0 {
-		g.methodFaults = map[string]resolvedFaults{}
+		g.methodFaults = map[string]sim.ResolvedFaults{}
 		for m, mf := range sg.Faults.Methods {
-			g.methodFaults[m] = resolveFaults(global, sg.Faults, mf)
+			g.methodFaults[m] = sim.ResolveFaults(global, sg.Faults, mf)
 		}
 	}
-	if err := g.faults.check(); err != nil {
+	if err := g.faults.Check(); err != nil {
 		return nil, fmt.Errorf("faults: %w", err)
 	}
 	for m, rf := range g.methodFaults {
-		if err := rf.check(); err != nil {
+		if err := rf.Check(); err != nil {
 			return nil, fmt.Errorf("faults.methods.%s: %w", m, err)
 		}
 	}
 	return g, nil
 }
 
-func resolveBehavior(ms, star *MethodSpec) *behavior {
-	b := &behavior{status: 200, downtime: DefaultDowntime, step: DefaultStepDuration}
-	for _, s := range []*MethodSpec{star, ms} { // later wins
+func resolveBehavior(ms, star *sim.MethodSpec) *behavior {
+	b := &behavior{status: 200, downtime: sim.DefaultDowntime, step: sim.DefaultStepDuration}
+	for _, s := range []*sim.MethodSpec{star, ms} { // later wins
 		if s == nil {
 			continue
 		}
@@ -483,8 +482,8 @@ func resolveBehavior(ms, star *MethodSpec) *behavior {
 	return b
 }
 
-func resolveLatency(l *Latency) latency {
-	f := func(d *Duration) float64 { return float64(*d) }
+func resolveLatency(l *sim.Latency) latency {
+	f := func(d *sim.Duration) float64 { return float64(*d) }
 	var out latency
 	switch l.Dist {
 	case "fixed":
@@ -524,9 +523,9 @@ func (l *latency) sample(key, n uint64) time.Duration {
 	case 'f':
 		v = l.value
 	case 'u':
-		v = l.min + uniform(key, streamLatency, n)*(l.max-l.min)
+		v = l.min + sim.Uniform(key, streamLatency, n)*(l.max-l.min)
 	case 'n':
-		v = l.mean + l.sd*normal(key, streamLatency, n)
+		v = l.mean + l.sd*sim.Normal(key, streamLatency, n)
 		if l.clipMin && v < l.min {
 			v = l.min
 		}
@@ -564,9 +563,9 @@ func (g *group) offlineSet(n int) []bool {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	key := splitmix64(uint64(g.seed) ^ hashString(0, g.name))
+	key := sim.SplitMix64(uint64(g.seed) ^ sim.HashString(0, g.name))
 	for i := 0; i < k; i++ {
-		j := i + int(draw(key, 99, uint64(i))%uint64(n-i))
+		j := i + int(sim.Draw(key, 99, uint64(i))%uint64(n-i))
 		idx[i], idx[j] = idx[j], idx[i]
 		out[idx[i]] = true
 	}

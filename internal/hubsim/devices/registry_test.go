@@ -10,11 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 func TestGenerateFleet(t *testing.T) {
 	r := NewRegistry(Options{Seed: 3})
-	require.NoError(t, r.Apply(GenerateFleet(1200)))
+	require.NoError(t, r.Apply(sim.GenerateFleet(1200)))
 	ids := r.DeviceIDs(false)
 	require.Len(t, ids, 1200)
 	assert.Equal(t, "sim-000001", ids[0])
@@ -30,7 +32,7 @@ func TestGenerateFleet(t *testing.T) {
 	assert.Equal(t, 1200, st.Connected)
 
 	// Every simulated device answers a known method with 200.
-	status, resp, err := r.InvokeMethod(context.Background(), "sim-000777", "", MethodReboot, nil, 0, 5*time.Second)
+	status, resp, err := r.InvokeMethod(context.Background(), "sim-000777", "", sim.MethodReboot, nil, 0, 5*time.Second)
 	require.NoError(t, err)
 	assert.Equal(t, 200, status)
 	assert.JSONEq(t, `{"message":"Reboot started"}`, string(resp))
@@ -38,16 +40,16 @@ func TestGenerateFleet(t *testing.T) {
 
 func TestNoGoroutinePerDevice(t *testing.T) {
 	before := runtime.NumGoroutine()
-	r := newFleet(t, Options{}, Group{Name: "g", IDPattern: "d-%05d", Count: 10000, Modules: []string{"m"},
-		Connection: Connection{OnlineShare: ptr(0.5), Flapping: &Flapping{MeanUp: Duration(time.Minute), MeanDown: Duration(time.Minute)}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", IDPattern: "d-%05d", Count: 10000, Modules: []string{"m"},
+		Connection: sim.Connection{OnlineShare: ptr(0.5), Flapping: &sim.Flapping{MeanUp: sim.Duration(time.Minute), MeanDown: sim.Duration(time.Minute)}}})
 	_, _ = r.Twin("d-00001", "")
 	assert.LessOrEqual(t, runtime.NumGoroutine()-before, 2)
 }
 
 func TestApplyRejectsDuplicatesAtomically(t *testing.T) {
 	r := NewRegistry(Options{})
-	require.NoError(t, r.Apply(GenerateFleet(5)))
-	err := r.Apply(&FleetSpec{Groups: []Group{{Name: "other", IDPattern: "new-%d", Count: 3}, {Name: "clash", IDPattern: "sim-%06d", Count: 2}}})
+	require.NoError(t, r.Apply(sim.GenerateFleet(5)))
+	err := r.Apply(&sim.FleetSpec{Groups: []sim.Group{{Name: "other", IDPattern: "new-%d", Count: 3}, {Name: "clash", IDPattern: "sim-%06d", Count: 2}}})
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, ErrAlreadyExists), err)
 	assert.Contains(t, err.Error(), `groups[1].idPattern`)
@@ -57,14 +59,14 @@ func TestApplyRejectsDuplicatesAtomically(t *testing.T) {
 	_, ok := r.Key("new-1", "")
 	assert.False(t, ok)
 
-	err = r.Apply(&FleetSpec{Groups: []Group{{Name: "a", IDPattern: "x-%d", Count: 10}, {Name: "b", IDPattern: "x-%d", Count: 2}}})
+	err = r.Apply(&sim.FleetSpec{Groups: []sim.Group{{Name: "a", IDPattern: "x-%d", Count: 10}, {Name: "b", IDPattern: "x-%d", Count: 2}}})
 	assert.ErrorContains(t, err, `device id "x-1" is also produced by groups[0]`)
-	assert.ErrorContains(t, r.Apply(GenerateFleet(1)), `a group named "sim" already exists`)
+	assert.ErrorContains(t, r.Apply(sim.GenerateFleet(1)), `a group named "sim" already exists`)
 }
 
 func TestRegisterAndKeys(t *testing.T) {
 	r := NewRegistry(Options{})
-	require.NoError(t, r.Apply(GenerateFleet(2)))
+	require.NoError(t, r.Apply(sim.GenerateFleet(2)))
 	require.NoError(t, r.Register("real-1", "real-2", "edge/modA", "sim-000001/extra"))
 	assert.Equal(t, []string{"edge", "real-1", "real-2"}, r.DeviceIDs(true))
 	assert.Equal(t, []string{"edge", "real-1", "real-2", "sim-000001", "sim-000002"}, r.DeviceIDs(false))
@@ -120,8 +122,8 @@ func TestRegisterAndKeys(t *testing.T) {
 
 func TestOfflineSetIsExactAndReproducible(t *testing.T) {
 	offline := func(seed int64) []string {
-		r := newFleet(t, Options{Seed: seed}, Group{Name: "g", IDPattern: "d-%04d", Count: 1000,
-			Connection: Connection{OnlineShare: ptr(0.9)}})
+		r := newFleet(t, Options{Seed: seed}, sim.Group{Name: "g", IDPattern: "d-%04d", Count: 1000,
+			Connection: sim.Connection{OnlineShare: ptr(0.9)}})
 		var out []string
 		for _, id := range r.DeviceIDs(false) {
 			tw, err := r.Twin(id, "")
@@ -147,7 +149,7 @@ func TestOfflineSetIsExactAndReproducible(t *testing.T) {
 	assert.NotEqual(t, a, c, "another seed picks another set")
 
 	// A fleet-file seed replaces Options.Seed.
-	spec := &FleetSpec{Seed: ptr(int64(42)), Groups: []Group{{Name: "g", IDPattern: "d-%04d", Count: 1000, Connection: Connection{OnlineShare: ptr(0.9)}}}}
+	spec := &sim.FleetSpec{Seed: ptr(int64(42)), Groups: []sim.Group{{Name: "g", IDPattern: "d-%04d", Count: 1000, Connection: sim.Connection{OnlineShare: ptr(0.9)}}}}
 	r := NewRegistry(Options{Seed: 999})
 	require.NoError(t, r.Apply(spec))
 	var fromSpec []string
@@ -160,8 +162,8 @@ func TestOfflineSetIsExactAndReproducible(t *testing.T) {
 }
 
 func TestModulesFollowTheirDevice(t *testing.T) {
-	r := newFleet(t, Options{Seed: 5}, Group{Name: "g", IDPattern: "d-%02d", Count: 10, Modules: []string{"m1", "m2"},
-		Connection: Connection{OnlineShare: ptr(0.5)}})
+	r := newFleet(t, Options{Seed: 5}, sim.Group{Name: "g", IDPattern: "d-%02d", Count: 10, Modules: []string{"m1", "m2"},
+		Connection: sim.Connection{OnlineShare: ptr(0.5)}})
 	d, m := r.Count()
 	assert.Equal(t, 10, d)
 	assert.Equal(t, 20, m)
@@ -188,8 +190,8 @@ func TestModulesFollowTheirDevice(t *testing.T) {
 
 func TestFlappingIsReproducible(t *testing.T) {
 	states := func() string {
-		r := newFleet(t, Options{Seed: 11}, Group{Name: "g", Count: 200,
-			Connection: Connection{Flapping: &Flapping{MeanUp: Duration(time.Hour), MeanDown: Duration(time.Hour)}}})
+		r := newFleet(t, Options{Seed: 11}, sim.Group{Name: "g", Count: 200,
+			Connection: sim.Connection{Flapping: &sim.Flapping{MeanUp: sim.Duration(time.Hour), MeanDown: sim.Duration(time.Hour)}}})
 		// Advance every device's flapping clock far enough that about half
 		// are down, then read the state through the twin.
 		now := time.Now().UnixNano() + int64(3*time.Hour)
@@ -220,8 +222,8 @@ func TestFlappingIsReproducible(t *testing.T) {
 }
 
 func TestFlappingDeviceComesBackWithinConnectTimeout(t *testing.T) {
-	r := newFleet(t, Options{Seed: 2}, Group{Name: "g", Count: 1,
-		Connection: Connection{Flapping: &Flapping{MeanUp: Duration(time.Hour), MeanDown: Duration(time.Hour)}}})
+	r := newFleet(t, Options{Seed: 2}, sim.Group{Name: "g", Count: 1,
+		Connection: sim.Connection{Flapping: &sim.Flapping{MeanUp: sim.Duration(time.Hour), MeanDown: sim.Duration(time.Hour)}}})
 	d := r.device("dev-001")
 	// Force the device down for 30 ms.
 	d.mu.Lock()
@@ -236,7 +238,7 @@ func TestFlappingDeviceComesBackWithinConnectTimeout(t *testing.T) {
 }
 
 func TestStatsCounters(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 3, Methods: map[string]MethodSpec{"ping": {}}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 3, Methods: map[string]sim.MethodSpec{"ping": {}}})
 	require.NoError(t, r.Register("real"))
 	ctx := context.Background()
 	for i := 0; i < 4; i++ {
@@ -261,7 +263,7 @@ func TestStatsCounters(t *testing.T) {
 }
 
 func TestStatsBoundsMethodNames(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1})
 	for i := 0; i < maxStatKeys+50; i++ {
 		_, _, err := r.InvokeMethod(context.Background(), "dev-001", "", fmt.Sprintf("m%d", i), nil, 0, time.Second)
 		require.NoError(t, err)

@@ -3,21 +3,13 @@ package devices
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
-)
 
-// Twin limits (iothub-contract.md §4.2).
-const (
-	maxTagsBytes    = 8 * 1024
-	maxSectionBytes = 32 * 1024
-	maxDepth        = 10
-	maxKeyBytes     = 1024
-	maxPayloadBytes = 128 * 1024
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 var errNilHandler = errors.New("nil method handler")
@@ -164,91 +156,6 @@ func deepCopyMap(m map[string]any) map[string]any {
 		out[k] = deepCopy(v)
 	}
 	return out
-}
-
-// checkProps validates a tags or properties object loaded from a fleet file.
-func (p *parser) checkProps(path string, m map[string]any, limit int) {
-	if m == nil {
-		return
-	}
-	if err := validateProps(m, 1, false); err != nil {
-		p.fail(path, "%v", err)
-		return
-	}
-	if n := jsonSize(m); n > limit {
-		p.fail(path, "%d bytes of JSON; at most %d", n, limit)
-	}
-}
-
-// validateProps checks member names and nesting of a twin object. In a
-// patch, null members are allowed (they delete).
-func validateProps(m map[string]any, depth int, patch bool) error {
-	if depth > maxDepth {
-		return fmt.Errorf("nested deeper than %d levels", maxDepth)
-	}
-	for k, v := range m {
-		if err := checkPropName(k); err != nil {
-			return err
-		}
-		if err := validateValue(k, v, depth, patch); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func validateValue(k string, v any, depth int, patch bool) error {
-	switch t := v.(type) {
-	case nil:
-		if !patch {
-			return fmt.Errorf("member %q: null is only allowed in patches (it deletes)", k)
-		}
-	case bool, string, float64, json.Number, int, int64, int32, uint64, uint32, float32:
-	case map[string]any:
-		return validateProps(t, depth+1, patch)
-	case []any:
-		for _, e := range t {
-			if e == nil {
-				continue
-			}
-			if sub, ok := e.(map[string]any); ok {
-				if err := validateProps(sub, depth+1, false); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := validateValue(k, e, depth+1, false); err != nil {
-				return err
-			}
-		}
-	default:
-		return fmt.Errorf("member %q: unsupported value of type %T", k, v)
-	}
-	return nil
-}
-
-func checkPropName(k string) error {
-	if k == "" {
-		return errors.New("empty member name")
-	}
-	if len(k) > maxKeyBytes {
-		return fmt.Errorf("member name %q...: longer than %d bytes", k[:16], maxKeyBytes)
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c < ' ' || c == 0x7f || c == '.' || c == '$' || c == ' ' {
-			return fmt.Errorf("member name %q: must not contain '.', '$', spaces or control characters", k)
-		}
-	}
-	return nil
-}
-
-func jsonSize(v any) int {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return 1 << 30
-	}
-	return len(b)
 }
 
 func invalidPatch(format string, args ...any) error {
@@ -479,12 +386,12 @@ func (r *Registry) writeTwin(deviceID, moduleID string, doc map[string]any, ifMa
 		}
 	}
 	if hasTags && tagsPatch != nil {
-		if err := validateProps(tagsPatch, 1, !replace); err != nil {
+		if err := sim.CheckTwinProps(tagsPatch, !replace); err != nil {
 			return nil, invalidPatch("tags: %v", err)
 		}
 	}
 	if hasDesired {
-		if err := validateProps(desiredPatch, 1, !replace); err != nil {
+		if err := sim.CheckTwinProps(desiredPatch, !replace); err != nil {
 			return nil, invalidPatch("properties.desired: %v", err)
 		}
 	}
@@ -519,9 +426,9 @@ func (r *Registry) writeTwin(deviceID, moduleID string, doc map[string]any, ifMa
 			}
 			mergePatch(newTags, &metaNode{}, tagsPatch, 0, 0)
 		}
-		if n := jsonSize(newTags); newTags != nil && n > maxTagsBytes {
+		if n := sim.JSONSize(newTags); newTags != nil && n > sim.MaxTagsBytes {
 			id.mu.Unlock()
-			return nil, invalidPatch("tags would be %d bytes; at most %d", n, maxTagsBytes)
+			return nil, invalidPatch("tags would be %d bytes; at most %d", n, sim.MaxTagsBytes)
 		}
 	}
 	var newDesired *section
@@ -556,9 +463,9 @@ func (r *Registry) writeTwin(deviceID, moduleID string, doc map[string]any, ifMa
 			mergePatch(newDesired.props, newDesired.meta, desiredPatch, t, newDV)
 			notify = deepCopyMap(desiredPatch)
 		}
-		if n := jsonSize(newDesired.props); n > maxSectionBytes {
+		if n := sim.JSONSize(newDesired.props); n > sim.MaxSectionBytes {
 			id.mu.Unlock()
-			return nil, invalidPatch("properties.desired would be %d bytes; at most %d", n, maxSectionBytes)
+			return nil, invalidPatch("properties.desired would be %d bytes; at most %d", n, sim.MaxSectionBytes)
 		}
 		notify["$version"] = newDV
 	}
@@ -628,7 +535,7 @@ func (r *Registry) UpdateReported(deviceID, moduleID string, patch map[string]an
 		return 0, err
 	}
 	patch = stripDollar(patch)
-	if err := validateProps(patch, 1, true); err != nil {
+	if err := sim.CheckTwinProps(patch, true); err != nil {
 		return 0, invalidPatch("reported: %v", err)
 	}
 	t := r.nowNano()
@@ -644,8 +551,8 @@ func (r *Registry) UpdateReported(deviceID, moduleID string, patch map[string]an
 		trial, _ = id.dm.render(trial, &metaNode{})
 	}
 	mergePatch(trial, &metaNode{}, patch, 0, 0)
-	if n := jsonSize(trial); n > maxSectionBytes {
-		return 0, invalidPatch("reported properties would be %d bytes; at most %d", n, maxSectionBytes)
+	if n := sim.JSONSize(trial); n > sim.MaxSectionBytes {
+		return 0, invalidPatch("reported properties would be %d bytes; at most %d", n, sim.MaxSectionBytes)
 	}
 	s := id.ownReportedLocked()
 	mergePatch(s.props, s.meta, patch, t, 0)

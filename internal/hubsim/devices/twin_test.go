@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
 
@@ -21,7 +22,7 @@ func fixedClock() func() time.Time {
 }
 
 func TestTwinShape(t *testing.T) {
-	r := newFleet(t, Options{Now: fixedClock()}, Group{Name: "g", Count: 2, Modules: []string{"m"},
+	r := newFleet(t, Options{Now: fixedClock()}, sim.Group{Name: "g", Count: 2, Modules: []string{"m"},
 		Tags: map[string]any{"site": "a", "loc": map[string]any{"floor": 2.0}}, Desired: map[string]any{"interval": 5.0},
 		Reported: map[string]any{"fw": "1.0"}})
 	tw, err := r.Twin("dev-001", "")
@@ -79,7 +80,7 @@ func TestEtag(t *testing.T) {
 }
 
 func TestPatchTwin(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 2, Tags: map[string]any{"site": "a", "keep": true}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 2, Tags: map[string]any{"site": "a", "keep": true}})
 	tw0, _ := r.Twin("dev-001", "")
 
 	tw, err := r.PatchTwin("dev-001", "", map[string]any{
@@ -141,7 +142,7 @@ func TestPatchTwin(t *testing.T) {
 }
 
 func TestPatchTwinInvalid(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1})
 	deep := map[string]any{"v": 1.0}
 	for i := 0; i < 11; i++ {
 		deep = map[string]any{"n": deep}
@@ -183,7 +184,7 @@ func TestPatchTwinInvalid(t *testing.T) {
 }
 
 func TestReplaceTwin(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1, Tags: map[string]any{"old": 1.0}, Desired: map[string]any{"a": 1.0, "b": 2.0}, Reported: map[string]any{"r": 1.0}})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1, Tags: map[string]any{"old": 1.0}, Desired: map[string]any{"a": 1.0, "b": 2.0}, Reported: map[string]any{"r": 1.0}})
 	var got []map[string]any
 	cancel := r.OnDesired("dev-001", "", func(p map[string]any) { got = append(got, p) })
 	defer cancel()
@@ -286,7 +287,7 @@ func TestOnDesired(t *testing.T) {
 
 func TestEachPaging(t *testing.T) {
 	r := NewRegistry(Options{})
-	require.NoError(t, r.Apply(&FleetSpec{Groups: []Group{
+	require.NoError(t, r.Apply(&sim.FleetSpec{Groups: []sim.Group{
 		{Name: "b", IDPattern: "b-%04d", Count: 1500, Modules: []string{"m2", "m1"}},
 		{Name: "a", IDPattern: "a-%04d", Count: 500},
 	}}))
@@ -356,7 +357,7 @@ func TestEachPaging(t *testing.T) {
 }
 
 func TestTwinVersionUnderConcurrency(t *testing.T) {
-	r := newFleet(t, Options{}, Group{Name: "g", Count: 1})
+	r := newFleet(t, Options{}, sim.Group{Name: "g", Count: 1})
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)

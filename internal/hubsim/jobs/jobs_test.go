@@ -15,6 +15,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/query"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
@@ -69,12 +70,12 @@ func (d *deliveries) all() []devices.Delivery {
 func fleet(t *testing.T, now func() time.Time) (*devices.Registry, *deliveries) {
 	t.Helper()
 	reg := devices.NewRegistry(devices.Options{HostName: "127.0.0.1:1", Seed: 7, Now: now})
-	spec := &devices.FleetSpec{Groups: []devices.Group{
+	spec := &sim.FleetSpec{Groups: []sim.Group{
 		{Name: "a", IDPattern: "a-%03d", Count: 6, Tags: map[string]any{"site": "plant-a"},
-			Methods: map[string]devices.MethodSpec{"*": {}}},
+			Methods: map[string]sim.MethodSpec{"*": {}}},
 		{Name: "b", IDPattern: "b-%03d", Count: 4, Tags: map[string]any{"site": "plant-b"},
-			Methods: map[string]devices.MethodSpec{"*": {}, "fail": {Status: ptr(500), Payload: json.RawMessage(`{"why":"broken"}`)}}},
-		{Name: "off", IDPattern: "off-%d", Count: 4, Connection: devices.Connection{OnlineShare: ptr(0.0)}},
+			Methods: map[string]sim.MethodSpec{"*": {}, "fail": {Status: ptr(500), Payload: json.RawMessage(`{"why":"broken"}`)}}},
+		{Name: "off", IDPattern: "off-%d", Count: 4, Connection: sim.Connection{OnlineShare: ptr(0.0)}},
 	}}
 	require.NoError(t, reg.Apply(spec))
 	d := &deliveries{}
@@ -313,10 +314,10 @@ func TestCancelScheduledJob(t *testing.T) {
 
 func TestCancelRunningJob(t *testing.T) {
 	reg := devices.NewRegistry(devices.Options{HostName: "h", Seed: 1})
-	lat := devices.Duration(30 * time.Millisecond)
-	require.NoError(t, reg.Apply(&devices.FleetSpec{Groups: []devices.Group{{
+	lat := sim.Duration(30 * time.Millisecond)
+	require.NoError(t, reg.Apply(&sim.FleetSpec{Groups: []sim.Group{{
 		IDPattern: "s-%02d", Count: 40,
-		Methods: map[string]devices.MethodSpec{"slow": {Latency: &devices.Latency{Dist: "fixed", Value: lat}}},
+		Methods: map[string]sim.MethodSpec{"slow": {Latency: &sim.Latency{Dist: "fixed", Value: lat}}},
 	}}}))
 	log := &deliveries{}
 	reg.OnDelivered(log.add)
@@ -370,10 +371,10 @@ func TestCancelRunningJob(t *testing.T) {
 
 func TestStatisticsWhileRunning(t *testing.T) {
 	reg := devices.NewRegistry(devices.Options{HostName: "h", Seed: 1})
-	lat := devices.Duration(200 * time.Millisecond)
-	require.NoError(t, reg.Apply(&devices.FleetSpec{Groups: []devices.Group{{
+	lat := sim.Duration(200 * time.Millisecond)
+	require.NoError(t, reg.Apply(&sim.FleetSpec{Groups: []sim.Group{{
 		IDPattern: "s-%02d", Count: 6,
-		Methods: map[string]devices.MethodSpec{"slow": {Latency: &devices.Latency{Dist: "fixed", Value: lat}}},
+		Methods: map[string]sim.MethodSpec{"slow": {Latency: &sim.Latency{Dist: "fixed", Value: lat}}},
 	}}}))
 	e := New(Options{Registry: reg, Workers: 2})
 	defer e.Close()
@@ -406,7 +407,7 @@ func TestStatisticsWhileRunning(t *testing.T) {
 func TestThrottlePacesDeviceOperations(t *testing.T) {
 	clock := newClock(true)
 	reg := devices.NewRegistry(devices.Options{HostName: "h", Seed: 1, Now: clock.Now})
-	require.NoError(t, reg.Apply(devices.GenerateFleet(30)))
+	require.NoError(t, reg.Apply(sim.GenerateFleet(30)))
 	log := &deliveries{}
 	reg.OnDelivered(log.add)
 	limits, err := throttle.LimitsFor("S1", 1)
@@ -455,10 +456,10 @@ func TestThrottlePacesDeviceOperations(t *testing.T) {
 
 func TestMaxExecutionTime(t *testing.T) {
 	reg := devices.NewRegistry(devices.Options{HostName: "h", Seed: 1})
-	lat := devices.Duration(40 * time.Millisecond)
-	require.NoError(t, reg.Apply(&devices.FleetSpec{Groups: []devices.Group{{
+	lat := sim.Duration(40 * time.Millisecond)
+	require.NoError(t, reg.Apply(&sim.FleetSpec{Groups: []sim.Group{{
 		IDPattern: "s-%02d", Count: 30,
-		Methods: map[string]devices.MethodSpec{"slow": {Latency: &devices.Latency{Dist: "fixed", Value: lat}}},
+		Methods: map[string]sim.MethodSpec{"slow": {Latency: &sim.Latency{Dist: "fixed", Value: lat}}},
 	}}}))
 	e := New(Options{Registry: reg, Workers: 1})
 	defer e.Close()

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // A latency shape is a fleet of groups whose devices take real time to
@@ -19,36 +19,36 @@ import (
 // share of a fleet of n devices in a group, at least 1.
 func share(n int, s float64) int { return max(1, int(float64(n)*s+0.5)) }
 
-func dur(d time.Duration) *devices.Duration { v := devices.Duration(d); return &v }
+func dur(d time.Duration) *sim.Duration { v := sim.Duration(d); return &v }
 
 // latencyGroup is a group of n devices whose every method answers after a
 // latency of dist between lo and hi.
-func latencyGroup(name string, n int, dist string, lo, hi time.Duration) devices.Group {
-	return devices.Group{Name: name, IDPattern: name + "-%06d", Count: n,
-		Methods: map[string]devices.MethodSpec{"*": {Latency: &devices.Latency{Dist: dist, Min: dur(lo), Max: dur(hi)}}}}
+func latencyGroup(name string, n int, dist string, lo, hi time.Duration) sim.Group {
+	return sim.Group{Name: name, IDPattern: name + "-%06d", Count: n,
+		Methods: map[string]sim.MethodSpec{"*": {Latency: &sim.Latency{Dist: dist, Min: dur(lo), Max: dur(hi)}}}}
 }
 
 // shapeGroups: "normal" is the one group of the table (200 ms to
 // 2 s, p50 1.1 s); "second" answers in 0.8-1.2 s; "mixed" adds to normal a
 // slow group (5-10 s), a heavy tail near the response timeout (--timeout
 // 10s: 8-9.5 s), permanently offline devices and flapping ones.
-func shapeGroups(shape string, n int) []devices.Group {
+func shapeGroups(shape string, n int) []sim.Group {
 	ms := time.Millisecond
 	switch shape {
 	case "normal":
-		return []devices.Group{latencyGroup("norm", n, "normal", 200*ms, 2*time.Second)}
+		return []sim.Group{latencyGroup("norm", n, "normal", 200*ms, 2*time.Second)}
 	case "second":
-		return []devices.Group{latencyGroup("sec", n, "normal", 800*ms, 1200*ms)}
+		return []sim.Group{latencyGroup("sec", n, "normal", 800*ms, 1200*ms)}
 	case "mixed":
 		slow, tail, off, flap := share(n, 0.05), share(n, 0.03), share(n, 0.05), share(n, 0.02)
 		offline := 0.0
 		flapping := latencyGroup("flap", flap, "normal", 200*ms, 2*time.Second)
-		flapping.Connection.Flapping = &devices.Flapping{MeanUp: devices.Duration(20 * time.Second), MeanDown: devices.Duration(5 * time.Second)}
-		return []devices.Group{
+		flapping.Connection.Flapping = &sim.Flapping{MeanUp: sim.Duration(20 * time.Second), MeanDown: sim.Duration(5 * time.Second)}
+		return []sim.Group{
 			latencyGroup("norm", n-slow-tail-off-flap, "normal", 200*ms, 2*time.Second),
 			latencyGroup("slow", slow, "uniform", 5*time.Second, 10*time.Second),
 			latencyGroup("tail", tail, "uniform", 8*time.Second, 9500*ms),
-			{Name: "off", IDPattern: "off-%06d", Count: off, Connection: devices.Connection{OnlineShare: &offline}},
+			{Name: "off", IDPattern: "off-%06d", Count: off, Connection: sim.Connection{OnlineShare: &offline}},
 			flapping,
 		}
 	}
@@ -58,7 +58,7 @@ func shapeGroups(shape string, n int) []devices.Group {
 func writeShapedFleet(dir, name, shape string, n int) (fleetFile, idsFile string, err error) {
 	groups := shapeGroups(shape, n)
 	seed := int64(12)
-	spec := devices.FleetSpec{Seed: &seed, Groups: groups}
+	spec := sim.FleetSpec{Seed: &seed, Groups: groups}
 	if err := spec.Validate(); err != nil {
 		return "", "", err
 	}

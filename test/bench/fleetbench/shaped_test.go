@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
 // TestShapedFleetsLoad: every latency shape is a fleet file hubsim loads,
@@ -18,7 +18,7 @@ func TestShapedFleetsLoad(t *testing.T) {
 		t.Run(shape, func(t *testing.T) {
 			fleet, ids, err := writeShapedFleet(t.TempDir(), shape, shape, 1000)
 			require.NoError(t, err)
-			spec, err := devices.LoadFleetFile(fleet)
+			spec, err := sim.LoadFleetFile(fleet)
 			require.NoError(t, err)
 			total := 0
 			for _, g := range spec.Groups {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
 	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/sas"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
@@ -53,9 +54,9 @@ func newFixtureWith(t *testing.T, setup func(*devices.Registry, *Config)) *fixtu
 	reg := devices.NewRegistry(devices.Options{HostName: testHost, Seed: 7})
 	require.NoError(t, reg.Register("dev1", "dev2", "dev3"))
 	off := 0.0
-	require.NoError(t, reg.Apply(&devices.FleetSpec{Groups: []devices.Group{{
+	require.NoError(t, reg.Apply(&sim.FleetSpec{Groups: []sim.Group{{
 		Name: "edge", IDPattern: "edge-%02d", Count: 1, Modules: []string{"mod1"},
-		Connection: devices.Connection{OnlineShare: &off},
+		Connection: sim.Connection{OnlineShare: &off},
 	}}}))
 	logs := &testkit.SyncBuffer{}
 	cfg := Config{

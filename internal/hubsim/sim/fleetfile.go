@@ -1,4 +1,4 @@
-package devices
+package sim
 
 import (
 	"bytes"
@@ -696,12 +696,12 @@ func (s *FleetSpec) Validate() error {
 		if err := checkIDPattern(g.IDPattern, g.Count); err != nil {
 			p.fail(join(path, "idPattern"), "%v", err)
 		}
-		p.checkProps(join(path, "tags"), g.Tags, maxTagsBytes)
-		p.checkProps(join(path, "desired"), g.Desired, maxSectionBytes)
-		p.checkProps(join(path, "reported"), g.Reported, maxSectionBytes)
+		p.checkProps(join(path, "tags"), g.Tags, MaxTagsBytes)
+		p.checkProps(join(path, "desired"), g.Desired, MaxSectionBytes)
+		p.checkProps(join(path, "reported"), g.Reported, MaxSectionBytes)
 		seenMod := map[string]bool{}
 		for j, m := range g.Modules {
-			if err := checkID(m); err != nil {
+			if err := CheckID(m); err != nil {
 				p.fail(index(join(path, "modules"), j), "module id %v", err)
 			}
 			if seenMod[m] {
@@ -781,7 +781,7 @@ func (p *parser) checkMethod(path, name string, ms MethodSpec) {
 	if len(ms.Payload) > 0 && !json.Valid(ms.Payload) {
 		p.fail(join(path, "payload"), "not valid JSON")
 	}
-	if len(ms.Payload) > maxPayloadBytes {
+	if len(ms.Payload) > MaxPayloadBytes {
 		p.fail(join(path, "payload"), "larger than 128 KB")
 	}
 	if ms.Downtime != nil {
@@ -925,11 +925,22 @@ func checkIDPattern(pattern string, count int) error {
 		return fmt.Errorf("%q: needs an integer verb such as %%04d for count %d", pattern, count)
 	}
 	for _, n := range []int{1, count} {
-		if err := checkID(expandID(pattern, n, verbs)); err != nil {
+		if err := CheckID(expandID(pattern, n, verbs)); err != nil {
 			return fmt.Errorf("%q: device id %v", pattern, err)
 		}
 	}
 	return nil
+}
+
+// DeviceIDs returns the group's device ids: IDPattern expanded with
+// 1..Count, or IDPattern itself (%% unescaped) when it has no verb.
+func (g *Group) DeviceIDs() []string {
+	verbs := strings.Count(strings.ReplaceAll(g.IDPattern, "%%", ""), "%")
+	ids := make([]string, g.Count)
+	for n := 1; n <= g.Count; n++ {
+		ids[n-1] = expandID(g.IDPattern, n, verbs)
+	}
+	return ids
 }
 
 func expandID(pattern string, n, verbs int) string {
@@ -939,36 +950,64 @@ func expandID(pattern string, n, verbs int) string {
 	return fmt.Sprintf(pattern, n)
 }
 
-// checkID validates a device or module id (iothub-contract.md §1.1).
-func checkID(id string) error {
-	if id == "" {
-		return errors.New("must not be empty")
+// checkProps validates a tags or properties object loaded from a fleet file.
+func (p *parser) checkProps(path string, m map[string]any, limit int) {
+	if m == nil {
+		return
 	}
-	if len(id) > 128 {
-		return fmt.Errorf("%q: longer than 128 characters", id[:32]+"...")
+	if err := validateProps(m, 1, false); err != nil {
+		p.fail(path, "%v", err)
+		return
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-:.+%_#*?!(),=@;$'", c) >= 0 {
-			continue
-		}
-		return fmt.Errorf("%q: character %q is not allowed (ASCII letters, digits and - : . + %% _ # * ? ! ( ) , = @ ; $ ')", id, c)
+	if n := JSONSize(m); n > limit {
+		p.fail(path, "%d bytes of JSON; at most %d", n, limit)
 	}
-	return nil
 }
 
-// checkMethodName validates a method name (iothub-contract.md §1.4).
-func checkMethodName(name string) error {
-	if name == "" {
-		return errors.New("method name must not be empty")
+// authentication reads a fleet group's authentication, shaped as the
+// registry API's: {type, x509Thumbprint: {primaryThumbprint,
+// secondaryThumbprint}}. Validate checks the values.
+func (p *parser) authentication(path string, v any) *Auth {
+	m, ok := p.object(path, v, "type", "x509Thumbprint")
+	if !ok {
+		return nil
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c > '~' || strings.IndexByte("$()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return fmt.Errorf("method name %q: character %q is not allowed", name, c)
+	a := &Auth{}
+	if v, ok := m["type"]; ok {
+		a.Type, _ = p.str(join(path, "type"), v)
+	} else {
+		p.fail(join(path, "type"), "required (%s, %s or %s)", AuthSAS, AuthSelfSigned, AuthCertificateAuthority)
+	}
+	if v, ok := m["x509Thumbprint"]; ok {
+		tp := join(path, "x509Thumbprint")
+		if tm, ok := p.object(tp, v, "primaryThumbprint", "secondaryThumbprint"); ok {
+			for _, f := range []struct {
+				k   string
+				dst *string
+			}{{"primaryThumbprint", &a.PrimaryThumbprint}, {"secondaryThumbprint", &a.SecondaryThumbprint}} {
+				if tv, ok := tm[f.k]; ok && tv != nil {
+					*f.dst, _ = p.str(join(tp, f.k), tv)
+				}
+			}
 		}
 	}
-	return nil
+	return a
+}
+
+// caCerts reads the fleet file's list of CA certificate files.
+func (p *parser) caCerts(path string, v any) []string {
+	list, ok := v.([]any)
+	if !ok {
+		p.fail(path, "must be an array of PEM file paths, not %s", kindOf(v))
+		return nil
+	}
+	var out []string
+	for i, e := range list {
+		if s, ok := p.str(index(path, i), e); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // UnmarshalJSON reads a Go duration string.

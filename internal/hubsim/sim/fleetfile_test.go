@@ -1,7 +1,6 @@
-package devices
+package sim
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -38,39 +37,6 @@ const fleetJSON = `{
   ]
 }`
 
-const fleetYAML = `
-seed: 7
-groups:
-  - name: thermostats
-    idPattern: therm-%04d
-    count: 100
-    tags: {site: plant-a, floor: 3}
-    reported: {fw: "1.0"}
-    modules: [mod1, mod2]
-    connection:
-      onlineShare: 0.95
-      flapping: {meanUp: 10m, meanDown: 30s}
-    methods:
-      reboot:
-        latency: {dist: uniform, min: 5ms, max: 50ms}
-        status: 200
-        payload: {ok: true}
-        downtime: 5s
-      firmwareUpdate: {failureRate: 0.03, stepDuration: 1s}
-      ping: {latency: 20ms}
-      slow: {latency: {dist: normal, mean: 100ms, stddev: 10ms, min: 50ms}}
-      "*": {status: 200}
-    faults:
-      throttle: 0.01
-      serverError: 0
-      unavailable: 0
-      gatewayTimeout: 0
-      drop: 0
-      methods: {reboot: {throttle: 0.5}}
-  - idPattern: gw-%d
-    count: 2
-`
-
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -79,11 +45,13 @@ func writeFile(t *testing.T, name, content string) string {
 }
 
 func TestLoadFleetFileJSONAndYAML(t *testing.T) {
+	fleetYAML, err := os.ReadFile(filepath.Join("testdata", "fleet.yaml"))
+	require.NoError(t, err)
 	fromJSON, err := LoadFleetFile(writeFile(t, "fleet.json", fleetJSON))
 	require.NoError(t, err)
-	fromYAML, err := LoadFleetFile(writeFile(t, "fleet.yaml", fleetYAML))
+	fromYAML, err := LoadFleetFile(writeFile(t, "fleet.yaml", string(fleetYAML)))
 	require.NoError(t, err)
-	sniffed, err := LoadFleetFile(writeFile(t, "fleet.conf", fleetYAML))
+	sniffed, err := LoadFleetFile(writeFile(t, "fleet.conf", string(fleetYAML)))
 	require.NoError(t, err)
 	sniffedJSON, err := LoadFleetFile(writeFile(t, "fleet.txt", fleetJSON))
 	require.NoError(t, err)
@@ -127,16 +95,6 @@ func TestLoadFleetFileJSONAndYAML(t *testing.T) {
 		assert.Equal(t, "gw-%d", spec.Groups[1].IDPattern, name)
 		assert.Empty(t, spec.Groups[1].Name, name)
 	}
-
-	// The parsed spec applies.
-	r := NewRegistry(Options{})
-	require.NoError(t, r.Apply(fromYAML))
-	d, m := r.Count()
-	assert.Equal(t, 102, d)
-	assert.Equal(t, 200, m)
-	ids := r.DeviceIDs(false)
-	assert.Equal(t, []string{"gw-1", "gw-2", "therm-0001"}, ids[:3])
-	assert.Equal(t, "therm-0100", ids[len(ids)-1])
 }
 
 func TestFleetFileErrors(t *testing.T) {
@@ -248,16 +206,6 @@ func TestValidateHandBuiltSpec(t *testing.T) {
 	assert.ErrorContains(t, spec.Validate(), "groups[0].connection.onlineShare")
 	huge := &FleetSpec{Groups: []Group{{IDPattern: "a-%d", Count: MaxFleetDevices}, {IDPattern: "b-%d", Count: 1}}}
 	assert.ErrorContains(t, huge.Validate(), "at most 1000000")
-	// Apply validates too.
-	assert.ErrorContains(t, NewRegistry(Options{}).Apply(spec), "onlineShare")
-}
-
-func TestLiteralIDForCountOne(t *testing.T) {
-	spec, err := ParseFleet([]byte("groups:\n  - idPattern: gateway-main\n    count: 1\n  - idPattern: \"100%%-%d\"\n    count: 2\n"), "yaml")
-	require.NoError(t, err)
-	r := NewRegistry(Options{})
-	require.NoError(t, r.Apply(spec))
-	assert.Equal(t, []string{"100%-1", "100%-2", "gateway-main"}, r.DeviceIDs(false))
 }
 
 func TestFleetDocumentMentionsEveryField(t *testing.T) {
@@ -288,25 +236,54 @@ func TestFleetSpecJSONRoundTrip(t *testing.T) {
 	assert.ErrorContains(t, json.Unmarshal([]byte(`"5 days"`), &d), "not a duration")
 }
 
-func TestFleetValuesKeepTheirTypes(t *testing.T) {
-	spec, err := ParseFleet([]byte(`
-groups:
-  - idPattern: d-%d
-    count: 1
-    tags: {list: [1, 2.5, "x", {k: true}], big: 12345678901, neg: -3}
-    methods:
-      ping: {payload: [1, {a: null}]}
-`), "")
+func TestDeviceIDs(t *testing.T) {
+	spec, err := ParseFleet([]byte("groups:\n  - idPattern: gateway-main\n    count: 1\n  - idPattern: \"100%%-%d\"\n    count: 2\n  - {idPattern: therm-%04d, count: 3}\n"), "yaml")
 	require.NoError(t, err)
-	assert.Equal(t, map[string]any{"list": []any{1.0, 2.5, "x", map[string]any{"k": true}}, "big": 12345678901.0, "neg": -3.0}, spec.Groups[0].Tags)
-	assert.JSONEq(t, `[1,{"a":null}]`, string(spec.Groups[0].Methods["ping"].Payload))
-	r := NewRegistry(Options{})
-	require.NoError(t, r.Apply(spec))
-	st, resp, err := r.InvokeMethod(context.Background(), "d-1", "", "ping", nil, 0, time.Second)
+	assert.Equal(t, []string{"gateway-main"}, spec.Groups[0].DeviceIDs(), "a literal id for count 1")
+	assert.Equal(t, []string{"100%-1", "100%-2"}, spec.Groups[1].DeviceIDs())
+	assert.Equal(t, []string{"therm-0001", "therm-0002", "therm-0003"}, spec.Groups[2].DeviceIDs())
+}
+
+func TestFleetFileAuthenticationErrors(t *testing.T) {
+	group := func(extra string) string {
+		return `{"groups":[{"idPattern":"d-%d","count":2` + extra + `}]}`
+	}
+	for name, tc := range map[string]struct{ doc, want string }{
+		"not an object":     {group(`,"authentication":"x509"`), "groups[0].authentication: must be an object, not a string"},
+		"type missing":      {group(`,"authentication":{}`), "groups[0].authentication.type: required (sas, selfSigned or certificateAuthority)"},
+		"type unknown":      {group(`,"authentication":{"type":"x509"}`), `groups[0].authentication: type: "x509" is not sas`},
+		"unknown field":     {group(`,"authentication":{"type":"sas","thumbprint":"x"}`), "groups[0].authentication.thumbprint: unknown field"},
+		"no thumbprint":     {group(`,"authentication":{"type":"selfSigned"}`), "groups[0].authentication: x509Thumbprint.primaryThumbprint: required for type selfSigned"},
+		"bad thumbprint":    {group(`,"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":"abc"}}`), "a thumbprint has 40 (SHA-1) or 64 (SHA-256) hex digits"},
+		"thumbprint number": {group(`,"authentication":{"type":"selfSigned","x509Thumbprint":{"primaryThumbprint":5}}`), "groups[0].authentication.x509Thumbprint.primaryThumbprint: must be a string"},
+		"thumbprint for CA": {group(`,"authentication":{"type":"certificateAuthority","x509Thumbprint":{"primaryThumbprint":"` + tpSHA1 + `"}}`), "only for type selfSigned"},
+		"unknown tp field":  {group(`,"authentication":{"type":"selfSigned","x509Thumbprint":{"primary":"x"}}`), "groups[0].authentication.x509Thumbprint.primary: unknown field"},
+		"caCerts string":    {`{"caCerts":"ca.pem","groups":[{"idPattern":"d-%d","count":1}]}`, "caCerts: must be an array of PEM file paths, not a string"},
+		"caCerts number":    {`{"caCerts":[1],"groups":[{"idPattern":"d-%d","count":1}]}`, "caCerts[0]: must be a string"},
+		"caCerts empty":     {`{"caCerts":[""],"groups":[{"idPattern":"d-%d","count":1}]}`, "caCerts[0]: must not be empty"},
+	} {
+		_, err := ParseFleet([]byte(tc.doc), "")
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), tc.want, name)
+	}
+}
+
+func TestLoadFleetFileCACertsRelativeToTheFile(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "fleets")
+	require.NoError(t, os.Mkdir(sub, 0o700))
+	p := filepath.Join(sub, "fleet.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("caCerts: [ca.pem, ../root.pem, /etc/abs.pem]\ngroups:\n  - {idPattern: d-%d, count: 1}\n"), 0o600))
+	spec, err := LoadFleetFile(p)
 	require.NoError(t, err)
-	assert.Equal(t, 200, st)
-	assert.JSONEq(t, `[1,{"a":null}]`, string(resp))
-	tw, err := r.Twin("d-1", "")
+	assert.Equal(t, []string{filepath.Join(sub, "ca.pem"), filepath.Join(dir, "root.pem"), "/etc/abs.pem"}, spec.CACerts)
+}
+
+func TestFleetDocumentMentionsAuthentication(t *testing.T) {
+	doc, err := os.ReadFile("fleetfile.md")
 	require.NoError(t, err)
-	assert.Equal(t, 2.5, path(tw, "tags", "list").([]any)[1])
+	for _, field := range []string{"authentication", "type", "x509Thumbprint", "primaryThumbprint", "secondaryThumbprint",
+		"sas", "selfSigned", "certificateAuthority", "caCerts"} {
+		assert.True(t, strings.Contains(string(doc), "`"+field+"`"), "fleetfile.md does not mention `%s`", field)
+	}
 }

@@ -1,4 +1,4 @@
-package devices
+package sim
 
 import (
 	"encoding/json"
@@ -7,11 +7,12 @@ import (
 
 // FleetSpec describes a simulated fleet: groups of devices with the same
 // behaviour. Build one with GenerateFleet or LoadFleetFile (or by hand, then
-// Validate) and pass it to Registry.Apply. The file format is documented on
-// LoadFleetFile and in fleetfile.md.
+// Validate) and pass it to devices.Registry.Apply. The file format is
+// documented on LoadFleetFile and in fleetfile.md.
 type FleetSpec struct {
-	// Seed, when set, replaces Options.Seed for everything simulated about
-	// these groups (offline sets, latency, failures, flapping, faults).
+	// Seed, when set, replaces devices.Options.Seed for everything
+	// simulated about these groups (offline sets, latency, failures,
+	// flapping, faults).
 	Seed   *int64  `json:"seed,omitempty"`
 	Groups []Group `json:"groups"`
 	// CACerts are PEM files of CA certificates the hub trusts for devices
