@@ -9,7 +9,7 @@
 //     auth -> throttle -> fault chain;
 //   - identity: the SAS policies, the one sr matcher and the X.509 checks,
 //     for REST and every device transport alike;
-//   - devices: the registry (identities, keys, twins) and the simulated
+//   - registry: the identities, keys and twins, and the simulated
 //     devices' life cycles, over the fleet descriptions of sim;
 //   - query, jobs, throttle, entra (the local tenant), certs;
 //   - transport: the device endpoints, each on its own listener (the list
@@ -42,10 +42,10 @@ import (
 	"github.com/dmctl/dmctl/internal/ctxtime"
 
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/hubsim/jobs"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/rest"
 	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
@@ -137,7 +137,7 @@ type Server struct {
 	certs      *certs.Bundle
 	authority  *entra.Authority
 	api        *rest.Handler // the service REST API
-	reg        *devices.Registry
+	reg        *registry.Registry
 	jobs       *jobs.Engine // jobs v2
 	limiter    *throttle.Limiter
 	limits     throttle.Limits
@@ -150,7 +150,7 @@ type Server struct {
 	clientCAs  *x509.CertPool // CAs trusted for certificateAuthority devices (nil: none)
 
 	identitiesMu sync.Mutex
-	identities   map[string]devices.IdentityRecord // registry API changes (identities.go)
+	identities   map[string]registry.IdentityRecord // registry API changes (identities.go)
 
 	httpsLn   net.Listener
 	httpSrv   *http.Server
@@ -272,7 +272,7 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	s.reg = devices.NewRegistry(devices.Options{HostName: s.hostName, Seed: s.seed, Now: s.now, Faults: cfg.Faults,
+	s.reg = registry.NewRegistry(registry.Options{HostName: s.hostName, Seed: s.seed, Now: s.now, Faults: cfg.Faults,
 		SecondaryKey: s.state.deviceKey2})
 	for _, spec := range specs {
 		if err := s.reg.Apply(spec); err != nil {
@@ -434,7 +434,7 @@ func hostName(configured string, bound net.Addr) string {
 	return net.JoinHostPort(host, fmt.Sprint(ba.Port))
 }
 
-func (s *Server) onDelivered(d devices.Delivery) {
+func (s *Server) onDelivered(d registry.Delivery) {
 	s.api.CountDelivered()
 	if s.mlog != nil {
 		s.mlog.record(d)
@@ -488,7 +488,7 @@ func (s *Server) Start() error {
 func (s *Server) Errors() <-chan error { return s.serveErr }
 
 // Registry is the hub's device registry (for tests and the device endpoint).
-func (s *Server) Registry() *devices.Registry { return s.reg }
+func (s *Server) Registry() *registry.Registry { return s.reg }
 
 // HostName is the hub host name used in connection strings.
 func (s *Server) HostName() string { return s.hostName }

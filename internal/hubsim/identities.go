@@ -9,7 +9,7 @@ import (
 	"sort"
 
 	"github.com/dmctl/dmctl/internal/atomicfile"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/transport/mqtt"
 )
 
@@ -20,8 +20,8 @@ import (
 const IdentitiesFile = "identities.json"
 
 type identitiesDoc struct {
-	Version    int                      `json:"version"`
-	Identities []devices.IdentityRecord `json:"identities"`
+	Version    int                       `json:"version"`
+	Identities []registry.IdentityRecord `json:"identities"`
 }
 
 // loadIdentities replays DIR/identities.json on the registry (after the
@@ -39,7 +39,7 @@ func (s *Server) loadIdentities() error {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return fmt.Errorf("%s is not valid JSON (%v); move it away to drop the identities created at run time", path, err)
 	}
-	s.identities = map[string]devices.IdentityRecord{}
+	s.identities = map[string]registry.IdentityRecord{}
 	for _, rec := range doc.Identities {
 		if err := s.reg.Restore(rec); err != nil {
 			return fmt.Errorf("%s: identity %q: %w", path, clientID(rec.DeviceID, rec.ModuleID), err)
@@ -60,12 +60,12 @@ func (s *Server) recordIdentity(deviceID, moduleID string) {
 	s.identitiesMu.Lock()
 	defer s.identitiesMu.Unlock()
 	if s.identities == nil {
-		s.identities = map[string]devices.IdentityRecord{}
+		s.identities = map[string]registry.IdentityRecord{}
 	}
 	key := clientID(deviceID, moduleID)
 	rec, ok := s.reg.Record(deviceID, moduleID)
 	if !ok {
-		rec = devices.IdentityRecord{DeviceID: deviceID, ModuleID: moduleID, Deleted: true}
+		rec = registry.IdentityRecord{DeviceID: deviceID, ModuleID: moduleID, Deleted: true}
 		if moduleID == "" { // a device's modules went with it
 			for k, r := range s.identities {
 				if r.DeviceID == deviceID && r.ModuleID != "" {
@@ -75,7 +75,7 @@ func (s *Server) recordIdentity(deviceID, moduleID string) {
 		}
 	}
 	s.identities[key] = rec
-	doc := identitiesDoc{Version: 1, Identities: make([]devices.IdentityRecord, 0, len(s.identities))}
+	doc := identitiesDoc{Version: 1, Identities: make([]registry.IdentityRecord, 0, len(s.identities))}
 	for _, r := range s.identities {
 		doc.Identities = append(doc.Identities, r)
 	}

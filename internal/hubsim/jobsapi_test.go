@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/rest"
 	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
@@ -77,8 +77,8 @@ func waitJob(t *testing.T, s *Server, hdr map[string]string, id, want string) jo
 func TestJobsCreateGetAndDeviceJobs(t *testing.T) {
 	s := newTestServer(t, Config{NoThrottle: true, Fleet: jobsFleet()})
 	svc := authz(token(t, s, identity.PolicyService, "", time.Hour))
-	deliveries := make(chan devices.Delivery, 100)
-	s.Registry().OnDelivered(func(d devices.Delivery) { deliveries <- d })
+	deliveries := make(chan registry.Delivery, 100)
+	s.Registry().OnDelivered(func(d registry.Delivery) { deliveries <- d })
 
 	rec := call(s, http.MethodPut, "/jobs/v2/job-1"+apiV, nodeJob("job-1", "check", "tags.site IN ['plant-a', 'plant-b'] OR STARTSWITH(deviceId, 'off-')"), svc)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())

@@ -10,7 +10,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/jsontext"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
 // methodLogFlushInterval bounds how long a delivered method may sit in the
@@ -64,7 +64,7 @@ func (l *methodLog) flush() {
 }
 
 // record appends d.
-func (l *methodLog) record(d devices.Delivery) {
+func (l *methodLog) record(d registry.Delivery) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buf[:0]

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/sim"
 )
 
@@ -25,7 +25,7 @@ const x509Suffix = ":x509"
 // "dev/mod") and how it authenticates.
 type registerEntry struct {
 	id   string
-	auth devices.Auth
+	auth registry.Auth
 }
 
 // parseRegister reads a --register entry:
@@ -49,7 +49,7 @@ func parseRegister(entry string) (registerEntry, error) {
 	var e registerEntry
 	switch {
 	case strings.EqualFold(spec, "ca"):
-		e = registerEntry{id: id, auth: devices.Auth{Type: devices.AuthCertificateAuthority}}
+		e = registerEntry{id: id, auth: registry.Auth{Type: registry.AuthCertificateAuthority}}
 	case strings.HasPrefix(spec, "="):
 		primary, secondary, two := strings.Cut(spec[1:], "+")
 		if strings.TrimSpace(primary) == "" {
@@ -66,7 +66,7 @@ func parseRegister(entry string) (registerEntry, error) {
 				return e, fmt.Errorf("%q: the %s thumbprint: %v", entry, tp.name, err)
 			}
 		}
-		e = registerEntry{id: id, auth: devices.Auth{Type: devices.AuthSelfSigned,
+		e = registerEntry{id: id, auth: registry.Auth{Type: registry.AuthSelfSigned,
 			PrimaryThumbprint: strings.TrimSpace(primary), SecondaryThumbprint: strings.TrimSpace(secondary)}}
 	default:
 		return e, fmt.Errorf("%q: after %q comes =THUMBPRINT[+THUMBPRINT] (a self-signed device) or ca (a CA-signed device, %sca)", entry, x509Suffix, x509Suffix)
@@ -75,7 +75,7 @@ func parseRegister(entry string) (registerEntry, error) {
 		return e, fmt.Errorf("%q: no device id before %q", entry, x509Suffix)
 	}
 	if strings.Contains(id, "/") {
-		return e, fmt.Errorf("%q: %w", entry, devices.ErrModuleX509)
+		return e, fmt.Errorf("%q: %w", entry, registry.ErrModuleX509)
 	}
 	return e, nil
 }
@@ -116,7 +116,7 @@ func (s *Server) setupX509(entries []registerEntry, specs []*sim.FleetSpec) erro
 		if err := s.reg.SetAuth(e.id, "", e.auth); err != nil {
 			return &InputError{"--register", fmt.Errorf("%q: %w", e.id, err)}
 		}
-		if e.auth.Type == devices.AuthCertificateAuthority {
+		if e.auth.Type == registry.AuthCertificateAuthority {
 			caDevices++
 		}
 	}
@@ -128,7 +128,7 @@ func (s *Server) setupX509(entries []registerEntry, specs []*sim.FleetSpec) erro
 	n += len(s.cfg.CACerts)
 	for _, spec := range specs {
 		for _, g := range spec.Groups {
-			if a := g.Authentication; a != nil && a.Type == devices.AuthCertificateAuthority {
+			if a := g.Authentication; a != nil && a.Type == registry.AuthCertificateAuthority {
 				caDevices += g.Count
 			}
 		}

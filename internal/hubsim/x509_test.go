@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
 
@@ -17,11 +17,11 @@ func TestParseRegister(t *testing.T) {
 	for in, want := range map[string]registerEntry{
 		"dev1":                             {id: "dev1"},
 		"gw/mod":                           {id: "gw/mod"},
-		"dev1:x509=" + sha256:              {id: "dev1", auth: devices.Auth{Type: devices.AuthSelfSigned, PrimaryThumbprint: sha256}},
-		"dev1:x509=" + sha256 + "+" + sha1: {id: "dev1", auth: devices.Auth{Type: devices.AuthSelfSigned, PrimaryThumbprint: sha256, SecondaryThumbprint: sha1}},
-		"dev1:X509=" + sha1:                {id: "dev1", auth: devices.Auth{Type: devices.AuthSelfSigned, PrimaryThumbprint: sha1}},
-		"dev2:x509ca":                      {id: "dev2", auth: devices.Auth{Type: devices.AuthCertificateAuthority}},
-		"urn:cam:7:x509ca":                 {id: "urn:cam:7", auth: devices.Auth{Type: devices.AuthCertificateAuthority}},
+		"dev1:x509=" + sha256:              {id: "dev1", auth: registry.Auth{Type: registry.AuthSelfSigned, PrimaryThumbprint: sha256}},
+		"dev1:x509=" + sha256 + "+" + sha1: {id: "dev1", auth: registry.Auth{Type: registry.AuthSelfSigned, PrimaryThumbprint: sha256, SecondaryThumbprint: sha1}},
+		"dev1:X509=" + sha1:                {id: "dev1", auth: registry.Auth{Type: registry.AuthSelfSigned, PrimaryThumbprint: sha1}},
+		"dev2:x509ca":                      {id: "dev2", auth: registry.Auth{Type: registry.AuthCertificateAuthority}},
+		"urn:cam:7:x509ca":                 {id: "urn:cam:7", auth: registry.Auth{Type: registry.AuthCertificateAuthority}},
 		"a:b=c":                            {id: "a:b=c"},
 	} {
 		got, err := parseRegister(in)

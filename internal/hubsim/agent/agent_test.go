@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	hubmqtt "github.com/dmctl/dmctl/internal/hubsim/transport/mqtt"
 	"github.com/dmctl/dmctl/internal/sas"
 	"github.com/dmctl/dmctl/internal/testkit"
@@ -29,7 +29,7 @@ const hubHost = "hub.test:8443"
 // hub is an in-process MQTT endpoint over a registry, for the agent to
 // connect to.
 type hub struct {
-	reg    *devices.Registry
+	reg    *registry.Registry
 	ep     *hubmqtt.Endpoint
 	addr   string
 	caFile string
@@ -39,7 +39,7 @@ func newHub(t *testing.T) *hub {
 	t.Helper()
 	b, err := certs.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"}, time.Now())
 	require.NoError(t, err)
-	reg := devices.NewRegistry(devices.Options{HostName: hubHost, Seed: 3})
+	reg := registry.NewRegistry(registry.Options{HostName: hubHost, Seed: 3})
 	require.NoError(t, reg.Register("dev1", "dev2"))
 	ep, err := hubmqtt.New(hubmqtt.Config{Registry: reg, TLS: b.TLSConfig(), HostName: hubHost})
 	require.NoError(t, err)
@@ -205,7 +205,7 @@ func TestRebootLifeCycle(t *testing.T) {
 
 	eventually(t, "offline during the reboot", func() bool { return h.connState(t, "dev1") == "Disconnected" })
 	_, _, err = h.reg.InvokeMethod(context.Background(), "dev1", "", "reboot", nil, 0, time.Second)
-	assert.ErrorIs(t, err, devices.ErrDeviceNotOnline, "a rebooting device is offline")
+	assert.ErrorIs(t, err, registry.ErrDeviceNotOnline, "a rebooting device is offline")
 	started := isTime(t, h.dm(t, "dev1")["reboot"].(map[string]any)["startedRebootTime"], "startedRebootTime")
 	assert.False(t, started.Before(before.Add(-time.Second)))
 

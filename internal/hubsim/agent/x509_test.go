@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	hubmqtt "github.com/dmctl/dmctl/internal/hubsim/transport/mqtt"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
@@ -26,9 +26,9 @@ func newX509Hub(t *testing.T) (*hub, *testkit.Cert) {
 	cert := testkit.NewCert(t, testkit.CertSpec{CommonName: "cam1"})
 	b, err := certs.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"}, time.Now())
 	require.NoError(t, err)
-	reg := devices.NewRegistry(devices.Options{HostName: hubHost, Seed: 3})
+	reg := registry.NewRegistry(registry.Options{HostName: hubHost, Seed: 3})
 	require.NoError(t, reg.Register("cam1"))
-	require.NoError(t, reg.SetAuth("cam1", "", devices.Auth{Type: devices.AuthSelfSigned, PrimaryThumbprint: cert.SHA256()}))
+	require.NoError(t, reg.SetAuth("cam1", "", registry.Auth{Type: registry.AuthSelfSigned, PrimaryThumbprint: cert.SHA256()}))
 	ep, err := hubmqtt.New(hubmqtt.Config{Registry: reg, TLS: b.TLSConfig(), HostName: hubHost})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

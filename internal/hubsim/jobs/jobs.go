@@ -46,8 +46,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/query"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
 )
 
@@ -149,7 +149,7 @@ type Spec struct {
 }
 
 // Registry is what the engine needs from the device registry
-// (*devices.Registry implements it).
+// (*registry.Registry implements it).
 type Registry interface {
 	DeviceIDs(registeredOnly bool) []string
 	Each(collection, cursor string, fn func(cursor string, doc map[string]any) bool)
@@ -447,7 +447,7 @@ func checkID(id string) error {
 
 // checkTwinPatch checks the updateTwin of a scheduleUpdateTwin job: a JSON
 // object; only tags, properties.desired and etag are applied, and an empty
-// properties.reported is ignored (devices.EmptyReported).
+// properties.reported is ignored (registry.EmptyReported).
 func checkTwinPatch(raw json.RawMessage) error {
 	if len(raw) == 0 || string(raw) == "null" {
 		return invalid("updateTwin is required for a scheduleUpdateTwin job")
@@ -457,7 +457,7 @@ func checkTwinPatch(raw json.RawMessage) error {
 		return invalid("updateTwin must be a twin JSON object")
 	}
 	if p, ok := patch["properties"].(map[string]any); ok {
-		if r, ok := p["reported"]; ok && !devices.EmptyReported(r) {
+		if r, ok := p["reported"]; ok && !registry.EmptyReported(r) {
 			return invalid("updateTwin: properties.reported cannot be written by the service")
 		}
 	}
@@ -739,7 +739,7 @@ func (e *Engine) operate(j *job, i int) {
 	j.mu.Lock()
 	deviceID := j.records[i].deviceID
 	j.mu.Unlock()
-	ctx := devices.WithRequestID(e.ctx, "jobs/"+j.spec.ID+"/"+deviceID)
+	ctx := registry.WithRequestID(e.ctx, "jobs/"+j.spec.ID+"/"+deviceID)
 	switch j.spec.Type {
 	case TypeDeviceMethod:
 		m := j.spec.Method
@@ -791,15 +791,15 @@ func (e *Engine) finish(j *job, i int, set func(r *record)) {
 // error {code, description}.
 func deviceError(err error, connect time.Duration) (code, desc string) {
 	switch {
-	case errors.Is(err, devices.ErrDeviceNotOnline):
+	case errors.Is(err, registry.ErrDeviceNotOnline):
 		return "DeviceNotOnline", fmt.Sprintf("The device is not online or has not subscribed to direct methods (connect timeout %ds).", int64(connect/time.Second))
-	case errors.Is(err, devices.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, registry.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return "GatewayTimeout", "Timed out waiting for the response from device."
-	case errors.Is(err, devices.ErrDeviceNotFound):
+	case errors.Is(err, registry.ErrDeviceNotFound):
 		return "DeviceNotFound", "The device is no longer registered."
-	case errors.Is(err, devices.ErrPreconditionFailed):
+	case errors.Is(err, registry.ErrPreconditionFailed):
 		return "PreconditionFailed", "The twin's etag does not match the job's updateTwin etag."
-	case errors.Is(err, devices.ErrInvalidPatch):
+	case errors.Is(err, registry.ErrInvalidPatch):
 		return "ArgumentInvalid", err.Error()
 	case errors.Is(err, context.Canceled):
 		return "ServiceUnavailable", "The hub stopped while the operation was in flight."

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/query"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
 	"github.com/dmctl/dmctl/internal/testkit"
@@ -49,27 +49,27 @@ func waitDone(t *testing.T, e *Engine, id string) {
 // deliveries records what the registry delivered.
 type deliveries struct {
 	mu sync.Mutex
-	ds []devices.Delivery
+	ds []registry.Delivery
 }
 
-func (d *deliveries) add(x devices.Delivery) {
+func (d *deliveries) add(x registry.Delivery) {
 	d.mu.Lock()
 	d.ds = append(d.ds, x)
 	d.mu.Unlock()
 }
 
-func (d *deliveries) all() []devices.Delivery {
+func (d *deliveries) all() []registry.Delivery {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append([]devices.Delivery(nil), d.ds...)
+	return append([]registry.Delivery(nil), d.ds...)
 }
 
 // fleet builds a registry: 6 "plant-a" devices (a-001..a-006), 4 "plant-b"
 // devices (b-001..b-004) whose "fail" method answers 500, and 4 offline
 // devices (off-1..off-4). Online devices echo any other method.
-func fleet(t *testing.T, now func() time.Time) (*devices.Registry, *deliveries) {
+func fleet(t *testing.T, now func() time.Time) (*registry.Registry, *deliveries) {
 	t.Helper()
-	reg := devices.NewRegistry(devices.Options{HostName: "127.0.0.1:1", Seed: 7, Now: now})
+	reg := registry.NewRegistry(registry.Options{HostName: "127.0.0.1:1", Seed: 7, Now: now})
 	spec := &sim.FleetSpec{Groups: []sim.Group{
 		{Name: "a", IDPattern: "a-%03d", Count: 6, Tags: map[string]any{"site": "plant-a"},
 			Methods: map[string]sim.MethodSpec{"*": {}}},
@@ -313,7 +313,7 @@ func TestCancelScheduledJob(t *testing.T) {
 }
 
 func TestCancelRunningJob(t *testing.T) {
-	reg := devices.NewRegistry(devices.Options{HostName: "h", Seed: 1})
+	reg := registry.NewRegistry(registry.Options{HostName: "h", Seed: 1})
 	lat := sim.Duration(30 * time.Millisecond)
 	require.NoError(t, reg.Apply(&sim.FleetSpec{Groups: []sim.Group{{
 		IDPattern: "s-%02d", Count: 40,
@@ -370,7 +370,7 @@ func TestCancelRunningJob(t *testing.T) {
 }
 
 func TestStatisticsWhileRunning(t *testing.T) {
-	reg := devices.NewRegistry(devices.Options{HostName: "h", Seed: 1})
+	reg := registry.NewRegistry(registry.Options{HostName: "h", Seed: 1})
 	lat := sim.Duration(200 * time.Millisecond)
 	require.NoError(t, reg.Apply(&sim.FleetSpec{Groups: []sim.Group{{
 		IDPattern: "s-%02d", Count: 6,
@@ -406,7 +406,7 @@ func TestStatisticsWhileRunning(t *testing.T) {
 
 func TestThrottlePacesDeviceOperations(t *testing.T) {
 	clock := newClock(true)
-	reg := devices.NewRegistry(devices.Options{HostName: "h", Seed: 1, Now: clock.Now})
+	reg := registry.NewRegistry(registry.Options{HostName: "h", Seed: 1, Now: clock.Now})
 	require.NoError(t, reg.Apply(sim.GenerateFleet(30)))
 	log := &deliveries{}
 	reg.OnDelivered(log.add)
@@ -455,7 +455,7 @@ func TestThrottlePacesDeviceOperations(t *testing.T) {
 }
 
 func TestMaxExecutionTime(t *testing.T) {
-	reg := devices.NewRegistry(devices.Options{HostName: "h", Seed: 1})
+	reg := registry.NewRegistry(registry.Options{HostName: "h", Seed: 1})
 	lat := sim.Duration(40 * time.Millisecond)
 	require.NoError(t, reg.Apply(&sim.FleetSpec{Groups: []sim.Group{{
 		IDPattern: "s-%02d", Count: 30,

@@ -13,7 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
 // Direct-method limits (contract §1.3).
@@ -288,8 +288,8 @@ func (h *Handler) serveInvoke(c *call) int {
 	in := c.in.(invokeRequest)
 	ctx := c.r.Context()
 	deviceID, moduleID := c.res.device, c.res.module
-	status, resp, err := h.reg.InvokeMethod(devices.WithRequestID(ctx, c.id), deviceID, moduleID, c.method, in.payload, in.connect, in.response)
-	if c.fault == devices.FaultDrop {
+	status, resp, err := h.reg.InvokeMethod(registry.WithRequestID(ctx, c.id), deviceID, moduleID, c.method, in.payload, in.connect, in.response)
+	if c.fault == registry.FaultDrop {
 		h.counters.dropped.Add(1)
 		dropConnection(c.w)
 		return statusClientClosed
@@ -328,17 +328,17 @@ func throttleError(what, tier string) *hubError {
 
 func (h *Handler) invokeError(err error, deviceID, moduleID string, connect time.Duration) *hubError {
 	switch {
-	case errors.Is(err, devices.ErrDeviceNotFound):
+	case errors.Is(err, registry.ErrDeviceNotFound):
 		return deviceNotFound(deviceID)
-	case errors.Is(err, devices.ErrModuleNotFound):
+	case errors.Is(err, registry.ErrModuleNotFound):
 		return moduleNotFound(deviceID, moduleID)
-	case errors.Is(err, devices.ErrDeviceNotOnline):
+	case errors.Is(err, registry.ErrDeviceNotOnline):
 		return &hubError{
 			code:    CodeDeviceNotOnline,
 			message: "The operation failed because the requested device isn't online or hasn't registered the direct method callback. To learn more, see https://aka.ms/iothub404103",
 			info:    [][2]string{{"timeout", durationHMS(connect)}},
 		}
-	case errors.Is(err, devices.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, registry.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return newError(CodeGatewayTimeout, "Timed out waiting for the response from device.")
 	}
 	h.log.Printf("invoke on %q/%q failed: %v", deviceID, moduleID, err)

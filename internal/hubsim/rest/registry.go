@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
 // The registry identity API, read side (api-version 2021-04-12):
@@ -61,7 +61,7 @@ type identityBody struct {
 	ModuleID     *string `json:"moduleId"`
 	Status       *string `json:"status"`
 	StatusReason *string `json:"statusReason"`
-	// Authentication is read twice: type and thumbprints by devices.Auth,
+	// Authentication is read twice: type and thumbprints by registry.Auth,
 	// the symmetric keys here.
 	Authentication json.RawMessage `json:"authentication"`
 }
@@ -88,7 +88,7 @@ func (h *Handler) serveIdentityDelete(c *call) int {
 // serveIdentityPut serves PUT /devices/{id}[/modules/{mid}]: create, or
 // replace with If-Match.
 func (h *Handler) serveIdentityPut(c *call) int {
-	spec := c.in.(devices.IdentitySpec)
+	spec := c.in.(registry.IdentitySpec)
 	spec.IfMatch = parseIfMatch(c.r.Header.Get("If-Match"))
 	if _, err := h.reg.PutIdentity(spec); err != nil {
 		return h.fail(c, h.registryError(err, c.res))
@@ -115,8 +115,8 @@ func decodeIdentity(_ *Handler, c *call) *hubError {
 
 // parseIdentityBody reads a PUT's Device or Module object. Keys given
 // empty (as the Node SDK's Registry.create sends them) are generated.
-func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hubError) {
-	spec := devices.IdentitySpec{DeviceID: res.device, ModuleID: res.module}
+func parseIdentityBody(r *http.Request, res resource) (registry.IdentitySpec, *hubError) {
+	spec := registry.IdentitySpec{DeviceID: res.device, ModuleID: res.module}
 	what := "Device"
 	if res.module != "" {
 		what = "Module"
@@ -147,7 +147,7 @@ func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hu
 		}
 	}
 	if len(b.Authentication) > 0 && string(b.Authentication) != "null" {
-		var auth devices.Auth
+		var auth registry.Auth
 		var keys symmetricKeys
 		if err := json.Unmarshal(b.Authentication, &auth); err != nil {
 			return spec, newError(CodeIotHubFormatError, "The authentication object is not valid: "+jsonErrorText(err))
@@ -157,12 +157,12 @@ func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hu
 		}
 		if auth.Type == "" {
 			// As Microsoft's SDKs normalise it: a thumbprint makes it selfSigned.
-			auth.Type = devices.AuthSAS
+			auth.Type = registry.AuthSAS
 			if auth.PrimaryThumbprint != "" {
-				auth.Type = devices.AuthSelfSigned
+				auth.Type = registry.AuthSelfSigned
 			}
 		}
-		if auth.Type == devices.AuthSAS {
+		if auth.Type == registry.AuthSAS {
 			auth.PrimaryThumbprint, auth.SecondaryThumbprint = "", "" // the SDKs send them null or empty
 		}
 		if err := auth.Check(); err != nil {
@@ -192,14 +192,14 @@ func parseIdentityBody(r *http.Request, res resource) (devices.IdentitySpec, *hu
 // registryError maps a registry error to the hub's.
 func (h *Handler) registryError(err error, res resource) *hubError {
 	switch {
-	case errors.Is(err, devices.ErrAlreadyExists):
+	case errors.Is(err, registry.ErrAlreadyExists):
 		return newError(CodeDeviceAlreadyExists, "A device with ID '"+res.device+"' is already registered.")
-	case errors.Is(err, devices.ErrModuleAlreadyExists):
+	case errors.Is(err, registry.ErrModuleAlreadyExists):
 		return newError(CodeModuleAlreadyExists, "A module with ID '"+res.module+"' already exists on device '"+res.device+"'.")
-	case errors.Is(err, devices.ErrPreconditionFailed):
+	case errors.Is(err, registry.ErrPreconditionFailed):
 		return newError(CodePreconditionFailed, "Precondition failed: the If-Match etag does not match the identity's current etag.")
-	case errors.Is(err, devices.ErrInvalidIdentity):
-		return newError(CodeArgumentInvalid, capitalize(strings.TrimPrefix(err.Error(), devices.ErrInvalidIdentity.Error()+": "))+".")
+	case errors.Is(err, registry.ErrInvalidIdentity):
+		return newError(CodeArgumentInvalid, capitalize(strings.TrimPrefix(err.Error(), registry.ErrInvalidIdentity.Error()+": "))+".")
 	}
 	return h.twinError(err, res.device, res.module)
 }

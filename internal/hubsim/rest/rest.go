@@ -22,15 +22,15 @@ import (
 	"time"
 
 	"github.com/dmctl/dmctl/internal/ctxtime"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
 	"github.com/dmctl/dmctl/internal/hubsim/jobs"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/throttle"
 )
 
 // Config is what the REST API works with; the server wires it.
 type Config struct {
-	Registry *devices.Registry
+	Registry *registry.Registry
 	Jobs     *jobs.Engine
 	// Limiter throttles; Tier names the limits in 429001 messages and the
 	// stats ("S1 x1", "unthrottled"); MaxConcurrentJobs is quoted in 429004.
@@ -63,7 +63,7 @@ type Config struct {
 // Handler serves the REST API (an http.Handler).
 type Handler struct {
 	cfg      Config
-	reg      *devices.Registry
+	reg      *registry.Registry
 	jobs     *jobs.Engine
 	limiter  *throttle.Limiter
 	auth     *authenticator

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
 // endpoint is one operation of the API: what the chain checks before it
@@ -35,7 +35,7 @@ type call struct {
 	cost   int    // bytes the methods throttle counts (a method's payload)
 	method string // the direct method's name (faults are drawn per method)
 	in     any    // the decoded request, for serve
-	fault  devices.Fault
+	fault  registry.Fault
 }
 
 // pattern is a route: path segments ("{device}", "{module}" and "{job}"
@@ -320,18 +320,18 @@ func (h *Handler) throttle(c *call, cl class) (int, bool) {
 func (h *Handler) inject(c *call) (int, bool) {
 	f := h.reg.Fault(c.res.device, c.res.module, c.method)
 	c.fault = f
-	if f != devices.FaultNone && int(f) < len(h.counters.faults) {
+	if f != registry.FaultNone && int(f) < len(h.counters.faults) {
 		h.counters.faults[f].Add(1)
 	}
 	var e *hubError
 	switch f {
-	case devices.FaultThrottle:
+	case registry.FaultThrottle:
 		e = throttleError(classNames[classMethods], h.cfg.Tier)
-	case devices.FaultServerError:
+	case registry.FaultServerError:
 		e = newError(CodeServerError, "An internal server error occurred.")
-	case devices.FaultUnavailable:
+	case registry.FaultUnavailable:
 		e = newError(CodeServiceUnavailable, "The service is temporarily unavailable. Retry the request later.")
-	case devices.FaultGatewayTimeout:
+	case registry.FaultGatewayTimeout:
 		e = newError(CodeGatewayTimeout, "Timed out waiting for the response from device.")
 	default:
 		return 0, true

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
 // serveTwinGet serves GET /twins/{id} and GET /twins/{id}/modules/{mid}.
@@ -76,13 +76,13 @@ func (h *Handler) writeTwin(c *call, twin map[string]any) int {
 
 func (h *Handler) twinError(err error, deviceID, moduleID string) *hubError {
 	switch {
-	case errors.Is(err, devices.ErrDeviceNotFound):
+	case errors.Is(err, registry.ErrDeviceNotFound):
 		return deviceNotFound(deviceID)
-	case errors.Is(err, devices.ErrModuleNotFound):
+	case errors.Is(err, registry.ErrModuleNotFound):
 		return moduleNotFound(deviceID, moduleID)
-	case errors.Is(err, devices.ErrPreconditionFailed):
+	case errors.Is(err, registry.ErrPreconditionFailed):
 		return newError(CodePreconditionFailed, "Precondition failed: the If-Match etag does not match the twin's current etag.")
-	case errors.Is(err, devices.ErrInvalidPatch):
+	case errors.Is(err, registry.ErrInvalidPatch):
 		return newError(CodeArgumentInvalid, capitalize(err.Error())+".")
 	}
 	h.log.Printf("twin %q/%q: %v", deviceID, moduleID, err)

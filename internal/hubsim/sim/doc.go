@@ -1,5 +1,5 @@
 // Package sim describes a simulated hubsim fleet and holds its pure
-// arithmetic; package devices (the registry) turns a description into
+// arithmetic; package registry turns a description into
 // identities with state and imports sim, never the reverse.
 //
 // sim owns:

@@ -7,10 +7,10 @@ import (
 
 // FleetSpec describes a simulated fleet: groups of devices with the same
 // behaviour. Build one with GenerateFleet or LoadFleetFile (or by hand, then
-// Validate) and pass it to devices.Registry.Apply. The file format is
+// Validate) and pass it to registry.Registry.Apply. The file format is
 // documented on LoadFleetFile and in fleetfile.md.
 type FleetSpec struct {
-	// Seed, when set, replaces devices.Options.Seed for everything
+	// Seed, when set, replaces registry.Options.Seed for everything
 	// simulated about these groups (offline sets, latency, failures,
 	// flapping, faults).
 	Seed   *int64  `json:"seed,omitempty"`

@@ -12,7 +12,7 @@ import (
 	"log"
 	"net"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
 // Endpoint serves devices on a listener.
@@ -25,7 +25,7 @@ type Endpoint interface {
 
 // Config is what an endpoint gets to work with.
 type Config struct {
-	Registry *devices.Registry
+	Registry *registry.Registry
 	TLS      *tls.Config // the hub's server certificate
 	HostName string      // the hub host name devices put in their username and sr
 	Log      *log.Logger

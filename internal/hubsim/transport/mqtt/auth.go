@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -73,7 +73,7 @@ type keyFunc func(deviceID, moduleID string) (primary, secondary []byte, ok bool
 
 // authFunc returns how an identity authenticates, false when it is not
 // registered.
-type authFunc func(deviceID, moduleID string) (devices.Auth, bool)
+type authFunc func(deviceID, moduleID string) (registry.Auth, bool)
 
 // authenticator checks CONNECT packets as IoT Hub does (iothub-contract.md
 // §7.2): client id, username and a device or module SAS as password, or,
@@ -173,13 +173,13 @@ func (a *authenticator) checkCredentials(clientID, username string, password []b
 
 // checkX509 authenticates an X.509 identity (identity.CheckThumbprint or
 // identity.CheckCA): a client certificate and no password.
-func (a *authenticator) checkX509(id Identity, au devices.Auth, password []byte, chain []*x509.Certificate, now time.Time) error {
+func (a *authenticator) checkX509(id Identity, au registry.Auth, password []byte, chain []*x509.Certificate, now time.Time) error {
 	if len(password) > 0 {
 		return authErrorf("%s authenticates with an X.509 certificate (%s): a password (SAS token) is not accepted", id.resourcePath(), au.Type)
 	}
 	var err error
 	switch au.Type {
-	case devices.AuthSelfSigned:
+	case registry.AuthSelfSigned:
 		err = identity.CheckThumbprint(chain, now, au.PrimaryThumbprint, au.SecondaryThumbprint)
 	default:
 		err = identity.CheckCA(chain, id.DeviceID, a.roots, now)

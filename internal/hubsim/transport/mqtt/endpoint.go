@@ -11,7 +11,7 @@
 //     "{host}/{clientId}/?api-version=..." (host with or without port, extra
 //     query parameters ignored); password = a SAS token signed with the
 //     identity's key whose sr is "{host}/devices/{id}[/modules/{mid}]". A
-//     device whose authentication is X.509 (devices.Auth) sends no password:
+//     device whose authentication is X.509 (registry.Auth) sends no password:
 //     the client certificate of the TLS handshake must have a registered
 //     thumbprint (selfSigned) or chain to Config.ClientCAs with subject CN =
 //     the device id (certificateAuthority), and be valid by the hub clock.
@@ -20,7 +20,7 @@
 //     same identity closes the first. The connection is closed when its token
 //     expires, as a hub does.
 //   - Direct methods: a device that subscribed to $iothub/methods/POST/# is
-//     attached to the registry (devices.Registry.Attach); an invoke is
+//     attached to the registry (registry.Registry.Attach); an invoke is
 //     published to it as $iothub/methods/POST/{name}/?$rid={rid} with the
 //     request payload (JSON null when there is none) and completed by the
 //     device's $iothub/methods/res/{status}/?$rid={rid}. Not subscribed
@@ -65,7 +65,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/dmctl/dmctl/internal/connstr"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/transport"
 )
 
@@ -75,7 +75,7 @@ const DefaultHandshakeTimeout = 30 * time.Second
 // Config configures an Endpoint.
 type Config struct {
 	// Registry holds the identities, their keys and twins (required).
-	Registry *devices.Registry
+	Registry *registry.Registry
 	// TLS is the server's TLS configuration: the hub's certificate (required).
 	// The endpoint serves a copy that requests (does not require) a client
 	// certificate, for X.509 identities.
@@ -126,7 +126,7 @@ type counters struct {
 // Endpoint is the MQTT device endpoint. It is a transport.Endpoint.
 type Endpoint struct {
 	cfg  Config
-	reg  *devices.Registry
+	reg  *registry.Registry
 	auth *authenticator
 	now  func() time.Time
 	log  *log.Logger

@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -190,7 +190,7 @@ func TestMethods(t *testing.T) {
 
 	// Connected but not subscribed: 404103 at once.
 	r := waitResult(t, f.invokeAsync(dev1, "reboot", nil, 0, 5*time.Second))
-	assert.ErrorIs(t, r.err, devices.ErrDeviceNotOnline)
+	assert.ErrorIs(t, r.err, registry.ErrDeviceNotOnline)
 	assert.Equal(t, "Connected", connectionState(t, f.reg, dev1), "still Connected: only not subscribed")
 
 	codes := c.subscribe(map[string]byte{FilterMethods: 2})
@@ -234,7 +234,7 @@ func TestMethods(t *testing.T) {
 		res := f.invokeAsync(dev1, "hang", nil, 0, 300*time.Millisecond)
 		c.expectPublish("$iothub/methods/POST/hang/?$rid=")
 		got := waitResult(t, res)
-		assert.ErrorIs(t, got.err, devices.ErrTimeout)
+		assert.ErrorIs(t, got.err, registry.ErrTimeout)
 		assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 	})
 	t.Run("a late or unknown answer is ignored", func(t *testing.T) {
@@ -247,12 +247,12 @@ func TestMethods(t *testing.T) {
 		req := c.expectPublish("$iothub/methods/POST/who/?$rid=")
 		c2.publish("$iothub/methods/res/200/?$rid="+topicQuery(req.TopicName)["$rid"], 0, []byte(`"impostor"`))
 		got := waitResult(t, res)
-		assert.ErrorIs(t, got.err, devices.ErrTimeout, "dev2's answer must not complete dev1's call")
+		assert.ErrorIs(t, got.err, registry.ErrTimeout, "dev2's answer must not complete dev1's call")
 	})
 	t.Run("unsubscribed: 404103 again", func(t *testing.T) {
 		c.unsubscribe(FilterMethods)
 		got := waitResult(t, f.invokeAsync(dev1, "reboot", nil, 0, time.Second))
-		assert.ErrorIs(t, got.err, devices.ErrDeviceNotOnline)
+		assert.ErrorIs(t, got.err, registry.ErrDeviceNotOnline)
 	})
 	st := f.ep.Stats()
 	assert.GreaterOrEqual(t, st.MethodRequests, int64(6))
@@ -280,7 +280,7 @@ func TestMethodsConnectTimeout(t *testing.T) {
 	// Offline registered device, connect timeout passes: 404103.
 	start := time.Now()
 	r = waitResult(t, f.invokeAsync(dev2, "hello", nil, 300*time.Millisecond, 5*time.Second))
-	assert.ErrorIs(t, r.err, devices.ErrDeviceNotOnline)
+	assert.ErrorIs(t, r.err, registry.ErrDeviceNotOnline)
 	assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
 }
 
@@ -327,7 +327,7 @@ func TestResumedSession(t *testing.T) {
 	c3.write(connectPacket("dev1", username(dev1), token(dev1, f.key(dev1), time.Hour), true))
 	assert.False(t, c3.expect(packets.Connack).SessionPresent)
 	r := waitResult(t, f.invokeAsync(dev1, "x", nil, 0, time.Second))
-	assert.ErrorIs(t, r.err, devices.ErrDeviceNotOnline)
+	assert.ErrorIs(t, r.err, registry.ErrDeviceNotOnline)
 }
 
 func TestTwin(t *testing.T) {
@@ -572,7 +572,7 @@ func TestRevokedIdentities(t *testing.T) {
 	f := newFixture(t)
 	c := f.connectAs(dev1)
 	c.subscribe(map[string]byte{FilterMethods: 1})
-	_, err := f.reg.PutIdentity(devices.IdentitySpec{DeviceID: "dev1", Status: devices.StatusDisabled, IfMatch: "*"})
+	_, err := f.reg.PutIdentity(registry.IdentitySpec{DeviceID: "dev1", Status: registry.StatusDisabled, IfMatch: "*"})
 	require.NoError(t, err)
 	c.expectClosed()
 	f.waitDisconnected(dev1, 1)
@@ -588,9 +588,9 @@ func TestRevokedIdentities(t *testing.T) {
 	c4.expectClosed()
 	assert.Equal(t, 1, strings.Count(f.logs.String(), `is disabled`), "a wrong key learns nothing of the status")
 	r := waitResult(t, f.invokeAsync(dev1, "reboot", nil, 0, time.Second))
-	assert.ErrorIs(t, r.err, devices.ErrDeviceNotOnline)
+	assert.ErrorIs(t, r.err, registry.ErrDeviceNotOnline)
 
-	_, err = f.reg.PutIdentity(devices.IdentitySpec{DeviceID: "dev1", Status: devices.StatusEnabled, IfMatch: "*"})
+	_, err = f.reg.PutIdentity(registry.IdentitySpec{DeviceID: "dev1", Status: registry.StatusEnabled, IfMatch: "*"})
 	require.NoError(t, err)
 	f.connectAs(dev1)
 	assert.Equal(t, "Connected", connectionState(t, f.reg, dev1))

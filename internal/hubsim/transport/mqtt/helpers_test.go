@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/sim"
 	"github.com/dmctl/dmctl/internal/sas"
 	"github.com/dmctl/dmctl/internal/testkit"
@@ -31,7 +31,7 @@ const testHost = "hub.test:8443"
 
 type fixture struct {
 	t      *testing.T
-	reg    *devices.Registry
+	reg    *registry.Registry
 	ep     *Endpoint
 	addr   string
 	client *tls.Config
@@ -47,11 +47,11 @@ func newFixture(t *testing.T) *fixture {
 
 // newFixtureWith is newFixture with setup run on the registry and the
 // endpoint's Config before the endpoint is made.
-func newFixtureWith(t *testing.T, setup func(*devices.Registry, *Config)) *fixture {
+func newFixtureWith(t *testing.T, setup func(*registry.Registry, *Config)) *fixture {
 	t.Helper()
 	b, err := certs.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"}, time.Now())
 	require.NoError(t, err)
-	reg := devices.NewRegistry(devices.Options{HostName: testHost, Seed: 7})
+	reg := registry.NewRegistry(registry.Options{HostName: testHost, Seed: 7})
 	require.NoError(t, reg.Register("dev1", "dev2", "dev3"))
 	off := 0.0
 	require.NoError(t, reg.Apply(&sim.FleetSpec{Groups: []sim.Group{{
@@ -381,7 +381,7 @@ func (f *fixture) waitDisconnected(id Identity, n int) {
 	})
 }
 
-func connectionState(t *testing.T, reg *devices.Registry, id Identity) string {
+func connectionState(t *testing.T, reg *registry.Registry, id Identity) string {
 	t.Helper()
 	doc, err := reg.Twin(id.DeviceID, id.ModuleID)
 	require.NoError(t, err)

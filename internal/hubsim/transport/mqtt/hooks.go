@@ -13,7 +13,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
 // Reasons the hub closes a connection.
@@ -60,10 +60,10 @@ func (c *conn) publish(topic string, body []byte) error {
 
 var jsonNull = []byte("null")
 
-// invoke is the devices.MethodHandler of the connection.
+// invoke is the registry.MethodHandler of the connection.
 func (c *conn) invoke(ctx context.Context, method string, payload json.RawMessage) (int, json.RawMessage, error) {
 	if !c.subscribed(subMethods) {
-		return 0, nil, fmt.Errorf("%w: the device has not subscribed to %s", devices.ErrDeviceNotOnline, FilterMethods)
+		return 0, nil, fmt.Errorf("%w: the device has not subscribed to %s", registry.ErrDeviceNotOnline, FilterMethods)
 	}
 	rid := c.ep.nextRID()
 	key := pendingKey(c.id.ClientID(), rid)
@@ -75,7 +75,7 @@ func (c *conn) invoke(ctx context.Context, method string, payload json.RawMessag
 		body = jsonNull // an empty body makes the Node SDK answer 400 by itself
 	}
 	if err := c.publish(methodPostTopic+method+"/?$rid="+rid, body); err != nil {
-		return 0, nil, fmt.Errorf("%w: %v", devices.ErrDeviceNotOnline, err)
+		return 0, nil, fmt.Errorf("%w: %v", registry.ErrDeviceNotOnline, err)
 	}
 	c.ep.stats.methodRequests.Add(1)
 	select {
@@ -441,10 +441,10 @@ func (c *conn) reportedPatch(topic string, body []byte) {
 	}
 	v, err := c.ep.reg.UpdateReported(c.id.DeviceID, c.id.ModuleID, patch)
 	switch {
-	case errors.Is(err, devices.ErrInvalidPatch):
+	case errors.Is(err, registry.ErrInvalidPatch):
 		c.twinResponse(400, rid, "", twinError(400004, err.Error()))
 		return
-	case errors.Is(err, devices.ErrDeviceNotFound), errors.Is(err, devices.ErrModuleNotFound):
+	case errors.Is(err, registry.ErrDeviceNotFound), errors.Is(err, registry.ErrModuleNotFound):
 		c.twinResponse(404, rid, "", twinError(404001, err.Error()))
 		return
 	case err != nil:

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
 // TestSessionsSurviveARestart: with a session store (hubsim's --dir), a
@@ -22,7 +22,7 @@ import (
 func TestSessionsSurviveARestart(t *testing.T) {
 	b, err := certs.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"}, time.Now())
 	require.NoError(t, err)
-	reg := devices.NewRegistry(devices.Options{HostName: testHost, Seed: 7})
+	reg := registry.NewRegistry(registry.Options{HostName: testHost, Seed: 7})
 	require.NoError(t, reg.Register("dev1"))
 	store := filepath.Join(t.TempDir(), "mqtt-sessions.db")
 
@@ -74,7 +74,7 @@ func TestSessionsSurviveARestart(t *testing.T) {
 func TestSessionStoreReleasedWithoutServing(t *testing.T) {
 	b, err := certs.LoadOrCreate(t.TempDir(), []string{"127.0.0.1"}, time.Now())
 	require.NoError(t, err)
-	reg := devices.NewRegistry(devices.Options{HostName: testHost})
+	reg := registry.NewRegistry(registry.Options{HostName: testHost})
 	store := filepath.Join(t.TempDir(), "mqtt-sessions.db")
 	ep, err := New(Config{Registry: reg, TLS: b.TLSConfig(), HostName: testHost, Sessions: store})
 	require.NoError(t, err)

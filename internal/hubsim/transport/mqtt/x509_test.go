@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dmctl/dmctl/internal/hubsim/devices"
+	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
 
@@ -45,12 +45,12 @@ func newX509Fixture(t *testing.T) *x509Fixture {
 	x.selfA = testkit.NewCert(t, testkit.CertSpec{CommonName: "self1"})
 	x.selfB = testkit.NewCert(t, testkit.CertSpec{CommonName: "self1"})
 	x.stranger = testkit.NewCert(t, testkit.CertSpec{CommonName: "self1"})
-	x.fixture = newFixtureWith(t, func(reg *devices.Registry, cfg *Config) {
+	x.fixture = newFixtureWith(t, func(reg *registry.Registry, cfg *Config) {
 		require.NoError(t, reg.Register("self1", "ca1", "ca2", "ca1/mod"))
-		require.NoError(t, reg.SetAuth("self1", "", devices.Auth{Type: devices.AuthSelfSigned,
+		require.NoError(t, reg.SetAuth("self1", "", registry.Auth{Type: registry.AuthSelfSigned,
 			PrimaryThumbprint: strings.ToUpper(x.selfA.SHA256()), SecondaryThumbprint: x.selfB.SHA1()}))
 		for _, d := range []string{"ca1", "ca2"} {
-			require.NoError(t, reg.SetAuth(d, "", devices.Auth{Type: devices.AuthCertificateAuthority}))
+			require.NoError(t, reg.SetAuth(d, "", registry.Auth{Type: registry.AuthCertificateAuthority}))
 		}
 		pool := x509.NewCertPool()
 		pool.AddCert(x.root.Cert)

@@ -1,4 +1,4 @@
-// Package devices is hubsim's device registry: device and module identities
+// Package registry is hubsim's device registry: device and module identities
 // with their keys and authentication, twins (iothub-contract.md §4.2), the
 // simulated devices a fleet description creates (Registry.Apply), the
 // device-management life cycles reported in properties.reported.iothubDM
@@ -35,4 +35,4 @@
 //
 // The fleet-file format is documented on sim.LoadFleetFile and in
 // ../sim/fleetfile.md.
-package devices
+package registry
