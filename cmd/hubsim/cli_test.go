@@ -17,6 +17,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/connstr"
 	"github.com/dmctl/dmctl/internal/hubsim"
+	"github.com/dmctl/dmctl/internal/hubsim/hubenv"
 	"github.com/dmctl/dmctl/internal/sas"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
@@ -143,14 +144,14 @@ func TestReadyLineEnvAndRestart(t *testing.T) {
 	assert.Contains(t, r.ServiceConnectionString, "SharedAccessKeyName=service;")
 
 	// hubsim.env is written right after the ready line.
-	_, err := hubsim.WaitReady(context.Background(), dir, 30*time.Second)
+	_, err := hubenv.WaitReady(context.Background(), dir, 30*time.Second)
 	require.NoError(t, err)
-	env, err := os.ReadFile(filepath.Join(dir, hubsim.EnvFile))
+	env, err := os.ReadFile(filepath.Join(dir, hubenv.File))
 	require.NoError(t, err)
 	assert.Contains(t, string(env), "export IOTHUB_CONNECTION_STRING='"+r.ServiceConnectionString+"'")
 	assert.Contains(t, string(env), "export SSL_CERT_FILE='"+r.CAFile+"'")
 	assert.Contains(t, string(env), "export HUBSIM_HOST='"+r.HostName+"'")
-	fi, err := os.Stat(filepath.Join(dir, hubsim.EnvFile))
+	fi, err := os.Stat(filepath.Join(dir, hubenv.File))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	fi, err = os.Stat(filepath.Join(dir, hubsim.StateFile))
@@ -195,7 +196,7 @@ func TestTemporaryDirIsRemovedOnExit(t *testing.T) {
 func TestTokenCommand(t *testing.T) {
 	dir := t.TempDir()
 	r, _, _ := runHub(t, "--dir", dir, "--register", "tok-1,tok-1/m1")
-	_, err := hubsim.WaitReady(context.Background(), dir, 30*time.Second)
+	_, err := hubenv.WaitReady(context.Background(), dir, 30*time.Second)
 	require.NoError(t, err)
 	for _, id := range []string{"tok-1", "tok-1/m1"} {
 		dev, mod, _ := strings.Cut(id, "/")

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dmctl/dmctl/internal/connstr"
-	"github.com/dmctl/dmctl/internal/hubsim"
+	"github.com/dmctl/dmctl/internal/hubsim/hubenv"
 	"github.com/dmctl/dmctl/internal/sas"
 )
 
@@ -68,7 +68,7 @@ a secret: it goes to stdout only.`,
 // deviceToken reads the identity's primary key from the hub's registry and
 // signs a token for it.
 func deviceToken(ctx context.Context, dir, device, module string, ttl time.Duration) (string, error) {
-	env, err := hubsim.LoadHubEnv(filepath.Join(dir, hubsim.EnvFile))
+	env, err := hubenv.Load(filepath.Join(dir, hubenv.File))
 	if err != nil {
 		return "", err
 	}

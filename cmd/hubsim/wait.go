@@ -5,7 +5,7 @@ import (
 	"io"
 	"path/filepath"
 
-	"github.com/dmctl/dmctl/internal/hubsim"
+	"github.com/dmctl/dmctl/internal/hubsim/hubenv"
 	"github.com/spf13/cobra"
 )
 
@@ -17,7 +17,7 @@ import (
 // the CA in it.
 func newWaitCmd(_, stderr io.Writer) *cobra.Command {
 	var dir string
-	timeout := hubsim.DefaultWaitTimeout
+	timeout := hubenv.DefaultWaitTimeout
 	cmd := &cobra.Command{
 		Use:   "wait --dir DIR [--timeout 30s]",
 		Short: "Wait until the hubsim serving DIR is ready",
@@ -48,11 +48,11 @@ in the background, then wait:
 			if timeout <= 0 {
 				return usagef("--timeout %s: must be more than 0", timeout)
 			}
-			addr, err := hubsim.WaitReady(cmd.Context(), dir, timeout)
+			addr, err := hubenv.WaitReady(cmd.Context(), dir, timeout)
 			if err != nil {
 				return err
 			}
-			_, _ = fmt.Fprintf(stderr, "hubsim: ready on https://%s; environment in %s\n", addr, filepath.Join(dir, hubsim.EnvFile))
+			_, _ = fmt.Fprintf(stderr, "hubsim: ready on https://%s; environment in %s\n", addr, filepath.Join(dir, hubenv.File))
 			return nil
 		},
 	}
@@ -60,6 +60,6 @@ in the background, then wait:
 	fl := cmd.Flags()
 	fl.SortFlags = false
 	fl.StringVar(&dir, "dir", "", "the `DIR` the hubsim to wait for was started with (--dir)")
-	fl.DurationVar(&timeout, "timeout", hubsim.DefaultWaitTimeout, "give up after this long (exit 1)")
+	fl.DurationVar(&timeout, "timeout", hubenv.DefaultWaitTimeout, "give up after this long (exit 1)")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/hubsim"
+	"github.com/dmctl/dmctl/internal/hubsim/hubenv"
 	"github.com/dmctl/dmctl/internal/testkit"
 )
 
@@ -47,7 +48,7 @@ func TestWaitTimesOutWithoutAHub(t *testing.T) {
 	code := Run(context.Background(), []string{"wait", "--dir", dir, "--timeout", "200ms"}, &stdout, &stderr)
 	assert.Equal(t, ExitError, code)
 	assert.Contains(t, stderr.String(), "was not ready within 200ms")
-	assert.Contains(t, stderr.String(), filepath.Join(dir, hubsim.EnvFile)+" does not exist")
+	assert.Contains(t, stderr.String(), filepath.Join(dir, hubenv.File)+" does not exist")
 	assert.Empty(t, stdout.String())
 }
 
@@ -64,7 +65,7 @@ func TestWaitIsNotFooledByAStaleEnvFile(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := Run(context.Background(), []string{"wait", "--dir", dir, "--timeout", "300ms"}, &stdout, &stderr)
 	assert.Equal(t, ExitError, code)
-	assert.Contains(t, stderr.String(), "https://"+addr+" (from "+filepath.Join(dir, hubsim.EnvFile)+") does not accept TLS connections")
+	assert.Contains(t, stderr.String(), "https://"+addr+" (from "+filepath.Join(dir, hubenv.File)+") does not accept TLS connections")
 }
 
 // A TLS server that is not the hub of DIR (another CA) is not it either.
@@ -74,19 +75,19 @@ func TestWaitVerifiesTheCAOfDir(t *testing.T) {
 	s := newTestServer(t, hubsim.Config{Dir: dir})
 	_, err := s.WriteEnv()
 	require.NoError(t, err)
-	env, err := os.ReadFile(filepath.Join(dir, hubsim.EnvFile))
+	env, err := os.ReadFile(filepath.Join(dir, hubenv.File))
 	require.NoError(t, err)
 	// Point DIR's env file at the other hub: same host, another CA.
 	_, otherPort, _ := net.SplitHostPort(other.HostName())
 	_, port, _ := net.SplitHostPort(s.HostName())
 	forged := strings.ReplaceAll(string(env), ":"+port, ":"+otherPort)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, hubsim.EnvFile), []byte(forged), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, hubenv.File), []byte(forged), 0o600))
 
 	// One whole probe (not bounded by a short wait, which a loaded machine
 	// could cut before the handshake ends) is refused for the certificate.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = hubsim.WaitReady(ctx, dir, 3*time.Second)
+	_, err = hubenv.WaitReady(ctx, dir, 3*time.Second)
 	require.Error(t, err, "WaitReady never takes it for DIR's hub")
 	assert.Contains(t, err.Error(), "certificate", "its last whole probe was refused for the certificate")
 }
@@ -113,10 +114,10 @@ func TestWaitForAStartingHub(t *testing.T) {
 	assert.Contains(t, stderr.String(), "hubsim: ready on https://127.0.0.1:")
 	assert.Empty(t, stdout.String())
 
-	vars, err := hubsim.ReadEnvFile(filepath.Join(dir, hubsim.EnvFile))
+	vars, err := hubenv.Read(filepath.Join(dir, hubenv.File))
 	require.NoError(t, err)
 	assert.Contains(t, stderr.String(), vars["HUBSIM_HOST"])
-	_, err = hubsim.WaitReady(context.Background(), dir, 5*time.Second)
+	_, err = hubenv.WaitReady(context.Background(), dir, 5*time.Second)
 	assert.NoError(t, err, "the hub wait reported is serving")
 
 	cancel()
@@ -132,14 +133,14 @@ func TestWaitForAStartingHub(t *testing.T) {
 // can read an old address while the new hub starts.
 func TestNewRemovesAStaleEnvFile(t *testing.T) {
 	dir := t.TempDir()
-	env := filepath.Join(dir, hubsim.EnvFile)
+	env := filepath.Join(dir, hubenv.File)
 	require.NoError(t, os.WriteFile(env, []byte("export HUBSIM_HTTPS_ADDR='127.0.0.1:1'\n"), 0o600))
 	s := newTestServer(t, hubsim.Config{Dir: dir})
 	_, err := os.Stat(env)
 	assert.True(t, os.IsNotExist(err), "stale %s removed by New: %v", env, err)
 	_, err = s.WriteEnv()
 	require.NoError(t, err)
-	vars, err := hubsim.ReadEnvFile(env)
+	vars, err := hubenv.Read(env)
 	require.NoError(t, err)
 	assert.Equal(t, s.HostName(), vars["HUBSIM_HTTPS_ADDR"])
 }
@@ -158,7 +159,7 @@ func TestReadyLineFileIsPrivate(t *testing.T) {
 	stderr := &testkit.SyncBuffer{}
 	go func() { done <- Run(ctx, []string{"--dir", filepath.Join(dir, "hub")}, out, stderr) }()
 
-	_, err = hubsim.WaitReady(context.Background(), filepath.Join(dir, "hub"), 30*time.Second)
+	_, err = hubenv.WaitReady(context.Background(), filepath.Join(dir, "hub"), 30*time.Second)
 	require.NoError(t, err, stderr.String())
 	b, err := os.ReadFile(out.Name())
 	require.NoError(t, err)

@@ -38,11 +38,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dmctl/dmctl/internal/atomicfile"
 	"github.com/dmctl/dmctl/internal/ctxtime"
 
 	"github.com/dmctl/dmctl/internal/hubsim/certs"
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
+	"github.com/dmctl/dmctl/internal/hubsim/hubenv"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/hubsim/jobs"
 	"github.com/dmctl/dmctl/internal/hubsim/registry"
@@ -230,8 +230,8 @@ func New(cfg Config) (*Server, error) {
 	// A hubsim.env left by an earlier run names listeners that are gone (or
 	// another run's): remove it before listening, so that `hubsim wait` never
 	// takes it for this run's. WriteEnv writes the new one once serving.
-	if err := os.Remove(filepath.Join(s.dir, EnvFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove the stale %s: %w", filepath.Join(s.dir, EnvFile), err)
+	if err := os.Remove(filepath.Join(s.dir, hubenv.File)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove the stale %s: %w", filepath.Join(s.dir, hubenv.File), err)
 	}
 	if s.state, err = loadState(s.dir); err != nil {
 		return nil, err
@@ -656,9 +656,6 @@ func (s *Server) DeviceConnectionString(deviceID, moduleID string) string {
 	return cs + ";SharedAccessKey=" + base64.StdEncoding.EncodeToString(key)
 }
 
-// EnvFile is the name of the file in Dir with shell variables for `source`.
-const EnvFile = "hubsim.env"
-
 // WriteEnv writes Dir/hubsim.env (mode 0600: it holds keys) atomically, so a
 // reader (`hubsim wait`, `source`) sees all of it or none. serve calls it once
 // the hub serves; New removes the file an earlier run left.
@@ -684,20 +681,11 @@ func (s *Server) WriteEnv() (string, error) {
 			break
 		}
 	}
-	var b strings.Builder
-	b.WriteString("# Written by hubsim for `source`. Holds secrets: keep it private.\n")
-	for _, kv := range vars {
-		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
-	}
-	path := s.dir + string(os.PathSeparator) + EnvFile
-	if err := atomicfile.Write(path, []byte(b.String()), 0o600); err != nil {
+	path := filepath.Join(s.dir, hubenv.File)
+	if err := hubenv.Write(path, vars); err != nil {
 		return "", err
 	}
 	return path, nil
-}
-
-func shellQuote(v string) string {
-	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
 
 // MarshalReady encodes the ready line (one line, no trailing newline).

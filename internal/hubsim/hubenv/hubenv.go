@@ -1,4 +1,8 @@
-package hubsim
+// Package hubenv is DIR/hubsim.env, the file a running hubsim describes
+// itself in for `source` and for its own commands: its format (Write, Read),
+// the hub it names with a TLS configuration that trusts the hub's CA (Load),
+// and waiting until that hub serves (WaitReady, `hubsim wait`).
+package hubenv
 
 import (
 	"context"
@@ -11,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dmctl/dmctl/internal/atomicfile"
 )
 
 // DefaultWaitTimeout is how long `hubsim wait` waits by default.
@@ -23,14 +29,14 @@ var waitPollInterval = 50 * time.Millisecond
 // waitDialTimeout bounds one TLS connection attempt.
 const waitDialTimeout = 2 * time.Second
 
-// WaitReady waits until the hubsim serving dir is ready (see newWaitCmd),
+// WaitReady waits until the hubsim serving dir is ready (`hubsim wait`),
 // polling every waitPollInterval, and returns its HTTPS host (HOST:PORT).
 // After timeout, or when ctx ends, it returns an error that says what was
 // missing.
 func WaitReady(ctx context.Context, dir string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	envPath := filepath.Join(dir, EnvFile)
+	envPath := filepath.Join(dir, File)
 	var last error
 	for {
 		addr, err := probeReady(ctx, envPath)
@@ -51,18 +57,18 @@ func WaitReady(ctx context.Context, dir string, timeout time.Duration) (string, 
 	}
 }
 
-// HubEnv is the running hub a DIR/hubsim.env names: its variables and a
+// Env is the running hub a DIR/hubsim.env names: its variables and a
 // TLS configuration that trusts its CA for its host name.
-type HubEnv struct {
+type Env struct {
 	Path string            // DIR/hubsim.env
 	Vars map[string]string // HUBSIM_*, IOTHUB_CONNECTION_STRING, ...
 	TLS  *tls.Config       // RootCAs = HUBSIM_CA_FILE, ServerName = HUBSIM_HOST without its port
 }
 
-// LoadHubEnv reads envPath (DIR/hubsim.env) and the CA it names. Errors
+// Load reads envPath (DIR/hubsim.env) and the CA it names. Errors
 // say which file or variable is wrong.
-func LoadHubEnv(envPath string) (*HubEnv, error) {
-	vars, err := ReadEnvFile(envPath)
+func Load(envPath string) (*Env, error) {
+	vars, err := Read(envPath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s does not exist (is `hubsim --dir %s` running?)", envPath, filepath.Dir(envPath))
 	}
@@ -85,13 +91,13 @@ func LoadHubEnv(envPath string) (*HubEnv, error) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		serverName = h // HostName has no port on 443
 	}
-	return &HubEnv{Path: envPath, Vars: vars, TLS: &tls.Config{RootCAs: pool, ServerName: strings.Trim(serverName, "[]"), MinVersion: tls.VersionTLS12}}, nil
+	return &Env{Path: envPath, Vars: vars, TLS: &tls.Config{RootCAs: pool, ServerName: strings.Trim(serverName, "[]"), MinVersion: tls.VersionTLS12}}, nil
 }
 
 // probeReady reads the env file and completes one TLS handshake with the
 // address it names.
 func probeReady(ctx context.Context, envPath string) (string, error) {
-	env, err := LoadHubEnv(envPath)
+	env, err := Load(envPath)
 	if err != nil {
 		return "", err
 	}
@@ -107,8 +113,8 @@ func probeReady(ctx context.Context, envPath string) (string, error) {
 	return env.Vars["HUBSIM_HOST"], nil
 }
 
-// ReadEnvFile parses the `export NAME='value'` lines WriteEnv writes.
-func ReadEnvFile(path string) (map[string]string, error) {
+// Read parses the `export NAME='value'` lines Write writes.
+func Read(path string) (map[string]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -124,6 +130,25 @@ func ReadEnvFile(path string) (map[string]string, error) {
 		}
 	}
 	return vars, nil
+}
+
+// File is the name of the file in hubsim's --dir.
+const File = "hubsim.env"
+
+// Write writes path (mode 0600: it holds keys) atomically, so a reader
+// (WaitReady, `source`) sees all of it or none: one `export NAME='value'`
+// line per variable, in order.
+func Write(path string, vars [][2]string) error {
+	var b strings.Builder
+	b.WriteString("# Written by hubsim for `source`. Holds secrets: keep it private.\n")
+	for _, kv := range vars {
+		fmt.Fprintf(&b, "export %s=%s\n", kv[0], shellQuote(kv[1]))
+	}
+	return atomicfile.Write(path, []byte(b.String()), 0o600)
+}
+
+func shellQuote(v string) string {
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
 }
 
 // shellUnquote reverses shellQuote.

@@ -1,4 +1,4 @@
-package hubsim
+package hubenv
 
 import (
 	"os"
@@ -9,11 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReadEnvFileRoundTrip: ReadEnvFile reads back what shellQuote writes.
-func TestReadEnvFileRoundTrip(t *testing.T) {
-	p := filepath.Join(t.TempDir(), EnvFile)
+// TestReadFileRoundTrip: ReadFile reads back what shellQuote writes.
+func TestReadFileRoundTrip(t *testing.T) {
+	p := filepath.Join(t.TempDir(), File)
 	require.NoError(t, os.WriteFile(p, []byte("# comment\nexport A="+shellQuote("it's")+"\nexport B=''\nnot a line\n"), 0o600))
-	vars, err := ReadEnvFile(p)
+	vars, err := Read(p)
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"A": "it's", "B": ""}, vars)
 }
