@@ -45,6 +45,7 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/hubenv"
 	"github.com/dmctl/dmctl/internal/hubsim/identity"
 	"github.com/dmctl/dmctl/internal/hubsim/jobs"
+	"github.com/dmctl/dmctl/internal/hubsim/methodlog"
 	"github.com/dmctl/dmctl/internal/hubsim/registry"
 	"github.com/dmctl/dmctl/internal/hubsim/rest"
 	"github.com/dmctl/dmctl/internal/hubsim/sim"
@@ -142,7 +143,7 @@ type Server struct {
 	limiter    *throttle.Limiter
 	limits     throttle.Limits
 	tierDesc   string
-	mlog       *methodLog
+	mlog       *methodlog.Log
 	hostName   string
 	seed       int64
 	sleep      func(ctx context.Context, d time.Duration) bool // traffic-shaping delay (tests replace it)
@@ -306,7 +307,7 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	if cfg.MethodLog != "" {
-		if s.mlog, err = openMethodLog(cfg.MethodLog); err != nil {
+		if s.mlog, err = methodlog.Open(cfg.MethodLog); err != nil {
 			return nil, &InputError{"--method-log", err}
 		}
 	}
@@ -437,13 +438,13 @@ func hostName(configured string, bound net.Addr) string {
 func (s *Server) onDelivered(d registry.Delivery) {
 	s.api.CountDelivered()
 	if s.mlog != nil {
-		s.mlog.record(d)
+		s.mlog.Record(d)
 	}
 }
 
 func (s *Server) flushMethodLog() {
 	if s.mlog != nil {
-		s.mlog.flush()
+		s.mlog.Flush()
 	}
 }
 

@@ -1,4 +1,7 @@
-package hubsim
+// Package methodlog is hubsim's --method-log: one JSON line per method the
+// registry delivered to a device, the ground truth tests compare a client's
+// account with.
+package methodlog
 
 import (
 	"bufio"
@@ -13,14 +16,14 @@ import (
 	"github.com/dmctl/dmctl/internal/hubsim/registry"
 )
 
-// methodLogFlushInterval bounds how long a delivered method may sit in the
+// flushInterval bounds how long a delivered method may sit in the
 // buffer before it reaches the file.
-const methodLogFlushInterval = 100 * time.Millisecond
+const flushInterval = 100 * time.Millisecond
 
-// methodLog appends one JSON line per delivered method:
+// Log appends one JSON line per delivered method:
 //
 //	{"time":"2025-01-02T03:04:05.123456789Z","deviceId":"d","moduleId":"","method":"reboot","requestId":"...","status":200}
-type methodLog struct {
+type Log struct {
 	mu   sync.Mutex
 	f    *os.File
 	w    *bufio.Writer
@@ -30,32 +33,33 @@ type methodLog struct {
 	done chan struct{}
 }
 
-func openMethodLog(path string) (*methodLog, error) {
+// Open opens (appends to) the log file at path and starts its flusher.
+func Open(path string) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("--method-log: %w", err)
 	}
-	l := &methodLog{f: f, w: bufio.NewWriterSize(f, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Log{f: f, w: bufio.NewWriterSize(f, 64<<10), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.flusher()
 	return l, nil
 }
 
-func (l *methodLog) flusher() {
+func (l *Log) flusher() {
 	defer close(l.done)
-	t := time.NewTicker(methodLogFlushInterval)
+	t := time.NewTicker(flushInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			l.flush()
+			l.Flush()
 		case <-l.stop:
 			return
 		}
 	}
 }
 
-// flush writes what is buffered to the file.
-func (l *methodLog) flush() {
+// Flush writes what is buffered to the file.
+func (l *Log) Flush() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.w.Buffered() > 0 && l.err == nil {
@@ -63,8 +67,8 @@ func (l *methodLog) flush() {
 	}
 }
 
-// record appends d.
-func (l *methodLog) record(d registry.Delivery) {
+// Record appends d.
+func (l *Log) Record(d registry.Delivery) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buf[:0]
@@ -88,7 +92,7 @@ func (l *methodLog) record(d registry.Delivery) {
 }
 
 // Close flushes and closes the file.
-func (l *methodLog) Close() error {
+func (l *Log) Close() error {
 	close(l.stop)
 	<-l.done
 	l.mu.Lock()
