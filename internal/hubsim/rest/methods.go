@@ -277,7 +277,7 @@ func decodeInvoke(_ *Handler, c *call) *hubError {
 		return herr
 	}
 	c.method, c.cost = method, len(payload)
-	c.in = invokeRequest{payload: payload, connect: connect, response: response}
+	c.invoke = invokeRequest{payload: payload, connect: connect, response: response}
 	return nil
 }
 
@@ -285,7 +285,7 @@ func decodeInvoke(_ *Handler, c *call) *hubError {
 // by InvokeMethod (404001, 404010): like a hub's front door the throttle
 // has counted the call anyway.
 func (h *Handler) serveInvoke(c *call) int {
-	in := c.in.(invokeRequest)
+	in := c.invoke
 	ctx := c.r.Context()
 	deviceID, moduleID := c.res.device, c.res.module
 	status, resp, err := h.reg.InvokeMethod(registry.WithRequestID(ctx, c.id), deviceID, moduleID, c.method, in.payload, in.connect, in.response)

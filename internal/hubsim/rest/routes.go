@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dmctl/dmctl/internal/hubsim/entra"
@@ -32,9 +33,10 @@ type call struct {
 	res resource // the device or module of the path; device "" = the hub
 	job string   // the job id of the path
 	// Set by decode: the request's own data.
-	cost   int    // bytes the methods throttle counts (a method's payload)
-	method string // the direct method's name (faults are drawn per method)
-	in     any    // the decoded request, for serve
+	cost   int           // bytes the methods throttle counts (a method's payload)
+	method string        // the direct method's name (faults are drawn per method)
+	invoke invokeRequest // the decoded direct method call (kept out of in: the hot path)
+	in     any           // the decoded request of other endpoints, for serve
 	fault  registry.Fault
 }
 
@@ -123,6 +125,9 @@ var routes = []pattern{
 	on("hubsim/stats", get(epStats), head(epStats)),
 }
 
+// callPool recycles calls: one per request on the hot path otherwise.
+var callPool = sync.Pool{New: func() any { return new(call) }}
+
 // statusClientClosed counts requests whose client went away before the answer.
 const statusClientClosed = 499
 
@@ -134,7 +139,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Verbose {
 		start = time.Now()
 	}
-	c := &call{w: w, r: r, id: h.requestID(r)}
+	c := callPool.Get().(*call)
+	*c = call{w: w, r: r, id: h.requestID(r)}
 	rt := routeUnknown
 	status := 0
 	defer func() {
@@ -151,6 +157,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.cfg.Verbose {
 			h.log.Printf("%s %s %d %s rid=%s", r.Method, r.URL.Path, status, time.Since(start).Round(time.Microsecond), c.id)
 		}
+		*c = call{} // nothing keeps a call once served
+		callPool.Put(c)
 	}()
 	ep, herr := match(c)
 	if ep != nil {
@@ -167,13 +175,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ids into c. A 405 or a bad id comes with the endpoint (for the counters).
 func match(c *call) (*endpoint, *hubError) {
 	path := c.r.URL.EscapedPath()
-	if entra.Match(path) {
-		return epEntra, nil
+	var buf [maxSegs]string
+	n, ok := splitPath(path, &buf)
+	segs := buf[:n]
+	if !ok {
+		segs = nil // deeper than any route
 	}
-	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	for _, p := range routes {
-		ids, ok := p.match(segs)
-		if !ok {
+	for i := range routes {
+		p := &routes[i]
+		if !p.match(segs) {
 			continue
 		}
 		var ep *endpoint
@@ -187,8 +197,9 @@ func match(c *call) (*endpoint, *hubError) {
 			c.w.Header().Set("Allow", p.allow)
 			return p.methods[0].ep, newError(CodeGenericMethodNotAllowed, "The HTTP method is not allowed on this resource; allowed: "+p.allow+".")
 		}
-		for i, name := range ids {
-			if name == "" {
+		for i, s := range p.segs {
+			name, isID := idName(s)
+			if !isID {
 				continue
 			}
 			v, err := url.PathUnescape(segs[i])
@@ -206,29 +217,52 @@ func match(c *call) (*endpoint, *hubError) {
 		}
 		return ep, nil
 	}
+	if entra.Match(path) { // the local tenant's discovery and token endpoints
+		return epEntra, nil
+	}
 	return nil, newError(CodeGenericNotFound, "The requested resource "+displayID(c.r.URL.Path)+" was not found.")
 }
 
-// match reports whether segs is p's path; ids[i] names the id segs[i]
-// holds ("" for a literal).
-func (p pattern) match(segs []string) (ids []string, ok bool) {
+// maxSegs is more segments than any route has.
+const maxSegs = 6
+
+// splitPath splits an escaped path into its segments without allocating
+// and returns how many; false when it has more than any route.
+func splitPath(path string, segs *[maxSegs]string) (int, bool) {
+	rest := strings.TrimPrefix(path, "/")
+	for n := 0; n < maxSegs; n++ {
+		seg, after, more := strings.Cut(rest, "/")
+		segs[n] = seg
+		if !more {
+			return n + 1, true
+		}
+		rest = after
+	}
+	return 0, false
+}
+
+// idName says whether a pattern segment captures an id, and which.
+func idName(seg string) (string, bool) {
+	if len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}' {
+		return seg[1 : len(seg)-1], true
+	}
+	return "", false
+}
+
+// match reports whether segs is p's path.
+func (p *pattern) match(segs []string) bool {
 	if p.slashOK && len(segs) == len(p.segs)+1 && segs[len(segs)-1] == "" {
 		segs = segs[:len(p.segs)]
 	}
 	if len(segs) != len(p.segs) {
-		return nil, false
+		return false
 	}
-	ids = make([]string, len(segs))
 	for i, s := range p.segs {
-		if len(s) > 2 && s[0] == '{' {
-			ids[i] = s[1 : len(s)-1]
-			continue
-		}
-		if segs[i] != s {
-			return nil, false
+		if _, isID := idName(s); !isID && segs[i] != s {
+			return false
 		}
 	}
-	return ids, true
+	return true
 }
 
 // chain applies the endpoint's policy in the one order every request
