@@ -82,6 +82,13 @@ type RunOptions struct {
 	// percentage when a wave ends. Untouched targets are reported skipped
 	// and Run returns a *ThresholdError. Zero: never.
 	MaxFailures Threshold
+	// AbortIf stops the run as soon as one criterion holds, judged on every
+	// result (with or without waves); a percentage once MinSample targets
+	// have finished (0: DefaultMinSample). As for MaxFailures, calls in
+	// flight finish, untouched targets are reported skipped and Run returns
+	// a *ThresholdError naming the criterion.
+	AbortIf   []Criterion
+	MinSample int
 	// OnWave, when set, is called as each wave starts (1-based, of waves;
 	// waves is 0 when not known ahead, for batch sizes on a streamed source).
 	OnWave func(wave, waves, from, to int)
@@ -118,10 +125,13 @@ type Runner struct {
 // NewRunner returns a Runner that calls inv.
 func NewRunner(inv Invoker) *Runner { return &Runner{Invoker: inv} }
 
-// ThresholdError says that --max-failures stopped the run.
+// ThresholdError says that --max-failures or an --abort-if criterion
+// stopped the run.
 type ThresholdError struct {
 	Threshold Threshold
-	Failed    int // targets failed when the run stopped
+	// Criterion is the --abort-if that held; its Class zero: --max-failures.
+	Criterion Criterion
+	Failed    int // targets failed (in the criterion's class) when the run stopped
 	Finished  int // targets finished (not skipped) when the run stopped
 	Wave      int // the wave that had run last (1-based)
 	Waves     int // waves planned; 0 when not known ahead
@@ -138,8 +148,15 @@ func (e *ThresholdError) Error() string {
 			at = fmt.Sprintf(" after wave %d", e.Wave)
 		}
 	}
-	return fmt.Sprintf("the rollout stopped%s: %d of %d finished targets failed, more than --max-failures %s; %d targets were not started",
-		at, e.Failed, e.Finished, e.Threshold, e.Skipped)
+	rule, ended := "--max-failures "+e.Threshold.String(), "failed"
+	if e.Criterion.Class != "" {
+		rule = "--abort-if " + e.Criterion.String()
+		if e.Criterion.Class != ClassAny {
+			ended = "ended " + string(e.Criterion.Class)
+		}
+	}
+	return fmt.Sprintf("the rollout stopped%s: %d of %d finished targets %s, more than %s; %d targets were not started",
+		at, e.Failed, e.Finished, ended, rule, e.Skipped)
 }
 
 // Progress is a live view of a run for a progress display. It is safe for
@@ -616,6 +633,7 @@ func (ru *run) waitCompleted(n int) bool {
 func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 	defer close(done)
 	opts := ru.opts
+	judge := newAbortJudge(opts.AbortIf, opts.MinSample)
 	for res := range results {
 		ru.tally.Add(res)
 		// Skipped targets are journaled too, so the journal accounts for
@@ -648,6 +666,9 @@ func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 		ru.mu.Unlock()
 		if t := opts.MaxFailures; t.IsSet() && t.Percent == 0 && t.Exceeded(failed, finished) && ru.dispatch.Err() == nil {
 			ru.stop(&ThresholdError{Threshold: t, Failed: failed, Finished: finished, Wave: int(ru.progress.wave.Load()), Waves: int(ru.progress.waves.Load())})
+		}
+		if c, n, ok := judge.add(res.Outcome, finished); ok && ru.dispatch.Err() == nil {
+			ru.stop(&ThresholdError{Threshold: c.Threshold, Criterion: c, Failed: n, Finished: finished, Wave: int(ru.progress.wave.Load()), Waves: int(ru.progress.waves.Load())})
 		}
 	}
 }

@@ -19,7 +19,7 @@ const (
 	ExitUsage       = 2   // usage or input error: nothing was sent
 	ExitAuth        = 3   // authentication or authorization refused
 	ExitTargets     = 4   // at least one target did not succeed
-	ExitThreshold   = 5   // the run was stopped by its failure threshold (waves)
+	ExitThreshold   = 5   // the run was stopped by its failure threshold (--max-failures, --abort-if)
 	ExitInterrupted = 130 // interrupted (Ctrl-C or SIGTERM)
 )
 

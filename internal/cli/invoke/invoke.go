@@ -74,8 +74,11 @@ const invokeLong = `
 			targets in waves, waiting for every answer, and --wave-pause between
 			them. --max-failures N stops as soon as more than N targets failed;
 			--max-failures P% stops at the end of a wave when more than P% of the
-			targets finished so far failed. Either way the untouched targets are
-			reported skipped and dmctl exits 5.
+			targets finished so far failed. --abort-if 'CLASS>N' or 'CLASS>P%'
+			(repeatable) stops on one kind of outcome (offline, timeout, failed,
+			error, unknown, waitFailed, waitTimeout, ..., or any), judged on every
+			result, a percentage once --min-sample targets (default 10) finished.
+			Either way the untouched targets are reported skipped and dmctl exits 5.
 
 			Interruptions: --journal FILE records each target before its call is
 			sent and its result after. Ctrl-C (or SIGTERM) stops starting calls and
@@ -146,6 +149,7 @@ const invokeExamples = `
 			$ dmctl invoke reboot --device gw-1 --module telemetry -o json
 			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --rate auto --tier S1 --units 2 -o jsonl
 			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --waves 1,10%,50%,100% --max-failures 2% --journal fw.journal
+			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.site = 'plant-a'" --abort-if 'offline>10%' --abort-if 'timeout>5' --min-sample 50
 			$ dmctl invoke --resume fw.journal --payload @fw.json
 			$ dmctl invoke reboot --devices-file fleet.txt -o jsonl | jq -c 'select(.outcome != "succeeded")' | dmctl invoke reboot --devices-file -
 			$ dmctl invoke reboot --query 'SELECT deviceId FROM devices' --dry-run --rate 40/s
@@ -255,6 +259,10 @@ type Options struct {
 	Waves       fleet.WavePlan
 	WavePause   time.Duration
 	MaxFailures fleet.Threshold
+	// AbortIf are the --abort-if criteria, judged on every result;
+	// MinSample is --min-sample (0: fleet.DefaultMinSample).
+	AbortIf   []fleet.Criterion
+	MinSample int
 
 	DryRun bool
 	Yes    bool
@@ -283,6 +291,9 @@ type invokeFlags struct {
 	waves          string
 	batchSize      int
 	maxFailures    string
+	abortIf        []string
+	minSample      int
+	minSampleSet   bool
 	wait           waitFlags
 }
 
@@ -322,6 +333,7 @@ func NewCmdInvoke(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 				}
 			}
 			fl.maxInFlightSet = cmd.Flags().Changed("max-concurrency")
+			fl.minSampleSet = cmd.Flags().Changed("min-sample")
 			if err := checkInvoke(opts, &fl, cmd.Flags().Changed("payload")); err != nil {
 				return err
 			}
@@ -369,6 +381,8 @@ func addInvokeFlags(cmd *cobra.Command, f *cmdutil.Factory, opts *Options, fl *i
 	flags.IntVar(&fl.batchSize, "batch-size", 0, "Run in waves of N targets")
 	cmdutil.DurationFlag(flags, &opts.WavePause, "wave-pause", 0, false, "Pause between waves")
 	flags.StringVar(&fl.maxFailures, "max-failures", "", "Stop when more than N targets failed, or more than P% of the finished ones at the end of a wave (exit 5)")
+	flags.StringArrayVar(&fl.abortIf, "abort-if", nil, "Stop as soon as more than N, or P% (after --min-sample finished), of the targets ended in CLASS: CLASS>N or CLASS>P%, CLASS an outcome (offline, timeout, failed, error, unknown, waitFailed, waitTimeout, ...) or any (exit 5; repeatable: any holds)")
+	flags.IntVar(&fl.minSample, "min-sample", fleet.DefaultMinSample, "How many targets must have finished before an --abort-if percentage is judged")
 	flags.BoolVar(&opts.DryRun, "dry-run", false, "Resolve the targets, print their count, a sample and the estimated duration; send nothing")
 	flags.BoolVarP(&opts.Yes, "yes", "y", false, "Do not ask for confirmation on a terminal")
 	cmdutil.DurationFlag(flags, &opts.Grace, "grace", DefaultGrace, false, "After Ctrl-C, how long calls in flight may take to finish")
@@ -574,6 +588,23 @@ func checkFleetFlags(opts *Options, fl *invokeFlags) error {
 		}
 		opts.MaxFailures = t
 	}
+	opts.AbortIf = nil
+	percent := false
+	for _, v := range fl.abortIf {
+		c, err := fleet.ParseCriterion(v)
+		if err != nil {
+			return cmdutil.FlagErrorf("--abort-if: %v", err)
+		}
+		percent = percent || c.Percent > 0
+		opts.AbortIf = append(opts.AbortIf, c)
+	}
+	if fl.minSample < 1 {
+		return cmdutil.FlagErrorf("--min-sample: %d is out of range: use 1 or more", fl.minSample)
+	}
+	if fl.minSampleSet && !percent {
+		return cmdutil.FlagErrorf("--min-sample applies to --abort-if percentages (CLASS>P%%); none was given")
+	}
+	opts.MinSample = fl.minSample
 	if opts.Grace > MaxGrace {
 		return cmdutil.FlagErrorf("--grace: %s is longer than %s", cmdutil.FormatDuration(opts.Grace), cmdutil.FormatDuration(MaxGrace))
 	}

@@ -37,6 +37,8 @@ var viaJobRefused = []struct{ flag, why string }{
 	{"batch-size", "a job runs every device it selects; split the fleet with tags and run one job per wave"},
 	{"wave-pause", "a job has no waves"},
 	{"max-failures", "a job cannot be stopped by a failure count (dmctl jobs cancel stops it)"},
+	{"abort-if", "a job cannot be stopped by a failure count (dmctl jobs cancel stops it)"},
+	{"min-sample", "a job cannot be stopped by a failure count (dmctl jobs cancel stops it)"},
 	{"journal", "the hub keeps a job's per-device records (dmctl jobs results JOB-ID reads them again)"},
 	{"resume", "the hub keeps a job's per-device records (dmctl jobs results JOB-ID reads them again)"},
 	{"idempotent", "the hub decides what a job resends"},

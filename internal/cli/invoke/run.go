@@ -140,7 +140,7 @@ func (f *runFacts) add(r fleet.Result) {
 // invokeRun invokes the method on every target, writes results to stdout in
 // the chosen format and the per-target problems, hints and summary to
 // stderr. It returns a *cmdutil.TargetsError when a target did not succeed, a
-// *fleet.ThresholdError when --max-failures stopped the run, cmdutil.ErrInterrupted
+// *fleet.ThresholdError when --max-failures or --abort-if stopped the run, cmdutil.ErrInterrupted
 // when ctx was cancelled (or stdout closed), and cmdutil.ErrCancelled when
 // the user said no.
 func invokeRun(ctx context.Context, opts *Options) error {
@@ -339,7 +339,7 @@ func (s *session) runOptions(pc pace, wait *fleet.Wait) fleet.RunOptions {
 		InFlight: fleet.InFlightOptions{Fixed: opts.Concurrency, Max: opts.MaxInFlight, Pace: pc.sizingPace(),
 			Opening: iothub.HandshakesInProgress, OnResize: proc.FollowInFlight},
 		Limiter: pc.limiter, Journal: s.journal, Carried: s.carried,
-		Waves: opts.Waves, WavePause: opts.WavePause, MaxFailures: opts.MaxFailures, Sleep: opts.Sleep,
+		Waves: opts.Waves, WavePause: opts.WavePause, MaxFailures: opts.MaxFailures, AbortIf: opts.AbortIf, MinSample: opts.MinSample, Sleep: opts.Sleep,
 		Grace: opts.Grace, Abort: opts.HardStop, Progress: s.progress, Wait: wait,
 		OnResult: func(r fleet.Result) {
 			if s.stdoutFailed == nil {
