@@ -41,7 +41,7 @@ var helpTopics = []struct {
 			       unknown job, twin show of an unknown device or module, or a --path
 			       the twin does not have)
 			  5    the run was stopped by its failure threshold (--max-failures or
-			       an --abort-if criterion);
+			       an --abort-if criterion) or by a --gate between waves;
 			       the targets it did not start are reported skipped
 			  130  interrupted: Ctrl-C or SIGTERM, or stdout closed by its reader
 			       (dmctl ... | head); calls in flight got --grace to finish, every

@@ -168,3 +168,52 @@ func TestRunnerAbortIfIsJudgedWithinAWave(t *testing.T) {
 	assert.Equal(t, 1, te.Wave)
 	assert.LessOrEqual(t, calls.Load(), int64(5+2))
 }
+
+func TestRunnerGateRunsBetweenWavesAndStops(t *testing.T) {
+	var calls atomic.Int64
+	inv := numbered(&calls, func(int) (iothub.MethodResult, error) { return okAnswer() })
+	plan, err := ParseWaves("10,50%,100%")
+	require.NoError(t, err)
+	var seen []int // results final when each gate ran
+	var gates [][2]int
+	results := 0
+	opts := RunOptions{
+		Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), Concurrency: 4, Waves: plan, Total: 100,
+		OnResult: func(Result) { results++ },
+		Gate: func(_ context.Context, wave, waves int) error {
+			gates = append(gates, [2]int{wave, waves})
+			seen = append(seen, results)
+			return nil
+		},
+	}
+	_, err = NewRunner(inv).Run(context.Background(), NewSliceSource(devices(100)), opts)
+	require.NoError(t, err)
+	assert.Equal(t, [][2]int{{1, 3}, {2, 3}}, gates, "between waves, not after the last")
+	assert.Equal(t, []int{10, 50}, seen, "a gate sees every result of the waves before it")
+
+	gates, seen, results = nil, nil, 0
+	opts.GateAfterLast = true
+	_, err = NewRunner(inv).Run(context.Background(), NewSliceSource(devices(100)), opts)
+	require.NoError(t, err)
+	assert.Equal(t, [][2]int{{1, 3}, {2, 3}, {3, 3}}, gates)
+	assert.Equal(t, []int{10, 50, 100}, seen)
+
+	calls.Store(0)
+	opts.GateAfterLast = false
+	opts.Gate = func(_ context.Context, wave, waves int) error {
+		return &GateError{Wave: wave, Waves: waves, ExitCode: 3, Reason: "exited with status 3"}
+	}
+	rs, err := NewRunner(inv).RunTargets(context.Background(), devices(100), opts)
+	var ge *GateError
+	require.ErrorAs(t, err, &ge)
+	assert.Equal(t, int64(10), calls.Load(), "only wave 1 was sent")
+	assert.Equal(t, 90, ge.Skipped)
+	assert.Equal(t, "the rollout stopped after wave 1 of 3: the --gate exited with status 3; 90 targets were not started", ge.Error())
+	skipped := 0
+	for _, r := range rs {
+		if r.Outcome == OutcomeSkipped {
+			skipped++
+		}
+	}
+	assert.Equal(t, 90, skipped)
+}

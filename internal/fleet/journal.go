@@ -31,6 +31,17 @@ type JournalHeader struct {
 	Run json.RawMessage `json:"run,omitempty"`
 }
 
+// gateRecord is written when a health gate (--gate) has run after a wave.
+type gateRecord struct {
+	Event    string    `json:"event"` // "gate"
+	Wave     int       `json:"wave"`
+	Waves    int       `json:"waves,omitempty"`
+	Passed   bool      `json:"passed"`
+	ExitCode int       `json:"exitCode"`
+	Reason   string    `json:"reason,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
 // dispatchRecord is written before a target's first call is sent.
 type dispatchRecord struct {
 	Event    string    `json:"event"` // "dispatched"
@@ -139,6 +150,12 @@ func (j *Journal) Dispatched(t Target, at time.Time) error {
 
 // Result records a target's result.
 func (j *Journal) Result(r Result) error { return j.write(r) }
+
+// Gate records how a health gate ended after a wave (the gate's command is
+// not recorded: it may hold a secret). --resume ignores these lines.
+func (j *Journal) Gate(wave, waves, exitCode int, passed bool, reason string, at time.Time) error {
+	return j.write(gateRecord{Event: "gate", Wave: wave, Waves: waves, Passed: passed, ExitCode: exitCode, Reason: reason, Time: at.UTC()})
+}
 
 // Sync fsyncs the journal if lines were added since the last sync.
 func (j *Journal) Sync() error {
@@ -352,6 +369,9 @@ func readJournal(r io.Reader, path string, last map[[16]byte]int) (*JournalState
 				return nil, &JournalError{Path: path, Line: 1, Reason: err.Error()}
 			}
 			continue
+		}
+		if rec.DeviceID == nil && rec.Event != "" && rec.Event != "dispatched" && rec.Version == nil {
+			continue // a run's own event ("gate"): no target's
 		}
 		if rec.DeviceID == nil {
 			if rec.Version != nil {

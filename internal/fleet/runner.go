@@ -89,6 +89,14 @@ type RunOptions struct {
 	// a *ThresholdError naming the criterion.
 	AbortIf   []Criterion
 	MinSample int
+	// Gate, when set, is called once a wave has ended (its results all
+	// final, after WavePause) and before the next one starts, and after the
+	// last wave too when GateAfterLast; wave is 1-based, waves 0 when not
+	// known ahead. An error stops the run as a threshold does: untouched
+	// targets are reported skipped and Run returns the error (a *GateError
+	// gets its Skipped count).
+	Gate          func(ctx context.Context, wave, waves int) error
+	GateAfterLast bool
 	// OnWave, when set, is called as each wave starts (1-based, of waves;
 	// waves is 0 when not known ahead, for batch sizes on a streamed source).
 	OnWave func(wave, waves, from, to int)
@@ -157,6 +165,24 @@ func (e *ThresholdError) Error() string {
 	}
 	return fmt.Sprintf("the rollout stopped%s: %d of %d finished targets %s, more than %s; %d targets were not started",
 		at, e.Failed, e.Finished, ended, rule, e.Skipped)
+}
+
+// GateError says that a health gate between waves (--gate) stopped the run.
+type GateError struct {
+	Wave     int    // the wave after which the gate ran (1-based)
+	Waves    int    // waves planned; 0 when not known ahead
+	ExitCode int    // the gate's exit status; -1 when it did not exit on its own
+	Reason   string // what happened: "exited with status 3", "timed out after 10m0s", ...
+	Skipped  int    // targets reported skipped because of the stop
+}
+
+// Error describes the stop.
+func (e *GateError) Error() string {
+	of := ""
+	if e.Waves > 0 {
+		of = fmt.Sprintf(" of %d", e.Waves)
+	}
+	return fmt.Sprintf("the rollout stopped after wave %d%s: the --gate %s; %d targets were not started", e.Wave, of, e.Reason, e.Skipped)
 }
 
 // Progress is a live view of a run for a progress display. It is safe for
@@ -441,12 +467,16 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		return sum, journalErr
 	}
 	var te *ThresholdError
+	var ge *GateError
 	switch {
 	case ctx.Err() != nil:
 		return sum, context.Cause(ctx)
 	case errors.As(stopCause, &te):
 		te.Skipped = ru.unsent
 		return sum, te
+	case errors.As(stopCause, &ge):
+		ge.Skipped = ru.unsent
+		return sum, ge
 	case srcErr != nil:
 		return sum, srcErr
 	}
@@ -557,6 +587,11 @@ func (ru *run) dispatchAll(src Source) (leftover []Target, srcErr error) {
 		// Is there another wave?
 		t, ok := next()
 		if !ok {
+			if opts.Gate != nil && opts.GateAfterLast && srcErr == nil && ru.dispatch.Err() == nil {
+				if err := opts.Gate(ru.dispatch, wave+1, waves); err != nil && ru.dispatch.Err() == nil {
+					ru.stop(err)
+				}
+			}
 			return nil, srcErr
 		}
 		pending = &t
@@ -569,6 +604,14 @@ func (ru *run) dispatchAll(src Source) (leftover []Target, srcErr error) {
 		}
 		if opts.WavePause > 0 {
 			if err := opts.Sleep(ru.dispatch, opts.WavePause); err != nil {
+				return []Target{t}, srcErr
+			}
+		}
+		if opts.Gate != nil {
+			if err := opts.Gate(ru.dispatch, wave+1, waves); err != nil {
+				if ru.dispatch.Err() == nil {
+					ru.stop(err)
+				}
 				return []Target{t}, srcErr
 			}
 		}

@@ -576,7 +576,7 @@ func corpusCases() []badCase {
 	// --- Empty values of every flag that takes one ("--flag ''" and "--flag=").
 	invokeFlags := []string{"devices-file", "query", "module", "payload", "timeout", "connect-timeout", "ok-status", "wait-online",
 		"max-attempts", "retry-for", "concurrency", "max-concurrency", "rate", "tier", "units", "journal", "resume", "waves", "batch-size", "wave-pause",
-		"max-failures", "abort-if", "min-sample", "grace", "wait", "wait-until", "fail-if", "wait-timeout", "via",
+		"max-failures", "abort-if", "min-sample", "gate", "gate-timeout", "grace", "wait", "wait-until", "fail-if", "wait-timeout", "via",
 		"api-version", "auth", "ca-file", "connection-string", "connection-string-file", "hub", "output", "profile"}
 	add(badCase{name: `invoke --device ""`, args: []string{"invoke", "%M", "--device", ""}, want: []string{flagNameRe("device"), emptyMsgRe}})
 	add(badCase{name: `invoke --device=`, args: []string{"invoke", "%M", "--device="}, want: []string{flagNameRe("device"), emptyMsgRe}})
@@ -935,6 +935,13 @@ func corpusCases() []badCase {
 		num("--min-sample 0", biInvoke("--abort-if", "offline>5%", "--min-sample", "0"), "min-sample"),
 		num("--min-sample without a percentage", biInvoke("--abort-if", "offline>5", "--min-sample", "20"), "min-sample"),
 		num("--via job with --abort-if", biInvoke("--via", "job", "--abort-if", "offline>5"), "via", flagNameRe("abort-if")),
+		num("--gate without waves", biInvoke("--gate", "true"), "gate", "waves"),
+		num("--gate-timeout without --gate", biInvoke("--waves", "1,100%", "--gate-timeout", "5m"), "gate-timeout"),
+		num("--gate-after-last without --gate", biInvoke("--waves", "1,100%", "--gate-after-last"), "gate-after-last"),
+		num("--gate-timeout 0", biInvoke("--waves", "1,100%", "--gate", "true", "--gate-timeout", "0"), "gate-timeout"),
+		num("--gate-timeout 25h", biInvoke("--waves", "1,100%", "--gate", "true", "--gate-timeout", "25h"), "gate-timeout"),
+		num("--gate-timeout soon", biInvoke("--waves", "1,100%", "--gate", "true", "--gate-timeout", "soon"), "gate-timeout"),
+		num("--via job with --gate", biInvoke("--via", "job", "--gate", "true"), "via", flagNameRe("gate")),
 		num("--wave-pause without waves", biInvoke("--wave-pause", "5s"), "wave-pause"),
 		num("--wave-pause 25h", biInvoke("--waves", "1,100%", "--wave-pause", "25h"), "wave-pause"),
 		num("--via job with --module", biInvoke("--via", "job", "--module", "m1"), "via", flagNameRe("module")),

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -62,4 +63,87 @@ func TestAbortIfOfflineShareAfterTheMinimumSample(t *testing.T) {
 	for id, ds := range h.deliveries(t, "ping") {
 		assert.Len(t, ds, 1, "%s was invoked more than once", id)
 	}
+}
+
+// gateFleet is 100 devices that answer in 20-100 ms.
+const gateFleet = `{"groups":[{"name":"field","idPattern":"dev-%03d","count":100,
+	"methods":{"*":{"status":200,"latency":{"dist":"uniform","min":"20ms","max":"100ms"}}}}]}`
+
+// TestGateStopsAfterTheFirstWave: a --gate that exits non-zero after wave 1
+// stops the rollout there (exit 5): wave 2 is never sent, the rest is
+// skipped, and the journal records the gate's exit code.
+func TestGateStopsAfterTheFirstWave(t *testing.T) {
+	h := startFleetHub(t, gateFleet, "--no-throttle")
+	journal := filepath.Join(t.TempDir(), "run.journal")
+	r := h.run(t, "", "ping", "--query", "SELECT deviceId FROM devices", "--waves", "10,50%,100%",
+		"--gate", "echo checking wave $DMCTL_WAVE of $DMCTL_WAVES; exit 3", "--journal", journal, "-o", "jsonl")
+	require.Equal(t, 5, r.code, r.stderr)
+	assert.Equal(t, map[string]int{"succeeded": 10, "skipped": 90}, outcomes(jsonlResults(t, r.stdout)))
+	assert.Contains(t, r.stderr, "gate: checking wave 1 of 3\n")
+	assert.Contains(t, r.stderr, "Stopped: the rollout stopped after wave 1 of 3: the --gate exited with status 3; 90 targets were not started\n")
+	assert.NotContains(t, r.stderr, "wave 2")
+	assert.Len(t, h.deliveries(t, "ping"), 10, "only wave 1 was sent")
+	b, err := os.ReadFile(journal)
+	require.NoError(t, err)
+	assert.Regexp(t, `\{"event":"gate","wave":1,"waves":3,"passed":false,"exitCode":3,"reason":"exited with status 3","time":"[^"]+"\}\n`, string(b))
+	assert.NotContains(t, string(b), "checking", "the gate's command is not journaled")
+
+	// --resume runs the rest (the gate runs again between the resumed waves).
+	again := h.run(t, "", "--resume", journal, "--waves", "50%,100%", "--gate", "true", "-o", "jsonl")
+	require.Equal(t, 0, again.code, again.stderr)
+	assert.Len(t, jsonlResults(t, again.stdout), 90)
+	for id, ds := range h.deliveries(t, "ping") {
+		assert.Len(t, ds, 1, id)
+	}
+}
+
+// TestGateReadsTheWaveResults: a passing gate runs after every wave (and
+// the last, with --gate-after-last) with that wave's results and all so far
+// in DMCTL_WAVE_RESULTS and DMCTL_RESULTS, in the -o jsonl shape.
+func TestGateReadsTheWaveResults(t *testing.T) {
+	h := startFleetHub(t, gateFleet, "--no-throttle")
+	out := t.TempDir()
+	gate := `cp "$DMCTL_WAVE_RESULTS" "` + out + `/wave-$DMCTL_WAVE.jsonl" && ` +
+		`echo "$DMCTL_WAVE/$DMCTL_WAVES $(wc -l < "$DMCTL_RESULTS" | tr -d ' ')" >> "` + out + `/gates.txt" && ` +
+		`test "$(grep -c '"outcome":"succeeded"' "$DMCTL_WAVE_RESULTS")" -gt 0 && echo wave $DMCTL_WAVE healthy`
+	r := h.run(t, "", "ping", "--query", "SELECT deviceId FROM devices", "--waves", "10,50%,100%",
+		"--gate", gate, "--gate-after-last", "-o", "jsonl")
+	require.Equal(t, 0, r.code, r.stderr)
+	rs := jsonlResults(t, r.stdout)
+	assert.Equal(t, map[string]int{"succeeded": 100}, outcomes(rs))
+	for _, w := range []string{"1", "2", "3"} {
+		assert.Contains(t, r.stderr, "gate: wave "+w+" healthy\n")
+	}
+	b, err := os.ReadFile(filepath.Join(out, "gates.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, "1/3 10\n2/3 50\n3/3 100\n", string(b), "wave/waves and the results so far, at each gate")
+	sizes := map[string]int{"1": 10, "2": 40, "3": 50}
+	seen := map[string]bool{}
+	for w, n := range sizes {
+		wave := jsonlResults(t, readFile(t, filepath.Join(out, "wave-"+w+".jsonl")))
+		assert.Len(t, wave, n, "wave %s", w)
+		for id, res := range wave {
+			assert.Equal(t, "succeeded", res.Outcome)
+			assert.False(t, seen[id], "%s is in two waves", id)
+			seen[id] = true
+		}
+	}
+	assert.Len(t, seen, 100)
+}
+
+// TestGateTimeout: a gate that outlives --gate-timeout stops the run.
+func TestGateTimeout(t *testing.T) {
+	h := startFleetHub(t, gateFleet, "--no-throttle")
+	r := h.run(t, "", "ping", "--query", "SELECT deviceId FROM devices", "--batch-size", "40",
+		"--gate", "sleep 60", "--gate-timeout", "1s", "-o", "jsonl")
+	require.Equal(t, 5, r.code, r.stderr)
+	assert.Equal(t, map[string]int{"succeeded": 40, "skipped": 60}, outcomes(jsonlResults(t, r.stdout)))
+	assert.Contains(t, r.stderr, "the --gate timed out after 1s (--gate-timeout); 60 targets were not started")
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
 }

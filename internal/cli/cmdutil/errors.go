@@ -19,7 +19,7 @@ const (
 	ExitUsage       = 2   // usage or input error: nothing was sent
 	ExitAuth        = 3   // authentication or authorization refused
 	ExitTargets     = 4   // at least one target did not succeed
-	ExitThreshold   = 5   // the run was stopped by its failure threshold (--max-failures, --abort-if)
+	ExitThreshold   = 5   // the run was stopped by its failure threshold (--max-failures, --abort-if) or a --gate
 	ExitInterrupted = 130 // interrupted (Ctrl-C or SIGTERM)
 )
 
@@ -109,6 +109,7 @@ func ExitCode(err error) int {
 		credErr      *auth.CredentialError
 		targetsErr   *TargetsError
 		thresholdErr *fleet.ThresholdError
+		gateErr      *fleet.GateError
 		checks       *ChecksFailed
 		hubErr       *HubError
 		notFound     *NotFoundError
@@ -118,7 +119,7 @@ func ExitCode(err error) int {
 		return ExitOK
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.As(err, &thresholdErr):
+	case errors.As(err, &thresholdErr), errors.As(err, &gateErr):
 		return ExitThreshold
 	case errors.As(err, &checks):
 		if checks.Auth {

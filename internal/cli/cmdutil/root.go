@@ -172,6 +172,7 @@ func printError(w io.Writer, cmd *cobra.Command, err error) {
 		flagErr   *FlagError
 		credErr   *auth.CredentialError
 		threshold *fleet.ThresholdError
+		gateErr   *fleet.GateError
 	)
 	switch {
 	case errors.As(err, &targets):
@@ -187,6 +188,9 @@ func printError(w io.Writer, cmd *cobra.Command, err error) {
 		return
 	case errors.As(err, &threshold):
 		_, _ = fmt.Fprintf(w, "Stopped: %s\n", threshold.Error())
+		return
+	case errors.As(err, &gateErr):
+		_, _ = fmt.Fprintf(w, "Stopped: %s\n", gateErr.Error())
 		return
 	case errors.Is(err, ErrCancelled):
 		_, _ = fmt.Fprintln(w, "Cancelled: nothing was sent.")

@@ -78,7 +78,11 @@ const invokeLong = `
 			(repeatable) stops on one kind of outcome (offline, timeout, failed,
 			error, unknown, waitFailed, waitTimeout, ..., or any), judged on every
 			result, a percentage once --min-sample targets (default 10) finished.
-			Either way the untouched targets are reported skipped and dmctl exits 5.
+			--gate CMD runs a shell command after each wave (after the last too
+			with --gate-after-last) with DMCTL_WAVE, DMCTL_WAVES,
+			DMCTL_WAVE_RESULTS and DMCTL_RESULTS (JSON-lines files of results); a
+			non-zero exit or --gate-timeout (default 10m) stops the run. Either way
+			the untouched targets are reported skipped and dmctl exits 5.
 
 			Interruptions: --journal FILE records each target before its call is
 			sent and its result after. Ctrl-C (or SIGTERM) stops starting calls and
@@ -263,6 +267,11 @@ type Options struct {
 	// MinSample is --min-sample (0: fleet.DefaultMinSample).
 	AbortIf   []fleet.Criterion
 	MinSample int
+	// Gate is --gate, the shell command run between waves ("" none), with
+	// GateTimeout and GateAfterLast.
+	Gate          string
+	GateTimeout   time.Duration
+	GateAfterLast bool
 
 	DryRun bool
 	Yes    bool
@@ -294,6 +303,7 @@ type invokeFlags struct {
 	abortIf        []string
 	minSample      int
 	minSampleSet   bool
+	gateTimeoutSet bool
 	wait           waitFlags
 }
 
@@ -334,6 +344,7 @@ func NewCmdInvoke(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 			}
 			fl.maxInFlightSet = cmd.Flags().Changed("max-concurrency")
 			fl.minSampleSet = cmd.Flags().Changed("min-sample")
+			fl.gateTimeoutSet = cmd.Flags().Changed("gate-timeout")
 			if err := checkInvoke(opts, &fl, cmd.Flags().Changed("payload")); err != nil {
 				return err
 			}
@@ -383,6 +394,9 @@ func addInvokeFlags(cmd *cobra.Command, f *cmdutil.Factory, opts *Options, fl *i
 	flags.StringVar(&fl.maxFailures, "max-failures", "", "Stop when more than N targets failed, or more than P% of the finished ones at the end of a wave (exit 5)")
 	flags.StringArrayVar(&fl.abortIf, "abort-if", nil, "Stop as soon as more than N, or P% (after --min-sample finished), of the targets ended in CLASS: CLASS>N or CLASS>P%, CLASS an outcome (offline, timeout, failed, error, unknown, waitFailed, waitTimeout, ...) or any (exit 5; repeatable: any holds)")
 	flags.IntVar(&fl.minSample, "min-sample", fleet.DefaultMinSample, "How many targets must have finished before an --abort-if percentage is judged")
+	flags.StringVar(&opts.Gate, "gate", "", "Run this shell `COMMAND` after each wave, before the next; a non-zero exit stops the run (exit 5). It gets DMCTL_WAVE, DMCTL_WAVES, DMCTL_WAVE_RESULTS and DMCTL_RESULTS (JSON-lines files)")
+	cmdutil.DurationFlag(flags, &opts.GateTimeout, "gate-timeout", fleet.DefaultGateTimeout, false, "Stop the run when one --gate run takes longer than this")
+	flags.BoolVar(&opts.GateAfterLast, "gate-after-last", false, "Run the --gate after the last wave too")
 	flags.BoolVar(&opts.DryRun, "dry-run", false, "Resolve the targets, print their count, a sample and the estimated duration; send nothing")
 	flags.BoolVarP(&opts.Yes, "yes", "y", false, "Do not ask for confirmation on a terminal")
 	cmdutil.DurationFlag(flags, &opts.Grace, "grace", DefaultGrace, false, "After Ctrl-C, how long calls in flight may take to finish")
@@ -605,6 +619,15 @@ func checkFleetFlags(opts *Options, fl *invokeFlags) error {
 		return cmdutil.FlagErrorf("--min-sample applies to --abort-if percentages (CLASS>P%%); none was given")
 	}
 	opts.MinSample = fl.minSample
+	if opts.Gate != "" && opts.Waves.IsZero() && opts.Via != ViaJob { // --via job refuses --gate itself
+		return cmdutil.FlagErrorf("--gate runs between waves: add --waves or --batch-size")
+	}
+	if opts.Gate == "" && (fl.gateTimeoutSet || opts.GateAfterLast) {
+		return cmdutil.FlagErrorf("--gate-timeout and --gate-after-last need --gate")
+	}
+	if opts.GateTimeout <= 0 || opts.GateTimeout > fleet.MaxGateTimeout {
+		return cmdutil.FlagErrorf("--gate-timeout: %s is out of range: use more than 0 and at most %s", cmdutil.FormatDuration(opts.GateTimeout), cmdutil.FormatDuration(fleet.MaxGateTimeout))
+	}
 	if opts.Grace > MaxGrace {
 		return cmdutil.FlagErrorf("--grace: %s is longer than %s", cmdutil.FormatDuration(opts.Grace), cmdutil.FormatDuration(MaxGrace))
 	}

@@ -193,6 +193,14 @@ func invokeRun(ctx context.Context, opts *Options) error {
 	if err := s.setupOutput(); err != nil {
 		return err
 	}
+	if opts.Gate != "" {
+		g, err := fleet.NewShellGate(opts.Gate, opts.GateTimeout, s.note, journal, opts.now)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		s.gate = g
+	}
 	if opts.inFlightNote != "" {
 		_, _ = fmt.Fprintf(s.errOut, "note: %s\n", opts.inFlightNote)
 	}
@@ -247,6 +255,7 @@ type session struct {
 	ts          *resolved
 	journal     *fleet.Journal
 	journalPath string
+	gate        *fleet.ShellGate // --gate, or nil
 	carried     []fleet.Result
 
 	errOut       io.Writer
@@ -366,6 +375,12 @@ func (s *session) runOptions(pc pace, wait *fleet.Wait) fleet.RunOptions {
 	if s.ts.Known {
 		ro.Total = s.ts.Total
 	}
+	if g := s.gate; g != nil {
+		onResult, onWave := ro.OnResult, ro.OnWave
+		ro.OnResult = func(r fleet.Result) { g.Add(r); onResult(r) }
+		ro.OnWave = func(wave, waves, from, to int) { g.StartWave(wave); onWave(wave, waves, from, to) }
+		ro.Gate, ro.GateAfterLast = g.Run, opts.GateAfterLast
+	}
 	return ro
 }
 
@@ -478,6 +493,7 @@ func (s *session) report(sum fleet.Summary, pc pace) (fleet.Summary, error) {
 // verdict is the run's error, which decides its exit code.
 func (s *session) verdict(sum, merged fleet.Summary, runErr error) error {
 	var te *fleet.ThresholdError
+	var ge *fleet.GateError
 	stopped := s.runCtx.Err() != nil
 	switch {
 	case stopped && s.ctx.Err() == nil && !cmdutil.IsBrokenPipe(s.stdoutFailed):
@@ -494,6 +510,8 @@ func (s *session) verdict(sum, merged fleet.Summary, runErr error) error {
 		return fmt.Errorf("write results: %w", s.stdoutFailed)
 	case errors.As(runErr, &te):
 		return te
+	case errors.As(runErr, &ge):
+		return ge
 	case runErr != nil:
 		var qe *fleet.QueryError
 		if errors.As(runErr, &qe) {
