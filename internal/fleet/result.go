@@ -95,7 +95,19 @@ type Result struct {
 	// WaitMs is how long the wait for the outcome took, in milliseconds;
 	// absent without a wait.
 	WaitMs float64 `json:"waitMs,omitempty"`
+	// Resolved says how a call whose answer was lost (504101, or the
+	// connection lost after the request was sent) was settled from the
+	// device's twin under a wait: ResolvedStarted (the method had started:
+	// the wait went on) or ResolvedNotRun (it had not: the call was resent);
+	// absent otherwise.
+	Resolved string `json:"resolved,omitempty"`
 }
+
+// The values of Result.Resolved.
+const (
+	ResolvedStarted = "started"
+	ResolvedNotRun  = "notRun"
+)
 
 // Target returns the target the result is about.
 func (r Result) Target() Target { return Target{DeviceID: r.DeviceID, ModuleID: r.ModuleID} }
@@ -186,6 +198,10 @@ func (r Result) AppendJSON(b []byte) ([]byte, error) {
 	if r.WaitMs != 0 {
 		b = append(b, `,"waitMs":`...)
 		b = appendJSONFloat(b, r.WaitMs)
+	}
+	if r.Resolved != "" {
+		b = append(b, `,"resolved":`...)
+		b = jsontext.AppendString(b, r.Resolved)
 	}
 	return append(b, '}'), nil
 }

@@ -41,7 +41,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{DeviceID: "d", Method: "m", Outcome: OutcomeError, Error: &ResultError{Message: ""}, DurationMs: 123456789.125},
 		{DeviceID: "d", Method: "m", Outcome: OutcomeSkipped, DurationMs: 5e-324},
 		{DeviceID: "d", Method: "m", Outcome: OutcomeWaitFailed, Status: &s200, Payload: json.RawMessage(`null`), Error: &ResultError{Message: "w"},
-			WaitValue: json.RawMessage(` {"a.b": "<x>", "n": 1} `), WaitMs: 2500.5},
+			WaitValue: json.RawMessage(` {"a.b": "<x>", "n": 1} `), WaitMs: 2500.5, Resolved: ResolvedStarted},
 		{},
 	}
 	for i, r := range cases {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -755,7 +756,7 @@ func (ru *run) one(t Target) Result {
 	}
 	// The outcome comes from the last answer (last), not from Do's error,
 	// which may also carry why Do stopped.
-	_, _ = retry.Do(ru.calls, policy, func(ctx context.Context, attempt int) error {
+	attempt := func(ctx context.Context, _ int) error {
 		if sent == 0 {
 			if opts.Limiter != nil {
 				if err := opts.Limiter.Wait(ru.dispatch); err != nil {
@@ -798,12 +799,50 @@ func (ru *run) one(t Target) Result {
 		}
 		last = err
 		return err
-	})
+	}
+	_, _ = retry.Do(ru.calls, policy, attempt)
+	// A lost answer under a wait is settled from the twin (resolve.go):
+	// the method started (the wait goes on), or it did not run (resent,
+	// within --max-attempts), or nothing tells (unknown).
+	resolved, ambiguous := "", ""
+	for opts.Wait != nil && last != nil && answerLost(last) && !gaveUp && ru.interrupt.Err() == nil {
+		look := opts.Request.ResponseTimeout
+		if look <= 0 {
+			look = iothub.DefaultResponseTimeout
+		}
+		r, why := opts.Wait.resolve(ru.calls, t, start, look, ru.now, func(ctx context.Context, d time.Duration) error {
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			defer context.AfterFunc(ru.interrupt, cancel)()
+			return baseSleep(sctx, d)
+		})
+		if r == resolveStarted {
+			resolved, last, answer = ResolvedStarted, nil, iothub.MethodResult{}
+			break
+		}
+		if r == resolveAmbiguous || ru.interrupt.Err() != nil {
+			ambiguous = why
+			break
+		}
+		left := retry.MaxAttemptsOf(policy) - sent
+		if left <= 0 {
+			ambiguous = why + "; not resent: --max-attempts " + strconv.Itoa(sent) + " reached"
+			break
+		}
+		resolved = ResolvedNotRun
+		again := policy
+		again.MaxAttempts = left
+		_, _ = retry.Do(ru.calls, again, attempt)
+	}
 	if sent == 0 {
 		return skipped(t, method, ru.now())
 	}
 	res := Result{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Method: method, Attempts: sent,
-		StartTime: start.UTC(), DurationMs: millis(ru.now().Sub(start))}
+		StartTime: start.UTC(), DurationMs: millis(ru.now().Sub(start)), Resolved: resolved}
+	if last == nil && resolved == ResolvedStarted && answer.Status == 0 {
+		res.Outcome = OutcomeSucceeded // no answer, but the twin shows the method started: the wait decides
+		return res
+	}
 	if last == nil {
 		status := answer.Status
 		res.Status = &status
@@ -831,6 +870,9 @@ func (ru *run) one(t Target) Result {
 			res.Outcome = OutcomeUnknown
 			res.Error = &ResultError{Message: "interrupted before the device answered (it may have run the method)"}
 		}
+	case ambiguous != "":
+		res.Outcome = OutcomeUnknown
+		res.Error.Message += "; the method may have run: " + ambiguous
 	default:
 		res.Outcome = OutcomeOf(answer, last, opts.OKStatus)
 	}

@@ -66,6 +66,9 @@ type Policy struct {
 	FirstAttempt time.Time
 }
 
+// MaxAttemptsOf is p's bound on attempts, its default applied.
+func MaxAttemptsOf(p Policy) int { return p.withDefaults().MaxAttempts }
+
 func (p Policy) withDefaults() Policy {
 	if p.MaxAttempts <= 0 {
 		p.MaxAttempts = DefaultMaxAttempts

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -146,4 +148,58 @@ func readFile(t *testing.T, path string) string {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// TestLostAnswersResolvedFromTheTwin: under --wait reboot, a 504101 does not
+// leave the caller guessing. Devices that got the method but answer after
+// --timeout ("late") are seen starting their reboot in the twin and go on
+// to the wait; devices whose call hubsim refused with an injected 504101
+// before delivering it ("lost") are seen connected with nothing reported
+// and are called again, without --idempotent. Every target ends succeeded,
+// and by hubsim's method log no device ran the method twice.
+func TestLostAnswersResolvedFromTheTwin(t *testing.T) {
+	h := startFleetHub(t, `{"groups":[
+		{"name":"late","idPattern":"late-%02d","count":8,
+		 "methods":{"reboot":{"latency":"7s","downtime":"1s"}}},
+		{"name":"lost","idPattern":"lost-%02d","count":12,
+		 "methods":{"reboot":{"latency":{"dist":"uniform","min":"50ms","max":"300ms"},"downtime":"1s"}},
+		 "faults":{"gatewayTimeout":0.5}},
+		{"name":"fine","idPattern":"ok-%02d","count":10,
+		 "methods":{"reboot":{"latency":{"dist":"uniform","min":"50ms","max":"300ms"},"downtime":"1s"}}}]}`, "--no-throttle")
+	journal := filepath.Join(t.TempDir(), "run.journal")
+	r := h.run(t, "", "reboot", "--query", "SELECT deviceId FROM devices", "-c", "30", "--timeout", "5s",
+		"--max-attempts", "10", "--wait", "reboot", "--wait-timeout", "2m", "--journal", journal, "-o", "jsonl")
+	require.Equal(t, 0, r.code, r.stderr)
+	rs := jsonlResults(t, r.stdout)
+	require.Len(t, rs, 30)
+	assert.Equal(t, map[string]int{"succeeded": 30}, outcomes(rs))
+
+	raw := map[string]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &m))
+		raw[m["deviceId"].(string)] = m
+	}
+	resent := 0
+	for id, m := range raw {
+		switch {
+		case strings.HasPrefix(id, "late-"):
+			assert.Equal(t, "started", m["resolved"], "%s: answered late; the twin showed the reboot started", id)
+			assert.EqualValues(t, 1, m["attempts"], id)
+			assert.Nil(t, m["status"], "%s never answered", id)
+		case strings.HasPrefix(id, "ok-"):
+			assert.Nil(t, m["resolved"], id)
+		case m["resolved"] == "notRun":
+			resent++
+			assert.Greater(t, m["attempts"].(float64), 1.0, id)
+		}
+	}
+	assert.Positive(t, resent, "some lost calls were resent once the twin showed they had not run")
+
+	for id, ds := range h.deliveries(t, "reboot") {
+		assert.Len(t, ds, 1, "%s ran the method %d times", id, len(ds))
+	}
+	assert.Len(t, h.deliveries(t, "reboot"), 30, "every device ran it once")
+	assert.Contains(t, readFile(t, journal), `"resolved":"notRun"`, "the journal records which it was")
+	assert.Contains(t, readFile(t, journal), `"resolved":"started"`)
 }

@@ -129,7 +129,12 @@ const invokeLong = `
 			4; each result carries waitValue, the last values seen. Fleets are polled
 			with batched twin queries (deviceId IN [...]) paced to the query
 			throttle of --tier/--units (default one S1 unit: 20 queries a minute);
-			a single target is read with GET /twins.
+			a single target is read with GET /twins. Under a wait, a lost answer
+			(504101, or the connection lost after the request was sent) is settled
+			from the twin, read for as long as --timeout: a report since the call
+			means the method started (the wait goes on, "resolved": "started"); a
+			device connected with nothing reported did not run it (resent without
+			--idempotent, "resolved": "notRun"); anything else ends unknown.
 
 			Jobs: --via job runs the fan-out as an IoT Hub scheduleDeviceMethod job
 			instead (the hub calls the devices at its jobs pace, S1: 10 devices/s),
