@@ -306,10 +306,13 @@ func newAwaiter(w *Wait, now func() time.Time, sleep func(context.Context, time.
 }
 
 // add starts waiting on a succeeded result.
-func (a *awaiter) add(r Result) {
+func (a *awaiter) add(r Result) { a.addUntil(r, a.now().Add(a.w.Timeout)) }
+
+// addUntil starts waiting on r until deadline.
+func (a *awaiter) addUntil(r Result, deadline time.Time) {
 	at := a.now()
 	a.mu.Lock()
-	a.pending = append(a.pending, &watch{res: r, since: at, deadline: at.Add(a.w.Timeout)})
+	a.pending = append(a.pending, &watch{res: r, since: at, deadline: deadline})
 	a.mu.Unlock()
 	a.poke()
 }

@@ -44,7 +44,7 @@ type gateRecord struct {
 
 // dispatchRecord is written before a target's first call is sent.
 type dispatchRecord struct {
-	Event    string    `json:"event"` // "dispatched"
+	Event    string    `json:"event"` // "dispatched", "parked"
 	DeviceID string    `json:"deviceId"`
 	ModuleID string    `json:"moduleId,omitempty"`
 	Time     time.Time `json:"time"`
@@ -150,6 +150,13 @@ func (j *Journal) Dispatched(t Target, at time.Time) error {
 
 // Result records a target's result.
 func (j *Journal) Result(r Result) error { return j.write(r) }
+
+// Parked records that t's device was offline and t is parked until it
+// connects (--until-online): the device did not get the method, so
+// --resume runs t again.
+func (j *Journal) Parked(t Target, at time.Time) error {
+	return j.write(dispatchRecord{Event: "parked", DeviceID: t.DeviceID, ModuleID: t.ModuleID, Time: at.UTC()})
+}
 
 // Gate records how a health gate ended after a wave (the gate's command is
 // not recorded: it may hold a secret). --resume ignores these lines.
@@ -307,6 +314,9 @@ func WalkJournalResults(path string, fn func(Result) error) (*JournalState, erro
 		case "dispatched":
 			res = Result{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Method: st.Header.Method, Outcome: OutcomeUnknown,
 				Attempts: 1, StartTime: rec.Time.UTC(), Error: &ResultError{Message: inflightMessage}}
+		case "parked":
+			res = Result{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Method: st.Header.Method, Outcome: OutcomeSkipped,
+				Attempts: 1, StartTime: rec.Time.UTC(), Error: &ResultError{Message: "not run: the device was offline, parked when the run stopped (--until-online)"}}
 		case "":
 			if err := json.Unmarshal(bytes.TrimSpace(text), &res); err != nil {
 				return nil, &JournalError{Path: path, Line: line, Reason: err.Error()}
@@ -386,10 +396,12 @@ func readJournal(r io.Reader, path string, last map[[16]byte]int) (*JournalState
 			e = &journalEntry{}
 			entries[k] = e
 		}
-		if last != nil && (rec.Event == "dispatched" || rec.Event == "") {
+		if last != nil && (rec.Event == "dispatched" || rec.Event == "parked" || rec.Event == "") {
 			last[k] = line
 		}
 		switch {
+		case rec.Event == "parked":
+			*e = journalEntry{} // refused offline (404103): not run, --resume runs it
 		case rec.Event == "dispatched":
 			*e = journalEntry{unknown: true, res: &Result{DeviceID: t.DeviceID, ModuleID: t.ModuleID, Method: st.Header.Method,
 				Outcome: OutcomeUnknown, Attempts: 1, StartTime: rec.Time.UTC(), Error: &ResultError{Message: inflightMessage}}}

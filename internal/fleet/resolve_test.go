@@ -2,10 +2,13 @@ package fleet
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/dmctl/dmctl/internal/iothub"
 )
@@ -102,4 +105,46 @@ func TestAnswerLost(t *testing.T) {
 	assert.True(t, answerLost(&iothub.ResponseError{StatusCode: 504, ErrorCode: 504101}))
 	assert.False(t, answerLost(&iothub.ResponseError{StatusCode: 404, ErrorCode: 404103}))
 	assert.False(t, answerLost(nil))
+}
+
+func TestRunnerParksOfflineDevicesUntilTheyConnect(t *testing.T) {
+	clk := newClock()
+	var online sync.Map // device -> true once connected
+	var calls sync.Map  // device -> *atomic.Int64
+	inv := funcInvoker(func(_ context.Context, tg Target) (iothub.MethodResult, error) {
+		n, _ := calls.LoadOrStore(tg.DeviceID, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		if _, ok := online.Load(tg.DeviceID); !ok {
+			return iothub.MethodResult{}, offline
+		}
+		return okAnswer()
+	})
+	ft := &fakeTwins{docs: map[string]map[string]any{}}
+	ft.before = func(read int, docs map[string]map[string]any) {
+		for _, id := range []string{"d0001", "d0002", "d0003"} {
+			state := "Disconnected"
+			if id != "d0003" && read >= 3 { // d0003 never connects
+				state = "Connected"
+				online.Store(id, true)
+			}
+			docs[id] = map[string]any{"deviceId": id, "connectionState": state}
+		}
+	}
+	rs, err := NewRunner(inv).RunTargets(context.Background(), devices(3), RunOptions{
+		Request: iothub.MethodRequest{MethodName: "m"}, Retry: policy(1), Concurrency: 3, Now: clk.Now, Sleep: clk.Sleep,
+		Park: &Park{For: time.Minute, Twins: ft, Retry: policy(1), Limiter: NewFixedRate(1000)},
+	})
+	require.NoError(t, err)
+	got := map[string]Result{}
+	for _, r := range rs {
+		got[r.DeviceID] = r
+	}
+	assert.Equal(t, OutcomeSucceeded, got["d0001"].Outcome)
+	assert.Equal(t, 2, got["d0001"].Attempts, "the refused call and the one once connected")
+	assert.Equal(t, OutcomeOffline, got["d0003"].Outcome)
+	assert.Contains(t, got["d0003"].Error.Message, "did not connect within --until-online 1m0s")
+	for _, id := range []string{"d0001", "d0002"} {
+		n, _ := calls.Load(id)
+		assert.Equal(t, int64(2), n.(*atomic.Int64).Load(), id)
+	}
 }

@@ -118,6 +118,10 @@ type RunOptions struct {
 	OnStopping func(inFlight int)
 	// Progress, when set, is updated as the run goes.
 	Progress *Progress
+	// Park, when set, parks the targets whose device was offline (404103)
+	// and calls each again once it is connected (--until-online; park.go).
+	// A parked target's result is final only then, or when Park.For ends.
+	Park *Park
 	// Wait, when set, holds each succeeded result until the device reports
 	// the awaited outcome (or fails it, or the wait times out): only then is
 	// the result final, counted, journaled and passed to OnResult. Waves
@@ -195,6 +199,7 @@ type Progress struct {
 	failed    atomic.Int64
 	attempts  atomic.Int64
 	throttles atomic.Int64
+	parked    atomic.Int64
 	wave      atomic.Int64
 	waves     atomic.Int64
 	limiter   atomic.Pointer[Limiter]
@@ -209,6 +214,7 @@ type ProgressSnapshot struct {
 	Failed    int     // results that count as failures (see Failed)
 	Attempts  int     // calls sent
 	Throttles int     // calls the hub answered 429
+	Parked    int     // targets parked now, waiting for their device to connect (--until-online)
 	Wave      int     // current wave, 1-based; 0 without waves
 	Waves     int     // waves planned; 0 when unknown
 	InFlight  int     // calls holding a slot (waiting for the pace, sent, or waiting to be resent)
@@ -222,7 +228,8 @@ type ProgressSnapshot struct {
 func (p *Progress) Snapshot() ProgressSnapshot {
 	s := ProgressSnapshot{
 		Total: int(p.total.Load()), Seen: int(p.seen.Load()), Done: int(p.done.Load()), Failed: int(p.failed.Load()),
-		Attempts: int(p.attempts.Load()), Throttles: int(p.throttles.Load()), Wave: int(p.wave.Load()), Waves: int(p.waves.Load()),
+		Attempts: int(p.attempts.Load()), Throttles: int(p.throttles.Load()), Parked: int(p.parked.Load()),
+		Wave: int(p.wave.Load()), Waves: int(p.waves.Load()),
 	}
 	if l := p.limiter.Load(); l != nil {
 		s.Rate = (*l).Rate()
@@ -268,6 +275,7 @@ type run struct {
 	workers sync.WaitGroup
 	results chan<- Result
 	aw      *awaiter
+	park    *parker
 
 	mu         sync.Mutex
 	completed  int
@@ -408,11 +416,18 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 		go ru.aw.run(ctx)
 	}
 	ru.results = results
+	if opts.Park != nil {
+		ru.park = newParker(ru, opts.Park, now, opts.Sleep)
+		go ru.park.aw.run(ru.dispatch) // a stopped run stops calling parked targets
+	}
 
 	ru.work = make(chan Target)
 	leftover, srcErr := ru.dispatchAll(src)
 	close(ru.work)
 	ru.workers.Wait()
+	if ru.park != nil {
+		ru.park.finish()
+	}
 	if ru.aw != nil {
 		ru.aw.finish()
 	}
@@ -457,6 +472,9 @@ func (r *Runner) Run(ctx context.Context, src Source, opts RunOptions) (Summary,
 	<-collected
 
 	sum := ru.tally.Summary()
+	if ru.park != nil {
+		sum.Parked, sum.Unparked = ru.park.counts()
+	}
 	sum.Pacing = ru.slots.finish()
 	sum.Pacing.Paced = opts.Limiter != nil
 	sum.Unread = ru.unread
@@ -646,11 +664,19 @@ func (ru *run) runOne(t Target) {
 	// so that the collector sees it before the next target starts
 	// whenever it can (a --max-failures count stops sooner).
 	defer ru.slots.release(time.Duration(res.DurationMs * float64(time.Millisecond)))
-	if ru.aw != nil && res.Outcome == OutcomeSucceeded {
-		ru.aw.add(res)
+	if ru.park != nil && res.Outcome == OutcomeOffline && ru.dispatch.Err() == nil {
+		ru.park.add(res)
 		return
 	}
-	ru.results <- res
+	wasParked := ru.park != nil && ru.park.take(&res)
+	if ru.aw != nil && res.Outcome == OutcomeSucceeded {
+		ru.aw.add(res)
+	} else {
+		ru.results <- res
+	}
+	if wasParked {
+		ru.park.close(t)
+	}
 }
 
 // waitCompleted waits until n results have been collected, or dispatching

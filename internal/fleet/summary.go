@@ -21,6 +21,11 @@ type Summary struct {
 	// Throttles is the number of calls the hub answered with 429 (resent
 	// or not); set by Runner.Run, 0 from Summarize.
 	Throttles int `json:"throttles"`
+	// Parked is how many targets were parked (their device offline, with
+	// --until-online) and Unparked how many calls were made to them once
+	// they connected; set by Runner.Run.
+	Parked   int `json:"parked,omitempty"`
+	Unparked int `json:"unparked,omitempty"`
 	// Elapsed is from the first start to the last end.
 	Elapsed time.Duration `json:"-"`
 	// Unread says that the run stopped before its source was read to the

@@ -142,6 +142,9 @@ func (b *ProgressBar) Line(s fleet.ProgressSnapshot, rate float64) string {
 	if s.Throttles > 0 {
 		parts = append(parts, fmt.Sprintf("%s throttled", Thousands(s.Throttles)))
 	}
+	if s.Parked > 0 {
+		parts = append(parts, fmt.Sprintf("%s parked", Thousands(s.Parked)))
+	}
 	if s.Slots > 0 && (s.Total == 0 || s.Done < s.Total) {
 		inFlight := fmt.Sprintf("%s/%s in flight", Thousands(s.InFlight), Thousands(s.Slots))
 		if s.Held {

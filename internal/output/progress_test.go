@@ -28,6 +28,8 @@ func TestProgressLine(t *testing.T) {
 			"[########################]  200/200  100%  40.0/s  4 throttled  wave 4/4"},
 		{"streaming query", fleet.ProgressSnapshot{Seen: 2500, Done: 1200, Wave: 2}, 2.5,
 			"1,200 done  2,500 read  2.50/s  wave 2"},
+		{"parked targets", fleet.ProgressSnapshot{Total: 100, Done: 60, Failed: 2, Parked: 12}, 5,
+			"[##############----------]  60/100  60%  5.00/s  ETA 8s  2 failed  12 parked"},
 		{"nothing yet", fleet.ProgressSnapshot{Total: 5}, 0,
 			"[------------------------]  0/5  0%  0.00/s"},
 	}
@@ -82,6 +84,10 @@ func TestSummaryThrottlesAndRetries(t *testing.T) {
 	b.Reset()
 	require.NoError(t, WriteSummary(&b, fleet.Summary{ByOutcome: map[fleet.Outcome]int{}}, false))
 	assert.Equal(t, "0 targets: nothing to do\n0 calls (0 retries) in 0µs\n", b.String())
+	b.Reset()
+	require.NoError(t, WriteSummary(&b, fleet.Summary{Targets: 3, ByOutcome: map[fleet.Outcome]int{fleet.OutcomeSucceeded: 2, fleet.OutcomeOffline: 1},
+		ByStatus: map[int]int{200: 2}, Attempts: 5, Parked: 3, Unparked: 2}, false))
+	assert.Equal(t, "3 targets: 2 succeeded, 1 offline; device status 200 x2; 3 targets parked offline (--until-online), 2 calls once connected\n5 calls (0 retries) in 0µs\n", b.String())
 }
 
 func TestDryRunOutput(t *testing.T) {

@@ -81,6 +81,9 @@ func writeTargets(b *strings.Builder, s fleet.Summary, color bool) {
 		}
 		b.WriteString("; " + word + strings.Join(sp, ", "))
 	}
+	if s.Parked > 0 {
+		fmt.Fprintf(b, "; %s parked offline (--until-online), %s once connected", plural(s.Parked, "target"), plural(s.Unparked, "call"))
+	}
 	b.WriteByte('\n')
 }
 

@@ -576,7 +576,7 @@ func corpusCases() []badCase {
 	// --- Empty values of every flag that takes one ("--flag ''" and "--flag=").
 	invokeFlags := []string{"devices-file", "query", "module", "payload", "timeout", "connect-timeout", "ok-status", "wait-online",
 		"max-attempts", "retry-for", "concurrency", "max-concurrency", "rate", "tier", "units", "journal", "resume", "waves", "batch-size", "wave-pause",
-		"max-failures", "abort-if", "min-sample", "gate", "gate-timeout", "grace", "wait", "wait-until", "fail-if", "wait-timeout", "via",
+		"max-failures", "abort-if", "min-sample", "gate", "gate-timeout", "until-online", "grace", "wait", "wait-until", "fail-if", "wait-timeout", "via",
 		"api-version", "auth", "ca-file", "connection-string", "connection-string-file", "hub", "output", "profile"}
 	add(badCase{name: `invoke --device ""`, args: []string{"invoke", "%M", "--device", ""}, want: []string{flagNameRe("device"), emptyMsgRe}})
 	add(badCase{name: `invoke --device=`, args: []string{"invoke", "%M", "--device="}, want: []string{flagNameRe("device"), emptyMsgRe}})
@@ -942,6 +942,10 @@ func corpusCases() []badCase {
 		num("--gate-timeout 25h", biInvoke("--waves", "1,100%", "--gate", "true", "--gate-timeout", "25h"), "gate-timeout"),
 		num("--gate-timeout soon", biInvoke("--waves", "1,100%", "--gate", "true", "--gate-timeout", "soon"), "gate-timeout"),
 		num("--via job with --gate", biInvoke("--via", "job", "--gate", "true"), "via", flagNameRe("gate")),
+		num("--until-online 800h", biInvoke("--until-online", "800h"), "until-online"),
+		num("--until-online soon", biInvoke("--until-online", "soon"), "until-online"),
+		num("--until-online with --wait-online", biInvoke("--until-online", "1h", "--wait-online", "5m"), "until-online", flagNameRe("wait-online")),
+		num("--via job with --until-online", biInvoke("--via", "job", "--until-online", "1h"), "via", flagNameRe("until-online")),
 		num("--wave-pause without waves", biInvoke("--wave-pause", "5s"), "wave-pause"),
 		num("--wave-pause 25h", biInvoke("--waves", "1,100%", "--wave-pause", "25h"), "wave-pause"),
 		num("--via job with --module", biInvoke("--via", "job", "--module", "m1"), "via", flagNameRe("module")),

@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -202,4 +204,72 @@ func TestLostAnswersResolvedFromTheTwin(t *testing.T) {
 	assert.Len(t, h.deliveries(t, "reboot"), 30, "every device ran it once")
 	assert.Contains(t, readFile(t, journal), `"resolved":"notRun"`, "the journal records which it was")
 	assert.Contains(t, readFile(t, journal), `"resolved":"started"`)
+}
+
+// TestUntilOnlineCallsEveryFlappingDeviceOnce: with --until-online, devices
+// found offline are parked and called as soon as their twin says they are
+// connected; flapping devices end succeeded, each delivered the method
+// exactly once (by hubsim's method log), and devices that never connect end
+// offline when the window closes.
+func TestUntilOnlineCallsEveryFlappingDeviceOnce(t *testing.T) {
+	h := startFleetHub(t, `{"groups":[
+		{"name":"flappy","idPattern":"flap-%02d","count":20,
+		 "connection":{"flapping":{"meanUp":"1500ms","meanDown":"1s"}},
+		 "methods":{"*":{"status":200,"latency":{"dist":"uniform","min":"20ms","max":"100ms"}}}},
+		{"name":"dead","idPattern":"dead-%d","count":3,"connection":{"onlineShare":0}}]}`, "--tier", "S3")
+	r := h.run(t, "", "ping", "--query", "SELECT deviceId FROM devices", "-c", "8", "--tier", "S3",
+		"--until-online", "10s", "-o", "jsonl")
+	require.Equal(t, 4, r.code, r.stderr)
+	rs := jsonlResults(t, r.stdout)
+	require.Len(t, rs, 23)
+	for id, res := range rs {
+		if strings.HasPrefix(id, "dead-") {
+			assert.Equal(t, "offline", res.Outcome, id)
+			require.NotNil(t, res.Error, id)
+			assert.Contains(t, res.Error.Message, "did not connect within --until-online 10s", id)
+		} else {
+			assert.Equal(t, "succeeded", res.Outcome, "%s: %+v", id, res.Error)
+		}
+	}
+	delivered := h.deliveries(t, "ping")
+	assert.Len(t, delivered, 20)
+	for id, ds := range delivered {
+		assert.Len(t, ds, 1, "%s got the method %d times", id, len(ds))
+	}
+	m := regexp.MustCompile(`; (\d+) targets parked offline \(--until-online\), (\d+) calls once connected`).FindStringSubmatch(r.stderr)
+	require.NotNil(t, m, r.stderr)
+	parked, _ := strconv.Atoi(m[1])
+	assert.GreaterOrEqual(t, parked, 3, "the dead devices at least")
+}
+
+// TestUntilOnlineParkedTargetsResume: targets parked when the run is
+// interrupted are skipped (the device never got the method) and the journal
+// says they were parked; --resume parks them again.
+func TestUntilOnlineParkedTargetsResume(t *testing.T) {
+	h := startFleetHub(t, `{"groups":[
+		{"name":"off","idPattern":"a-off-%d","count":4,"connection":{"onlineShare":0}},
+		{"name":"on","idPattern":"b-on-%02d","count":10,"methods":{"*":{"status":200,"latency":"20ms"}}}]}`, "--no-throttle")
+	journal := filepath.Join(t.TempDir(), "run.journal")
+	// -c 1 and the offline devices first: all four are parked before the
+	// tenth online result is out.
+	first := h.startAndStop(t, 10, syscall.SIGINT, "ping", "--query", "SELECT deviceId FROM devices", "-c", "1",
+		"--until-online", "10m", "--journal", journal, "-o", "jsonl")
+	assert.Equal(t, 130, first.code, first.stderr)
+	rs := jsonlResults(t, first.stdout)
+	require.Len(t, rs, 14)
+	for i := 1; i <= 4; i++ {
+		id := fmt.Sprintf("a-off-%d", i)
+		assert.Equal(t, "skipped", rs[id].Outcome, id)
+	}
+	assert.Equal(t, 4, strings.Count(readFile(t, journal), `"event":"parked"`))
+
+	again := h.run(t, "", "--resume", journal, "--until-online", "3s", "-o", "jsonl")
+	assert.Equal(t, 4, again.code, again.stderr)
+	rs2 := jsonlResults(t, again.stdout)
+	assert.Len(t, rs2, 4, "only the parked ones run again")
+	for id, res := range rs2 {
+		assert.Equal(t, "offline", res.Outcome, id)
+	}
+	assert.Contains(t, again.stderr, "4 targets parked offline")
+	assert.Len(t, h.deliveries(t, "ping"), 10)
 }

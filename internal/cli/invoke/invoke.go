@@ -135,6 +135,10 @@ const invokeLong = `
 			means the method started (the wait goes on, "resolved": "started"); a
 			device connected with nothing reported did not run it (resent without
 			--idempotent, "resolved": "notRun"); anything else ends unknown.
+			--until-online DUR parks targets whose device is offline (404103),
+			watches their connectionState with batched, paced twin queries and
+			calls each as soon as it is connected (a flapping device once, never
+			twice); a target still offline DUR after it was parked ends offline.
 
 			Jobs: --via job runs the fan-out as an IoT Hub scheduleDeviceMethod job
 			instead (the hub calls the devices at its jobs pace, S1: 10 devices/s),
@@ -277,6 +281,9 @@ type Options struct {
 	Gate          string
 	GateTimeout   time.Duration
 	GateAfterLast bool
+	// UntilOnline is --until-online: park offline targets for this long
+	// (0: don't).
+	UntilOnline time.Duration
 
 	DryRun bool
 	Yes    bool
@@ -402,6 +409,7 @@ func addInvokeFlags(cmd *cobra.Command, f *cmdutil.Factory, opts *Options, fl *i
 	flags.StringVar(&opts.Gate, "gate", "", "Run this shell `COMMAND` after each wave, before the next; a non-zero exit stops the run (exit 5). It gets DMCTL_WAVE, DMCTL_WAVES, DMCTL_WAVE_RESULTS and DMCTL_RESULTS (JSON-lines files)")
 	cmdutil.DurationFlag(flags, &opts.GateTimeout, "gate-timeout", fleet.DefaultGateTimeout, false, "Stop the run when one --gate run takes longer than this")
 	flags.BoolVar(&opts.GateAfterLast, "gate-after-last", false, "Run the --gate after the last wave too")
+	cmdutil.DurationFlag(flags, &opts.UntilOnline, "until-online", 0, false, "Park offline devices (404103) and call each as soon as it connects, for up to this long (e.g. 72h); then offline")
 	flags.BoolVar(&opts.DryRun, "dry-run", false, "Resolve the targets, print their count, a sample and the estimated duration; send nothing")
 	flags.BoolVarP(&opts.Yes, "yes", "y", false, "Do not ask for confirmation on a terminal")
 	cmdutil.DurationFlag(flags, &opts.Grace, "grace", DefaultGrace, false, "After Ctrl-C, how long calls in flight may take to finish")
@@ -501,6 +509,12 @@ func checkCall(opts *Options, fl *invokeFlags, payloadGiven bool) error {
 	opts.OKStatus = ok
 	if opts.MaxAttempts < 1 || opts.MaxAttempts > MaxMaxAttempts {
 		return cmdutil.FlagErrorf("--max-attempts: %d is out of range: use 1 (never resend) to %d", opts.MaxAttempts, MaxMaxAttempts)
+	}
+	if opts.UntilOnline > fleet.MaxUntilOnline {
+		return cmdutil.FlagErrorf("--until-online: %s is longer than %s", cmdutil.FormatDuration(opts.UntilOnline), cmdutil.FormatDuration(fleet.MaxUntilOnline))
+	}
+	if opts.UntilOnline > 0 && fl.waitOnline > 0 {
+		return cmdutil.FlagErrorf("--until-online and --wait-online both wait for offline devices: --wait-online resends the call, --until-online watches the twin and calls once connected; give one")
 	}
 	if fl.waitOnline > MaxWait {
 		return cmdutil.FlagErrorf("--wait-online: %s is longer than %s", cmdutil.FormatDuration(fl.waitOnline), cmdutil.FormatDuration(MaxWait))
@@ -666,6 +680,7 @@ type journalRun struct {
 	OKStatus       string   `json:"okStatus"`
 	Idempotent     bool     `json:"idempotent,omitempty"`
 	WaitOnline     string   `json:"waitOnline,omitempty"`
+	UntilOnline    string   `json:"untilOnline,omitempty"`
 	MaxAttempts    int      `json:"maxAttempts"`
 	RetryFor       string   `json:"retryFor"`
 	// The wait for outcomes (--wait, --wait-until, --fail-if, --wait-timeout).
@@ -697,7 +712,7 @@ func (opts *Options) journalHeader(devices []string) (fleet.JournalHeader, error
 	run := journalRun{
 		Devices: devices, DevicesFiles: files, Query: opts.QuerySQL, Module: opts.Module,
 		PayloadSHA256: payloadDigest(opts.Payload), Timeout: opts.Timeout.String(), ConnectTimeout: opts.ConnectTimeout.String(),
-		OKStatus: opts.OKStatus.String(), Idempotent: opts.Idempotent, WaitOnline: opts.WaitOnline.String(),
+		OKStatus: opts.OKStatus.String(), Idempotent: opts.Idempotent, WaitOnline: opts.WaitOnline.String(), UntilOnline: untilOnline(opts.UntilOnline),
 		MaxAttempts: opts.MaxAttempts, RetryFor: opts.RetryFor.String(),
 	}
 	if w := opts.Wait; w != nil {
@@ -714,6 +729,14 @@ func (opts *Options) journalHeader(devices []string) (fleet.JournalHeader, error
 		return fleet.JournalHeader{}, err
 	}
 	return fleet.JournalHeader{Method: opts.Method, StartTime: opts.now(), Run: b}, nil
+}
+
+// untilOnline is --until-online in a journal header ("" when not given).
+func untilOnline(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return d.String()
 }
 
 // applyJournal reads --resume's journal and fills in what the command line
@@ -766,6 +789,7 @@ func applyJournal(opts *Options, fl *invokeFlags, flags *pflag.FlagSet) error {
 	}{
 		{"timeout", &opts.Timeout, run.Timeout}, {"connect-timeout", &opts.ConnectTimeout, run.ConnectTimeout},
 		{"wait-online", &fl.waitOnline, run.WaitOnline}, {"retry-for", &fl.retryFor, run.RetryFor},
+		{"until-online", &opts.UntilOnline, run.UntilOnline},
 	} {
 		if err := setDuration(d.name, d.p, d.v); err != nil {
 			return err

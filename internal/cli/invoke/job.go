@@ -46,6 +46,7 @@ var viaJobRefused = []struct{ flag, why string }{
 	{"resume", "the hub keeps a job's per-device records (dmctl jobs results JOB-ID reads them again)"},
 	{"idempotent", "the hub decides what a job resends"},
 	{"wait-online", "use --connect-timeout: the hub waits that long for each disconnected device"},
+	{"until-online", "use --connect-timeout: the hub waits that long for each disconnected device"},
 	{"max-attempts", "the hub decides what a job resends"},
 	{"retry-for", "the hub decides what a job resends"},
 	{"grace", "Ctrl-C stops waiting, not the job (dmctl jobs cancel stops it)"},

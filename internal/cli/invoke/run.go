@@ -175,6 +175,10 @@ func invokeRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	park, err := opts.parkFor(wait)
+	if err != nil {
+		return err
+	}
 	if opts.wouldPrompt() && ts.Total > 1 {
 		yes, err := opts.confirmRun(ctx, ts.Total, hub)
 		if err != nil {
@@ -204,7 +208,9 @@ func invokeRun(ctx context.Context, opts *Options) error {
 	if opts.inFlightNote != "" {
 		_, _ = fmt.Fprintf(s.errOut, "note: %s\n", opts.inFlightNote)
 	}
-	sum, runErr := s.execute(inv, s.runOptions(pc, wait))
+	ro := s.runOptions(pc, wait)
+	ro.Park = park
+	sum, runErr := s.execute(inv, ro)
 	merged, err := s.report(sum, pc)
 	if err != nil {
 		return err

@@ -115,6 +115,28 @@ func (opts *Options) waitFor() (*fleet.Wait, error) {
 	return &w, nil
 }
 
+// parkFor is the run's --until-online parking with its hub reader and
+// retries, paced with the wait's queries by one limiter; nil without it.
+func (opts *Options) parkFor(w *fleet.Wait) (*fleet.Park, error) {
+	if opts.UntilOnline <= 0 {
+		return nil, nil
+	}
+	twins, err := opts.twins()
+	if err != nil {
+		return nil, err
+	}
+	qpm := queriesPerMinute(opts.Tier, opts.Units)
+	var limiter fleet.Limiter = fleet.NewFixedRate(qpm / 60)
+	if w != nil {
+		if w.Limiter == nil {
+			w.Limiter = limiter
+		} else {
+			limiter = w.Limiter
+		}
+	}
+	return &fleet.Park{For: opts.UntilOnline, Twins: twins, QueriesPerMinute: qpm, Limiter: limiter, Retry: opts.readPolicy()}, nil
+}
+
 // readPolicy resends twin reads as idempotent calls.
 func (opts *Options) readPolicy() retry.Policy {
 	p := opts.retryPolicy()
