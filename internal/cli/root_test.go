@@ -68,7 +68,7 @@ func TestRunPrintsErrorsOnce(t *testing.T) {
 		{"version args", []string{"version", "extra"}, 2, "Error: dmctl version takes no arguments, got \"extra\"\nRun 'dmctl version --help' for usage.\n"},
 		{"targets failed", []string{"invoke", "reboot", "--device", "off"}, 4, "" +
 			"off: offline: 404 404103 DeviceNotOnline: gone (tracking id trk-DeviceNotOnline)\n" +
-			"hint: an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it.\n" +
+			"hint: an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it, --until-online 24h calls it once it connects.\n" +
 			"1 target: 1 offline\n1 call (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n"},
 		{"success", []string{"invoke", "reboot", "--device", "d"}, 0, "1 target: 1 succeeded; device status 200 x1\n1 call (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n"},
 	}

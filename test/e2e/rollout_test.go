@@ -208,38 +208,34 @@ func TestLostAnswersResolvedFromTheTwin(t *testing.T) {
 
 // TestUntilOnlineCallsEveryFlappingDeviceOnce: with --until-online, devices
 // found offline are parked and called as soon as their twin says they are
-// connected; flapping devices end succeeded, each delivered the method
-// exactly once (by hubsim's method log), and devices that never connect end
-// offline when the window closes.
+// connected; devices that flap (half the time down, 600 ms on average each
+// way) all end succeeded, each delivered the method exactly once by hubsim's
+// method log, though some drop again between the twin's answer and their
+// call and are parked again. (Devices that never connect end offline:
+// TestUntilOnlineParkedTargetsResume.)
 func TestUntilOnlineCallsEveryFlappingDeviceOnce(t *testing.T) {
 	h := startFleetHub(t, `{"groups":[
 		{"name":"flappy","idPattern":"flap-%02d","count":20,
-		 "connection":{"flapping":{"meanUp":"1500ms","meanDown":"1s"}},
-		 "methods":{"*":{"status":200,"latency":{"dist":"uniform","min":"20ms","max":"100ms"}}}},
-		{"name":"dead","idPattern":"dead-%d","count":3,"connection":{"onlineShare":0}}]}`, "--tier", "S3")
+		 "connection":{"flapping":{"meanUp":"600ms","meanDown":"600ms"}},
+		 "methods":{"*":{"status":200,"latency":{"dist":"uniform","min":"20ms","max":"100ms"}}}}]}`, "--tier", "S3")
 	r := h.run(t, "", "ping", "--query", "SELECT deviceId FROM devices", "-c", "8", "--tier", "S3",
-		"--until-online", "10s", "-o", "jsonl")
-	require.Equal(t, 4, r.code, r.stderr)
+		"--until-online", "2m", "-o", "jsonl")
+	require.Equal(t, 0, r.code, r.stderr)
 	rs := jsonlResults(t, r.stdout)
-	require.Len(t, rs, 23)
-	for id, res := range rs {
-		if strings.HasPrefix(id, "dead-") {
-			assert.Equal(t, "offline", res.Outcome, id)
-			require.NotNil(t, res.Error, id)
-			assert.Contains(t, res.Error.Message, "did not connect within --until-online 10s", id)
-		} else {
-			assert.Equal(t, "succeeded", res.Outcome, "%s: %+v", id, res.Error)
-		}
-	}
+	require.Len(t, rs, 20)
+	assert.Equal(t, map[string]int{"succeeded": 20}, outcomes(rs))
 	delivered := h.deliveries(t, "ping")
 	assert.Len(t, delivered, 20)
 	for id, ds := range delivered {
 		assert.Len(t, ds, 1, "%s got the method %d times", id, len(ds))
 	}
-	m := regexp.MustCompile(`; (\d+) targets parked offline \(--until-online\), (\d+) calls once connected`).FindStringSubmatch(r.stderr)
+	m := regexp.MustCompile(`; (\d+) targets? parked offline \(--until-online\), (\d+) calls? once connected`).FindStringSubmatch(r.stderr)
 	require.NotNil(t, m, r.stderr)
 	parked, _ := strconv.Atoi(m[1])
-	assert.GreaterOrEqual(t, parked, 3, "the dead devices at least")
+	called, _ := strconv.Atoi(m[2])
+	assert.Positive(t, parked, "some devices were down when first called")
+	assert.GreaterOrEqual(t, called, parked, "every parked device was called once connected")
+	t.Logf("%d parked, %d calls once connected", parked, called)
 }
 
 // TestUntilOnlineParkedTargetsResume: targets parked when the run is

@@ -225,7 +225,7 @@ func TestInvokeRunFormats(t *testing.T) {
 	const stderrPlain = "" +
 		"d2: failed: the device answered status 500: disk full\n" +
 		"d3: offline: 404 404103 DeviceNotOnline: The device is not online. (tracking id trk-DeviceNotOnline)\n" +
-		"hint: an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it.\n" +
+		"hint: an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it, --until-online 24h calls it once it connects.\n" +
 		"3 targets: 1 succeeded, 1 failed, 1 offline; device statuses 200 x1, 500 x1\n3 calls (0 retries) in 0µs; latency p50 0µs, p95 0µs, p99 0µs\n"
 	start := `"startTime":"2026-03-04T05:06:07Z","durationMs":0`
 	tests := []struct {

@@ -570,8 +570,11 @@ func hints(f runFacts, cred *auth.Credential, opts *Options) []string {
 	if f.tokenFailed > 0 && cred != nil {
 		out = append(out, cred.TokenFailureHint())
 	}
-	if f.offline > 0 && opts.WaitOnline == 0 {
-		out = append(out, "an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it.")
+	switch {
+	case f.offline > 0 && opts.UntilOnline > 0:
+		out = append(out, "an offline device did not connect within --until-online: resume with a longer --until-online to keep watching for it.")
+	case f.offline > 0 && opts.WaitOnline == 0:
+		out = append(out, "an offline device may connect later: --wait-online 5m keeps retrying, --connect-timeout 60 lets the hub wait for it, --until-online 24h calls it once it connects.")
 	}
 	if f.timedOut > 0 && !opts.Idempotent {
 		out = append(out, "a method that timed out may still have run on the device, so it was not resent; add --idempotent if running it twice is safe, or raise --timeout.")
