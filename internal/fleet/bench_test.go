@@ -42,3 +42,57 @@ func BenchmarkRunnerOverhead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRunnerRolloutPolicies is a rollout of 2,000 targets at 64 in
+// flight against devices that take 5-50 ms to answer, with the policies of
+// issue 14 on and off: abort criteria judged on every result, waves of 200
+// (each drains the calls in flight before the next starts), and a health
+// gate between the waves (a no-op here: its own time is the user's).
+// Compare the cases' targets/s in one run.
+func BenchmarkRunnerRolloutPolicies(b *testing.B) {
+	const n = 2000
+	criteria := []Criterion{}
+	for _, s := range []string{"offline>10%", "timeout>5", "any>20%"} {
+		c, err := ParseCriterion(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		criteria = append(criteria, c)
+	}
+	cases := []struct {
+		name string
+		opts RunOptions
+	}{
+		{"plain", RunOptions{}},
+		{"abort-if", RunOptions{AbortIf: criteria, MinSample: 50}},
+		{"waves-200", RunOptions{Waves: WavePlan{BatchSize: 200}}},
+		{"waves-200+gate+abort-if", RunOptions{Waves: WavePlan{BatchSize: 200}, AbortIf: criteria, MinSample: 50,
+			Gate: func(context.Context, int, int) error { return nil }}},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			targets := make([]Target, n)
+			for i := range targets {
+				targets[i] = Target{DeviceID: fmt.Sprintf("bench-%07d", i)}
+			}
+			inv := funcInvoker(func(_ context.Context, t Target) (iothub.MethodResult, error) {
+				var k int
+				_, _ = fmt.Sscanf(t.DeviceID, "bench-%d", &k)
+				time.Sleep(5*time.Millisecond + time.Duration(k*7919%45)*time.Millisecond) // the device's answer time
+				return iothub.MethodResult{Status: 200, Payload: json.RawMessage(`{"ok":true}`)}, nil
+			})
+			b.ReportAllocs()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				opts := c.opts
+				opts.Request = iothub.MethodRequest{MethodName: "ping", ResponseTimeout: 30 * time.Second}
+				opts.Concurrency = 64
+				opts.Total = n
+				if _, err := NewRunner(inv).Run(context.Background(), NewSliceSource(targets), opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "targets/s")
+		})
+	}
+}
