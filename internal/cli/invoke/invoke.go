@@ -18,6 +18,7 @@ import (
 
 	"github.com/dmctl/dmctl/internal/auth"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
+	"github.com/dmctl/dmctl/internal/cli/planfile"
 	"github.com/dmctl/dmctl/internal/cli/proc"
 	"github.com/dmctl/dmctl/internal/fleet"
 	"github.com/dmctl/dmctl/internal/iothub"
@@ -273,6 +274,13 @@ type Options struct {
 	// Wait is what --wait, --wait-until and --fail-if wait for after each
 	// method succeeded; nil means no wait. Its hub reader is set by the run.
 	Wait *fleet.Wait
+
+	// PlanFile is --plan: write the resolved run to this file, send nothing.
+	PlanFile string
+	planRun  planfile.Run
+	// Plan is set by dmctl apply: the targets come from a plan file, not
+	// from target flags. nil for invoke.
+	Plan *planfile.Planned
 }
 
 // invokeFlags are the raw flag values before they are checked.
@@ -299,7 +307,16 @@ type invokeFlags struct {
 
 // NewCmdInvoke returns `dmctl invoke`.
 func NewCmdInvoke(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command {
-	opts := &Options{IO: f.IOStreams, Invoker: f.MethodInvoker, Query: f.QueryPager, Now: f.Now, Sleep: f.Sleep, Hub: f.HubClient, HardStop: f.HardStop}
+	return NewCmdInvokeFor(f, NewOptions(f), runF)
+}
+
+// NewOptions are invoke's Options with the factory's dependencies.
+func NewOptions(f *cmdutil.Factory) *Options {
+	return &Options{IO: f.IOStreams, Invoker: f.MethodInvoker, Query: f.QueryPager, Now: f.Now, Sleep: f.Sleep, Hub: f.HubClient, HardStop: f.HardStop}
+}
+
+// NewCmdInvokeFor is NewCmdInvoke filling opts (dmctl apply sets opts.Plan first).
+func NewCmdInvokeFor(f *cmdutil.Factory, opts *Options, runF func(*Options) error) *cobra.Command {
 	var fl invokeFlags
 	cmd := &cobra.Command{
 		Use:     "invoke METHOD (--device ID ... | --devices-file FILE | --query SQL) [flags]",
@@ -345,6 +362,11 @@ func NewCmdInvoke(f *cmdutil.Factory, runF func(*Options) error) *cobra.Command 
 					return err
 				}
 			}
+			if opts.PlanFile != "" {
+				if opts.planRun, err = planfile.CheckFlags(cmd.Flags(), opts.Payload); err != nil {
+					return err
+				}
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -377,6 +399,7 @@ func addInvokeFlags(cmd *cobra.Command, f *cmdutil.Factory, opts *Options, fl *i
 	flags.IntVar(&opts.Units, "units", 1, "The hub's number of units, with --tier")
 	flags.StringVar(&opts.Journal, "journal", "", "Record each target before its call and its result after, in this new `FILE` (JSONL)")
 	flags.StringVar(&opts.Resume, "resume", "", "Continue the run recorded in journal `FILE`: run only the targets it has no result for")
+	flags.StringVar(&opts.PlanFile, "plan", "", "Send nothing: write the targets, their twins' versions and the run's options to this new plan `FILE` for dmctl apply")
 	flags.StringVar(&fl.waves, "waves", "", "Run in cumulative waves, e.g. 1,10%,50%,100%")
 	flags.IntVar(&fl.batchSize, "batch-size", 0, "Run in waves of N targets")
 	cmdutil.DurationFlag(flags, &opts.WavePause, "wave-pause", 0, false, "Pause between waves")
@@ -431,6 +454,10 @@ func checkTargets(opts *Options, fl *invokeFlags) error {
 		return cmdutil.FlagErrorf("METHOD: %v", err)
 	}
 	opts.Module = fl.module
+	if opts.Plan != nil { // dmctl apply: planfile checked the targets
+		opts.Targets = append(opts.Targets[:0], opts.Plan.PlannedTargets()...)
+		return checkStdin(opts, fl)
+	}
 	plan := fleet.Plan{Devices: fl.devices, Files: opts.DevicesFiles, Query: opts.QuerySQL, Module: fl.module}
 	if err := plan.Check(); err != nil {
 		return cmdutil.FlagErrorWrap(err)
@@ -645,6 +672,10 @@ type journalRun struct {
 	WaitUntil   []string `json:"waitUntil,omitempty"`
 	FailIf      []string `json:"failIf,omitempty"`
 	WaitTimeout string   `json:"waitTimeout,omitempty"`
+	// Plan and PlanSHA256 name the plan file of a run of dmctl apply,
+	// whose targets it holds (Devices is empty then).
+	Plan       string `json:"plan,omitempty"`
+	PlanSHA256 string `json:"planSha256,omitempty"`
 }
 
 func payloadDigest(p json.RawMessage) string {
@@ -671,6 +702,9 @@ func (opts *Options) journalHeader(devices []string) (fleet.JournalHeader, error
 		PayloadSHA256: payloadDigest(opts.Payload), Timeout: opts.Timeout.String(), ConnectTimeout: opts.ConnectTimeout.String(),
 		OKStatus: opts.OKStatus.String(), Idempotent: opts.Idempotent, WaitOnline: opts.WaitOnline.String(),
 		MaxAttempts: opts.MaxAttempts, RetryFor: opts.RetryFor.String(),
+	}
+	if p := opts.Plan; p != nil {
+		run.Devices, run.Plan, run.PlanSHA256 = nil, p.Path, p.SHA256
 	}
 	if w := opts.Wait; w != nil {
 		run.Wait, run.WaitTimeout = string(w.Preset), w.Timeout.String()
@@ -714,7 +748,11 @@ func applyJournal(opts *Options, fl *invokeFlags, flags *pflag.FlagSet) error {
 			return cmdutil.FlagErrorf("--resume %s: line 1: the run's options are unreadable: %v", opts.Resume, err)
 		}
 	}
-	if err := opts.resumeTargets(run, fl, flags); err != nil {
+	if run.Plan != "" || opts.Plan != nil {
+		if err := opts.Plan.CheckResume(opts.Resume, run.Plan, run.PlanSHA256); err != nil {
+			return err
+		}
+	} else if err := opts.resumeTargets(run, fl, flags); err != nil {
 		return err
 	}
 	if run.PayloadSHA256 != "" && !flags.Changed("payload") {
