@@ -294,14 +294,7 @@ type awaiter struct {
 
 func newAwaiter(w *Wait, now func() time.Time, sleep func(context.Context, time.Duration) error, emit func(Result)) *awaiter {
 	a := &awaiter{w: w, now: now, sleep: sleep, emit: emit, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	a.limit = w.Limiter
-	if a.limit == nil {
-		qpm := w.QueriesPerMinute
-		if qpm <= 0 {
-			qpm = DefaultQueriesPerMinute
-		}
-		a.limit = NewFixedRate(qpm / 60)
-	}
+	a.limit = queryLimiter(w.Limiter, w.QueriesPerMinute)
 	return a
 }
 

@@ -53,16 +53,7 @@ type VersionReader struct {
 }
 
 func (r *VersionReader) limiter() Limiter {
-	r.once.Do(func() {
-		r.limit = r.Limiter
-		if r.limit == nil {
-			qpm := r.QueriesPerMinute
-			if qpm <= 0 {
-				qpm = DefaultQueriesPerMinute
-			}
-			r.limit = NewFixedRate(qpm / 60)
-		}
-	})
+	r.once.Do(func() { r.limit = queryLimiter(r.Limiter, r.QueriesPerMinute) })
 	return r.limit
 }
 

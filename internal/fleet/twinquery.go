@@ -45,6 +45,18 @@ func cutIN(head, tail string, n, maxIDs int, id func(int) string) []inBatch {
 	return out
 }
 
+// queryLimiter is l, or without one a pace of qpm queries a minute
+// (0: DefaultQueriesPerMinute).
+func queryLimiter(l Limiter, qpm float64) Limiter {
+	if l != nil {
+		return l
+	}
+	if qpm <= 0 {
+		qpm = DefaultQueriesPerMinute
+	}
+	return NewFixedRate(qpm / 60)
+}
+
 // queryRows reads every page of a twin query, each page paced by limit
 // (which is told about 429s) and resent as an idempotent read under policy,
 // and calls row with each item decoded.
