@@ -40,7 +40,7 @@ func TestEncodeReadRoundTrip(t *testing.T) {
 	assert.Equal(t, samplePlan().Targets, p.Targets)
 	assert.Equal(t, "reboot", p.Method)
 	planned := p.Planned()
-	assert.Equal(t, "gw/m1", planned[1].Target.String())
+	assert.Equal(t, "gw/m1", planned[1].String())
 	assert.Equal(t, int64(3), planned[0].Twin.Version)
 }
 
