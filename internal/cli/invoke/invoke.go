@@ -97,6 +97,11 @@ const invokeLong = `
 			every target. A target whose call was in flight when dmctl was killed is
 			reported "unknown" and not invoked again, unless --idempotent.
 
+			Plans: --plan FILE sends nothing: it writes the targets (a query read
+			now), each twin's version and etag, the method, the payload and the
+			run's options to a JSON plan (mode 0600) that dmctl apply FILE runs
+			exactly, skipping as drifted any target whose twin changed meanwhile.
+
 			Safety: --dry-run lists the targets, their count and the estimated
 			duration, and sends nothing. On a terminal, a run over more than one
 			target asks for confirmation (--yes skips it; Ctrl-C at the question
@@ -158,6 +163,7 @@ const invokeExamples = `
 			$ dmctl invoke firmwareUpdate --devices-file fleet.txt --payload @fw.json --wait firmware -o jsonl
 			$ dmctl invoke firmwareUpdate --device gw-1 --payload @fw.json --wait-until "properties.reported.iothubDM.firmwareUpdate.status == applyComplete" --fail-if "properties.reported.iothubDM.firmwareUpdate.status in (downloadFailed, applyFailed)"
 			$ dmctl journal show fw.journal -o jsonl
+			$ dmctl invoke firmwareUpdate --query "SELECT deviceId FROM devices WHERE tags.ring = 'canary'" --payload @fw.json --waves 1,50%,100% --plan canary.plan
 			$ dmctl invoke reboot --query "SELECT deviceId FROM devices WHERE tags.ring = 'canary'" --via job
 		`
 
