@@ -36,7 +36,8 @@ var helpTopics = []struct {
 			       status outside --ok-status, was offline, timed out, was throttled,
 			       was not found, or the call failed; or, with --wait/--wait-until,
 			       the device then reported failure (waitFailed) or did not report
-			       its outcome within --wait-timeout (waitTimeout). Also: what a
+			       its outcome within --wait-timeout (waitTimeout); or, with dmctl
+			       apply, its twin had changed since the plan (drifted). Also: what a
 			       command names was not found (jobs show|wait|results|cancel of an
 			       unknown job, twin show of an unknown device or module, or a --path
 			       the twin does not have)

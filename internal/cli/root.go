@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/dmctl/dmctl/internal/cli/apply"
 	"github.com/dmctl/dmctl/internal/cli/cmdutil"
 	"github.com/dmctl/dmctl/internal/cli/config"
 	"github.com/dmctl/dmctl/internal/cli/doctor"
@@ -31,6 +32,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd.Flags().BoolVar(&showVersion, "version", false, "Show dmctl's version (as dmctl version does)")
 
 	cmd.AddCommand(invoke.NewCmdInvoke(f, nil))
+	cmd.AddCommand(apply.NewCmdApply(f, nil))
 	cmd.AddCommand(jobs.NewCmdJobs(f))
 	cmd.AddCommand(twin.NewCmdTwin(f))
 	cmd.AddCommand(journal.NewCmdJournal(f))

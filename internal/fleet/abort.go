@@ -13,7 +13,7 @@ const ClassAny Outcome = "any"
 // target can end in, besides succeeded, and any.
 var abortClasses = []Outcome{
 	OutcomeFailed, OutcomeOffline, OutcomeTimeout, OutcomeThrottled, OutcomeUnauthorized, OutcomeNotFound,
-	OutcomeError, OutcomeUnknown, OutcomeWaitFailed, OutcomeWaitTimeout, ClassAny,
+	OutcomeError, OutcomeUnknown, OutcomeWaitFailed, OutcomeWaitTimeout, OutcomeDrifted, ClassAny,
 }
 
 // DefaultMinSample is how many targets must have finished before an

@@ -27,6 +27,7 @@ func TestParseCriterion(t *testing.T) {
 		"error>1%":        "error>1%",
 		"failed>99.9%":    "failed>99.9%",
 		"offline>0000007": "offline>7",
+		"drifted>3":       "drifted>3",
 	} {
 		c, err := ParseCriterion(in)
 		require.NoError(t, err, in)

@@ -294,14 +294,7 @@ type awaiter struct {
 
 func newAwaiter(w *Wait, now func() time.Time, sleep func(context.Context, time.Duration) error, emit func(Result)) *awaiter {
 	a := &awaiter{w: w, now: now, sleep: sleep, emit: emit, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	a.limit = w.Limiter
-	if a.limit == nil {
-		qpm := w.QueriesPerMinute
-		if qpm <= 0 {
-			qpm = DefaultQueriesPerMinute
-		}
-		a.limit = NewFixedRate(qpm / 60)
-	}
+	a.limit = queryLimiter(w.Limiter, w.QueriesPerMinute)
 	return a
 }
 
@@ -505,27 +498,9 @@ func (a *awaiter) batches(ws []*watch) []batch {
 func (w *Wait) cut(module string, ws []*watch) []batch {
 	head, tail := w.queryParts(module)
 	var out []batch
-	var b strings.Builder
-	var cur []*watch
-	flush := func() {
-		if len(cur) > 0 {
-			out = append(out, batch{module: module, watches: cur, sql: head + b.String() + tail})
-		}
-		cur = nil
-		b.Reset()
+	for _, c := range cutIN(head, tail, len(ws), 0, func(i int) string { return ws[i].res.DeviceID }) {
+		out = append(out, batch{module: module, watches: ws[c.from:c.to], sql: c.sql})
 	}
-	for _, wt := range ws {
-		id := iothub.QuoteString(wt.res.DeviceID)
-		if len(cur) > 0 && len(head)+b.Len()+2+len(id)+len(tail) > iothub.MaxQueryLength {
-			flush()
-		}
-		if len(cur) > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(id)
-		cur = append(cur, wt)
-	}
-	flush()
 	return out
 }
 
@@ -589,40 +564,19 @@ func (a *awaiter) read(ctx context.Context, b batch) (map[Target]map[string]any,
 		return out, nil
 	}
 	paths := a.w.paths()
-	pages := retry.Pages(policy)
-	observed := func(ctx context.Context, fetch func(context.Context) error) error {
-		return pages(ctx, func(ctx context.Context) error {
-			e := fetch(ctx)
-			if iothub.KindOf(e) == iothub.KindThrottled {
-				a.limit.Observe(true)
+	err := queryRows(ctx, a.w.Twins, a.limit, policy, b.sql, func(row map[string]any) error {
+		dev, _ := row["deviceId"].(string)
+		doc := map[string]any{}
+		for i, p := range paths {
+			if v, ok := row[fmt.Sprintf("v%d", i)]; ok {
+				setPath(doc, p, v)
 			}
-			return e
-		})
-	}
-	pager := a.w.Twins.Query(b.sql, iothub.QueryOptions{PageSize: waitPageSize, Retry: observed})
-	for pager.More() {
-		if err := a.limit.Wait(ctx); err != nil {
-			return nil, err
 		}
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, item := range page.Items {
-			row, err := decodeDoc(item)
-			if err != nil {
-				return nil, fmt.Errorf("%w: a query row: %v", iothub.ErrUnreadableAnswer, err)
-			}
-			dev, _ := row["deviceId"].(string)
-			t := Target{DeviceID: dev, ModuleID: b.module}
-			doc := map[string]any{}
-			for i, p := range paths {
-				if v, ok := row[fmt.Sprintf("v%d", i)]; ok {
-					setPath(doc, p, v)
-				}
-			}
-			out[t] = doc
-		}
+		out[Target{DeviceID: dev, ModuleID: b.module}] = doc
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

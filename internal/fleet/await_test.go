@@ -176,6 +176,9 @@ func (p *fakeTwinPager) fetch() (iothub.QueryPage, error) {
 			continue
 		}
 		row := map[string]any{"deviceId": m[1]}
+		if strings.Contains(p.sql, "version, etag") { // a drift check's query
+			row["version"], row["etag"] = doc["version"], doc["etag"]
+		}
 		for _, a := range as {
 			if v, ok := Lookup(doc, strings.Split(a[1], ".")); ok {
 				row["v"+a[2]] = v

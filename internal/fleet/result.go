@@ -60,11 +60,15 @@ const (
 	// OutcomeWaitTimeout: the method succeeded, but the awaited outcome was
 	// not reported within --wait-timeout (or the wait was interrupted).
 	OutcomeWaitTimeout Outcome = "waitTimeout"
+	// OutcomeDrifted: dmctl apply did not invoke the target because its
+	// twin changed (version or etag) since the plan recorded it; a new plan,
+	// or --allow-drift, runs it.
+	OutcomeDrifted Outcome = "drifted"
 )
 
 // Outcomes lists every outcome in the order summaries show them.
 var Outcomes = []Outcome{OutcomeSucceeded, OutcomeFailed, OutcomeOffline, OutcomeTimeout, OutcomeThrottled,
-	OutcomeUnauthorized, OutcomeNotFound, OutcomeError, OutcomeUnknown, OutcomeWaitFailed, OutcomeWaitTimeout, OutcomeSkipped}
+	OutcomeUnauthorized, OutcomeNotFound, OutcomeError, OutcomeUnknown, OutcomeWaitFailed, OutcomeWaitTimeout, OutcomeDrifted, OutcomeSkipped}
 
 // Result is what happened to one target. Its JSON form is public API used by
 // the json and jsonl printers (and later journals and --resume): camelCase,

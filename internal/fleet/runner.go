@@ -127,6 +127,10 @@ type RunOptions struct {
 	// the result final, counted, journaled and passed to OnResult. Waves
 	// wait for these outcomes too.
 	Wait *Wait
+	// Drift, when set (dmctl apply), compares each target's twin with its
+	// plan's before the first call: a target whose twin changed is not
+	// invoked and is reported drifted. nil: no check.
+	Drift *DriftCheck
 }
 
 // Runner invokes a method on the targets of a source, with a bounded
@@ -747,6 +751,9 @@ func (ru *run) collect(results <-chan Result, done chan<- struct{}) {
 // retry loop: pacing, the attempt, the classification and the resend rules
 // read top to bottom.
 func (ru *run) one(t Target) Result {
+	if res, ok := ru.driftCheck(t); !ok {
+		return res
+	}
 	opts := ru.opts
 	method := opts.Request.MethodName
 	var (

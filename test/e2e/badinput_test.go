@@ -542,6 +542,25 @@ const (
 	corpusPayloadJournal = `{"dmctlJournal":1,"method":"%M","startTime":"2026-01-02T03:04:05Z","run":{"devices":["d-01","d-02"],"payloadSha256":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","timeout":"30s","connectTimeout":"0s","okStatus":"2xx","waitOnline":"0s","maxAttempts":5,"retryFor":"2m0s"}}` + "\n" + corpusJournalD01
 )
 
+// corpusPlan is a valid plan of %M on d-01 and d-02 of the corpus hub;
+// corpusPlanEdit is it with one edit (old -> new, once).
+const corpusPlan = `{"dmctlPlan": 1, "created": "2026-01-02T03:04:05Z", "hub": "%H", "method": "%M", "run": {"timeout": "30s", "okStatus": "2xx"},
+  "sources": {"devices": ["d-01", "d-02"]},
+  "targets": [
+    {"deviceId":"d-01","version":1,"etag":"AAAAAAAAAAE="},
+    {"deviceId":"d-02","version":1,"etag":"AAAAAAAAAAE="}]}
+`
+
+func corpusPlanEdit(old, new string) string {
+	if !strings.Contains(corpusPlan, old) {
+		panic("corpusPlanEdit: no " + old)
+	}
+	return strings.Replace(corpusPlan, old, new, 1)
+}
+
+// corpusApplyJournal is a journal of dmctl apply of a plan (no longer there).
+const corpusApplyJournal = `{"dmctlJournal":1,"method":"%M","startTime":"2026-01-02T03:04:05Z","run":{"timeout":"30s","connectTimeout":"0s","okStatus":"2xx","waitOnline":"0s","maxAttempts":5,"retryFor":"2m0s","plan":"/nonexistent/p.plan","planSha256":"00"}}` + "\n" + corpusJournalD01
+
 // corpusConfig has one profile, lab, that is current and works (it only sets
 // the output format).
 const corpusConfig = "current: lab\nprofiles:\n  lab:\n    output: json\n"
@@ -576,7 +595,7 @@ func corpusCases() []badCase {
 	// --- Empty values of every flag that takes one ("--flag ''" and "--flag=").
 	invokeFlags := []string{"devices-file", "query", "module", "payload", "timeout", "connect-timeout", "ok-status", "wait-online",
 		"max-attempts", "retry-for", "concurrency", "max-concurrency", "rate", "tier", "units", "journal", "resume", "waves", "batch-size", "wave-pause",
-		"max-failures", "abort-if", "min-sample", "gate", "gate-timeout", "until-online", "grace", "wait", "wait-until", "fail-if", "wait-timeout", "via",
+		"max-failures", "abort-if", "min-sample", "gate", "gate-timeout", "until-online", "grace", "wait", "wait-until", "fail-if", "wait-timeout", "via", "plan",
 		"api-version", "auth", "ca-file", "connection-string", "connection-string-file", "hub", "output", "profile"}
 	add(badCase{name: `invoke --device ""`, args: []string{"invoke", "%M", "--device", ""}, want: []string{flagNameRe("device"), emptyMsgRe}})
 	add(badCase{name: `invoke --device=`, args: []string{"invoke", "%M", "--device="}, want: []string{flagNameRe("device"), emptyMsgRe}})
@@ -622,6 +641,63 @@ func corpusCases() []badCase {
 		badCase{name: `doctor --connection-string-file=`, args: []string{"doctor", "--connection-string-file="}, want: []string{flagNameRe("connection-string-file"), emptyMsgRe}},
 		badCase{name: `version -o ""`, args: []string{"version", "-o", ""}, want: []string{flagNameRe("output"), emptyMsgRe}},
 	)
+	for _, f := range []string{"journal", "resume", "connection-string", "output", "ca-file"} {
+		add(badCase{name: fmt.Sprintf(`apply --%s ""`, f), args: []string{"apply", "p.plan", "--" + f, ""}, files: map[string]string{"p.plan": corpusPlan},
+			want: []string{flagNameRe(f), emptyMsgRe}},
+			badCase{name: fmt.Sprintf(`apply --%s=`, f), args: []string{"apply", "p.plan", "--" + f + "="}, files: map[string]string{"p.plan": corpusPlan},
+				want: []string{flagNameRe(f), emptyMsgRe}})
+	}
+	add(badCase{name: `apply --allow-drift=`, args: []string{"apply", "p.plan", "--allow-drift="}, files: map[string]string{"p.plan": corpusPlan}, want: []string{flagNameRe("allow-drift")}},
+		badCase{name: `apply --journal twice`, args: []string{"apply", "p.plan", "--journal", "a.jsonl", "--journal", "b.jsonl"}, files: map[string]string{"p.plan": corpusPlan},
+			want: []string{flagNameRe("journal"), twiceMsgRe}},
+		badCase{name: `invoke --plan twice`, args: biInvoke("--plan", "a.plan", "--plan", "b.plan"), want: []string{flagNameRe("plan"), twiceMsgRe}})
+
+	// --- Plans: --plan's combinations, and plan files apply refuses.
+	add(badCase{name: "invoke --plan with --dry-run", args: biInvoke("--plan", "p.plan", "--dry-run"), want: []string{flagNameRe("plan"), flagNameRe("dry-run")}},
+		badCase{name: "invoke --plan with --journal", args: biInvoke("--plan", "p.plan", "--journal", "j.jsonl"), want: []string{flagNameRe("plan"), flagNameRe("journal")}},
+		badCase{name: "invoke --plan with --via job", args: biInvoke("--plan", "p.plan", "--via", "job"), want: []string{flagNameRe("plan"), flagNameRe("via")}},
+		badCase{name: "invoke --plan naming a directory", args: biInvoke("--plan", "sub"), dirs: []string{"sub"}, want: []string{flagNameRe("plan"), `directory`}},
+		badCase{name: "invoke --plan in a missing directory", args: biInvoke("--plan", "missing/p.plan"), want: []string{flagNameRe("plan"), `missing`}},
+		badCase{name: "invoke --plan with a secret in the payload", args: biInvoke("--plan", "p.plan", "--payload", `{"cs":"HostName=%H;SharedAccessKeyName=service;SharedAccessKey=%K"}`),
+			want: []string{flagNameRe("plan"), `secret`}},
+		badCase{name: "invoke --plan with a bad --rate", args: biInvoke("--plan", "p.plan", "--rate", "fast"), want: []string{flagNameRe("rate")}},
+		badCase{name: "apply without PLAN", args: []string{"apply"}, want: []string{`PLAN`}},
+		badCase{name: `apply "" (empty PLAN)`, args: []string{"apply", ""}, want: []string{`PLAN`, emptyMsgRe}},
+		badCase{name: "apply of a missing plan", args: []string{"apply", "missing.plan"}, want: []string{reLit("missing.plan")}},
+		badCase{name: "apply of a directory", args: []string{"apply", "sub"}, dirs: []string{"sub"}, want: []string{`plan sub`}},
+		badCase{name: "apply --journal and --resume naming different files", args: []string{"apply", "p.plan", "--journal", "a.jsonl", "--resume", "b.jsonl"},
+			files: map[string]string{"p.plan": corpusPlan}, want: []string{flagNameRe("journal"), flagNameRe("resume")}},
+		badCase{name: "apply --resume of a journal of invoke", args: []string{"apply", "p.plan", "--resume", "j.jsonl"},
+			files: map[string]string{"p.plan": corpusPlan, "j.jsonl": corpusJournal}, want: []string{flagNameRe("resume"), `dmctl invoke --resume`}},
+		badCase{name: "apply --resume of a journal of another plan", args: []string{"apply", "p.plan", "--resume", "j.jsonl"},
+			files: map[string]string{"p.plan": corpusPlan, "j.jsonl": corpusApplyJournal}, want: []string{flagNameRe("resume"), `differs`}},
+		badCase{name: "invoke --resume of a journal of apply", args: []string{"invoke", "--resume", "j.jsonl"},
+			files: map[string]string{"j.jsonl": corpusApplyJournal}, want: []string{flagNameRe("resume"), `dmctl apply`}},
+		badCase{name: "apply --journal naming an existing file", args: []string{"apply", "p.plan", "--journal", "old.jsonl"},
+			files: map[string]string{"p.plan": corpusPlan, "old.jsonl": corpusJournal}, want: []string{flagNameRe("journal"), reLit("old.jsonl")}},
+	)
+	for _, c := range []struct{ name, plan, want string }{
+		{"not JSON", "hello\n", `not a JSON plan`},
+		{"results, not a plan", `{"deviceId":"d-01","method":"%M","outcome":"succeeded"}`, `dmctlPlan`},
+		{"format 99", corpusPlanEdit(`"dmctlPlan": 1`, `"dmctlPlan": 99`), `format 99`},
+		{"an unknown field", corpusPlanEdit(`"run": {`, `"rnu": {}, "run": {`), `rnu`},
+		{"a target twice", corpusPlanEdit(`"deviceId":"d-02"`, `"deviceId":"d-01"`), `targets\[1\].*twice`},
+		{"a target without version", corpusPlanEdit(`"version":1,"etag":"AAAAAAAAAAE="},`, `"etag":"AAAAAAAAAAE="},`), `targets\[0\].*version`},
+		{"a target without etag", corpusPlanEdit(`{"deviceId":"d-02","version":1,"etag":"AAAAAAAAAAE="}`, `{"deviceId":"d-02","version":1}`), `targets\[1\].*etag`},
+		{"a bad device id", corpusPlanEdit(`"deviceId":"d-02"`, `"deviceId":"d 02"`), `targets\[1\].*deviceId`},
+		{"a bad method", corpusPlanEdit(`"method": "%M"`, `"method": "%M x"`), `method`},
+		{"another hub", corpusPlanEdit(`"hub": "%H"`, `"hub": "other.azure-devices.net"`), `other\.azure-devices\.net`},
+		{"an empty hub", corpusPlanEdit(`"hub": "%H"`, `"hub": ""`), `hub`},
+		{"a payload invoke refuses", corpusPlanEdit(`"run": {`, `"payload": "`+strings.Repeat("x", 130*1024)+`", "run": {`), `payload`},
+		{"a rate invoke refuses", corpusPlanEdit(`"timeout": "30s"`, `"timeout": "30s", "rate": "fast"`), `--rate`},
+		{"a timeout invoke refuses", corpusPlanEdit(`"timeout": "30s"`, `"timeout": "1s"`), `timeout`},
+		{"a percentage without waves", corpusPlanEdit(`"timeout": "30s"`, `"timeout": "30s", "maxFailures": "5%"`), `--max-failures`},
+		{"--wait-timeout without a wait", corpusPlanEdit(`"timeout": "30s"`, `"timeout": "30s", "waitTimeout": "5m"`), `--wait-timeout`},
+		{"an abort criterion of no class", corpusPlanEdit(`"timeout": "30s"`, `"timeout": "30s", "abortIf": ["sleepy>2"]`), `--abort-if`},
+	} {
+		add(badCase{name: "apply of a plan with " + c.name, args: []string{"apply", "p.plan"}, files: map[string]string{"p.plan": c.plan},
+			want: []string{`plan p\.plan`, c.want}})
+	}
 
 	// --- Empty environment variables that stand for flags.
 	for _, v := range []string{"DMCTL_HUB", "DMCTL_OUTPUT", "DMCTL_AUTH", "DMCTL_PROFILE", "DMCTL_CONFIG_DIR", "IOTHUB_CONNECTION_STRING"} {

@@ -302,3 +302,30 @@ func TestExamplePipelines(t *testing.T) {
 		})
 	}
 }
+
+// TestExamplePlanAndApply: the plan step sends nothing, the apply step runs
+// the planned ring and journals it, and applying again resumes (nothing left).
+func TestExamplePlanAndApply(t *testing.T) {
+	h := startFleetHub(t, `{"groups":[
+ {"name":"canary","idPattern":"c-%02d","count":6,"tags":{"ring":"canary"},"methods":{"*":{"status":200,"latency":{"dist":"uniform","min":"20ms","max":"150ms"}}}},
+ {"name":"rest","idPattern":"r-%02d","count":10,"tags":{"ring":"main"},"methods":{"*":{"status":200}}}]}`, "--no-throttle")
+	plan := filepath.Join(t.TempDir(), "canary.plan")
+	r := runScript(t, hubEnv(t, h.Hubsim, "RING", "canary", "METHOD", "ping", "PAYLOAD", `{"n":1}`), "examples/plan-and-apply.sh", false, "plan", plan)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, `"ping" on 6 targets`)
+	assert.Empty(t, h.deliveries(t, "ping"), "the plan step sends nothing")
+
+	r = runScript(t, hubEnv(t, h.Hubsim), "examples/plan-and-apply.sh", false, "apply", plan)
+	require.Equal(t, 0, r.code, r.stderr)
+	results := jsonLines(t, r.stdout)
+	require.Len(t, results, 6)
+	for _, res := range results {
+		assert.Equal(t, "succeeded", res["outcome"], res["deviceId"])
+	}
+	assert.Len(t, h.deliveries(t, "ping"), 6)
+
+	r = runScript(t, hubEnv(t, h.Hubsim), "examples/plan-and-apply.sh", false, "apply", plan)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "6 targets already had a final result")
+	assert.Len(t, h.deliveries(t, "ping"), 6, "the second apply resumed: nothing sent again")
+}

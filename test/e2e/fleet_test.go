@@ -53,18 +53,30 @@ func (h *fleetHub) env() []string {
 	return []string{"IOTHUB_CONNECTION_STRING=" + h.ServiceConnectionString}
 }
 
-// dmctl returns a command running dmctl against the hub.
+// dmctl returns a command running dmctl invoke against the hub.
 func (h *fleetHub) dmctl(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(binary(t, "dmctl"), append([]string{"invoke", "--ca-file", h.CAFile}, args...)...)
+	return h.command(t, "invoke", args...)
+}
+
+// command returns a command running dmctl's command name against the hub.
+func (h *fleetHub) command(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(binary(t, "dmctl"), append([]string{name, "--ca-file", h.CAFile}, args...)...)
 	cmd.Env = append(cleanEnv(t, dmctlCmd{}), h.env()...)
 	return cmd
 }
 
-// run runs dmctl to the end.
+// run runs dmctl invoke to the end.
 func (h *fleetHub) run(t *testing.T, stdin string, args ...string) dmctlRun {
 	t.Helper()
-	cmd := h.dmctl(t, args...)
+	return h.runCommand(t, stdin, "invoke", args...)
+}
+
+// runCommand runs dmctl's command name to the end.
+func (h *fleetHub) runCommand(t *testing.T, stdin, name string, args ...string) dmctlRun {
+	t.Helper()
+	cmd := h.command(t, name, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -53,7 +53,7 @@ var shellWords = map[string]bool{
 // readmeScratch are the paths, relative to the repository root, that the
 // blocks create; they are removed before and after each run. (bin/ is the
 // build output `make build` is documented to write: it stays.)
-var readmeScratch = []string{"hub", "results.jsonl"}
+var readmeScratch = []string{"hub", "results.jsonl", "gw.plan"}
 
 type mdBlock struct {
 	file string // as given to markdownBlocks, e.g. docs/quickstart.md

@@ -147,6 +147,9 @@ func invokeRun(ctx context.Context, opts *Options) error {
 	if opts.Via == ViaJob {
 		return invokeViaJob(ctx, opts)
 	}
+	if opts.PlanFile != "" {
+		return opts.writePlan(ctx)
+	}
 	inv, cred, err := opts.Invoker()
 	if err != nil {
 		return err
@@ -355,7 +358,7 @@ func (s *session) runOptions(pc pace, wait *fleet.Wait) fleet.RunOptions {
 			Opening: iothub.HandshakesInProgress, OnResize: proc.FollowInFlight},
 		Limiter: pc.limiter, Journal: s.journal, Carried: s.carried,
 		Waves: opts.Waves, WavePause: opts.WavePause, MaxFailures: opts.MaxFailures, AbortIf: opts.AbortIf, MinSample: opts.MinSample, Sleep: opts.Sleep,
-		Grace: opts.Grace, Abort: opts.HardStop, Progress: s.progress, Wait: wait,
+		Grace: opts.Grace, Abort: opts.HardStop, Progress: s.progress, Wait: wait, Drift: opts.Plan.DriftCheck(),
 		OnResult: func(r fleet.Result) {
 			if s.stdoutFailed == nil {
 				if err := s.printer.Add(r); err != nil {
@@ -507,7 +510,7 @@ func (s *session) verdict(sum, merged fleet.Summary, runErr error) error {
 		return s.stdoutFailed
 	case stopped:
 		if s.journalPath != "" {
-			_, _ = fmt.Fprintf(s.errOut, "hint: continue with: dmctl invoke --resume %s\n", s.journalPath)
+			_, _ = fmt.Fprintf(s.errOut, "hint: continue with: %s\n", s.opts.Plan.ResumeCommand(s.journalPath))
 		} else if s.stdoutFailed != nil {
 			_, _ = fmt.Fprintln(s.errOut, "hint: the results stdout did not take are lost; with --journal FILE every result is kept (dmctl journal show FILE prints them) and --resume FILE continues the run.")
 		}
