@@ -15,10 +15,13 @@
 # Needs dmctl on PATH (or DMCTL=/path/to/dmctl) and a credential it can use
 # (IOTHUB_CONNECTION_STRING, a profile, or --hub/--auth in DMCTL_ARGS).
 # METHOD (default reboot), PAYLOAD (JSON, default none), WAVES (default
-# 1,50%,100%) and MAX_FAILURES (default 10%) shape the plan.
+# 1,50%,100%), ABORT_IF (default offline>10%: stop once more than a tenth
+# of the finished devices were offline) and GATE (a shell command run
+# between waves; default: every result of the wave succeeded) shape the
+# plan: a safe rollout, reviewed before it runs.
 #
 # Exit code: dmctl's (0 all succeeded, 4 some did not or drifted, 5 stopped
-# by the threshold, 2 a bad plan).
+# by an abort criterion or the gate, 2 a bad plan).
 set -euo pipefail
 DMCTL=${DMCTL:-dmctl}
 read -r -a extra <<<"${DMCTL_ARGS:-}"
@@ -35,7 +38,9 @@ plan)
   if [[ -n ${PAYLOAD:-} ]]; then payload=(--payload "$PAYLOAD"); fi
   exec "$DMCTL" invoke "${METHOD:-reboot}" "${extra[@]}" "${payload[@]}" \
     --query "SELECT deviceId FROM devices WHERE tags.ring = '$RING'" \
-    --waves "${WAVES:-1,50%,100%}" --max-failures "${MAX_FAILURES:-10%}" --plan "$plan"
+    --waves "${WAVES:-1,50%,100%}" --abort-if "${ABORT_IF:-offline>10%}" \
+    --gate "${GATE:-test \"\$(grep -vc '\"outcome\":\"succeeded\"' \"\$DMCTL_WAVE_RESULTS\")\" -eq 0}" \
+    --plan "$plan"
   ;;
 apply)
   journal=$plan.journal

@@ -323,6 +323,9 @@ func TestExamplePlanAndApply(t *testing.T) {
 		assert.Equal(t, "succeeded", res["outcome"], res["deviceId"])
 	}
 	assert.Len(t, h.deliveries(t, "ping"), 6)
+	assert.Contains(t, r.stderr, "wave 1: the --gate passed", "the planned gate ran between the waves")
+	assert.Contains(t, r.stderr, "wave 2: the --gate passed")
+	assert.Contains(t, readFile(t, plan), `"abortIf": [`)
 
 	r = runScript(t, hubEnv(t, h.Hubsim), "examples/plan-and-apply.sh", false, "apply", plan)
 	require.Equal(t, 0, r.code, r.stderr)
