@@ -75,11 +75,19 @@ func BenchmarkRunnerRolloutPolicies(b *testing.B) {
 			for i := range targets {
 				targets[i] = Target{DeviceID: fmt.Sprintf("bench-%07d", i)}
 			}
-			inv := funcInvoker(func(_ context.Context, t Target) (iothub.MethodResult, error) {
+			inv := funcInvoker(func(ctx context.Context, t Target) (iothub.MethodResult, error) {
 				var k int
 				_, _ = fmt.Sscanf(t.DeviceID, "bench-%d", &k)
-				time.Sleep(5*time.Millisecond + time.Duration(k*7919%45)*time.Millisecond) // the device's answer time
-				return iothub.MethodResult{Status: 200, Payload: json.RawMessage(`{"ok":true}`)}, nil
+				// The device's answer time, as a call sees it: an answer after
+				// it, or the call's context ending first.
+				answer := time.NewTimer(5*time.Millisecond + time.Duration(k*7919%45)*time.Millisecond)
+				defer answer.Stop()
+				select {
+				case <-answer.C:
+					return iothub.MethodResult{Status: 200, Payload: json.RawMessage(`{"ok":true}`)}, nil
+				case <-ctx.Done():
+					return iothub.MethodResult{}, ctx.Err()
+				}
 			})
 			b.ReportAllocs()
 			start := time.Now()
