@@ -111,10 +111,11 @@ func TestRunnerParksOfflineDevicesUntilTheyConnect(t *testing.T) {
 	clk := newClock()
 	var online sync.Map // device -> true once connected
 	var calls sync.Map  // device -> *atomic.Int64
+	var reads sync.Map  // device -> the first twin read after its first call
 	inv := funcInvoker(func(_ context.Context, tg Target) (iothub.MethodResult, error) {
 		n, _ := calls.LoadOrStore(tg.DeviceID, new(atomic.Int64))
-		n.(*atomic.Int64).Add(1)
-		if _, ok := online.Load(tg.DeviceID); !ok {
+		first := n.(*atomic.Int64).Add(1) == 1
+		if _, ok := online.Load(tg.DeviceID); !ok || first { // every device is offline at its first call
 			return iothub.MethodResult{}, offline
 		}
 		return okAnswer()
@@ -123,9 +124,14 @@ func TestRunnerParksOfflineDevicesUntilTheyConnect(t *testing.T) {
 	ft.before = func(read int, docs map[string]map[string]any) {
 		for _, id := range []string{"d0001", "d0002", "d0003"} {
 			state := "Disconnected"
-			if id != "d0003" && read >= 3 { // d0003 never connects
-				state = "Connected"
-				online.Store(id, true)
+			// A device connects two reads after its first call was refused
+			// (so that call is refused whatever the order); d0003 never does.
+			if _, called := calls.Load(id); called && id != "d0003" {
+				seen, _ := reads.LoadOrStore(id, read)
+				if read >= seen.(int)+2 {
+					state = "Connected"
+					online.Store(id, true)
+				}
 			}
 			docs[id] = map[string]any{"deviceId": id, "connectionState": state}
 		}
